@@ -1,0 +1,362 @@
+"""Appointment routes. The booking POST is the release-peak hot path: kept lean, and a
+request for a place known to be gone is answered from memory before the database."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.booking import rules, service, views
+from yuyue.booking.schemas import (
+    AppointmentCreate,
+    AppointmentRead,
+    BlacklistCreate,
+    CancelRequest,
+    PaymentConfirmation,
+    Reschedule,
+)
+from yuyue.kit import i18n
+from yuyue.kit.errors import YuyueError
+from yuyue.patients import service as patient_service
+from yuyue.scheduling.rules import pools_for_channel
+from yuyue.staff.models import Role
+from yuyue.staff.rules import Actor, require_staff
+from yuyue.web.context import AppContext
+from yuyue.web.deps import ActorDep, CtxDep, LocaleDep
+from yuyue.web.problems import PROBLEM_JSON, register_constraint
+
+router = APIRouter(prefix="/api/v1", tags=["appointments"])
+
+register_constraint("uq_appointment_active_patient_session", rules.AlreadyBooked)
+
+
+class IdempotencyKeyReused(YuyueError):
+    code = "idempotency_key_reused"
+    status = 422
+
+
+class InvalidIdempotencyKey(YuyueError):
+    code = "invalid_idempotency_key"
+    status = 422
+
+
+i18n.register(
+    {
+        "title.idempotency_key_reused": ("幂等键重复使用", "Idempotency key reused"),
+        "error.idempotency_key_reused": (
+            "该 Idempotency-Key 已用于另一个不同的请求，请为新请求使用新的键。",
+            "This Idempotency-Key was already used for a different request; use a new key.",
+        ),
+        "title.invalid_idempotency_key": ("幂等键无效", "Invalid idempotency key"),
+        "error.invalid_idempotency_key": (
+            "Idempotency-Key 须为 1–200 个可见 ASCII 字符。",
+            "The Idempotency-Key must be 1–200 visible ASCII characters.",
+        ),
+    }
+)
+
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or unknown API key / token (`unauthorized`)"},
+    404: {"description": "unknown patient, session or slot (`not_found`)"},
+    409: {
+        "description": "refused by a rule: `sold_out` (with `alternatives`), `limit_exceeded`, "
+        "`already_booked`, `outside_release_window`, `booking_closed`, `session_stopped`, "
+        "`age_not_allowed`, `sex_not_allowed`",
+        "content": {
+            PROBLEM_JSON: {
+                "example": {
+                    "type": "https://yuyue.dev/problems/sold_out",
+                    "title": "号源已约满",
+                    "status": 409,
+                    "code": "sold_out",
+                    "detail": "该时段的号源已约满，可选择下方推荐的其他时段或医生。",
+                    "alternatives": [
+                        {
+                            "kind": "same_doctor",
+                            "session_id": "0195f3c1-0000-7000-8000-0000000000ab",
+                            "date": "2026-11-27",
+                            "period": "afternoon",
+                            "start": "13:30",
+                            "end": "17:30",
+                            "doctor_name": "王建国",
+                            "remaining": 4,
+                        }
+                    ],
+                }
+            }
+        },
+    },
+    403: {"description": "`blacklisted` (self-service booking suspended) or `forbidden`"},
+    422: {"description": "`validation_error` or `idempotency_key_reused`"},
+}
+
+
+def _scope(actor: Actor) -> str:
+    return f"{actor.kind.value}:{actor.id}"
+
+
+def _request_hash(body: AppointmentCreate) -> str:
+    return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+
+
+def _check_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 200 or not key.isascii() or not key.isprintable():
+        raise InvalidIdempotencyKey()
+    return key
+
+
+@router.post(
+    "/appointments",
+    status_code=201,
+    response_model=AppointmentRead,
+    responses=_REFUSALS,
+    summary="Book a place (a hold when the level has a fee)",
+)
+async def create_appointment(
+    body: AppointmentCreate,
+    request: Request,
+    ctx: CtxDep,
+    actor: ActorDep,
+    locale: LocaleDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="Retries with the same key return the first successful answer."),
+    ] = None,
+) -> Any:
+    key = _check_key(idempotency_key)
+    scope = _scope(actor)
+    request_hash = _request_hash(body)
+    if key is not None and ctx.known_keys.may_have_answer(scope, key):
+        async with ctx.db.read() as session:
+            record = await service.find_idempotent(session, scope=scope, key=key)
+        if record is not None:
+            return _replay(record.request_hash, request_hash, record.status_code, record.response)
+
+    cache_key = (body.session_id, pools_for_channel(actor.channel), body.slot_id)
+    if (actor.hospital_id, body.patient_id) in ctx.known_patients:
+        cached = ctx.sold_out.get(cache_key)
+        if cached is not None:
+            raise rules.SoldOut(alternatives=cached)
+
+    if key is not None:
+        ctx.known_keys.add(scope, key)
+
+    async def work(session: AsyncSession) -> tuple[int, dict[str, Any]]:
+        if key is not None:
+            # A concurrent twin of this request may have committed while we waited.
+            record = await service.find_idempotent(session, scope=scope, key=key)
+            if record is not None:
+                return -1, {
+                    "hash": record.request_hash,
+                    "status": record.status_code,
+                    "body": record.response,
+                }
+        now = ctx.clock.now()
+        appointment = await service.book(
+            session,
+            actor=actor,
+            patient_id=body.patient_id,
+            session_id=body.session_id,
+            slot_id=body.slot_id,
+            now=now,
+        )
+        view = await views.appointment_view(
+            session, appointment=appointment, voucher_signer=ctx.voucher_signer, locale=locale
+        )
+        answer = view.model_dump(mode="json")
+        if key is not None:
+            service.remember_answer(
+                session,
+                hospital_id=actor.hospital_id,
+                scope=scope,
+                key=key,
+                request_hash=request_hash,
+                status_code=201,
+                response=answer,
+                now=now,
+            )
+        return 201, answer
+
+    try:
+        status_code, answer = await ctx.db.transact(work)
+    except rules.SoldOut as sold_out:
+        ctx.known_patients.add((actor.hospital_id, body.patient_id))
+        async with ctx.db.read() as session:
+            sold_out.alternatives = await service.alternatives(
+                session,
+                actor=actor,
+                session_id=body.session_id,
+                slot_id=body.slot_id,
+                now=ctx.clock.now(),
+            )
+        ctx.sold_out.put(cache_key, sold_out.alternatives)
+        raise
+    ctx.known_patients.add((actor.hospital_id, body.patient_id))
+    if status_code == -1:
+        return _replay(answer["hash"], request_hash, answer["status"], answer["body"])
+    return JSONResponse(answer, status_code=201)
+
+
+def _replay(
+    stored_hash: str, request_hash: str, status_code: int, body: dict[str, Any]
+) -> JSONResponse:
+    if stored_hash != request_hash:
+        raise IdempotencyKeyReused()
+    return JSONResponse(body, status_code=status_code, headers={"Idempotent-Replayed": "true"})
+
+
+async def _view(
+    ctx: AppContext, session: AsyncSession, appointment: Any, locale: str
+) -> AppointmentRead:
+    return await views.appointment_view(
+        session, appointment=appointment, voucher_signer=ctx.voucher_signer, locale=locale
+    )
+
+
+@router.get("/appointments/{appointment_id}", response_model=AppointmentRead, responses=_REFUSALS)
+async def get_appointment(
+    appointment_id: uuid.UUID, ctx: CtxDep, actor: ActorDep, locale: LocaleDep
+) -> AppointmentRead:
+    async with ctx.db.read() as session:
+        appointment = await service.get_appointment(
+            session, hospital_id=actor.hospital_id, appointment_id=appointment_id
+        )
+        return await _view(ctx, session, appointment, locale)
+
+
+@router.post(
+    "/appointments/{appointment_id}/cancel",
+    response_model=AppointmentRead,
+    responses=_REFUSALS,
+    summary="Cancel (within the deadline) and return the place to its pool",
+)
+async def cancel_appointment(
+    appointment_id: uuid.UUID,
+    ctx: CtxDep,
+    actor: ActorDep,
+    locale: LocaleDep,
+    body: CancelRequest | None = None,
+) -> AppointmentRead:
+    async def work(session: AsyncSession) -> AppointmentRead:
+        appointment = await service.cancel(
+            session,
+            actor=actor,
+            appointment_id=appointment_id,
+            note=body.note if body else None,
+            now=ctx.clock.now(),
+        )
+        return await _view(ctx, session, appointment, locale)
+
+    result = await ctx.db.transact(work)
+    ctx.sold_out.places_returned(result.session.id)
+    return result
+
+
+@router.post(
+    "/appointments/{appointment_id}/reschedule",
+    status_code=201,
+    response_model=AppointmentRead,
+    responses=_REFUSALS,
+    summary="Move to another session or slot; the old place is kept if the new one is gone",
+)
+async def reschedule_appointment(
+    appointment_id: uuid.UUID, body: Reschedule, ctx: CtxDep, actor: ActorDep, locale: LocaleDep
+) -> AppointmentRead:
+    async def work(session: AsyncSession) -> tuple[AppointmentRead, uuid.UUID]:
+        old = await service.get_appointment(
+            session, hospital_id=actor.hospital_id, appointment_id=appointment_id
+        )
+        old_session = old.session_id
+        appointment = await service.reschedule(
+            session,
+            actor=actor,
+            appointment_id=appointment_id,
+            session_id=body.session_id,
+            slot_id=body.slot_id,
+            now=ctx.clock.now(),
+        )
+        return await _view(ctx, session, appointment, locale), old_session
+
+    result, old_session = await ctx.db.transact(work)
+    ctx.sold_out.places_returned(old_session)
+    return result
+
+
+@router.post(
+    "/appointments/{appointment_id}/confirm-payment",
+    response_model=AppointmentRead,
+    responses=_REFUSALS,
+    summary="Confirm a paid hold (finance staff; payment providers arrive later)",
+)
+async def confirm_payment(
+    appointment_id: uuid.UUID,
+    body: PaymentConfirmation,
+    ctx: CtxDep,
+    actor: ActorDep,
+    locale: LocaleDep,
+) -> AppointmentRead:
+    require_staff(actor, Role.FINANCE, Role.REGISTRAR)
+
+    async def work(session: AsyncSession) -> AppointmentRead:
+        appointment = await service.confirm_payment(
+            session,
+            actor=actor,
+            appointment_id=appointment_id,
+            paid_fen=body.paid_fen,
+            payment_reference=body.payment_reference,
+            now=ctx.clock.now(),
+        )
+        return await _view(ctx, session, appointment, locale)
+
+    return await ctx.db.transact(work)
+
+
+@router.get(
+    "/patients/{patient_id}/appointments",
+    response_model=list[AppointmentRead],
+    responses=_REFUSALS,
+    tags=["patients"],
+)
+async def list_patient_appointments(
+    patient_id: uuid.UUID, ctx: CtxDep, actor: ActorDep, locale: LocaleDep
+) -> list[AppointmentRead]:
+    async with ctx.db.read() as session:
+        await patient_service.get_patient(
+            session, hospital_id=actor.hospital_id, patient_id=patient_id
+        )
+        rows = await views.patient_appointments(
+            session, hospital_id=actor.hospital_id, patient_id=patient_id
+        )
+        return [await _view(ctx, session, row, locale) for row in rows]
+
+
+@router.post(
+    "/blacklist", status_code=201, tags=["patients"], summary="Suspend self-service booking (admin)"
+)
+async def create_blacklist_entry(
+    body: BlacklistCreate, ctx: CtxDep, actor: ActorDep
+) -> dict[str, Any]:
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        now = ctx.clock.now()
+        entry = await service.add_blacklist_entry(
+            session,
+            actor=actor,
+            patient_id=body.patient_id,
+            reason=body.reason,
+            ends_at=body.ends_at,
+            now=now,
+        )
+        return {
+            "id": str(entry.id),
+            "patient_id": str(entry.patient_id),
+            "ends_at": entry.ends_at.isoformat(),
+        }
+
+    return await ctx.db.transact(work)

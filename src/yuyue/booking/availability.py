@@ -1,0 +1,135 @@
+"""In-process memory that lets the release peak be answered before the database.
+
+At 08:00 most booking attempts are for places already gone. Once a claim has failed, the
+"sold out" answer (with its alternatives) is kept for a short time and served from memory;
+a place returned by this process (cancel, expiry, extra places) clears it at once, and
+other processes see the change within `ttl` seconds. The cache can only say "sold out"
+too long, never "available": the conditional UPDATE stays the only way to take a place,
+so a stale entry can delay a booking by a moment but can never overbook.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+SoldOutKey = tuple[uuid.UUID, tuple[str, ...], uuid.UUID | None]
+
+
+@dataclass(slots=True)
+class _Entry:
+    alternatives: list[dict[str, Any]]
+    expires: float
+
+
+class SoldOutCache:
+    def __init__(self, ttl: float, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._now = monotonic
+        self._entries: dict[SoldOutKey, _Entry] = {}
+
+    def get(self, key: SoldOutKey) -> list[dict[str, Any]] | None:
+        if self.ttl <= 0:
+            return None
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires <= self._now():
+            self._entries.pop(key, None)
+            return None
+        return entry.alternatives
+
+    def put(self, key: SoldOutKey, alternatives: list[dict[str, Any]]) -> None:
+        if self.ttl > 0:
+            self._entries[key] = _Entry(alternatives, self._now() + self.ttl)
+
+    def places_returned(self, session_id: uuid.UUID) -> None:
+        for key in [k for k in self._entries if k[0] == session_id]:
+            self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+class BoundedSet:
+    """A set that forgets its oldest members past `limit` (an LRU of ids)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: OrderedDict[Any, None] = OrderedDict()
+        self.evicted = False
+
+    def add(self, item: Any) -> None:
+        self._items[item] = None
+        self._items.move_to_end(item)
+        while len(self._items) > self.limit:
+            self._items.popitem(last=False)
+            self.evicted = True
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class KnownKeys:
+    """Idempotency keys that may have a remembered answer.
+
+    A request whose key is here must be looked up in the database before any shortcut.
+    The set is filled with the last day's keys at start-up and with every key before its
+    booking is attempted, so in a single serving process a key *not* here has no stored
+    answer. With several processes and no shared store that is no longer true, and
+    `authoritative` is False: every keyed request then asks the database.
+    """
+
+    def __init__(self, *, authoritative: bool, limit: int = 2_000_000) -> None:
+        self.authoritative = authoritative
+        self._keys = BoundedSet(limit)
+        self._complete = True
+
+    def add(self, scope: str, key: str) -> None:
+        self._keys.add((scope, key))
+        if self._keys.evicted:
+            self._complete = False
+
+    def may_have_answer(self, scope: str, key: str) -> bool:
+        if not self.authoritative or not self._complete:
+            return True
+        return (scope, key) in self._keys
+
+
+@dataclass(frozen=True, slots=True)
+class CachedActor:
+    value: Any
+    expires: float
+
+
+class ActorCache:
+    """API key digest → actor, so the hot path does not read the key table each request.
+    A revoked key stops working in this process at once and elsewhere within `ttl`."""
+
+    def __init__(
+        self, ttl: float = 30.0, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self._now = monotonic
+        self._entries: dict[str, CachedActor] = {}
+
+    def get(self, digest: str) -> Any | None:
+        entry = self._entries.get(digest)
+        if entry is None or entry.expires <= self._now():
+            return None
+        return entry.value
+
+    def put(self, digest: str, actor: Any) -> None:
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[digest] = CachedActor(actor, self._now() + self.ttl)
+
+    def forget_all(self) -> None:
+        self._entries.clear()

@@ -1,0 +1,131 @@
+"""Appointments, the blacklist and remembered answers for idempotent retries."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yuyue.kit.db import Base
+from yuyue.kit.ids import new_id
+
+
+class AppointmentStatus(StrEnum):
+    HELD = "held"
+    BOOKED = "booked"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    CHECKED_IN = "checked_in"
+    COMPLETED = "completed"
+    NO_SHOW = "no_show"
+
+
+# Statuses that occupy a place; the partial unique indexes below use the same list.
+ACTIVE_STATUSES = (AppointmentStatus.HELD, AppointmentStatus.BOOKED, AppointmentStatus.CHECKED_IN)
+_ACTIVE_SQL = text("status IN ('held', 'booked', 'checked_in')")
+
+
+class CancelReason(StrEnum):
+    PATIENT = "patient"
+    STAFF = "staff"
+    STOP_CLINIC = "stop_clinic"
+    RESCHEDULED = "rescheduled"
+
+
+class Appointment(Base):
+    __tablename__ = "appointment"
+    __table_args__ = (
+        Index(
+            "uq_appointment_active_patient_session",
+            "patient_id",
+            "session_id",
+            unique=True,
+            postgresql_where=_ACTIVE_SQL,
+            sqlite_where=_ACTIVE_SQL,
+        ),
+        Index(
+            "uq_appointment_active_sequence",
+            "session_id",
+            "sequence_number",
+            unique=True,
+            postgresql_where=_ACTIVE_SQL,
+            sqlite_where=_ACTIVE_SQL,
+        ),
+        Index("ix_appointment_patient_visit_date", "patient_id", "visit_date"),
+        Index("ix_appointment_pool_status", "pool_id", "status"),
+        Index("ix_appointment_status_hold_expires_at", "status", "hold_expires_at"),
+        Index("ix_appointment_session_status", "session_id", "status"),
+        UniqueConstraint("hospital_id", "voucher_code"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    hospital_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hospital.id"))
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"))
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic_session.id"))
+    slot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("time_slot.id"))
+    pool_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("slot_pool.id"))
+    # Copied from the session so per-patient limits are one indexed query.
+    department_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("department.id"))
+    doctor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("doctor.id"))
+    visit_date: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[AppointmentStatus] = mapped_column(String(16))
+    sequence_number: Mapped[int] = mapped_column(SmallInteger)
+    fee_fen: Mapped[int] = mapped_column(Integer)
+    voucher_code: Mapped[str] = mapped_column(String(12))
+    hold_expires_at: Mapped[datetime | None]
+    booked_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    cancel_reason: Mapped[str | None] = mapped_column(String(32))
+    cancel_note: Mapped[str | None] = mapped_column(Text)
+    rescheduled_from_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("appointment.id"))
+    payment_reference: Mapped[str | None] = mapped_column(String(100))
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class BlacklistEntry(Base):
+    __tablename__ = "blacklist_entry"
+    __table_args__ = (Index("ix_blacklist_entry_patient", "patient_id", "ends_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    hospital_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hospital.id"))
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    lifted_at: Mapped[datetime | None]
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime]
+
+
+class IdempotencyRecord(Base):
+    """The first successful answer to a request carrying an Idempotency-Key."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    hospital_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hospital.id"))
+    scope: Mapped[str] = mapped_column(String(80))
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(SmallInteger)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(index=True)

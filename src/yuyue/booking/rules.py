@@ -1,0 +1,509 @@
+"""Pure booking rules: the appointment state machine and every eligibility check.
+
+Each check is a plain function over values already loaded and an injected `now`; it raises
+a :class:`~yuyue.kit.errors.YuyueError` subclass with a stable code. No I/O here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from yuyue.booking.models import ACTIVE_STATUSES, AppointmentStatus, CancelReason
+from yuyue.kit import i18n
+from yuyue.kit.errors import YuyueError
+from yuyue.scheduling.models import Channel, SessionStatus
+
+S = AppointmentStatus
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+class SoldOut(YuyueError):
+    code = "sold_out"
+    status = 409
+
+    def __init__(self, *, alternatives: Sequence[dict[str, Any]] = (), **values: Any) -> None:
+        super().__init__(**values)
+        self.alternatives = list(alternatives)
+
+    def extensions(self) -> dict[str, Any]:
+        return {"alternatives": self.alternatives}
+
+
+class OutsideReleaseWindow(YuyueError):
+    code = "outside_release_window"
+    status = 409
+
+    def extensions(self) -> dict[str, Any]:
+        return {"opens_at": self.values["opens_at"]}
+
+
+class BookingClosed(YuyueError):
+    code = "booking_closed"
+    status = 409
+
+
+class SessionStopped(YuyueError):
+    code = "session_stopped"
+    status = 409
+
+
+class AgeNotAllowed(YuyueError):
+    code = "age_not_allowed"
+    status = 409
+
+
+class SexNotAllowed(YuyueError):
+    code = "sex_not_allowed"
+    status = 409
+
+
+class AlreadyBooked(YuyueError):
+    code = "already_booked"
+    status = 409
+
+
+class LimitExceeded(YuyueError):
+    code = "limit_exceeded"
+    status = 409
+
+    def detail(self, locale: str = i18n.DEFAULT_LOCALE) -> str:
+        rule = i18n.translate(
+            f"limit.{self.values['limit']}", locale, maximum=self.values["maximum"]
+        )
+        return i18n.translate("error.limit_exceeded", locale, rule=rule)
+
+    def extensions(self) -> dict[str, Any]:
+        return {"limit": self.values["limit"], "maximum": self.values["maximum"]}
+
+
+class Blacklisted(YuyueError):
+    code = "blacklisted"
+    status = 403
+
+    def extensions(self) -> dict[str, Any]:
+        return {"until": self.values["until"]}
+
+
+class CancellationClosed(YuyueError):
+    code = "cancellation_closed"
+    status = 409
+
+
+class HoldExpired(YuyueError):
+    code = "hold_expired"
+    status = 409
+
+
+class InvalidTransition(YuyueError):
+    code = "invalid_state"
+    status = 409
+
+
+class PaymentMismatch(YuyueError):
+    code = "payment_mismatch"
+    status = 409
+
+
+i18n.register(
+    {
+        "title.sold_out": ("号源已约满", "Sold out"),
+        "error.sold_out": (
+            "该时段的号源已约满，可选择下方推荐的其他时段或医生。",
+            "No places are left for this session; see the suggested alternatives.",
+        ),
+        "title.outside_release_window": ("尚未放号", "Not yet released"),
+        "error.outside_release_window": (
+            "该出诊尚未开放预约，将于 {opens_local} 放号。",
+            "Booking for this session opens at {opens_local}.",
+        ),
+        "title.booking_closed": ("预约已截止", "Booking closed"),
+        "error.booking_closed": (
+            "该出诊的预约已截止（截止时间 {closed_local}）。",
+            "Booking for this session closed at {closed_local}.",
+        ),
+        "title.session_stopped": ("已停诊", "Clinic stopped"),
+        "error.session_stopped": (
+            "该出诊已停诊，请选择其他医生或日期。",
+            "This clinic session has been stopped; please choose another doctor or day.",
+        ),
+        "title.age_not_allowed": ("年龄不符", "Age not allowed"),
+        "error.age_not_allowed": (
+            "{department}接诊 {range} 的患者，就诊人就诊时 {age} 岁，不能预约。",
+            "{department} sees patients aged {range}; this patient will be {age}.",
+        ),
+        "title.sex_not_allowed": ("性别不符", "Sex not allowed"),
+        "error.sex_not_allowed": (
+            "{department}仅接诊{allowed}患者，不能为该就诊人预约。",
+            "{department} only sees {allowed} patients.",
+        ),
+        "sex.F": ("女性", "female"),
+        "sex.M": ("男性", "male"),
+        "title.already_booked": ("重复预约", "Already booked"),
+        "error.already_booked": (
+            "该就诊人已预约本次出诊，无需重复预约。",
+            "This patient already has a booking for this session.",
+        ),
+        "title.limit_exceeded": ("超出预约限制", "Booking limit reached"),
+        "error.limit_exceeded": ("已达到预约上限：{rule}。", "Booking limit reached: {rule}."),
+        "limit.per_doctor_per_day": (
+            "同一就诊人同一医生每天最多 {maximum} 个",
+            "at most {maximum} per doctor per day",
+        ),
+        "limit.per_department_per_day": (
+            "同一就诊人同一科室每天最多 {maximum} 个",
+            "at most {maximum} per department per day",
+        ),
+        "limit.per_day": ("同一就诊人每天最多 {maximum} 个", "at most {maximum} per day"),
+        "limit.per_7_days": (
+            "同一就诊人 7 天内最多预约 {maximum} 次",
+            "at most {maximum} bookings made within 7 days",
+        ),
+        "limit.per_90_days": (
+            "同一就诊人 90 天内最多预约 {maximum} 次",
+            "at most {maximum} bookings made within 90 days",
+        ),
+        "limit.active": (
+            "同一就诊人最多同时持有 {maximum} 个未就诊的预约",
+            "at most {maximum} upcoming bookings at a time",
+        ),
+        "limit.account_patients": (
+            "一个账号最多添加 {maximum} 位就诊人",
+            "at most {maximum} patients per account",
+        ),
+        "title.blacklisted": ("暂停预约", "Booking suspended"),
+        "error.blacklisted": (
+            "该就诊人因{reason}，{until_local} 前不能通过自助渠道预约，"
+            "可到医院窗口挂号或提出申诉。",
+            "Self-service booking is suspended for this patient until {until_local} ({reason}); "
+            "registration at the hospital window is still possible, and you may appeal.",
+        ),
+        "title.cancellation_closed": ("已过退号时间", "Cancellation closed"),
+        "error.cancellation_closed": (
+            "已超过退号截止时间（{deadline_local}），不能在线取消，请联系医院窗口。",
+            "The cancellation deadline ({deadline_local}) has passed; please contact the hospital.",
+        ),
+        "title.hold_expired": ("锁号已过期", "Hold expired"),
+        "error.hold_expired": (
+            "锁号已超时失效，号源已释放，请重新预约。",
+            "The hold expired and the place was released; please book again.",
+        ),
+        "title.payment_mismatch": ("支付金额不符", "Payment mismatch"),
+        "error.payment_mismatch": (
+            "支付金额 {paid_fen} 分与应付 {fee_fen} 分不一致。",
+            "The amount paid ({paid_fen} fen) differs from the fee ({fee_fen} fen).",
+        ),
+    }
+)
+
+
+# --- state machine -----------------------------------------------------------------------
+
+TRANSITIONS: dict[tuple[AppointmentStatus, str], AppointmentStatus] = {
+    (S.HELD, "confirm_payment"): S.BOOKED,
+    (S.HELD, "expire"): S.EXPIRED,
+    (S.HELD, "cancel"): S.CANCELLED,
+    (S.BOOKED, "cancel"): S.CANCELLED,
+    (S.BOOKED, "check_in"): S.CHECKED_IN,
+    (S.BOOKED, "mark_no_show"): S.NO_SHOW,
+    (S.CHECKED_IN, "complete"): S.COMPLETED,
+}
+
+
+def transition(status: AppointmentStatus, action: str) -> AppointmentStatus:
+    try:
+        return TRANSITIONS[(status, action)]
+    except KeyError:
+        raise InvalidTransition(state=status.value, action=action) from None
+
+
+def is_active(status: AppointmentStatus) -> bool:
+    return status in ACTIVE_STATUSES
+
+
+def initial_status(fee_fen: int) -> AppointmentStatus:
+    """A free level books at once; a fee leaves a hold until payment arrives."""
+    return S.BOOKED if fee_fen == 0 else S.HELD
+
+
+# --- facts the checks need ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    release_days_ahead: int = 7
+    release_time: time = time(8, 0)
+    advance_cutoff_time: time = time(16, 0)
+    same_day_booking: bool = True
+    same_day_open_time: time = time(7, 0)
+    same_day_cutoff_minutes: int = 60
+    cancel_days_before: int = 1
+    cancel_deadline_time: time = time(15, 0)
+    hold_minutes: int = 15
+    limit_per_doctor_per_day: int = 1
+    limit_per_department_per_day: int = 1
+    limit_per_day: int = 2
+    limit_per_7_days: int = 3
+    limit_per_90_days: int = 5
+    limit_active: int = 3
+    account_patients_max: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFacts:
+    id: uuid.UUID
+    date: date
+    start_time: time
+    end_time: time
+    department_id: uuid.UUID
+    doctor_id: uuid.UUID | None
+    status: SessionStatus
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class BookingFacts:
+    """One of the patient's existing appointments."""
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    visit_date: date
+    department_id: uuid.UUID
+    doctor_id: uuid.UUID | None
+    status: AppointmentStatus
+    created_at: datetime
+    cancel_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BookingWindow:
+    opens_at: datetime
+    advance_closes_at: datetime
+    same_day_opens_at: datetime | None
+    closes_at: datetime
+
+
+def local_instant(day: date, at: time, tz: str) -> datetime:
+    return datetime.combine(day, at, tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+
+def format_local(instant: datetime, tz: str) -> str:
+    return instant.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+
+
+def booking_window(policy: Policy, session: SessionFacts) -> BookingWindow:
+    """When a session can be booked from a remote channel.
+
+    Released `release_days_ahead` days before at `release_time`; advance booking closes the
+    day before at `advance_cutoff_time`; if same-day booking is on, it reopens on the day at
+    `same_day_open_time` until `same_day_cutoff_minutes` before the session ends.
+    """
+    tz = session.timezone
+    opens_at = local_instant(
+        session.date - timedelta(days=policy.release_days_ahead), policy.release_time, tz
+    )
+    advance_closes = local_instant(session.date - timedelta(days=1), policy.advance_cutoff_time, tz)
+    session_end = local_instant(session.date, session.end_time, tz)
+    closes_at = session_end - timedelta(minutes=policy.same_day_cutoff_minutes)
+    same_day_opens: datetime | None = None
+    if policy.same_day_booking:
+        same_day_opens = max(local_instant(session.date, policy.same_day_open_time, tz), opens_at)
+    else:
+        closes_at = min(advance_closes, closes_at)
+    advance_closes = max(min(advance_closes, closes_at), opens_at)
+    return BookingWindow(opens_at, advance_closes, same_day_opens, closes_at)
+
+
+def check_window(policy: Policy, session: SessionFacts, *, channel: Channel, now: datetime) -> None:
+    window = booking_window(policy, session)
+    tz = session.timezone
+    if now < window.opens_at:
+        raise OutsideReleaseWindow(
+            opens_at=window.opens_at.isoformat(), opens_local=format_local(window.opens_at, tz)
+        )
+    session_end = local_instant(session.date, session.end_time, tz)
+    if channel is Channel.WINDOW:
+        # Registrars serve patients standing in front of them until the clinic ends.
+        if now >= session_end:
+            raise BookingClosed(closed_local=format_local(session_end, tz))
+        return
+    if now < window.advance_closes_at:
+        return
+    if window.same_day_opens_at is not None and window.same_day_opens_at <= now < window.closes_at:
+        return
+    if window.same_day_opens_at is not None and now < window.same_day_opens_at:
+        raise OutsideReleaseWindow(
+            opens_at=window.same_day_opens_at.isoformat(),
+            opens_local=format_local(window.same_day_opens_at, tz),
+        )
+    closed = window.closes_at if now >= window.closes_at else window.advance_closes_at
+    raise BookingClosed(closed_local=format_local(closed, tz))
+
+
+def check_session_open(session: SessionFacts) -> None:
+    if session.status is not SessionStatus.OPEN:
+        raise SessionStopped()
+
+
+def age_on(birth_date: date, day: date) -> int:
+    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
+
+
+def check_demographics(
+    *,
+    department_name: str,
+    min_age: int | None,
+    max_age: int | None,
+    sex_restriction: str | None,
+    birth_date: date,
+    sex: str,
+    visit_date: date,
+) -> None:
+    age = age_on(birth_date, visit_date)
+    if (min_age is not None and age < min_age) or (max_age is not None and age > max_age):
+        low = "0" if min_age is None else str(min_age)
+        span = f"{low}–{max_age}" if max_age is not None else f"≥{low}"
+        raise AgeNotAllowed(department=department_name, range=span, age=age)
+    if sex_restriction is not None and sex != sex_restriction:
+        raise SexNotAllowed(
+            department=department_name,
+            allowed=i18n.translate(f"sex.{sex_restriction}"),
+            allowed_code=sex_restriction,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BlacklistFacts:
+    starts_at: datetime
+    ends_at: datetime
+    lifted_at: datetime | None
+    reason: str
+
+
+def check_not_blacklisted(
+    entries: Iterable[BlacklistFacts], *, channel: Channel, now: datetime, tz: str
+) -> None:
+    """A ban stops self-service booking only; the window still registers the patient."""
+    if channel is Channel.WINDOW:
+        return
+    current = [e for e in entries if e.lifted_at is None and e.starts_at <= now < e.ends_at]
+    if current:
+        entry = max(current, key=lambda e: e.ends_at)
+        raise Blacklisted(
+            reason=entry.reason,
+            until=entry.ends_at.isoformat(),
+            until_local=format_local(entry.ends_at, tz),
+        )
+
+
+# Cancellations the patient did not choose do not count against booking-frequency limits.
+_NOT_COUNTED = {CancelReason.STOP_CLINIC.value, CancelReason.RESCHEDULED.value}
+
+
+def check_limits(
+    policy: Policy,
+    session: SessionFacts,
+    existing: Iterable[BookingFacts],
+    *,
+    now: datetime,
+    today: date,
+    replacing: uuid.UUID | None = None,
+) -> None:
+    """Per-patient limits across every channel (one inventory, no channel islands).
+
+    Per-day limits count active bookings on the visit date; the 7- and 90-day limits count
+    bookings *made* in that trailing window, including ones the patient later cancelled or
+    let expire, which is what stops book-and-release scalping.
+    `replacing` is the appointment a reschedule gives up: it never counts against itself.
+    """
+    rows = [b for b in existing if b.id != replacing]
+    active = [b for b in rows if is_active(b.status)]
+    if any(b.session_id == session.id for b in active):
+        raise AlreadyBooked()
+    same_day = [b for b in active if b.visit_date == session.date]
+    if session.doctor_id is not None:
+        count = sum(1 for b in same_day if b.doctor_id == session.doctor_id)
+        _limit(count, policy.limit_per_doctor_per_day, "per_doctor_per_day")
+    _limit(
+        sum(1 for b in same_day if b.department_id == session.department_id),
+        policy.limit_per_department_per_day,
+        "per_department_per_day",
+    )
+    _limit(len(same_day), policy.limit_per_day, "per_day")
+    counted = [b for b in rows if b.cancel_reason not in _NOT_COUNTED]
+    _limit(
+        sum(1 for b in counted if b.created_at > now - timedelta(days=7)),
+        policy.limit_per_7_days,
+        "per_7_days",
+    )
+    _limit(
+        sum(1 for b in counted if b.created_at > now - timedelta(days=90)),
+        policy.limit_per_90_days,
+        "per_90_days",
+    )
+    _limit(sum(1 for b in active if b.visit_date >= today), policy.limit_active, "active")
+
+
+def _limit(count: int, maximum: int, name: str) -> None:
+    if count >= maximum:
+        raise LimitExceeded(limit=name, maximum=maximum)
+
+
+def cancellation_deadline(policy: Policy, session: SessionFacts) -> datetime:
+    return local_instant(
+        session.date - timedelta(days=policy.cancel_days_before),
+        policy.cancel_deadline_time,
+        session.timezone,
+    )
+
+
+def check_cancellable(
+    policy: Policy,
+    session: SessionFacts,
+    status: AppointmentStatus,
+    *,
+    now: datetime,
+    by_staff: bool,
+) -> AppointmentStatus:
+    """A hold can always be released; a booking only until the deadline, unless staff act
+    (the window refunds in person; supervisor approval arrives with the staff console)."""
+    new_status = transition(status, "cancel")
+    if status is S.BOOKED and not by_staff:
+        deadline = cancellation_deadline(policy, session)
+        if now >= deadline:
+            raise CancellationClosed(
+                deadline=deadline.isoformat(),
+                deadline_local=format_local(deadline, session.timezone),
+            )
+    return new_status
+
+
+def check_payment(
+    status: AppointmentStatus,
+    *,
+    hold_expires_at: datetime | None,
+    fee_fen: int,
+    paid_fen: int,
+    now: datetime,
+) -> AppointmentStatus:
+    new_status = transition(status, "confirm_payment")
+    if hold_expires_at is not None and now >= hold_expires_at:
+        raise HoldExpired()
+    if paid_fen != fee_fen:
+        raise PaymentMismatch(paid_fen=paid_fen, fee_fen=fee_fen)
+    return new_status
+
+
+def lowest_free_number(first_number: int, capacity: int, used: Iterable[int]) -> int:
+    """The pool's lowest sequence number not held by an active appointment."""
+    taken = set(used)
+    for number in range(first_number, first_number + capacity):
+        if number not in taken:
+            return number
+    raise AssertionError("a claimed place always has a free number")

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, time
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from yuyue.booking.models import AppointmentStatus
+from yuyue.scheduling.models import Period
+from yuyue.scheduling.schemas import DoctorBrief, Named
+
+
+class AppointmentCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "patient_id": "0195f3c1-0000-7000-8000-000000000101",
+                    "session_id": "0195f3c1-0000-7000-8000-0000000000aa",
+                }
+            ]
+        },
+    )
+
+    patient_id: uuid.UUID
+    session_id: uuid.UUID
+    slot_id: uuid.UUID | None = Field(None, description="omit to take the earliest free slot")
+
+
+class Reschedule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: uuid.UUID
+    slot_id: uuid.UUID | None = None
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: Annotated[str | None, Field(max_length=500)] = None
+
+
+class SlotBrief(BaseModel):
+    id: uuid.UUID
+    start: time
+    end: time
+
+
+class SessionBrief(BaseModel):
+    id: uuid.UUID
+    date: date
+    period: Period
+    department: Named
+    doctor: DoctorBrief | None
+    level: str
+    location: str
+
+
+class Voucher(BaseModel):
+    code: Annotated[str, Field(description="short numeric code for phone and window use")]
+    token: Annotated[str, Field(description="signed, expiring token carried by the QR code")]
+
+
+class AppointmentRead(BaseModel):
+    id: uuid.UUID
+    status: AppointmentStatus
+    sequence_number: Annotated[
+        int, Field(description="就诊序号, unique in the session, in slot order")
+    ]
+    patient_id: uuid.UUID
+    channel: str
+    fee: Annotated[int, Field(description="fen")]
+    session: SessionBrief
+    slot: SlotBrief
+    voucher: Voucher | None = Field(description="present once booked (not while an unpaid hold)")
+    hold_expires_at: datetime | None
+    cancellation_deadline: datetime
+    booked_at: datetime | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+    created_at: datetime
+
+
+class PaymentConfirmation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    paid_fen: Annotated[int, Field(ge=0)]
+    payment_reference: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class BlacklistCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    patient_id: uuid.UUID
+    reason: Annotated[str, Field(min_length=2, max_length=500)]
+    ends_at: AwareDatetime

@@ -1,0 +1,212 @@
+"""The `yuyue` command. Commands stay thin: parse, run one unit of work, print."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.config import Settings
+from yuyue.kit import migrate
+from yuyue.kit.clock import SystemClock
+from yuyue.kit.crypto import FieldCipher, load_master_secret
+from yuyue.kit.db import Database
+from yuyue.scheduling.models import Channel, Hospital
+
+app = typer.Typer(
+    help="yuyue (预约): outpatient appointment and registration.", no_args_is_help=True
+)
+api_key_app = typer.Typer(help="Channel API keys.", no_args_is_help=True)
+app.add_typer(api_key_app, name="api-key")
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def main() -> T:
+        db = Database(settings.async_database_url)
+        try:
+            return await db.transact(work)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+def _hospital_id(session_scalar: object | None, code: str) -> None:
+    if session_scalar is None:
+        typer.echo(
+            f"No hospital with code '{code}'. Run `yuyue seed-demo` or create one first.", err=True
+        )
+        raise typer.Exit(2)
+
+
+@app.command()
+def init() -> None:
+    """Create or migrate the database at YUYUE_DATABASE_URL."""
+    settings = _settings()
+    migrate.upgrade_sync(settings.async_database_url)
+    typer.echo(f"database ready: {_redact(settings.async_database_url)}")
+
+
+def _seed(settings: Settings) -> object:
+    from yuyue.booking.service import local_today
+    from yuyue.demo.seed import seed_demo
+
+    cipher = FieldCipher(load_master_secret(settings.master_secret))
+    now = SystemClock().now()
+
+    async def work(session: AsyncSession) -> object:
+        return await seed_demo(
+            session, cipher=cipher, now=now, today=local_today(now, "Asia/Shanghai")
+        )
+
+    return _run(settings, work)
+
+
+@app.command("seed-demo")
+def seed_demo_command() -> None:
+    """Load the demo hospital into the database (running it twice changes nothing)."""
+    settings = _settings()
+    migrate.upgrade_sync(settings.async_database_url)
+    summary = _seed(settings)
+    typer.echo(f"demo hospital loaded: {summary}")
+
+
+def _create_key(settings: Settings, channel: Channel, name: str) -> str:
+    from yuyue.staff.service import create_api_key
+
+    async def work(session: AsyncSession) -> str:
+        hospital_id = await session.scalar(
+            select(Hospital.id).where(Hospital.code == settings.hospital_code)
+        )
+        _hospital_id(hospital_id, settings.hospital_code)
+        assert hospital_id is not None
+        key, _row = await create_api_key(
+            session, hospital_id=hospital_id, channel=channel, name=name, now=SystemClock().now()
+        )
+        return key
+
+    return _run(settings, work)
+
+
+@api_key_app.command("create")
+def api_key_create(
+    channel: Annotated[
+        Channel, typer.Option(help="The channel this client books for; it picks the pool.")
+    ],
+    name: Annotated[str, typer.Option(help="Who holds the key")] = "",
+) -> None:
+    """Print a new API key for a channel client, alone on the last line."""
+    settings = _settings()
+    key = _create_key(settings, channel, name or f"{channel.value} client")
+    typer.echo(
+        f"channel: {channel.value} (hospital {settings.hospital_code}); the key is shown once:"
+    )
+    typer.echo(key)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[int, typer.Option(help="Serving processes")] = 1,
+) -> None:
+    """Serve the web app and API."""
+    import uvicorn
+
+    os.environ["YUYUE_SERVING_PROCESSES"] = str(workers)
+    if workers > 1 and _settings().async_database_url.startswith("sqlite"):
+        # One process runs the sweeps; the others only serve.
+        typer.echo("note: several processes on SQLite share one writer; PostgreSQL scales better.")
+    uvicorn.run(
+        "yuyue.web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run background work on its own (holds that expire; later reminders and outbox)."""
+    from yuyue.web.context import AppContext
+    from yuyue.worker import run_forever
+
+    settings = _settings()
+    logging.basicConfig(level=logging.INFO)
+
+    async def main() -> None:
+        ctx = AppContext.build(settings)
+        try:
+            await run_forever(ctx, interval=settings.worker_interval_seconds)
+        finally:
+            await ctx.db.dispose()
+
+    asyncio.run(main())
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Set up and print, then exit")
+    ] = False,
+) -> None:
+    """Init, load the demo hospital, print how to use it, and serve."""
+    from yuyue.demo import catalogue
+
+    settings = _settings()
+    migrate.upgrade_sync(settings.async_database_url)
+    _seed(settings)
+    key = _create_key(settings, Channel.APP, "demo app")
+    base = f"http://{host}:{port}"
+    typer.echo(
+        "\n".join(
+            [
+                "",
+                f"yuyue demo — {catalogue.HOSPITAL.name_zh} ({catalogue.HOSPITAL.name_en})",
+                f"  API docs:    {base}/docs",
+                f"  OpenAPI:     {base}/openapi.json",
+                f"  Health:      {base}/healthz",
+                f"  Database:    {_redact(settings.async_database_url)}",
+                "  Staff logins (hospital code 'demo', POST /api/v1/auth/token):",
+                *[
+                    f"    {s.username:<10} {s.password:<14} {', '.join(s.roles)}"
+                    for s in catalogue.STAFF
+                ],
+                "  Try it:",
+                f"    curl -H 'Authorization: Bearer {key}' {base}/api/v1/departments",
+                "  Demo API key (channel app):",
+                key,
+                "",
+            ]
+        )
+    )
+    if not no_serve:
+        serve(host=host, port=port, workers=1)
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}" if ":" in creds else url
+    return url
+
+
+if __name__ == "__main__":
+    app()

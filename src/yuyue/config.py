@@ -1,0 +1,70 @@
+"""Settings from the environment (prefix ``YUYUE_``); defaults run on embedded SQLite."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./yuyue.db"
+
+
+def normalise_database_url(url: str) -> str:
+    """Accepts the URLs operators type and picks the async driver yuyue runs on."""
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+        return "sqlite+aiosqlite://" + url.split("://", 1)[1]
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="YUYUE_", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    # Master secret for field encryption, blind indexes and signed tokens (urlsafe base64,
+    # >= 32 bytes). When unset, one is generated once into `secret_file` beside the data,
+    # which suits a single machine; production sets it from a secret store.
+    secret_key: str | None = Field(default=None, repr=False)
+    secret_file: Path = Path(".yuyue/secret")
+    redis_url: str | None = None
+    hospital_code: str = "demo"
+    # The background loop (expired holds, later reminders and outbox delivery) runs inside
+    # `yuyue serve` unless a separate `yuyue worker` is deployed.
+    worker_in_process: bool = True
+    worker_interval_seconds: float = 15.0
+    # How long a "sold out" answer may be served from memory before the database is asked
+    # again. Places returned by this process clear it at once; other processes within this.
+    sold_out_cache_seconds: float = 2.0
+    # Serving processes; with more than one and no Redis, caches cannot vouch for
+    # idempotency keys seen by other processes, so those requests consult the database.
+    serving_processes: int = 1
+    staff_token_hours: int = 12
+    sql_echo: bool = False
+
+    @property
+    def async_database_url(self) -> str:
+        return normalise_database_url(self.database_url)
+
+    @cached_property
+    def master_secret(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        return _load_or_create_secret(self.secret_file)
+
+
+def _load_or_create_secret(path: Path) -> str:
+    from yuyue.kit.crypto import generate_master_secret
+
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = generate_master_secret()
+    # Written owner-only: the file protects every identity number in the database.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secret + "\n")
+    return secret

@@ -1,0 +1,44 @@
+"""Imports every table so Alembic and the tests see the whole schema."""
+
+from yuyue.booking.models import Appointment, BlacklistEntry, IdempotencyRecord
+from yuyue.kit.db import Base
+from yuyue.notifications.models import OutboxMessage
+from yuyue.patients.models import Account, Patient
+from yuyue.scheduling.models import (
+    BookingPolicy,
+    Campus,
+    ClinicSession,
+    Department,
+    Doctor,
+    Hospital,
+    PoolRatio,
+    RegistrationLevel,
+    ScheduleTemplate,
+    SlotPool,
+    TimeSlot,
+)
+from yuyue.staff.models import ApiKey, AuditEntry, StaffUser
+
+__all__ = [
+    "Account",
+    "ApiKey",
+    "Appointment",
+    "AuditEntry",
+    "Base",
+    "BlacklistEntry",
+    "BookingPolicy",
+    "Campus",
+    "ClinicSession",
+    "Department",
+    "Doctor",
+    "Hospital",
+    "IdempotencyRecord",
+    "OutboxMessage",
+    "Patient",
+    "PoolRatio",
+    "RegistrationLevel",
+    "ScheduleTemplate",
+    "SlotPool",
+    "StaffUser",
+    "TimeSlot",
+]

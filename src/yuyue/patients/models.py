@@ -1,0 +1,51 @@
+"""Accounts (a mobile number) and the real-name patients they book for.
+
+Identity numbers and phones are stored encrypted (AES-GCM) with an HMAC blind index for
+exact look-up; the masked form is stored for display so lists never decrypt.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yuyue.kit.db import Base
+from yuyue.kit.ids import new_id
+
+
+class Account(Base):
+    __tablename__ = "account"
+    __table_args__ = (UniqueConstraint("hospital_id", "phone_index"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    hospital_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hospital.id"))
+    phone_cipher: Mapped[str] = mapped_column(String(200))
+    phone_index: Mapped[str] = mapped_column(String(64))
+    phone_masked: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime]
+
+
+class Patient(Base):
+    __tablename__ = "patient"
+    __table_args__ = (
+        UniqueConstraint("hospital_id", "id_type", "id_index", name="uq_patient_identity"),
+        Index("ix_patient_phone_index", "hospital_id", "phone_index"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    hospital_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hospital.id"))
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("account.id"), index=True)
+    name: Mapped[str] = mapped_column(String(60))
+    id_type: Mapped[str] = mapped_column(String(32))
+    id_cipher: Mapped[str] = mapped_column(String(200))
+    id_index: Mapped[str] = mapped_column(String(64))
+    id_masked: Mapped[str] = mapped_column(String(40))
+    birth_date: Mapped[date] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(1))
+    phone_cipher: Mapped[str] = mapped_column(String(200))
+    phone_index: Mapped[str] = mapped_column(String(64))
+    phone_masked: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime]

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from yuyue.patients.rules import IdType, Sex
+
+
+class PatientCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "张晓燕",
+                    "id_type": "resident_id",
+                    "id_number": "11010519491231002X",
+                    "phone": "13800138000",
+                }
+            ]
+        },
+    )
+
+    name: Annotated[str, Field(min_length=1, max_length=60)]
+    id_type: IdType = IdType.RESIDENT_ID
+    id_number: Annotated[str, Field(min_length=1, max_length=40)]
+    phone: Annotated[
+        str, Field(min_length=1, max_length=30, description="the patient's mobile number")
+    ]
+    account_phone: Annotated[
+        str | None,
+        Field(max_length=30, description="the account holder's mobile (defaults to `phone`)"),
+    ] = None
+    birth_date: date | None = Field(
+        None, description="required unless the document is a resident ID"
+    )
+    sex: Sex | None = Field(None, description="required unless the document is a resident ID")
+
+
+class PatientRead(BaseModel):
+    id: uuid.UUID
+    account_id: uuid.UUID
+    name: str
+    id_type: IdType
+    id_number: Annotated[str, Field(description="masked, e.g. 1101**********002X")]
+    birth_date: date
+    sex: Sex
+    phone: Annotated[str, Field(description="masked, e.g. 138****8000")]

@@ -1,0 +1,172 @@
+"""Registering real-name patients under an account (a mobile number)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.kit import i18n
+from yuyue.kit.crypto import FieldCipher
+from yuyue.kit.errors import NotFound, ValidationFailed, YuyueError
+from yuyue.patients import rules
+from yuyue.patients.models import Account, Patient
+
+ID_PURPOSE = "id_number"
+PHONE_PURPOSE = "phone"
+
+
+class PatientAlreadyRegistered(YuyueError):
+    code = "patient_already_registered"
+    status = 409
+
+    def extensions(self) -> dict[str, Any]:
+        patient_id = self.values.get("patient_id")
+        return {"patient_id": patient_id} if patient_id else {}
+
+
+class AccountFull(YuyueError):
+    code = "account_patient_limit"
+    status = 409
+
+
+i18n.register(
+    {
+        "title.patient_already_registered": ("就诊人已存在", "Patient already registered"),
+        "error.patient_already_registered": (
+            "该证件号码已登记为就诊人，同一人不能重复登记。",
+            "A patient with this identity document is already registered.",
+        ),
+        "title.account_patient_limit": ("就诊人数量已达上限", "Too many patients"),
+        "error.account_patient_limit": (
+            "一个账号最多添加 {maximum} 位就诊人。",
+            "An account can hold at most {maximum} patients.",
+        ),
+    }
+)
+
+
+def identity_index(cipher: FieldCipher, id_type: rules.IdType, number: str) -> str:
+    return cipher.blind_index(f"{id_type.value}:{number}", purpose=ID_PURPOSE)
+
+
+def phone_index(cipher: FieldCipher, phone: str) -> str:
+    return cipher.blind_index(phone, purpose=PHONE_PURPOSE)
+
+
+async def register_patient(
+    session: AsyncSession,
+    *,
+    hospital_id: uuid.UUID,
+    cipher: FieldCipher,
+    name: str,
+    id_type: rules.IdType,
+    id_number: str,
+    phone: str,
+    account_phone: str | None,
+    birth_date: date | None,
+    sex: rules.Sex | None,
+    account_patients_max: int,
+    today: date,
+    now: datetime,
+) -> Patient:
+    clean_name = rules.validate_name(name)
+    identity = rules.parse_identity(id_type, id_number, today=today)
+    mobile = rules.normalise_mobile(phone)
+    holder = rules.normalise_mobile(account_phone) if account_phone else mobile
+    if identity.birth_date is not None and identity.sex is not None:
+        # The resident ID is the source of truth for both.
+        birth_date, sex = identity.birth_date, identity.sex
+    if birth_date is None or sex is None:
+        raise ValidationFailed(
+            errors=[{"field": "birth_date/sex", "message": "required for this document type"}],
+            summary="birth_date, sex",
+        )
+    if birth_date > today or birth_date.year < 1900:
+        raise ValidationFailed(
+            errors=[{"field": "birth_date", "message": "not a real birth date"}],
+            summary="birth_date",
+        )
+
+    index = identity_index(cipher, id_type, identity.number)
+    existing = await session.scalar(
+        select(Patient).where(
+            Patient.hospital_id == hospital_id,
+            Patient.id_type == id_type.value,
+            Patient.id_index == index,
+        )
+    )
+    if existing is not None:
+        same_person = existing.name == clean_name
+        raise PatientAlreadyRegistered(patient_id=str(existing.id) if same_person else None)
+
+    holder_index = phone_index(cipher, holder)
+    account = await session.scalar(
+        select(Account)
+        .where(Account.hospital_id == hospital_id, Account.phone_index == holder_index)
+        .with_for_update()
+    )
+    if account is None:
+        account = Account(
+            hospital_id=hospital_id,
+            phone_cipher=cipher.encrypt(holder),
+            phone_index=holder_index,
+            phone_masked=rules.mask_phone(holder),
+            created_at=now,
+        )
+        session.add(account)
+        await session.flush()
+    else:
+        count = await session.scalar(select(func.count()).where(Patient.account_id == account.id))
+        if (count or 0) >= account_patients_max:
+            raise AccountFull(maximum=account_patients_max)
+
+    patient = Patient(
+        hospital_id=hospital_id,
+        account_id=account.id,
+        name=clean_name,
+        id_type=id_type.value,
+        id_cipher=cipher.encrypt(identity.number),
+        id_index=index,
+        id_masked=rules.mask_id_number(identity.number),
+        birth_date=birth_date,
+        sex=sex.value,
+        phone_cipher=cipher.encrypt(mobile),
+        phone_index=phone_index(cipher, mobile),
+        phone_masked=rules.mask_phone(mobile),
+        created_at=now,
+    )
+    session.add(patient)
+    await session.flush()
+    return patient
+
+
+async def get_patient(
+    session: AsyncSession, *, hospital_id: uuid.UUID, patient_id: uuid.UUID
+) -> Patient:
+    patient = await session.get(Patient, patient_id)
+    if patient is None or patient.hospital_id != hospital_id:
+        raise NotFound(what="patient")
+    return patient
+
+
+async def find_by_identity(
+    session: AsyncSession,
+    *,
+    hospital_id: uuid.UUID,
+    cipher: FieldCipher,
+    id_type: rules.IdType,
+    id_number: str,
+    today: date,
+) -> Patient | None:
+    identity = rules.parse_identity(id_type, id_number, today=today)
+    return await session.scalar(
+        select(Patient).where(
+            Patient.hospital_id == hospital_id,
+            Patient.id_type == id_type.value,
+            Patient.id_index == identity_index(cipher, id_type, identity.number),
+        )
+    )

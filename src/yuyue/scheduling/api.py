@@ -1,0 +1,443 @@
+"""Departments, doctors, sessions and slots (read by every channel) and the scheduler's
+operations (templates, generation, extra sessions and places, stop-clinic)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.booking import rules as booking_rules
+from yuyue.booking import service as booking_service
+from yuyue.kit.errors import NotFound, ValidationFailed
+from yuyue.scheduling import rules, service
+from yuyue.scheduling.models import (
+    BookingPolicy,
+    Campus,
+    ClinicSession,
+    Department,
+    Doctor,
+    Hospital,
+    RegistrationLevel,
+    ScheduleTemplate,
+    SessionStatus,
+)
+from yuyue.scheduling.schemas import (
+    DepartmentRead,
+    DoctorBrief,
+    DoctorRead,
+    ExtraPlacesCreate,
+    ExtraSessionCreate,
+    GenerateReport,
+    GenerateRequest,
+    LevelRead,
+    Named,
+    PoolRatiosUpdate,
+    SessionRead,
+    SlotRead,
+    StopClinicRequest,
+    StopClinicResult,
+    TemplateCreate,
+    TemplateRead,
+)
+from yuyue.staff.models import Role
+from yuyue.staff.rules import Actor, require_staff
+from yuyue.web.deps import ActorDep, CtxDep, LocaleDep
+
+router = APIRouter(prefix="/api/v1", tags=["scheduling"])
+MAX_RANGE_DAYS = 31
+
+
+def _pick(zh: str, en: str, locale: str) -> str:
+    return en if locale == "en" and en else zh
+
+
+def _level(level: RegistrationLevel, locale: str) -> LevelRead:
+    return LevelRead(
+        code=level.code,
+        name=_pick(level.name, level.name_en, locale),
+        name_en=level.name_en,
+        fee=level.fee_fen,
+    )
+
+
+@router.get("/departments", response_model=list[DepartmentRead])
+async def list_departments(ctx: CtxDep, actor: ActorDep, locale: LocaleDep) -> list[DepartmentRead]:
+    async with ctx.db.read() as session:
+        rows = await session.execute(
+            select(Department, Campus.name, Campus.name_en)
+            .outerjoin(Campus, Campus.id == Department.campus_id)
+            .where(Department.hospital_id == actor.hospital_id, Department.active.is_(True))
+            .order_by(Department.sort_order, Department.code)
+        )
+        return [
+            DepartmentRead(
+                id=d.id,
+                code=d.code,
+                name=_pick(d.name, d.name_en, locale),
+                name_en=d.name_en,
+                category=_pick(d.category, d.category_en, locale),
+                pinyin=d.pinyin,
+                location=_pick(d.location, d.location_en, locale),
+                campus=_pick(campus or "", campus_en or "", locale) or None,
+                min_age_years=d.min_age_years,
+                max_age_years=d.max_age_years,
+                sex_restriction=d.sex_restriction,
+                description=_pick(d.description, d.description_en, locale),
+                what_to_bring=_pick(d.what_to_bring, d.what_to_bring_en, locale),
+            )
+            for d, campus, campus_en in rows
+        ]
+
+
+@router.get("/doctors", response_model=list[DoctorRead])
+async def list_doctors(
+    ctx: CtxDep, actor: ActorDep, locale: LocaleDep, department_id: uuid.UUID | None = None
+) -> list[DoctorRead]:
+    async with ctx.db.read() as session:
+        query = (
+            select(Doctor, Department, RegistrationLevel)
+            .join(Department, Department.id == Doctor.department_id)
+            .join(RegistrationLevel, RegistrationLevel.id == Doctor.level_id)
+            .where(Doctor.hospital_id == actor.hospital_id, Doctor.active.is_(True))
+            .order_by(Department.sort_order, RegistrationLevel.rank.desc(), Doctor.code)
+        )
+        if department_id is not None:
+            query = query.where(Doctor.department_id == department_id)
+        return [
+            DoctorRead(
+                id=doc.id,
+                code=doc.code,
+                name=doc.name,
+                sex=doc.sex,
+                title=_pick(doc.title, doc.title_en, locale),
+                title_en=doc.title_en,
+                department=Named(id=dep.id, name=_pick(dep.name, dep.name_en, locale)),
+                level=_level(level, locale),
+                specialty=_pick(doc.specialty, doc.specialty_en, locale),
+            )
+            for doc, dep, level in await session.execute(query)
+        ]
+
+
+async def _policies(
+    session: AsyncSession, hospital_id: uuid.UUID
+) -> tuple[booking_rules.Policy, dict[uuid.UUID, booking_rules.Policy]]:
+    rows = (
+        await session.scalars(select(BookingPolicy).where(BookingPolicy.hospital_id == hospital_id))
+    ).all()
+    default = booking_service.policy_from_row(
+        next((r for r in rows if r.department_id is None), None)
+    )
+    return default, {
+        r.department_id: booking_service.policy_from_row(r) for r in rows if r.department_id
+    }
+
+
+@router.get("/sessions", response_model=list[SessionRead])
+async def list_sessions(
+    ctx: CtxDep,
+    actor: ActorDep,
+    locale: LocaleDep,
+    department_id: uuid.UUID | None = None,
+    doctor_id: uuid.UUID | None = None,
+    date_from: Annotated[date | None, Query(description="defaults to today")] = None,
+    date_to: Annotated[
+        date | None, Query(description="defaults to the end of the release window")
+    ] = None,
+) -> list[SessionRead]:
+    async with ctx.db.read() as session:
+        timezone = (
+            await session.scalar(select(Hospital.timezone).where(Hospital.id == actor.hospital_id))
+            or "Asia/Shanghai"
+        )
+        default_policy, by_department = await _policies(session, actor.hospital_id)
+        today = booking_service.local_today(ctx.clock.now(), timezone)
+        start = date_from or today
+        end = date_to or today + timedelta(days=default_policy.release_days_ahead)
+        if end < start or (end - start).days > MAX_RANGE_DAYS:
+            raise ValidationFailed(
+                errors=[
+                    {
+                        "field": "date_to",
+                        "message": "must be on or after date_from, "
+                        f"at most {MAX_RANGE_DAYS} days later",
+                    }
+                ],
+                summary="date_from, date_to",
+            )
+        remaining = booking_service.remaining_expr(rules.pools_for_channel(actor.channel))
+        query = (
+            select(ClinicSession, Department, Doctor, RegistrationLevel, remaining.c.remaining)
+            .join(Department, Department.id == ClinicSession.department_id)
+            .outerjoin(Doctor, Doctor.id == ClinicSession.doctor_id)
+            .join(RegistrationLevel, RegistrationLevel.id == ClinicSession.level_id)
+            .outerjoin(remaining, remaining.c.session_id == ClinicSession.id)
+            .where(
+                ClinicSession.hospital_id == actor.hospital_id,
+                ClinicSession.date >= start,
+                ClinicSession.date <= end,
+            )
+            .order_by(
+                ClinicSession.date, ClinicSession.start_time, Department.sort_order, Doctor.code
+            )
+        )
+        if department_id is not None:
+            query = query.where(ClinicSession.department_id == department_id)
+        if doctor_id is not None:
+            query = query.where(ClinicSession.doctor_id == doctor_id)
+        result: list[SessionRead] = []
+        for clinic, dep, doc, level, left in await session.execute(query):
+            facts = booking_service.LoadedSession(clinic, dep, timezone).facts
+            window = booking_rules.booking_window(by_department.get(dep.id, default_policy), facts)
+            result.append(
+                SessionRead(
+                    id=clinic.id,
+                    date=clinic.date,
+                    period=clinic.period,
+                    start=clinic.start_time,
+                    end=clinic.end_time,
+                    department=Named(id=dep.id, name=_pick(dep.name, dep.name_en, locale)),
+                    doctor=DoctorBrief(
+                        id=doc.id, name=doc.name, title=_pick(doc.title, doc.title_en, locale)
+                    )
+                    if doc
+                    else None,
+                    level=_level(level, locale),
+                    fee=clinic.fee_fen,
+                    status=clinic.status,
+                    is_extra=clinic.is_extra,
+                    capacity=clinic.capacity,
+                    remaining=int(left or 0) if clinic.status == SessionStatus.OPEN else 0,
+                    booking_opens_at=window.opens_at,
+                    booking_closes_at=window.closes_at,
+                    stop_reason=clinic.stop_reason,
+                )
+            )
+        return result
+
+
+@router.get("/sessions/{session_id}/slots", response_model=list[SlotRead])
+async def list_slots(session_id: uuid.UUID, ctx: CtxDep, actor: ActorDep) -> list[SlotRead]:
+    async with ctx.db.read() as session:
+        rows = await service.session_slots(
+            session,
+            hospital_id=actor.hospital_id,
+            session_id=session_id,
+            pools=rules.pools_for_channel(actor.channel),
+        )
+    return [
+        SlotRead(id=slot.id, start=slot.start_time, end=slot.end_time, remaining=left)
+        for slot, left in rows
+    ]
+
+
+# --- scheduler operations ------------------------------------------------------------------
+
+
+async def _level_id(
+    session: AsyncSession, actor: Actor, level_code: str | None, doctor_id: uuid.UUID | None
+) -> uuid.UUID:
+    if level_code is not None:
+        level_id = await session.scalar(
+            select(RegistrationLevel.id).where(
+                RegistrationLevel.hospital_id == actor.hospital_id,
+                RegistrationLevel.code == level_code,
+            )
+        )
+        if level_id is None:
+            raise NotFound(what="level")
+        return level_id
+    if doctor_id is not None:
+        doctor = await session.get(Doctor, doctor_id)
+        if doctor is None or doctor.hospital_id != actor.hospital_id:
+            raise NotFound(what="doctor")
+        return doctor.level_id
+    raise ValidationFailed(
+        errors=[{"field": "level_code", "message": "required without a doctor"}],
+        summary="level_code",
+    )
+
+
+@router.post(
+    "/schedule-templates", status_code=201, response_model=TemplateRead, tags=["scheduler"]
+)
+async def create_template(body: TemplateCreate, ctx: CtxDep, actor: ActorDep) -> TemplateRead:
+    require_staff(actor, Role.SCHEDULER)
+    default_start, default_end = rules.DEFAULT_PERIOD_HOURS[body.period]
+
+    async def work(session: AsyncSession) -> TemplateRead:
+        department = await session.get(Department, body.department_id)
+        if department is None or department.hospital_id != actor.hospital_id:
+            raise NotFound(what="department")
+        if body.doctor_id is not None:
+            doctor = await session.get(Doctor, body.doctor_id)
+            if doctor is None or doctor.department_id != body.department_id:
+                raise NotFound(what="doctor")
+        template = ScheduleTemplate(
+            hospital_id=actor.hospital_id,
+            department_id=body.department_id,
+            doctor_id=body.doctor_id,
+            level_id=await _level_id(session, actor, body.level_code, body.doctor_id),
+            weekday=body.weekday,
+            period=body.period,
+            start_time=body.start or default_start,
+            end_time=body.end or default_end,
+            capacity=body.capacity,
+            slot_minutes=body.slot_minutes,
+            room=body.room,
+            valid_from=body.valid_from,
+            valid_until=body.valid_until,
+        )
+        if template.start_time >= template.end_time:
+            raise rules.InvalidSchedule(problem="a session must end after it starts")
+        session.add(template)
+        await session.flush()
+        return TemplateRead(
+            id=template.id,
+            department_id=template.department_id,
+            doctor_id=template.doctor_id,
+            weekday=template.weekday,
+            period=template.period,
+            start=template.start_time,
+            end=template.end_time,
+            capacity=template.capacity,
+            slot_minutes=template.slot_minutes,
+        )
+
+    return await ctx.db.transact(work)
+
+
+@router.post("/sessions/generate", response_model=GenerateReport, tags=["scheduler"])
+async def generate(body: GenerateRequest, ctx: CtxDep, actor: ActorDep) -> GenerateReport:
+    require_staff(actor, Role.SCHEDULER)
+
+    async def work(session: AsyncSession) -> GenerateReport:
+        now = ctx.clock.now()
+        timezone = (
+            await session.scalar(select(Hospital.timezone).where(Hospital.id == actor.hospital_id))
+            or "Asia/Shanghai"
+        )
+        report = await service.generate_sessions(
+            session,
+            hospital_id=actor.hospital_id,
+            start=body.start or booking_service.local_today(now, timezone),
+            days=body.days,
+            now=now,
+        )
+        return GenerateReport(
+            created=report.created,
+            rebuilt=report.rebuilt,
+            unchanged=report.unchanged,
+            kept_with_bookings=report.kept_with_bookings,
+        )
+
+    return await ctx.db.transact(work)
+
+
+@router.post(
+    "/sessions", status_code=201, tags=["scheduler"], summary="Add an extra session (加诊)"
+)
+async def create_extra_session(
+    body: ExtraSessionCreate, ctx: CtxDep, actor: ActorDep
+) -> dict[str, Any]:
+    require_staff(actor, Role.SCHEDULER)
+    default_start, default_end = rules.DEFAULT_PERIOD_HOURS[body.period]
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        shape = service.SessionShape(
+            department_id=body.department_id,
+            doctor_id=body.doctor_id,
+            level_id=await _level_id(session, actor, body.level_code, body.doctor_id),
+            date=body.date,
+            period=body.period,
+            start_time=body.start or default_start,
+            end_time=body.end or default_end,
+            capacity=body.capacity,
+            slot_minutes=body.slot_minutes,
+            room=body.room,
+        )
+        clinic = await service.add_extra_session(
+            session, actor=actor, shape=shape, now=ctx.clock.now()
+        )
+        return {
+            "id": str(clinic.id),
+            "date": clinic.date.isoformat(),
+            "period": str(clinic.period),
+            "capacity": clinic.capacity,
+        }
+
+    return await ctx.db.transact(work)
+
+
+@router.post("/sessions/{session_id}/extra-places", tags=["scheduler"], summary="Add places (加号)")
+async def add_extra_places(
+    session_id: uuid.UUID, body: ExtraPlacesCreate, ctx: CtxDep, actor: ActorDep
+) -> dict[str, Any]:
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        clinic = await service.add_extra_places(
+            session,
+            actor=actor,
+            session_id=session_id,
+            count=body.count,
+            pool=body.pool,
+            slot_id=body.slot_id,
+            now=ctx.clock.now(),
+        )
+        return {"id": str(clinic.id), "capacity": clinic.capacity}
+
+    result = await ctx.db.transact(work)
+    ctx.sold_out.places_returned(session_id)
+    return result
+
+
+@router.post(
+    "/sessions/{session_id}/stop",
+    response_model=StopClinicResult,
+    tags=["scheduler"],
+    summary="Stop a clinic (停诊)",
+)
+async def stop_session(
+    session_id: uuid.UUID, body: StopClinicRequest, ctx: CtxDep, actor: ActorDep
+) -> StopClinicResult:
+    async def work(session: AsyncSession) -> StopClinicResult:
+        cancelled = await booking_service.stop_clinic(
+            session, actor=actor, session_id=session_id, reason=body.reason, now=ctx.clock.now()
+        )
+        return StopClinicResult(
+            session_id=session_id,
+            status=SessionStatus.STOPPED,
+            cancelled_appointments=[a.id for a in cancelled],
+        )
+
+    return await ctx.db.transact(work)
+
+
+@router.put(
+    "/pool-ratios",
+    status_code=204,
+    tags=["scheduler"],
+    summary="Set channel/pool shares for future sessions",
+)
+async def put_pool_ratios(body: PoolRatiosUpdate, ctx: CtxDep, actor: ActorDep) -> None:
+    if body.department_id and body.doctor_id:
+        raise ValidationFailed(
+            errors=[{"field": "doctor_id", "message": "give a department or a doctor, not both"}],
+            summary="doctor_id",
+        )
+
+    async def work(session: AsyncSession) -> None:
+        await service.set_pool_ratios(
+            session,
+            actor=actor,
+            ratios=body.ratios,
+            department_id=body.department_id,
+            doctor_id=body.doctor_id,
+            now=ctx.clock.now(),
+        )
+
+    await ctx.db.transact(work)

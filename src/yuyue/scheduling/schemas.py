@@ -1,0 +1,242 @@
+"""What crosses HTTP for scheduling: departments, doctors, sessions, slots, templates."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, time
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from yuyue.scheduling.models import Period, SessionStatus
+
+_FORBID = ConfigDict(extra="forbid")
+
+
+class Named(BaseModel):
+    id: uuid.UUID
+    name: str
+
+
+class DepartmentRead(BaseModel):
+    id: uuid.UUID
+    code: str
+    name: str
+    name_en: str
+    category: str
+    pinyin: str
+    location: str
+    campus: str | None
+    min_age_years: int | None
+    max_age_years: int | None
+    sex_restriction: str | None
+    description: str
+    what_to_bring: str
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0195f3c1-0000-7000-8000-000000000001",
+                    "code": "PED",
+                    "name": "儿科",
+                    "name_en": "Paediatrics",
+                    "category": "妇儿",
+                    "pinyin": "ek",
+                    "location": "门诊楼3层A区",
+                    "campus": "本部",
+                    "min_age_years": None,
+                    "max_age_years": 14,
+                    "sex_restriction": None,
+                    "description": "儿童常见病、多发病诊治",
+                    "what_to_bring": "身份证或户口本、医保卡、既往病历",
+                }
+            ]
+        }
+    )
+
+
+class LevelRead(BaseModel):
+    code: str
+    name: str
+    name_en: str
+    fee: Annotated[int, Field(description="Registration fee in fen (1 yuan = 100 fen)")]
+
+
+class DoctorBrief(BaseModel):
+    id: uuid.UUID
+    name: str
+    title: str
+
+
+class DoctorRead(BaseModel):
+    id: uuid.UUID
+    code: str
+    name: str
+    sex: str | None
+    title: str
+    title_en: str
+    department: Named
+    level: LevelRead
+    specialty: str
+
+
+class SessionRead(BaseModel):
+    id: uuid.UUID
+    date: date
+    period: Period
+    start: time
+    end: time
+    department: Named
+    doctor: DoctorBrief | None = Field(
+        description="null for a department session without a named doctor"
+    )
+    level: LevelRead
+    fee: Annotated[int, Field(description="Registration fee in fen")]
+    status: SessionStatus
+    is_extra: bool
+    capacity: int
+    remaining: Annotated[int, Field(description="Places left for the caller's channel")]
+    booking_opens_at: datetime
+    booking_closes_at: datetime
+    stop_reason: str | None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0195f3c1-0000-7000-8000-0000000000aa",
+                    "date": "2026-11-25",
+                    "period": "morning",
+                    "start": "08:00:00",
+                    "end": "12:00:00",
+                    "department": {
+                        "id": "0195f3c1-0000-7000-8000-000000000001",
+                        "name": "心血管内科",
+                    },
+                    "doctor": {
+                        "id": "0195f3c1-0000-7000-8000-000000000002",
+                        "name": "王建国",
+                        "title": "主任医师",
+                    },
+                    "level": {
+                        "code": "chief",
+                        "name": "主任医师",
+                        "name_en": "Chief physician",
+                        "fee": 8000,
+                    },
+                    "fee": 8000,
+                    "status": "open",
+                    "is_extra": False,
+                    "capacity": 25,
+                    "remaining": 7,
+                    "booking_opens_at": "2026-11-18T00:00:00Z",
+                    "booking_closes_at": "2026-11-25T03:00:00Z",
+                    "stop_reason": None,
+                }
+            ]
+        }
+    )
+
+
+class SlotRead(BaseModel):
+    id: uuid.UUID
+    start: time
+    end: time
+    remaining: int
+
+
+class TemplateCreate(BaseModel):
+    model_config = _FORBID
+
+    department_id: uuid.UUID
+    doctor_id: uuid.UUID | None = None
+    level_code: str | None = Field(None, description="defaults to the doctor's level")
+    weekday: Annotated[int, Field(ge=0, le=6, description="0 = Monday")]
+    period: Period
+    start: time | None = Field(None, description="defaults to the period's usual hours")
+    end: time | None = None
+    capacity: Annotated[int, Field(ge=1, le=500)] = 25
+    slot_minutes: Annotated[int, Field(ge=5, le=240)] = 30
+    room: Annotated[str, Field(max_length=100)] = ""
+    valid_from: date | None = None
+    valid_until: date | None = None
+
+    @model_validator(mode="after")
+    def _hours(self) -> TemplateCreate:
+        if self.start and self.end and self.start >= self.end:
+            raise ValueError("end must be after start")
+        if self.valid_from and self.valid_until and self.valid_from > self.valid_until:
+            raise ValueError("valid_until must not be before valid_from")
+        return self
+
+
+class TemplateRead(BaseModel):
+    id: uuid.UUID
+    department_id: uuid.UUID
+    doctor_id: uuid.UUID | None
+    weekday: int
+    period: Period
+    start: time
+    end: time
+    capacity: int
+    slot_minutes: int
+
+
+class GenerateRequest(BaseModel):
+    model_config = _FORBID
+
+    start: date | None = Field(None, description="defaults to today")
+    days: Annotated[int, Field(ge=1, le=60)] = 14
+
+
+class GenerateReport(BaseModel):
+    created: int
+    rebuilt: int
+    unchanged: int
+    kept_with_bookings: int
+
+
+class ExtraSessionCreate(BaseModel):
+    model_config = _FORBID
+
+    department_id: uuid.UUID
+    doctor_id: uuid.UUID | None = None
+    level_code: str | None = None
+    date: date
+    period: Period
+    start: time | None = None
+    end: time | None = None
+    capacity: Annotated[int, Field(ge=1, le=500)] = 25
+    slot_minutes: Annotated[int, Field(ge=5, le=240)] = 30
+    room: Annotated[str, Field(max_length=100)] = ""
+
+
+class ExtraPlacesCreate(BaseModel):
+    model_config = _FORBID
+
+    count: Annotated[int, Field(ge=1, le=100)]
+    pool: str = Field("appointment", description="onsite, reserved, appointment or a channel name")
+    slot_id: uuid.UUID | None = Field(None, description="defaults to the last slot")
+
+
+class StopClinicRequest(BaseModel):
+    model_config = _FORBID
+
+    reason: Annotated[str, Field(min_length=2, max_length=500, examples=["医生临时外出会诊"])]
+
+
+class StopClinicResult(BaseModel):
+    session_id: uuid.UUID
+    status: SessionStatus
+    cancelled_appointments: list[uuid.UUID]
+
+
+class PoolRatiosUpdate(BaseModel):
+    model_config = _FORBID
+
+    department_id: uuid.UUID | None = None
+    doctor_id: uuid.UUID | None = None
+    ratios: dict[str, Annotated[int, Field(ge=0, le=100)]] = Field(
+        examples=[{"appointment": 60, "onsite": 30, "reserved": 10}]
+    )

@@ -1,0 +1,467 @@
+"""Schedule templates → clinic sessions → slots and pools; availability reads."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import case, delete, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.booking.models import Appointment
+from yuyue.kit.errors import NotFound
+from yuyue.kit.ids import new_id
+from yuyue.scheduling import rules
+from yuyue.scheduling.models import (
+    ClinicSession,
+    Department,
+    Doctor,
+    Period,
+    PoolRatio,
+    RegistrationLevel,
+    ScheduleTemplate,
+    SessionStatus,
+    SlotPool,
+    TimeSlot,
+)
+from yuyue.staff.models import Role
+from yuyue.staff.rules import Actor, require_staff
+from yuyue.staff.service import record_audit
+
+
+async def pool_ratios(
+    session: AsyncSession,
+    *,
+    hospital_id: uuid.UUID,
+    department_id: uuid.UUID,
+    doctor_id: uuid.UUID | None,
+) -> dict[str, int]:
+    rows = await session.execute(
+        select(
+            PoolRatio.department_id, PoolRatio.doctor_id, PoolRatio.pool, PoolRatio.percent
+        ).where(
+            PoolRatio.hospital_id == hospital_id,
+            (PoolRatio.department_id == department_id)
+            | (PoolRatio.doctor_id == doctor_id)
+            | (PoolRatio.department_id.is_(None) & PoolRatio.doctor_id.is_(None)),
+        )
+    )
+    keyed = [
+        (str(dep) if dep else None, str(doc) if doc else None, pool, pct)
+        for dep, doc, pool, pct in rows
+    ]
+    return rules.resolve_ratios(
+        keyed, department_key=str(department_id), doctor_key=str(doctor_id) if doctor_id else None
+    )
+
+
+async def set_pool_ratios(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    ratios: dict[str, int],
+    department_id: uuid.UUID | None = None,
+    doctor_id: uuid.UUID | None = None,
+    now: datetime,
+) -> None:
+    """Replaces the ratio set of one scope; sessions generated later use it."""
+    require_staff(actor, Role.SCHEDULER)
+    rules.validate_ratios(ratios)
+    await session.execute(
+        delete(PoolRatio).where(
+            PoolRatio.hospital_id == actor.hospital_id,
+            PoolRatio.department_id.is_(None)
+            if department_id is None
+            else PoolRatio.department_id == department_id,
+            PoolRatio.doctor_id.is_(None)
+            if doctor_id is None
+            else PoolRatio.doctor_id == doctor_id,
+        )
+    )
+    for pool, percent in ratios.items():
+        session.add(
+            PoolRatio(
+                hospital_id=actor.hospital_id,
+                department_id=department_id,
+                doctor_id=doctor_id,
+                pool=pool,
+                percent=percent,
+            )
+        )
+    record_audit(
+        session,
+        actor=actor,
+        action="set_pool_ratios",
+        entity_type="doctor" if doctor_id else "department" if department_id else "hospital",
+        entity_id=doctor_id or department_id or actor.hospital_id,
+        before=None,
+        after=dict(ratios),
+        now=now,
+    )
+
+
+async def _add_inventory(
+    session: AsyncSession, clinic: ClinicSession, plans: Sequence[rules.SlotPlan]
+) -> None:
+    slots: list[TimeSlot] = []
+    pools: list[SlotPool] = []
+    for plan in plans:
+        slot = TimeSlot(
+            id=new_id(),
+            hospital_id=clinic.hospital_id,
+            session_id=clinic.id,
+            ordinal=plan.ordinal,
+            start_time=plan.start,
+            end_time=plan.end,
+        )
+        slots.append(slot)
+        for pool, capacity, first_number in plan.pools:
+            pools.append(
+                SlotPool(
+                    hospital_id=clinic.hospital_id,
+                    session_id=clinic.id,
+                    slot_id=slot.id,
+                    slot_ordinal=plan.ordinal,
+                    pool=pool,
+                    capacity=capacity,
+                    taken=0,
+                    first_number=first_number,
+                    is_open=True,
+                )
+            )
+    # No ORM relationships tie pools to slots, so the slots are flushed first.
+    session.add_all(slots)
+    await session.flush()
+    session.add_all(pools)
+    await session.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionShape:
+    department_id: uuid.UUID
+    doctor_id: uuid.UUID | None
+    level_id: uuid.UUID
+    date: date
+    period: Period
+    start_time: time
+    end_time: time
+    capacity: int
+    slot_minutes: int
+    room: str = ""
+
+
+async def _level_fee(session: AsyncSession, level_id: uuid.UUID) -> int:
+    fee = await session.scalar(
+        select(RegistrationLevel.fee_fen).where(RegistrationLevel.id == level_id)
+    )
+    if fee is None:
+        raise NotFound(what="level")
+    return fee
+
+
+async def create_session(
+    session: AsyncSession,
+    *,
+    hospital_id: uuid.UUID,
+    shape: SessionShape,
+    template_id: uuid.UUID | None,
+    is_extra: bool,
+    now: datetime,
+) -> ClinicSession:
+    ratios = await pool_ratios(
+        session,
+        hospital_id=hospital_id,
+        department_id=shape.department_id,
+        doctor_id=shape.doctor_id,
+    )
+    plans = rules.plan_session(
+        start=shape.start_time,
+        end=shape.end_time,
+        capacity=shape.capacity,
+        slot_minutes=shape.slot_minutes,
+        ratios=ratios,
+    )
+    clinic = ClinicSession(
+        id=new_id(),
+        hospital_id=hospital_id,
+        department_id=shape.department_id,
+        doctor_id=shape.doctor_id,
+        template_id=template_id,
+        level_id=shape.level_id,
+        date=shape.date,
+        period=shape.period,
+        start_time=shape.start_time,
+        end_time=shape.end_time,
+        slot_minutes=shape.slot_minutes,
+        capacity=shape.capacity,
+        fee_fen=await _level_fee(session, shape.level_id),
+        room=shape.room,
+        status=SessionStatus.OPEN,
+        is_extra=is_extra,
+        created_at=now,
+    )
+    session.add(clinic)
+    await session.flush()
+    await _add_inventory(session, clinic, plans)
+    return clinic
+
+
+@dataclass(slots=True)
+class GenerationReport:
+    created: int = 0
+    rebuilt: int = 0
+    unchanged: int = 0
+    kept_with_bookings: int = 0
+
+
+def _shape_of_template(template: ScheduleTemplate, day: date) -> SessionShape:
+    return SessionShape(
+        department_id=template.department_id,
+        doctor_id=template.doctor_id,
+        level_id=template.level_id,
+        date=day,
+        period=Period(template.period),
+        start_time=template.start_time,
+        end_time=template.end_time,
+        capacity=template.capacity,
+        slot_minutes=template.slot_minutes,
+        room=template.room,
+    )
+
+
+def _same_shape(clinic: ClinicSession, shape: SessionShape) -> bool:
+    return (
+        clinic.level_id == shape.level_id
+        and clinic.start_time == shape.start_time
+        and clinic.end_time == shape.end_time
+        and clinic.capacity == shape.capacity
+        and clinic.slot_minutes == shape.slot_minutes
+        and clinic.room == shape.room
+        and clinic.doctor_id == shape.doctor_id
+    )
+
+
+async def generate_sessions(
+    session: AsyncSession, *, hospital_id: uuid.UUID, start: date, days: int, now: datetime
+) -> GenerationReport:
+    """Creates the sessions the active templates call for over `days` days from `start`.
+
+    Idempotent: a session that already exists is left as it is when it matches its template,
+    rebuilt when the template changed and nobody has booked it yet, and never touched once
+    it has bookings (any appointment, even cancelled, is history the hospital keeps).
+    """
+    report = GenerationReport()
+    templates = (
+        await session.scalars(
+            select(ScheduleTemplate).where(
+                ScheduleTemplate.hospital_id == hospital_id, ScheduleTemplate.active.is_(True)
+            )
+        )
+    ).all()
+    end = start + timedelta(days=days)
+    existing = {
+        (c.template_id, c.date): c
+        for c in (
+            await session.scalars(
+                select(ClinicSession).where(
+                    ClinicSession.hospital_id == hospital_id,
+                    ClinicSession.template_id.is_not(None),
+                    ClinicSession.date >= start,
+                    ClinicSession.date < end,
+                )
+            )
+        ).all()
+    }
+    for offset in range(days):
+        day = start + timedelta(days=offset)
+        for template in templates:
+            if template.weekday != day.weekday():
+                continue
+            if (template.valid_from and day < template.valid_from) or (
+                template.valid_until and day > template.valid_until
+            ):
+                continue
+            shape = _shape_of_template(template, day)
+            current = existing.get((template.id, day))
+            if current is None:
+                await create_session(
+                    session,
+                    hospital_id=hospital_id,
+                    shape=shape,
+                    template_id=template.id,
+                    is_extra=False,
+                    now=now,
+                )
+                report.created += 1
+            elif _same_shape(current, shape):
+                report.unchanged += 1
+            elif await session.scalar(select(exists().where(Appointment.session_id == current.id))):
+                report.kept_with_bookings += 1
+            else:
+                await _rebuild(session, current, shape)
+                report.rebuilt += 1
+    return report
+
+
+async def _rebuild(session: AsyncSession, clinic: ClinicSession, shape: SessionShape) -> None:
+    await session.execute(delete(SlotPool).where(SlotPool.session_id == clinic.id))
+    await session.execute(delete(TimeSlot).where(TimeSlot.session_id == clinic.id))
+    clinic.level_id = shape.level_id
+    clinic.doctor_id = shape.doctor_id
+    clinic.start_time = shape.start_time
+    clinic.end_time = shape.end_time
+    clinic.capacity = shape.capacity
+    clinic.slot_minutes = shape.slot_minutes
+    clinic.room = shape.room
+    clinic.fee_fen = await _level_fee(session, shape.level_id)
+    ratios = await pool_ratios(
+        session,
+        hospital_id=clinic.hospital_id,
+        department_id=clinic.department_id,
+        doctor_id=clinic.doctor_id,
+    )
+    plans = rules.plan_session(
+        start=shape.start_time,
+        end=shape.end_time,
+        capacity=shape.capacity,
+        slot_minutes=shape.slot_minutes,
+        ratios=ratios,
+    )
+    await _add_inventory(session, clinic, plans)
+
+
+async def add_extra_session(
+    session: AsyncSession, *, actor: Actor, shape: SessionShape, now: datetime
+) -> ClinicSession:
+    """加诊: a session outside the templates, shown as extra on the booking pages."""
+    require_staff(actor, Role.SCHEDULER)
+    department = await session.get(Department, shape.department_id)
+    if department is None or department.hospital_id != actor.hospital_id:
+        raise NotFound(what="department")
+    if shape.doctor_id is not None:
+        doctor = await session.get(Doctor, shape.doctor_id)
+        if doctor is None or doctor.department_id != shape.department_id:
+            raise NotFound(what="doctor")
+    clinic = await create_session(
+        session,
+        hospital_id=actor.hospital_id,
+        shape=shape,
+        template_id=None,
+        is_extra=True,
+        now=now,
+    )
+    record_audit(
+        session,
+        actor=actor,
+        action="extra_session",
+        entity_type="clinic_session",
+        entity_id=clinic.id,
+        before=None,
+        after={
+            "date": shape.date.isoformat(),
+            "period": shape.period.value,
+            "capacity": shape.capacity,
+        },
+        now=now,
+    )
+    return clinic
+
+
+async def add_extra_places(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    session_id: uuid.UUID,
+    count: int,
+    pool: str,
+    slot_id: uuid.UUID | None,
+    now: datetime,
+) -> ClinicSession:
+    """加号: new places numbered after every existing one, in the given (or last) slot."""
+    require_staff(actor, Role.SCHEDULER, Role.DOCTOR)
+    if count < 1 or count > 100:
+        raise rules.InvalidSchedule(problem="extra places must be between 1 and 100")
+    if pool not in rules.KNOWN_POOLS:
+        raise rules.InvalidSchedule(problem=f"unknown pool {pool}")
+    clinic = await session.scalar(
+        select(ClinicSession)
+        .where(ClinicSession.id == session_id, ClinicSession.hospital_id == actor.hospital_id)
+        .with_for_update()
+    )
+    if clinic is None:
+        raise NotFound(what="session")
+    if clinic.status != SessionStatus.OPEN:
+        raise rules.InvalidSchedule(problem="the session is stopped")
+    slot_query = select(TimeSlot).where(TimeSlot.session_id == session_id)
+    if slot_id is not None:
+        slot_query = slot_query.where(TimeSlot.id == slot_id)
+    slot = await session.scalar(slot_query.order_by(TimeSlot.ordinal.desc()).limit(1))
+    if slot is None:
+        raise NotFound(what="slot")
+    last_number = await session.scalar(
+        select(func.max(SlotPool.first_number + SlotPool.capacity - 1)).where(
+            SlotPool.session_id == session_id
+        )
+    )
+    session.add(
+        SlotPool(
+            hospital_id=clinic.hospital_id,
+            session_id=clinic.id,
+            slot_id=slot.id,
+            slot_ordinal=slot.ordinal,
+            pool=pool,
+            capacity=count,
+            taken=0,
+            first_number=(last_number or 0) + 1,
+            is_open=True,
+            is_extra=True,
+        )
+    )
+    before = clinic.capacity
+    clinic.capacity = before + count
+    record_audit(
+        session,
+        actor=actor,
+        action="extra_places",
+        entity_type="clinic_session",
+        entity_id=clinic.id,
+        before={"capacity": before},
+        after={"capacity": clinic.capacity, "pool": pool, "slot_id": str(slot.id)},
+        now=now,
+    )
+    await session.flush()
+    return clinic
+
+
+async def session_slots(
+    session: AsyncSession, *, hospital_id: uuid.UUID, session_id: uuid.UUID, pools: Sequence[str]
+) -> list[tuple[TimeSlot, int]]:
+    clinic = await session.scalar(
+        select(ClinicSession.id).where(
+            ClinicSession.id == session_id, ClinicSession.hospital_id == hospital_id
+        )
+    )
+    if clinic is None:
+        raise NotFound(what="session")
+    left = func.coalesce(
+        func.sum(
+            case(
+                (
+                    SlotPool.pool.in_(pools) & SlotPool.is_open.is_(True),
+                    SlotPool.capacity - SlotPool.taken,
+                ),
+                else_=0,
+            )
+        ),
+        0,
+    )
+    rows = await session.execute(
+        select(TimeSlot, left)
+        .outerjoin(SlotPool, SlotPool.slot_id == TimeSlot.id)
+        .where(TimeSlot.session_id == session_id)
+        .group_by(TimeSlot.id)
+        .order_by(TimeSlot.ordinal)
+    )
+    return [(slot, int(remaining)) for slot, remaining in rows]

@@ -1,0 +1,110 @@
+"""The application factory: API routes, problem+json errors, and the in-process worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+
+from yuyue import __version__
+from yuyue.booking import api as booking_api
+from yuyue.booking import service as booking_service
+from yuyue.config import Settings
+from yuyue.kit.clock import Clock
+from yuyue.kit.db import Database
+from yuyue.patients import api as patients_api
+from yuyue.scheduling import api as scheduling_api
+from yuyue.staff import api as staff_api
+from yuyue.web import problems
+from yuyue.web.context import AppContext
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+yuyue (预约) — outpatient appointment and registration.
+
+**Channels** (app, WeChat and Alipay mini programs, web, kiosk, phone, community, window)
+call with `Authorization: Bearer <API key>`; the key decides the channel and therefore the
+pool its places come from. Staff sign in at `POST /api/v1/auth/token`.
+
+**Errors** are `application/problem+json` with a stable `code` and a `detail` sentence in
+the language of `Accept-Language` (zh-CN by default, `en` available).
+
+**Money** is integer fen (分). **Instants** are UTC ISO 8601; session dates and times are the
+hospital's local ones.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    database: Database | None = None,
+    run_worker: bool | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+    ctx = AppContext.build(settings, clock=clock, db=database)
+    worker_enabled = settings.worker_in_process if run_worker is None else run_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with ctx.db.read() as session:
+            for scope, key in await booking_service.recent_idempotency_keys(
+                session, since=ctx.clock.now() - timedelta(days=1)
+            ):
+                ctx.known_keys.add(scope, key)
+        task: asyncio.Task[None] | None = None
+        if worker_enabled:
+            from yuyue.worker import run_forever
+
+            task = asyncio.create_task(run_forever(ctx, interval=settings.worker_interval_seconds))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if database is None:
+                await ctx.db.dispose()
+
+    app = FastAPI(
+        title="yuyue",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {
+                "name": "scheduling",
+                "description": "Departments, doctors, sessions and remaining places",
+            },
+            {"name": "appointments", "description": "Book, read, cancel, reschedule"},
+            {"name": "patients", "description": "Real-name patients"},
+            {
+                "name": "scheduler",
+                "description": "Templates, generation, extra sessions and places, stop-clinic",
+            },
+            {"name": "staff", "description": "Staff sign-in and channel API keys"},
+        ],
+    )
+    app.state.ctx = ctx
+    problems.install(app)
+
+    @app.get("/healthz", response_class=PlainTextResponse, tags=["ops"], summary="Liveness")
+    async def healthz() -> str:
+        return "ok"
+
+    for router in (
+        scheduling_api.router,
+        patients_api.router,
+        booking_api.router,
+        staff_api.router,
+    ):
+        app.include_router(router)
+    return app

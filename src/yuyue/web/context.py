@@ -1,0 +1,43 @@
+"""Everything a request needs that outlives it: settings, database, clock, keys, caches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from yuyue.booking.availability import ActorCache, BoundedSet, KnownKeys, SoldOutCache
+from yuyue.config import Settings
+from yuyue.kit.clock import Clock, SystemClock
+from yuyue.kit.crypto import FieldCipher, TokenSigner, load_master_secret
+from yuyue.kit.db import Database
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    clock: Clock
+    cipher: FieldCipher
+    staff_signer: TokenSigner
+    voucher_signer: TokenSigner
+    sold_out: SoldOutCache
+    known_keys: KnownKeys
+    known_patients: BoundedSet = field(default_factory=lambda: BoundedSet(1_000_000))
+    actors: ActorCache = field(default_factory=ActorCache)
+
+    @classmethod
+    def build(
+        cls, settings: Settings, *, clock: Clock | None = None, db: Database | None = None
+    ) -> AppContext:
+        secret = load_master_secret(settings.master_secret)
+        return cls(
+            settings=settings,
+            db=db or Database(settings.async_database_url, echo=settings.sql_echo),
+            clock=clock or SystemClock(),
+            cipher=FieldCipher(secret),
+            staff_signer=TokenSigner(secret, "staff"),
+            voucher_signer=TokenSigner(secret, "voucher"),
+            sold_out=SoldOutCache(settings.sold_out_cache_seconds),
+            known_keys=KnownKeys(
+                authoritative=settings.serving_processes == 1 and not settings.redis_url
+            ),
+        )

@@ -1,0 +1,142 @@
+"""Every error leaves as application/problem+json (RFC 9457) with a stable `code`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from yuyue.kit import i18n
+from yuyue.kit.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+    YuyueError,
+)
+
+log = logging.getLogger(__name__)
+PROBLEM_BASE = "https://yuyue.dev/problems/"
+PROBLEM_JSON = "application/problem+json"
+
+# A unique index that fires is the database upholding a rule under a race the service
+# could not see; it becomes the same refusal the rule gives.
+CONSTRAINT_ERRORS: dict[str, type[YuyueError]] = {}
+
+
+def register_constraint(name: str, error: type[YuyueError]) -> None:
+    CONSTRAINT_ERRORS[name] = error
+
+
+def locale_of(request: Request) -> str:
+    return i18n.negotiate(request.headers.get("accept-language"))
+
+
+def problem_body(error: YuyueError, locale: str, instance: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + error.code,
+        "title": error.title(locale),
+        "status": error.status,
+        "code": error.code,
+        "detail": error.detail(locale),
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(error.extensions())
+    return body
+
+
+def problem_response(
+    error: YuyueError, request: Request, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        problem_body(error, locale_of(request), request.url.path),
+        status_code=error.status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def validation_failure(exc: RequestValidationError) -> ValidationFailed:
+    errors = [
+        {"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "")}
+        for e in exc.errors()
+    ]
+    summary = ", ".join(sorted({e["field"] for e in errors}))
+    return ValidationFailed(errors=errors, summary=summary)
+
+
+def install(app: FastAPI) -> None:
+    async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, YuyueError)
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        return problem_response(exc, request, headers)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return problem_response(validation_failure(exc), request)
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        error: YuyueError
+        if exc.status_code == 404:
+            error = NotFound(what=i18n.translate("what.resource", locale_of(request)))
+        elif exc.status_code == 401:
+            error = Unauthorized()
+        elif exc.status_code == 403:
+            error = Forbidden()
+        elif exc.status_code == 405:
+            error = _MethodNotAllowed()
+        else:
+            error = ValidationFailed(summary=str(exc.detail))
+        return problem_response(error, request)
+
+    async def on_integrity(request: Request, exc: Exception) -> JSONResponse:
+        text = str(exc)
+        for name, error_type in CONSTRAINT_ERRORS.items():
+            if name in text:
+                return problem_response(error_type(), request)
+        log.warning("unmapped integrity error: %s", text.splitlines()[0])
+        return problem_response(Conflict(), request)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(_InternalError(), request)
+
+    app.add_exception_handler(YuyueError, on_domain_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(IntegrityError, on_integrity)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+class _MethodNotAllowed(YuyueError):
+    code = "method_not_allowed"
+    status = 405
+
+
+class _InternalError(YuyueError):
+    code = "internal_error"
+    status = 500
+
+
+i18n.register(
+    {
+        "title.method_not_allowed": ("方法不允许", "Method not allowed"),
+        "error.method_not_allowed": (
+            "该地址不支持此请求方法。",
+            "This method is not allowed on this address.",
+        ),
+    }
+)
