@@ -150,7 +150,11 @@ async def create_appointment(
 
     async def work(session: AsyncSession) -> tuple[int, dict[str, Any]]:
         if key is not None:
-            # A concurrent twin of this request may have committed while we waited.
+            # A concurrent twin may have committed while we waited for the patient's lock;
+            # taking that lock first makes this look-up see it.
+            await service.lock_patient(
+                session, hospital_id=actor.hospital_id, patient_id=body.patient_id
+            )
             record = await service.find_idempotent(session, scope=scope, key=key)
             if record is not None:
                 return -1, {

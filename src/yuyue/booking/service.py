@@ -115,7 +115,7 @@ def local_today(now: datetime, tz: str) -> date:
     return now.astimezone(ZoneInfo(tz)).date()
 
 
-async def _lock_patient(
+async def lock_patient(
     session: AsyncSession, *, hospital_id: uuid.UUID, patient_id: uuid.UUID
 ) -> Patient:
     # Serialises one patient's concurrent requests so limits hold (SQLite: the write lock).
@@ -281,7 +281,7 @@ async def book(
     replacing: uuid.UUID | None = None,
 ) -> Appointment:
     """Checks every rule, claims one place and records the appointment (held or booked)."""
-    patient = await _lock_patient(session, hospital_id=actor.hospital_id, patient_id=patient_id)
+    patient = await lock_patient(session, hospital_id=actor.hospital_id, patient_id=patient_id)
     loaded = await load_session(session, hospital_id=actor.hospital_id, session_id=session_id)
     facts = loaded.facts
     policy = await load_policy(
@@ -693,7 +693,7 @@ async def add_blacklist_entry(
     now: datetime,
 ) -> BlacklistEntry:
     require_staff(actor, Role.ADMIN)
-    await _lock_patient(session, hospital_id=actor.hospital_id, patient_id=patient_id)
+    await lock_patient(session, hospital_id=actor.hospital_id, patient_id=patient_id)
     entry = BlacklistEntry(
         hospital_id=actor.hospital_id,
         patient_id=patient_id,

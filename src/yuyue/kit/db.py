@@ -101,7 +101,14 @@ def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int = 20,
+        connect_args: dict[str, Any] | None = None,
+    ) -> None:
         self.url = normalise_database_url(url)
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
@@ -113,6 +120,7 @@ class Database:
             self.read_engine = create_async_engine(
                 self.url, echo=echo, pool_size=8, max_overflow=8, pool_timeout=60
             )
+            del connect_args
             _configure_sqlite(self.write_engine, immediate=True)
             _configure_sqlite(self.read_engine, immediate=False)
         else:
@@ -123,6 +131,7 @@ class Database:
                 max_overflow=pool_size,
                 pool_timeout=60,
                 pool_pre_ping=True,
+                connect_args=connect_args or {},
             )
             self.read_engine = self.write_engine
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)

@@ -47,6 +47,13 @@ class NotFound(YuyueError):
     code = "not_found"
     status = 404
 
+    def detail(self, locale: str = i18n.DEFAULT_LOCALE) -> str:
+        what = str(self.values.get("what", "resource"))
+        named = i18n.translate(f"what.{what}", locale)
+        return i18n.translate(
+            "error.not_found", locale, what=what if named == f"what.{what}" else named
+        )
+
 
 class Unauthorized(YuyueError):
     code = "unauthorized"

@@ -91,7 +91,7 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         error: YuyueError
         if exc.status_code == 404:
-            error = NotFound(what=i18n.translate("what.resource", locale_of(request)))
+            error = NotFound(what="resource")
         elif exc.status_code == 401:
             error = Unauthorized()
         elif exc.status_code == 403:

@@ -1,0 +1,155 @@
+"""Hundreds of simultaneous attempts over HTTP; exact counts, on SQLite and PostgreSQL.
+
+On PostgreSQL every request has its own connection and transaction, so the claims truly
+race inside the database; on SQLite they queue on the single writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import time, timedelta
+
+import httpx
+from sqlalchemy import delete, func, select
+
+from tests import factories as f
+from tests.conftest import NOW, VISIT_DAY, World
+from yuyue.booking.models import ACTIVE_STATUSES, Appointment
+from yuyue.scheduling.models import Period, PoolRatio, SlotPool
+from yuyue.web.context import AppContext
+
+
+async def _all_places_for_app(ctx: AppContext, world: World) -> None:
+    async with ctx.db.session_scope() as s:
+        await s.execute(delete(PoolRatio).where(PoolRatio.hospital_id == world.hospital.id))
+        s.add(PoolRatio(hospital_id=world.hospital.id, pool="appointment", percent=100))
+
+
+class TestReleasePeak:
+    async def test_400_patients_racing_for_25_places_book_exactly_25(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        await _all_places_for_app(ctx, world)
+        async with ctx.db.session_scope() as s:
+            clinic = await f.make_session(
+                s,
+                hospital=world.hospital,
+                department=world.department,
+                level=world.free_level,
+                doctor=world.doctor,
+                day=VISIT_DAY,
+                period=Period.AFTERNOON,
+                start=time(13, 30),
+                end=time(17, 30),
+                capacity=25,
+                now=NOW,
+            )
+            patients = [
+                await f.make_patient(s, hospital=world.hospital, cipher=ctx.cipher, now=NOW)
+                for _ in range(400)
+            ]
+
+        async def attempt(patient_id: str) -> httpx.Response:
+            return await client.post(
+                "/api/v1/appointments",
+                json={"patient_id": patient_id, "session_id": str(clinic.id)},
+                headers=world.auth,
+            )
+
+        answers = await asyncio.gather(*[attempt(str(p.id)) for p in patients])
+        statuses = Counter(a.status_code for a in answers)
+        assert statuses == {201: 25, 409: 375}, statuses
+        assert {a.json()["code"] for a in answers if a.status_code == 409} == {"sold_out"}
+        numbers = sorted(a.json()["sequence_number"] for a in answers if a.status_code == 201)
+        assert numbers == list(range(1, 26))
+        async with ctx.db.read() as s:
+            taken = await s.scalar(
+                select(func.sum(SlotPool.taken)).where(SlotPool.session_id == clinic.id)
+            )
+            rows = await s.scalar(
+                select(func.count()).where(
+                    Appointment.session_id == clinic.id, Appointment.status.in_(ACTIVE_STATUSES)
+                )
+            )
+            over = await s.scalar(select(func.count()).where(SlotPool.taken > SlotPool.capacity))
+        assert taken == 25 and rows == 25 and over == 0
+
+
+class TestOnePatientMany:
+    async def test_50_simultaneous_attempts_by_one_patient_respect_the_daily_limit(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        await _all_places_for_app(ctx, world)
+        sessions = []
+        async with ctx.db.session_scope() as s:
+            for i in range(50):
+                department = await f.make_department(s, hospital=world.hospital, name=f"科室{i}")
+                sessions.append(
+                    await f.make_session(
+                        s,
+                        hospital=world.hospital,
+                        department=department,
+                        level=world.free_level,
+                        day=VISIT_DAY,
+                        capacity=5,
+                        now=NOW,
+                    )
+                )
+
+        answers = await asyncio.gather(
+            *[
+                client.post(
+                    "/api/v1/appointments",
+                    json={"patient_id": str(world.patient.id), "session_id": str(c.id)},
+                    headers=world.auth,
+                )
+                for c in sessions
+            ]
+        )
+        statuses = Counter(a.status_code for a in answers)
+        # The default policy allows two bookings per patient per day.
+        assert statuses == {201: 2, 409: 48}, statuses
+        assert {a.json()["limit"] for a in answers if a.status_code == 409} == {"per_day"}
+        async with ctx.db.read() as s:
+            active = await s.scalar(
+                select(func.count()).where(
+                    Appointment.patient_id == world.patient.id,
+                    Appointment.status.in_(ACTIVE_STATUSES),
+                )
+            )
+        assert active == 2
+
+    async def test_50_attempts_over_a_week_respect_the_7_day_limit(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        await _all_places_for_app(ctx, world)
+        sessions = []
+        async with ctx.db.session_scope() as s:
+            for i in range(50):
+                department = await f.make_department(s, hospital=world.hospital, name=f"科室{i}")
+                sessions.append(
+                    await f.make_session(
+                        s,
+                        hospital=world.hospital,
+                        department=department,
+                        level=world.free_level,
+                        day=VISIT_DAY + timedelta(days=i % 4),
+                        capacity=5,
+                        now=NOW,
+                    )
+                )
+        answers = await asyncio.gather(
+            *[
+                client.post(
+                    "/api/v1/appointments",
+                    json={"patient_id": str(world.patient.id), "session_id": str(c.id)},
+                    headers=world.auth,
+                )
+                for c in sessions
+            ]
+        )
+        booked = [a for a in answers if a.status_code == 201]
+        # 3 within 7 days (and 3 active) is the tightest limit over four days.
+        assert len(booked) == 3
+        assert all(a.status_code in (201, 409) for a in answers)
