@@ -140,10 +140,16 @@ async def create_appointment(
             return _replay(record.request_hash, request_hash, record.status_code, record.response)
 
     cache_key = (body.session_id, pools_for_channel(actor.channel), body.slot_id)
-    if (actor.hospital_id, body.patient_id) in ctx.known_patients:
-        cached = ctx.sold_out.get(cache_key)
-        if cached is not None:
-            raise rules.SoldOut(alternatives=cached)
+    cached = ctx.sold_out.get(cache_key)
+    if cached is not None:
+        # Answered from memory; an unknown patient id still gets its 404 first.
+        if (actor.hospital_id, body.patient_id) not in ctx.known_patients:
+            async with ctx.db.read() as session:
+                await patient_service.get_patient(
+                    session, hospital_id=actor.hospital_id, patient_id=body.patient_id
+                )
+            ctx.known_patients.add((actor.hospital_id, body.patient_id))
+        raise rules.SoldOut(alternatives=cached)
 
     if key is not None:
         ctx.known_keys.add(scope, key)
@@ -192,15 +198,18 @@ async def create_appointment(
         status_code, answer = await ctx.db.transact(work)
     except rules.SoldOut as sold_out:
         ctx.known_patients.add((actor.hospital_id, body.patient_id))
-        async with ctx.db.read() as session:
-            sold_out.alternatives = await service.alternatives(
-                session,
-                actor=actor,
-                session_id=body.session_id,
-                slot_id=body.slot_id,
-                now=ctx.clock.now(),
-            )
-        ctx.sold_out.put(cache_key, sold_out.alternatives)
+
+        async def compute() -> list[dict[str, Any]]:
+            async with ctx.db.read() as session:
+                return await service.alternatives(
+                    session,
+                    actor=actor,
+                    session_id=body.session_id,
+                    slot_id=body.slot_id,
+                    now=ctx.clock.now(),
+                )
+
+        sold_out.alternatives = await ctx.sold_out.remember(cache_key, compute)
         raise
     ctx.known_patients.add((actor.hospital_id, body.patient_id))
     if status_code == -1:

@@ -10,10 +10,11 @@ so a stale entry can delay a booking by a moment but can never overbook.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,32 @@ class SoldOutCache:
         self.ttl = ttl
         self._now = monotonic
         self._entries: dict[SoldOutKey, _Entry] = {}
+        self._in_flight: dict[SoldOutKey, asyncio.Future[list[dict[str, Any]]]] = {}
+
+    async def remember(
+        self, key: SoldOutKey, compute: Callable[[], Awaitable[list[dict[str, Any]]]]
+    ) -> list[dict[str, Any]]:
+        """The alternatives for a sold-out key, computed once however many refusals arrive
+        together (a few hundred at the release second)."""
+        cached = self.get(key)
+        if cached is not None:
+            return cached
+        pending = self._in_flight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            alternatives = await compute()
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # marks it retrieved when no one else waits
+            raise
+        finally:
+            self._in_flight.pop(key, None)
+        future.set_result(alternatives)
+        self.put(key, alternatives)
+        return alternatives
 
     def get(self, key: SoldOutKey) -> list[dict[str, Any]] | None:
         if self.ttl <= 0:

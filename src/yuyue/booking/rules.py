@@ -48,6 +48,15 @@ class BookingClosed(YuyueError):
     code = "booking_closed"
     status = 409
 
+    def detail(self, locale: str = i18n.DEFAULT_LOCALE) -> str:
+        closed = i18n.translate("error.booking_closed", locale, **self.values)
+        if "reopens_local" not in self.values:
+            return closed
+        return closed + i18n.translate("booking_reopens", locale, **self.values)
+
+    def extensions(self) -> dict[str, Any]:
+        return {"reopens_at": self.values["reopens_at"]} if "reopens_at" in self.values else {}
+
 
 class SessionStopped(YuyueError):
     code = "session_stopped"
@@ -62,6 +71,12 @@ class AgeNotAllowed(YuyueError):
 class SexNotAllowed(YuyueError):
     code = "sex_not_allowed"
     status = 409
+
+    def detail(self, locale: str = i18n.DEFAULT_LOCALE) -> str:
+        allowed = i18n.translate(f"sex.{self.values['allowed_code']}", locale)
+        return i18n.translate(
+            "error.sex_not_allowed", locale, department=self.values["department"], allowed=allowed
+        )
 
 
 class AlreadyBooked(YuyueError):
@@ -127,6 +142,10 @@ i18n.register(
         "error.booking_closed": (
             "该出诊的预约已截止（截止时间 {closed_local}）。",
             "Booking for this session closed at {closed_local}.",
+        ),
+        "booking_reopens": (
+            "当日挂号将于 {reopens_local} 开放。",
+            " Same-day registration opens at {reopens_local}.",
         ),
         "title.session_stopped": ("已停诊", "Clinic stopped"),
         "error.session_stopped": (
@@ -314,7 +333,10 @@ def booking_window(policy: Policy, session: SessionFacts) -> BookingWindow:
     same_day_opens: datetime | None = None
     if policy.same_day_booking:
         same_day_opens = max(local_instant(session.date, policy.same_day_open_time, tz), opens_at)
-    else:
+        if same_day_opens >= closes_at:
+            # Opening after the cut-off would promise a window that never comes.
+            same_day_opens = None
+    if same_day_opens is None:
         closes_at = min(advance_closes, closes_at)
     advance_closes = max(min(advance_closes, closes_at), opens_at)
     return BookingWindow(opens_at, advance_closes, same_day_opens, closes_at)
@@ -335,12 +357,15 @@ def check_window(policy: Policy, session: SessionFacts, *, channel: Channel, now
         return
     if now < window.advance_closes_at:
         return
-    if window.same_day_opens_at is not None and window.same_day_opens_at <= now < window.closes_at:
+    reopens = window.same_day_opens_at
+    if reopens is not None and reopens <= now < window.closes_at:
         return
-    if window.same_day_opens_at is not None and now < window.same_day_opens_at:
-        raise OutsideReleaseWindow(
-            opens_at=window.same_day_opens_at.isoformat(),
-            opens_local=format_local(window.same_day_opens_at, tz),
+    if reopens is not None and now < reopens:
+        # Released long ago, advance booking is over, same-day registration comes later.
+        raise BookingClosed(
+            closed_local=format_local(window.advance_closes_at, tz),
+            reopens_at=reopens.isoformat(),
+            reopens_local=format_local(reopens, tz),
         )
     closed = window.closes_at if now >= window.closes_at else window.advance_closes_at
     raise BookingClosed(closed_local=format_local(closed, tz))
@@ -371,11 +396,7 @@ def check_demographics(
         span = f"{low}–{max_age}" if max_age is not None else f"≥{low}"
         raise AgeNotAllowed(department=department_name, range=span, age=age)
     if sex_restriction is not None and sex != sex_restriction:
-        raise SexNotAllowed(
-            department=department_name,
-            allowed=i18n.translate(f"sex.{sex_restriction}"),
-            allowed_code=sex_restriction,
-        )
+        raise SexNotAllowed(department=department_name, allowed_code=sex_restriction)
 
 
 @dataclass(frozen=True, slots=True)

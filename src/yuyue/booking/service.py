@@ -219,6 +219,40 @@ async def claim_place(
     return None
 
 
+async def _has_free_place(
+    session: AsyncSession, *, session_id: uuid.UUID, pools: Sequence[str], slot_id: uuid.UUID | None
+) -> bool:
+    probe = select(SlotPool.id).where(
+        SlotPool.session_id == session_id,
+        SlotPool.pool.in_(pools),
+        SlotPool.taken < SlotPool.capacity,
+        SlotPool.is_open.is_(True),
+    )
+    if slot_id is not None:
+        probe = probe.where(SlotPool.slot_id == slot_id)
+    return await session.scalar(probe.limit(1)) is not None
+
+
+async def _release_expired_or_refuse(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    session_id: uuid.UUID,
+    slot_id: uuid.UUID | None,
+    now: datetime,
+) -> None:
+    """Returns places of holds past their deadline, so an unpaid hold never keeps a place
+    from a real patient whether or not the sweep has run; refuses when none come back."""
+    if await expire_holds(session, actor=actor, now=now, session_id=session_id):
+        return
+    session_status = await session.scalar(
+        select(ClinicSession.status).where(ClinicSession.id == session_id)
+    )
+    if session_status != SessionStatus.OPEN:
+        raise rules.SessionStopped()
+    raise rules.SoldOut(session_id=str(session_id), slot_id=str(slot_id) if slot_id else None)
+
+
 async def _return_place(session: AsyncSession, pool_id: uuid.UUID) -> None:
     await session.execute(
         update(SlotPool)
@@ -298,6 +332,27 @@ async def book(
         sex=patient.sex,
         visit_date=facts.date,
     )
+    slot: TimeSlot | None = None
+    if slot_id is not None:
+        slot = await session.get(TimeSlot, slot_id)
+        if slot is None or slot.session_id != session_id:
+            raise NotFound(what="slot")
+    pools = pools_for_channel(actor.channel)
+    # At the release peak most requests are for places already gone: one cheap probe
+    # answers them before the per-patient queries below.
+    if not await _has_free_place(session, session_id=session_id, pools=pools, slot_id=slot_id):
+        if replacing is None and await session.scalar(
+            select(Appointment.id).where(
+                Appointment.patient_id == patient.id,
+                Appointment.session_id == session_id,
+                Appointment.status.in_(ACTIVE_STATUSES),
+            )
+        ):
+            raise rules.AlreadyBooked()
+        await _release_expired_or_refuse(
+            session, actor=actor, session_id=session_id, slot_id=slot_id, now=now
+        )
+
     rules.check_not_blacklisted(
         await _blacklist(session, patient_id=patient.id, now=now),
         channel=actor.channel,
@@ -312,23 +367,13 @@ async def book(
         today=local_today(now, facts.timezone),
         replacing=replacing,
     )
-    slot: TimeSlot | None = None
-    if slot_id is not None:
-        slot = await session.get(TimeSlot, slot_id)
-        if slot is None or slot.session_id != session_id:
-            raise NotFound(what="slot")
-
-    pools = pools_for_channel(actor.channel)
     place = await claim_place(session, session_id=session_id, pools=pools, slot_id=slot_id)
-    if place is None and await expire_holds(session, actor=actor, now=now, session_id=session_id):
-        # A hold past its deadline never keeps a place from a real patient, sweep or not.
+    if place is None:
+        await _release_expired_or_refuse(
+            session, actor=actor, session_id=session_id, slot_id=slot_id, now=now
+        )
         place = await claim_place(session, session_id=session_id, pools=pools, slot_id=slot_id)
     if place is None:
-        session_status = await session.scalar(
-            select(ClinicSession.status).where(ClinicSession.id == session_id)
-        )
-        if session_status != SessionStatus.OPEN:
-            raise rules.SessionStopped()
         raise rules.SoldOut(session_id=str(session_id), slot_id=str(slot_id) if slot_id else None)
 
     if replacing is not None:

@@ -72,12 +72,13 @@ def validate_ratios(ratios: Mapping[str, int]) -> None:
 
 
 def split_capacity(capacity: int, ratios: Mapping[str, int]) -> dict[str, int]:
-    """Largest-remainder split of whole places; ties go to the pool listed first."""
+    """Largest-remainder split of whole places; ties go to the pool listed first.
+    Integer arithmetic, so equal remainders really are equal."""
     validate_ratios(ratios)
-    exact = {pool: capacity * pct / 100 for pool, pct in ratios.items()}
-    counts = {pool: int(share) for pool, share in exact.items()}
+    counts = {pool: capacity * pct // 100 for pool, pct in ratios.items()}
+    remainders = {pool: capacity * pct % 100 for pool, pct in ratios.items()}
     leftover = capacity - sum(counts.values())
-    order = sorted(ratios, key=lambda p: (-(exact[p] - counts[p]), list(ratios).index(p)))
+    order = sorted(ratios, key=lambda p: (-remainders[p], list(ratios).index(p)))
     for pool in order[:leftover]:
         counts[pool] += 1
     return {pool: n for pool, n in counts.items() if n > 0}

@@ -1,0 +1,495 @@
+"""Benchmark fixtures: synthetic identities, fresh databases with snapshot/restore, the
+server subprocess, and the zero-overbooking check run directly against the database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+
+# The statuses that occupy a place, as the brief for the check states them (deliberately not
+# imported from the server: the check should not trust the code it checks).
+ACTIVE = ("held", "booked", "checked_in")
+_ACTIVE_SQL = "status IN ('held', 'booked', 'checked_in')"
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋"
+_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红建国文辉力永健世广志义兴良海山"
+
+
+class SetupError(RuntimeError):
+    """The benchmark could not prepare its fixture."""
+
+
+class OverbookingError(AssertionError):
+    """The database shows more places taken than exist, or numbers handed out twice."""
+
+
+# --- identities ------------------------------------------------------------------------
+
+
+def resident_id(region: int, birth: date, sequence: int) -> str:
+    """A valid 18-character resident ID number (GB 11643-1999 check character)."""
+    body = f"{region:06d}{birth:%Y%m%d}{sequence:03d}"
+    total = sum(int(d) * w for d, w in zip(body, _ID_WEIGHTS, strict=True))
+    return body + "10X98765432"[total % 11]
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    id_number: str
+    phone: str
+
+    def payload(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "id_type": "resident_id",
+            "id_number": self.id_number,
+            "phone": self.phone,
+        }
+
+
+class IdentityFactory:
+    """Unique adults (born 1960–2000), each with a phone of their own (an account phone
+    may hold at most five patients)."""
+
+    def __init__(self, seed: int = 20261123) -> None:
+        self.rng = random.Random(seed)
+        self.ids: set[str] = set()
+        self.count = 0
+
+    def next(self) -> Identity:
+        start, span = date(1960, 1, 1), (date(2000, 12, 31) - date(1960, 1, 1)).days
+        while True:
+            number = resident_id(
+                self.rng.randint(110101, 110199),
+                start + timedelta(days=self.rng.randint(0, span)),
+                self.rng.randint(0, 999),
+            )
+            if number not in self.ids:
+                break
+        self.ids.add(number)
+        self.count += 1
+        name = self.rng.choice(_SURNAMES) + "".join(
+            self.rng.choice(_GIVEN) for _ in range(self.rng.randint(1, 2))
+        )
+        return Identity(name=name, id_number=number, phone=f"139{self.count:08d}")
+
+
+async def create_patients(
+    base_url: str, key: str, count: int, *, concurrency: int = 16
+) -> tuple[list[str], dict[str, int]]:
+    """Registers `count` patients through the API; returns their ids and failure counts.
+
+    A failed registration is retried with a new identity (a lost answer may have been
+    committed, and the same identity would then be refused as already registered).
+    """
+    factory = IdentityFactory()
+    ids: list[str] = []
+    failures: dict[str, int] = {}
+    queue: asyncio.Queue[None] = asyncio.Queue()
+    for _ in range(count):
+        queue.put_nowait(None)
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            queue.get_nowait()
+            for _attempt in range(5):
+                try:
+                    response = await client.post(
+                        "/api/v1/patients", json=factory.next().payload(), headers=headers
+                    )
+                except httpx.HTTPError as error:
+                    label = type(error).__name__
+                else:
+                    if response.status_code == 201:
+                        ids.append(str(response.json()["id"]))
+                        break
+                    label = f"{response.status_code} {_code(response)}"
+                failures[label] = failures.get(label, 0) + 1
+            else:
+                raise SetupError(f"could not register a patient; failures so far: {failures}")
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return ids, failures
+
+
+def _code(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("code", "-"))
+    except ValueError:
+        return "-"
+
+
+# --- databases -------------------------------------------------------------------------
+
+
+@dataclass
+class Verification:
+    pools: int
+    places: int
+    taken: int
+    active_appointments: int
+    violations: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.violations.values())
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "pools": self.pools,
+            "places": self.places,
+            "taken": self.taken,
+            "active_appointments": self.active_appointments,
+            "violations": {
+                name: [[str(value) for value in row] for row in rows]
+                for name, rows in self.violations.items()
+            },
+        }
+
+
+CHECKS = {
+    # taken beyond capacity, or out of step with the appointments that hold the places
+    "pool_taken": f"""
+        SELECT p.id, p.capacity, p.taken, COALESCE(a.n, 0)
+        FROM slot_pool p
+        LEFT JOIN (SELECT pool_id, COUNT(*) AS n FROM appointment WHERE {_ACTIVE_SQL}
+                   GROUP BY pool_id) a ON a.pool_id = p.id
+        WHERE p.taken > p.capacity OR p.taken <> COALESCE(a.n, 0)""",
+    # one number handed to two active appointments of a session
+    "duplicate_number": f"""
+        SELECT session_id, sequence_number, COUNT(*) FROM appointment WHERE {_ACTIVE_SQL}
+        GROUP BY session_id, sequence_number HAVING COUNT(*) > 1""",
+    # one patient holding two active places in one session
+    "duplicate_patient": f"""
+        SELECT session_id, patient_id, COUNT(*) FROM appointment WHERE {_ACTIVE_SQL}
+        GROUP BY session_id, patient_id HAVING COUNT(*) > 1""",
+    # a number outside the range its pool owns (first_number .. first_number + capacity - 1)
+    "number_outside_pool": f"""
+        SELECT a.id, a.sequence_number, p.first_number, p.capacity
+        FROM appointment a JOIN slot_pool p ON p.id = a.pool_id
+        WHERE a.{_ACTIVE_SQL} AND (a.sequence_number < p.first_number
+              OR a.sequence_number >= p.first_number + p.capacity)""",
+}
+_TOTALS = f"""
+    SELECT (SELECT COUNT(*) FROM slot_pool), (SELECT COALESCE(SUM(capacity), 0) FROM slot_pool),
+           (SELECT COALESCE(SUM(taken), 0) FROM slot_pool),
+           (SELECT COUNT(*) FROM appointment WHERE {_ACTIVE_SQL})"""
+
+
+class Backend(Protocol):
+    name: str
+    url: str
+
+    async def prepare(self) -> None: ...
+    async def snapshot(self) -> None: ...
+    async def restore(self) -> None: ...
+    async def verify(self) -> Verification: ...
+    async def cleanup(self) -> None: ...
+
+
+class SqliteBackend:
+    """A new database file in a temporary directory; snapshots via the backup API."""
+
+    name = "sqlite"
+
+    def __init__(self, workdir: Path) -> None:
+        self.path = workdir / "yuyue.db"
+        self.snapshot_path = workdir / "snapshot.db"
+        self.url = f"sqlite:///{self.path}"
+
+    def _files(self) -> list[Path]:
+        return [self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")]
+
+    async def prepare(self) -> None:
+        for path in self._files():
+            path.unlink(missing_ok=True)
+
+    async def snapshot(self) -> None:
+        self.snapshot_path.unlink(missing_ok=True)
+        with (
+            sqlite3.connect(self.path) as source,
+            sqlite3.connect(self.snapshot_path) as target,
+        ):
+            source.backup(target)
+        source.close()
+        target.close()
+
+    async def restore(self) -> None:
+        for path in self._files():
+            path.unlink(missing_ok=True)
+        shutil.copyfile(self.snapshot_path, self.path)
+
+    async def verify(self) -> Verification:
+        connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            violations = {
+                name: connection.execute(sql).fetchall()[:20] for name, sql in CHECKS.items()
+            }
+            pools, places, taken, active = connection.execute(_TOTALS).fetchone()
+        finally:
+            connection.close()
+        return Verification(pools, places, taken, active, violations)
+
+    async def cleanup(self) -> None:
+        self.snapshot_path.unlink(missing_ok=True)
+
+
+class PostgresBackend:
+    """A fresh database `yuyue_bench`, dropped and created from the `test` database;
+    snapshots are template databases (CREATE DATABASE ... TEMPLATE)."""
+
+    name = "postgresql"
+
+    def __init__(
+        self,
+        *,
+        admin_url: str = "postgresql://postgres@127.0.0.1:5432/test",
+        database: str = "yuyue_bench",
+    ) -> None:
+        self.admin_url = admin_url
+        self.database = database
+        self.snapshot_name = f"{database}_snapshot"
+        self.url = admin_url.rsplit("/", 1)[0] + f"/{database}"
+
+    async def _admin(self, *statements: str) -> None:
+        connection = await asyncpg.connect(self.admin_url)
+        try:
+            for statement in statements:
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    async def prepare(self) -> None:
+        await self._admin(
+            f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)',
+            f'DROP DATABASE IF EXISTS "{self.snapshot_name}" WITH (FORCE)',
+            f'CREATE DATABASE "{self.database}"',
+        )
+
+    async def snapshot(self) -> None:
+        await self._admin(
+            f'DROP DATABASE IF EXISTS "{self.snapshot_name}" WITH (FORCE)',
+            f'CREATE DATABASE "{self.snapshot_name}" TEMPLATE "{self.database}"',
+        )
+
+    async def restore(self) -> None:
+        await self._admin(
+            f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)',
+            f'CREATE DATABASE "{self.database}" TEMPLATE "{self.snapshot_name}"',
+        )
+
+    async def verify(self) -> Verification:
+        connection = await asyncpg.connect(self.url)
+        try:
+            violations = {
+                name: [tuple(row) for row in (await connection.fetch(sql))[:20]]
+                for name, sql in CHECKS.items()
+            }
+            row = await connection.fetchrow(_TOTALS)
+        finally:
+            await connection.close()
+        assert row is not None
+        return Verification(row[0], row[1], row[2], row[3], violations)
+
+    async def cleanup(self) -> None:
+        await self._admin(f'DROP DATABASE IF EXISTS "{self.snapshot_name}" WITH (FORCE)')
+
+
+# --- the yuyue command and server ------------------------------------------------------
+
+
+def yuyue_executable() -> str:
+    beside = Path(sys.executable).parent / "yuyue"
+    found = str(beside) if beside.exists() else shutil.which("yuyue")
+    if not found:
+        raise SetupError("the `yuyue` command is not installed in this environment")
+    return found
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    completed = subprocess.run(
+        [yuyue_executable(), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise SetupError(
+            f"`yuyue {' '.join(args)}` failed ({completed.returncode}):\n{completed.stderr[-4000:]}"
+        )
+    return completed.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    """`yuyue serve` as a subprocess (one process), logging to a file we scan for errors."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, log_path: Path) -> None:
+        self.env = env
+        self.cwd = cwd
+        self.log_path = log_path
+        self.port = 0
+        self.process: asyncio.subprocess.Process | None = None
+        self._log_offset = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, timeout_s: float = 60.0) -> None:
+        self.port = free_port()
+        with self.log_path.open("ab") as log:
+            self._log_offset = log.tell()
+            self.process = await asyncio.create_subprocess_exec(
+                yuyue_executable(),
+                *("serve", "--host", "127.0.0.1", "--port", str(self.port)),
+                env=self.env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=5) as client:
+            while time.monotonic() < deadline:
+                if self.process.returncode is not None:
+                    raise SetupError(f"the server exited at start:\n{self.log_tail()}")
+                try:
+                    response = await client.get("/healthz")
+                    if response.status_code == 200 and response.text == "ok":
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        await self.stop()
+        raise SetupError(f"the server did not become healthy in {timeout_s}s:\n{self.log_tail()}")
+
+    async def wait_idle(self, timeout_s: float = 30.0) -> float:
+        """Waits until /healthz answers within 50 ms (a backlog has drained); returns the
+        seconds waited."""
+        started = time.monotonic()
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s) as client:
+            while time.monotonic() - started < timeout_s:
+                t = time.monotonic()
+                try:
+                    await client.get("/healthz")
+                except httpx.HTTPError:
+                    pass
+                else:
+                    if time.monotonic() - t < 0.05:
+                        break
+                await asyncio.sleep(0.2)
+        return time.monotonic() - started
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds the server process has used so far."""
+        if self.process is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def stop(self) -> int | None:
+        """Stops the server gracefully (SIGINT), killing it after 15 s; returns its exit code."""
+        process, self.process = self.process, None
+        if process is None:
+            return None
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                process.kill()
+        return await process.wait()
+
+    def new_log(self) -> str:
+        """Log written since the last start."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(self._log_offset)
+                return log.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def mark_log(self) -> None:
+        """Makes :meth:`new_log` start from here."""
+        try:
+            self._log_offset = self.log_path.stat().st_size
+        except OSError:
+            self._log_offset = 0
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.new_log()[-chars:]
+
+
+def scan_log(log: str, limit: int = 5) -> dict[str, Any]:
+    """Counts error lines and tracebacks in a server log and keeps the first few, shortened
+    to their head and the final exception line."""
+    lines = log.splitlines()
+    starts = [
+        i
+        for i, line in enumerate(lines)
+        if line.startswith(("ERROR", "CRITICAL", "Traceback")) or "Exception in ASGI" in line
+    ]
+    excerpts: list[str] = []
+    for i in starts:
+        if len(excerpts) >= limit:
+            break
+        if i > 0 and i - 1 in starts:
+            continue  # the traceback under an ERROR line already taken
+        block = lines[i : i + 200]
+        end = next(
+            (
+                j
+                for j, line in enumerate(block[1:], 1)
+                if line and not line.startswith((" ", "Traceback", "The above", "During"))
+            ),
+            len(block) - 1,
+        )
+        chunk = block[: end + 1]
+        excerpts.append("\n".join([*chunk[:2], "...", *chunk[-3:]] if len(chunk) > 6 else chunk))
+    return {
+        "error_lines": sum(1 for line in lines if line.startswith(("ERROR", "CRITICAL"))),
+        "tracebacks": sum(1 for line in lines if line.startswith("Traceback")),
+        "excerpts": excerpts,
+    }
+
+
+def make_workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="yuyue-bench-"))

@@ -1,0 +1,429 @@
+"""An open-loop HTTP/1.1 load generator on raw asyncio protocols.
+
+Open loop: request ``i`` of a run at rate ``R`` has the *intended* send time ``t0 + i / R``
+and is dispatched at that time whatever happened to earlier requests. Its latency is measured
+from the intended send time, not from the moment it was written to a socket, so time spent
+waiting for a free connection (or for the generator itself) counts as latency. This avoids
+coordinated omission: a slow server cannot slow the arrival rate down and hide its queue.
+
+The client keeps a pool of keep-alive connections (one request in flight per connection, no
+pipelining). A request due while every connection is busy and the pool is at its limit waits
+in a FIFO queue; such requests are counted (``queued``), as are sends later than
+:data:`LATE_SEND_S` after their intended time (``late_sends``) and requests still queued when
+the sending window closed (``unsent``). Responses are parsed just enough (status line,
+``Content-Length`` or chunked body, ``Connection: close``); the problem ``code`` of non-2xx
+JSON answers is kept so that, e.g., ``409 sold_out`` and ``409 limit_exceeded`` are counted
+apart. Everything runs from loop callbacks: no task per request, to keep the client cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import resource
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+LATE_SEND_S = 0.010
+RequestFactory = Callable[[int], bytes]
+
+
+@dataclass
+class _Pending:
+    intended: float
+    measured: bool
+    payload: bytes
+    sent: float = 0.0
+
+
+@dataclass
+class RunResult:
+    """What one open-loop run observed in its measured window."""
+
+    offered_rate: float
+    duration_s: float
+    scheduled: int = 0
+    completed: int = 0
+    received_in_window: int = 0
+    ok_in_window: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    codes: Counter[str] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    send_lag_ms: list[float] = field(default_factory=list)
+    queued: int = 0
+    late_sends: int = 0
+    unsent: int = 0
+    timeouts: int = 0
+    transport_errors: int = 0
+    connections_opened: int = 0
+    client_cpu_s: float = 0.0
+    wall_s: float = 0.0
+
+    @property
+    def achieved_rate(self) -> float:
+        return self.received_in_window / self.duration_s
+
+    @property
+    def success_rate(self) -> float:
+        return self.ok_in_window / self.duration_s
+
+    @property
+    def failures(self) -> int:
+        """Requests that got no usable answer: 5xx, transport errors, timeouts, unsent."""
+        server_errors = sum(n for s, n in self.statuses.items() if s.startswith("5"))
+        return server_errors + self.transport_errors + self.timeouts + self.unsent
+
+    def percentile(self, q: float) -> float:
+        return percentile(self.latencies_ms, q)
+
+    def summary(self) -> dict[str, Any]:
+        latencies = sorted(self.latencies_ms)
+        lags = sorted(self.send_lag_ms)
+        return {
+            "offered_rate": self.offered_rate,
+            "duration_s": self.duration_s,
+            "scheduled": self.scheduled,
+            "completed": self.completed,
+            "achieved_rate": round(self.achieved_rate, 1),
+            "success_rate": round(self.success_rate, 1),
+            "statuses": dict(sorted(self.statuses.items())),
+            "codes": dict(sorted(self.codes.items())),
+            "latency_ms": {
+                q: round(percentile(latencies, v, presorted=True), 2)
+                for q, v in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))
+            },
+            "send_lag_ms": {
+                q: round(percentile(lags, v, presorted=True), 2)
+                for q, v in (("p50", 50), ("p99", 99), ("max", 100))
+            },
+            "queued_for_connection": self.queued,
+            "late_sends": self.late_sends,
+            "unsent": self.unsent,
+            "timeouts": self.timeouts,
+            "transport_errors": self.transport_errors,
+            "connections_opened": self.connections_opened,
+            "client_cpu_percent": round(100 * self.client_cpu_s / self.wall_s, 1)
+            if self.wall_s
+            else 0.0,
+        }
+
+
+def percentile(values: list[float], q: float, *, presorted: bool = False) -> float:
+    """Nearest-rank percentile (q in 0..100); NaN when there are no values."""
+    if not values:
+        return math.nan
+    ordered = values if presorted else sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, client: OpenLoopClient) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.current: _Pending | None = None
+        self.closed = False
+        self._reset_parser()
+
+    def _reset_parser(self) -> None:
+        self.status = 0
+        self.body_start = -1
+        self.content_length = -1
+        self.chunked = False
+        self.close_after = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def send(self, request: _Pending) -> None:
+        assert self.transport is not None
+        self.current = request
+        request.sent = self.client.loop.time()
+        self.transport.write(request.payload)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while self.current is not None:
+            body = self._parse()
+            if body is None:
+                return
+            request, self.current = self.current, None
+            status, close = self.status, self.close_after
+            self._reset_parser()
+            self.client.on_response(self, request, status, body, close)
+
+    def _parse(self) -> bytes | None:
+        """The complete body when the whole response is in the buffer, else None."""
+        if self.body_start < 0:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return None
+            head = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
+            self.status = int(head[0].split(" ", 2)[1])
+            for line in head[1:]:
+                name, _, value = line.partition(":")
+                name = name.strip().lower()
+                if name == "content-length":
+                    self.content_length = int(value)
+                elif name == "transfer-encoding" and "chunked" in value.lower():
+                    self.chunked = True
+                elif name == "connection" and value.strip().lower() == "close":
+                    self.close_after = True
+            self.body_start = end + 4
+        if self.chunked:
+            return self._parse_chunked()
+        length = max(self.content_length, 0)
+        if len(self.buffer) - self.body_start < length:
+            return None
+        body = bytes(self.buffer[self.body_start : self.body_start + length])
+        del self.buffer[: self.body_start + length]
+        return body
+
+    def _parse_chunked(self) -> bytes | None:
+        pos = self.body_start
+        parts: list[bytes] = []
+        while True:
+            eol = self.buffer.find(b"\r\n", pos)
+            if eol < 0:
+                return None
+            size = int(bytes(self.buffer[pos:eol]).split(b";")[0], 16)
+            if size == 0:
+                end = self.buffer.find(b"\r\n\r\n", eol)
+                if end < 0:
+                    return None
+                del self.buffer[: end + 4]
+                return b"".join(parts)
+            if len(self.buffer) < eol + 2 + size + 2:
+                return None
+            parts.append(bytes(self.buffer[eol + 2 : eol + 2 + size]))
+            pos = eol + 2 + size + 2
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.client.on_lost(self)
+
+
+class OpenLoopClient:
+    """Runs open-loop load against one host:port. Reuse it across runs of one server."""
+
+    def __init__(
+        self, host: str, port: int, *, max_connections: int = 256, drain_timeout_s: float = 10.0
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.max_connections = max_connections
+        self.drain_timeout_s = drain_timeout_s
+        self.loop = asyncio.get_running_loop()
+        self.idle: list[_Connection] = []
+        self.busy: set[_Connection] = set()
+        self.connecting = 0
+        self.waiting: deque[_Pending] = deque()
+        self.result: RunResult | None = None
+        self.window = (0.0, 0.0)
+        self.in_flight = 0
+        self._drained: asyncio.Event | None = None
+
+    # --- connection pool --------------------------------------------------------------
+
+    def _dispatch(self, request: _Pending) -> None:
+        if self.idle:
+            conn = self.idle.pop()
+            self.busy.add(conn)
+            self._send(conn, request)
+            return
+        if request.measured and self.result is not None:
+            self.result.queued += 1
+        self.waiting.append(request)
+        if len(self.busy) + len(self.idle) + self.connecting < self.max_connections:
+            self.connecting += 1
+            self.loop.create_task(self._open())
+
+    def _send(self, conn: _Connection, request: _Pending) -> None:
+        conn.send(request)
+        if request.measured and self.result is not None:
+            lag = request.sent - request.intended
+            self.result.send_lag_ms.append(lag * 1000)
+            if lag > LATE_SEND_S:
+                self.result.late_sends += 1
+
+    async def _open(self) -> None:
+        try:
+            _transport, conn = await self.loop.create_connection(
+                lambda: _Connection(self), self.host, self.port
+            )
+        except OSError:
+            self.connecting -= 1
+            if self.waiting:
+                request = self.waiting.popleft()
+                self._finish_failed(request)
+            return
+        self.connecting -= 1
+        if self.result is not None:
+            self.result.connections_opened += 1
+        self._release(conn)
+
+    def _release(self, conn: _Connection) -> None:
+        if conn.closed:
+            return
+        if self.waiting:
+            self.busy.add(conn)
+            self._send(conn, self.waiting.popleft())
+        else:
+            self.idle.append(conn)
+
+    def on_response(
+        self, conn: _Connection, request: _Pending, status: int, body: bytes, close: bool
+    ) -> None:
+        now = self.loop.time()
+        self.busy.discard(conn)
+        result = self.result
+        if result is not None:
+            if self.window[0] <= now <= self.window[1]:
+                result.received_in_window += 1
+                if 200 <= status < 300:
+                    result.ok_in_window += 1
+            if request.measured:
+                result.completed += 1
+                result.statuses[str(status)] += 1
+                result.latencies_ms.append((now - request.intended) * 1000)
+                if status >= 300:
+                    result.codes[f"{status} {_problem_code(body)}"] += 1
+        self.in_flight -= 1
+        if close:
+            assert conn.transport is not None
+            conn.transport.close()
+        else:
+            self._release(conn)
+        self._check_drained()
+
+    def on_lost(self, conn: _Connection) -> None:
+        self.busy.discard(conn)
+        with contextlib.suppress(ValueError):
+            self.idle.remove(conn)
+        if conn.current is not None:
+            request, conn.current = conn.current, None
+            self._finish_failed(request)
+
+    def _finish_failed(self, request: _Pending) -> None:
+        if request.measured and self.result is not None:
+            self.result.transport_errors += 1
+        self.in_flight -= 1
+        self._check_drained()
+
+    def _check_drained(self) -> None:
+        if self._drained is not None and self.in_flight <= 0:
+            self._drained.set()
+
+    def close_all(self) -> None:
+        for conn in [*self.idle, *self.busy]:
+            if conn.transport is not None:
+                conn.transport.close()
+        self.idle.clear()
+        self.busy.clear()
+
+    # --- one run ------------------------------------------------------------------------
+
+    async def run(
+        self,
+        factory: RequestFactory,
+        *,
+        rate: float,
+        duration_s: float,
+        warmup_s: float = 2.0,
+        warmup_factory: RequestFactory | None = None,
+    ) -> RunResult:
+        """Offers `rate` requests/s for `warmup_s` (not recorded) and then `duration_s`.
+
+        `factory(i)` returns the raw bytes of request `i`; `warmup_factory`, when given,
+        builds the warm-up requests instead (e.g. reads before a run that must start from
+        untouched inventory).
+        """
+        result = RunResult(offered_rate=rate, duration_s=duration_s)
+        self.result = result
+        self._drained = None
+        warm_n = round(rate * warmup_s)
+        total = warm_n + round(rate * duration_s)
+        cpu0 = _cpu_seconds()
+        wall0 = time.perf_counter()
+        t0 = self.loop.time() + 0.05
+        start = t0 + warm_n / rate
+        self.window = (start, start + duration_s)
+        i = 0
+        while i < total:
+            now = self.loop.time()
+            while i < total and t0 + i / rate <= now:
+                measured = i >= warm_n
+                build = factory if measured or warmup_factory is None else warmup_factory
+                payload = build(i)
+                self.in_flight += 1
+                if measured:
+                    result.scheduled += 1
+                self._dispatch(_Pending(t0 + i / rate, measured, payload))
+                i += 1
+            if i < total:
+                delay = t0 + i / rate - self.loop.time()
+                await asyncio.sleep(max(delay, 0))
+        # Requests still waiting for a connection were never sent in time: drop them.
+        while self.waiting:
+            request = self.waiting.popleft()
+            self.in_flight -= 1
+            if request.measured:
+                result.unsent += 1
+        self._drained = asyncio.Event()
+        self._check_drained()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), self.drain_timeout_s)
+        if self.in_flight > 0:
+            # Still unanswered after the drain timeout: count them, drop their connections.
+            outstanding = [c.current for c in self.busy if c.current is not None]
+            result.timeouts = sum(1 for r in outstanding if r.measured)
+            for request in outstanding:
+                if request.measured:
+                    result.latencies_ms.append((self.loop.time() - request.intended) * 1000)
+            for conn in list(self.busy):
+                conn.current = None
+                if conn.transport is not None:
+                    conn.transport.close()
+            self.in_flight = 0
+        result.wall_s = time.perf_counter() - wall0
+        result.client_cpu_s = _cpu_seconds() - cpu0
+        self.result = None
+        return result
+
+
+def _problem_code(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return "-"
+    return str(data.get("code", "-")) if isinstance(data, dict) else "-"
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def build_request(
+    method: str,
+    path: str,
+    *,
+    host: str,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> bytes:
+    """Raw bytes of one HTTP/1.1 keep-alive request."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    for name, value in (headers or {}).items():
+        lines.append(f"{name}: {value}")
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + (body or b"")
