@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.config import Settings
+from yuyue.demo.seed import DemoSummary
 from yuyue.kit import migrate
 from yuyue.kit.clock import SystemClock
 from yuyue.kit.crypto import FieldCipher, load_master_secret
@@ -58,14 +59,14 @@ def init() -> None:
     typer.echo(f"database ready: {_redact(settings.async_database_url)}")
 
 
-def _seed(settings: Settings) -> object:
+def _seed(settings: Settings) -> DemoSummary:
     from yuyue.booking.service import local_today
     from yuyue.demo.seed import seed_demo
 
     cipher = FieldCipher(load_master_secret(settings.master_secret))
     now = SystemClock().now()
 
-    async def work(session: AsyncSession) -> object:
+    async def work(session: AsyncSession) -> DemoSummary:
         return await seed_demo(
             session, cipher=cipher, now=now, today=local_today(now, "Asia/Shanghai")
         )
@@ -171,9 +172,12 @@ def demo(
 
     settings = _settings()
     migrate.upgrade_sync(settings.async_database_url)
-    _seed(settings)
+    summary = _seed(settings)
     key = _create_key(settings, Channel.APP, "demo app")
     base = f"http://{host}:{port}"
+    first_patient = next(iter(summary.patients.values()))
+    auth = f"-H 'Authorization: Bearer {key}'"
+    booking = f'{{"patient_id": "{first_patient}", "session_id": "<an id from /sessions>"}}'
     typer.echo(
         "\n".join(
             [
@@ -188,8 +192,14 @@ def demo(
                     f"    {s.username:<10} {s.password:<14} {', '.join(s.roles)}"
                     for s in catalogue.STAFF
                 ],
+                "  Demo patients (patient_id):",
+                *[f"    {pid}  {name}" for name, pid in summary.patients.items()],
                 "  Try it:",
-                f"    curl -H 'Authorization: Bearer {key}' {base}/api/v1/departments",
+                f"    curl {auth} {base}/api/v1/departments",
+                f"    curl {auth} '{base}/api/v1/sessions'",
+                f"    curl {auth} -H 'Content-Type: application/json' \\",
+                f"      -X POST {base}/api/v1/appointments \\",
+                f"      -d '{booking}'",
                 "  Demo API key (channel app):",
                 key,
                 "",

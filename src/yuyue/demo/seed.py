@@ -41,6 +41,13 @@ class DemoSummary:
     sessions_created: int
     patients: dict[str, uuid.UUID]
 
+    def __str__(self) -> str:
+        state = "created" if self.created else "already present"
+        return (
+            f"{state}; {self.departments} departments, {self.doctors} doctors, "
+            f"{self.sessions_created} new sessions, {len(self.patients)} demo patients"
+        )
+
 
 async def _hospital(session: AsyncSession, now: datetime) -> tuple[Hospital, bool]:
     existing = await session.scalar(select(Hospital).where(Hospital.code == c.HOSPITAL.code))

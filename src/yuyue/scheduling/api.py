@@ -27,6 +27,8 @@ from yuyue.scheduling.models import (
     SessionStatus,
 )
 from yuyue.scheduling.schemas import (
+    BookingPolicyRead,
+    BookingPolicyUpdate,
     DepartmentRead,
     DoctorBrief,
     DoctorRead,
@@ -441,3 +443,53 @@ async def put_pool_ratios(body: PoolRatiosUpdate, ctx: CtxDep, actor: ActorDep) 
         )
 
     await ctx.db.transact(work)
+
+
+def _policy_read(row: BookingPolicy | None, department_id: uuid.UUID | None) -> BookingPolicyRead:
+    policy = booking_service.policy_from_row(row)
+    return BookingPolicyRead(
+        department_id=department_id, **{f: getattr(policy, f) for f in service.POLICY_FIELDS}
+    )
+
+
+@router.get(
+    "/booking-policy", response_model=BookingPolicyRead, summary="The booking policy in force"
+)
+async def get_booking_policy(
+    ctx: CtxDep, actor: ActorDep, department_id: uuid.UUID | None = None
+) -> BookingPolicyRead:
+    async with ctx.db.read() as session:
+        row = None
+        if department_id is not None:
+            row = await service.policy_row(
+                session, hospital_id=actor.hospital_id, department_id=department_id
+            )
+        if row is None:
+            row = await service.policy_row(
+                session, hospital_id=actor.hospital_id, department_id=None
+            )
+    return _policy_read(row, department_id)
+
+
+@router.put(
+    "/booking-policy",
+    response_model=BookingPolicyRead,
+    tags=["scheduler"],
+    summary="Set release window, cut-off, cancellation deadline, hold time and limits",
+)
+async def put_booking_policy(
+    body: BookingPolicyUpdate, ctx: CtxDep, actor: ActorDep
+) -> BookingPolicyRead:
+    async def work(session: AsyncSession) -> BookingPolicyRead:
+        row = await service.update_policy(
+            session,
+            actor=actor,
+            department_id=body.department_id,
+            changes=body.model_dump(exclude={"department_id"}, exclude_none=True),
+            now=ctx.clock.now(),
+        )
+        return _policy_read(row, body.department_id)
+
+    result = await ctx.db.transact(work)
+    ctx.sold_out.clear()
+    return result

@@ -240,3 +240,48 @@ class PoolRatiosUpdate(BaseModel):
     ratios: dict[str, Annotated[int, Field(ge=0, le=100)]] = Field(
         examples=[{"appointment": 60, "onsite": 30, "reserved": 10}]
     )
+
+
+class BookingPolicyRead(BaseModel):
+    department_id: uuid.UUID | None
+    release_days_ahead: int
+    release_time: time
+    advance_cutoff_time: time
+    same_day_booking: bool
+    same_day_open_time: time
+    same_day_cutoff_minutes: int
+    cancel_days_before: int
+    cancel_deadline_time: time
+    hold_minutes: int
+    limit_per_doctor_per_day: int
+    limit_per_department_per_day: int
+    limit_per_day: int
+    limit_per_7_days: int
+    limit_per_90_days: int
+    limit_active: int
+    account_patients_max: int
+
+
+class BookingPolicyUpdate(BaseModel):
+    """Fields left out keep their value; a department row starts as a copy of the
+    hospital's and then overrides it."""
+
+    model_config = _FORBID
+
+    department_id: uuid.UUID | None = None
+    release_days_ahead: Annotated[int | None, Field(ge=0, le=90)] = None
+    release_time: time | None = None
+    advance_cutoff_time: time | None = None
+    same_day_booking: bool | None = None
+    same_day_open_time: time | None = None
+    same_day_cutoff_minutes: Annotated[int | None, Field(ge=0, le=600)] = None
+    cancel_days_before: Annotated[int | None, Field(ge=0, le=30)] = None
+    cancel_deadline_time: time | None = None
+    hold_minutes: Annotated[int | None, Field(ge=1, le=1440)] = None
+    limit_per_doctor_per_day: Annotated[int | None, Field(ge=1, le=50)] = None
+    limit_per_department_per_day: Annotated[int | None, Field(ge=1, le=50)] = None
+    limit_per_day: Annotated[int | None, Field(ge=1, le=50)] = None
+    limit_per_7_days: Annotated[int | None, Field(ge=1, le=100)] = None
+    limit_per_90_days: Annotated[int | None, Field(ge=1, le=500)] = None
+    limit_active: Annotated[int | None, Field(ge=1, le=100)] = None
+    account_patients_max: Annotated[int | None, Field(ge=1, le=20)] = None

@@ -6,15 +6,18 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import case, delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.booking import rules as booking_rules
 from yuyue.booking.models import Appointment
 from yuyue.kit.errors import NotFound
 from yuyue.kit.ids import new_id
 from yuyue.scheduling import rules
 from yuyue.scheduling.models import (
+    BookingPolicy,
     ClinicSession,
     Department,
     Doctor,
@@ -465,3 +468,81 @@ async def session_slots(
         .order_by(TimeSlot.ordinal)
     )
     return [(slot, int(remaining)) for slot, remaining in rows]
+
+
+POLICY_FIELDS = (
+    "release_days_ahead",
+    "release_time",
+    "advance_cutoff_time",
+    "same_day_booking",
+    "same_day_open_time",
+    "same_day_cutoff_minutes",
+    "cancel_days_before",
+    "cancel_deadline_time",
+    "hold_minutes",
+    "limit_per_doctor_per_day",
+    "limit_per_department_per_day",
+    "limit_per_day",
+    "limit_per_7_days",
+    "limit_per_90_days",
+    "limit_active",
+    "account_patients_max",
+)
+
+
+async def policy_row(
+    session: AsyncSession, *, hospital_id: uuid.UUID, department_id: uuid.UUID | None
+) -> BookingPolicy | None:
+    query = select(BookingPolicy).where(BookingPolicy.hospital_id == hospital_id)
+    query = query.where(
+        BookingPolicy.department_id.is_(None)
+        if department_id is None
+        else BookingPolicy.department_id == department_id
+    )
+    return await session.scalar(query)
+
+
+async def update_policy(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    department_id: uuid.UUID | None,
+    changes: dict[str, Any],
+    now: datetime,
+) -> BookingPolicy:
+    """Sets the hospital's booking policy, or a department's override of it."""
+    require_staff(actor, Role.SCHEDULER)
+    if department_id is not None:
+        department = await session.get(Department, department_id)
+        if department is None or department.hospital_id != actor.hospital_id:
+            raise NotFound(what="department")
+    row = await policy_row(session, hospital_id=actor.hospital_id, department_id=department_id)
+    if row is None:
+        base = await policy_row(session, hospital_id=actor.hospital_id, department_id=None)
+        row = BookingPolicy(hospital_id=actor.hospital_id, department_id=department_id)
+        # A new override starts as a copy of the hospital's rules (or the defaults).
+        defaults = booking_rules.Policy()
+        for field in POLICY_FIELDS:
+            setattr(row, field, getattr(base if base is not None else defaults, field))
+        session.add(row)
+    before = {f: _jsonable(getattr(row, f)) for f in POLICY_FIELDS}
+    for field, value in changes.items():
+        if field in POLICY_FIELDS and value is not None:
+            setattr(row, field, value)
+    await session.flush()
+    await session.refresh(row)
+    record_audit(
+        session,
+        actor=actor,
+        action="update_policy",
+        entity_type="department" if department_id else "hospital",
+        entity_id=department_id or actor.hospital_id,
+        before=before,
+        after={f: _jsonable(getattr(row, f)) for f in POLICY_FIELDS},
+        now=now,
+    )
+    return row
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, time) else value

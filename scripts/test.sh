@@ -1,0 +1,24 @@
+#!/bin/sh
+# Sets up a virtual environment with the test tools and runs every check CI runs:
+# ruff, mypy (strict on src/), alembic check, and the test suite on SQLite and PostgreSQL.
+# PostgreSQL comes from YUYUE_TEST_POSTGRES_URL (default: postgresql://postgres@127.0.0.1:5432/test);
+# without a server its half is skipped, except with CI=true, where it must run.
+set -eu
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test]'
+
+echo "== ruff"
+.venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
+echo "== mypy"
+.venv/bin/mypy
+echo "== alembic check"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+YUYUE_DATABASE_URL="sqlite+aiosqlite:///$tmp/check.db" YUYUE_SECRET_FILE="$tmp/secret" .venv/bin/yuyue init >/dev/null
+YUYUE_DATABASE_URL="sqlite+aiosqlite:///$tmp/check.db" .venv/bin/alembic check
+echo "== pytest"
+.venv/bin/python -m pytest "$@"
