@@ -179,6 +179,19 @@ class ClaimedPlace:
     capacity: int
 
 
+def _free_places(session_id: uuid.UUID, pools: Sequence[str], slot_id: uuid.UUID | None) -> Any:
+    """One open pool row of the session with a place left for these pools."""
+    query = select(SlotPool.id).where(
+        SlotPool.session_id == session_id,
+        SlotPool.pool.in_(pools),
+        SlotPool.taken < SlotPool.capacity,
+        SlotPool.is_open.is_(True),
+    )
+    if slot_id is not None:
+        query = query.where(SlotPool.slot_id == slot_id)
+    return query.limit(1)
+
+
 async def claim_place(
     session: AsyncSession, *, session_id: uuid.UUID, pools: Sequence[str], slot_id: uuid.UUID | None
 ) -> ClaimedPlace | None:
@@ -187,18 +200,11 @@ async def claim_place(
     `taken < capacity` is re-checked on the row the UPDATE locks, so two claimers can never
     both take the last place; the loser moves on to the next candidate row.
     """
+    candidate = _free_places(session_id, pools, slot_id).order_by(
+        SlotPool.slot_ordinal, SlotPool.first_number
+    )
     for _ in range(256):
-        candidate = select(SlotPool.id).where(
-            SlotPool.session_id == session_id,
-            SlotPool.pool.in_(pools),
-            SlotPool.taken < SlotPool.capacity,
-            SlotPool.is_open.is_(True),
-        )
-        if slot_id is not None:
-            candidate = candidate.where(SlotPool.slot_id == slot_id)
-        pool_id = await session.scalar(
-            candidate.order_by(SlotPool.slot_ordinal, SlotPool.first_number).limit(1)
-        )
+        pool_id = await session.scalar(candidate)
         if pool_id is None:
             return None
         claimed = (
@@ -222,15 +228,7 @@ async def claim_place(
 async def _has_free_place(
     session: AsyncSession, *, session_id: uuid.UUID, pools: Sequence[str], slot_id: uuid.UUID | None
 ) -> bool:
-    probe = select(SlotPool.id).where(
-        SlotPool.session_id == session_id,
-        SlotPool.pool.in_(pools),
-        SlotPool.taken < SlotPool.capacity,
-        SlotPool.is_open.is_(True),
-    )
-    if slot_id is not None:
-        probe = probe.where(SlotPool.slot_id == slot_id)
-    return await session.scalar(probe.limit(1)) is not None
+    return await session.scalar(_free_places(session_id, pools, slot_id)) is not None
 
 
 async def _release_expired_or_refuse(
