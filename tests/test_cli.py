@@ -24,7 +24,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def counts(database: Path) -> dict[str, int]:
     with sqlite3.connect(database) as connection:
-        tables = [r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        query = "SELECT name FROM sqlite_master WHERE type='table'"
+        tables = [r[0] for r in connection.execute(query)]
         return {t: connection.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
 
 
