@@ -45,6 +45,8 @@ class InvalidIdempotencyKey(YuyueError):
     status = 422
 
 
+register_constraint("uq_idempotency_record_scope_key", IdempotencyKeyReused)
+
 i18n.register(
     {
         "title.idempotency_key_reused": ("幂等键重复使用", "Idempotency key reused"),
@@ -154,33 +156,20 @@ async def create_appointment(
     if key is not None:
         ctx.known_keys.add(scope, key)
 
-    async def work(session: AsyncSession) -> tuple[int, dict[str, Any]]:
-        if key is not None:
-            # A concurrent twin may have committed while we waited for the patient's lock;
-            # taking that lock first makes this look-up see it.
-            await service.lock_patient(
-                session, hospital_id=actor.hospital_id, patient_id=body.patient_id
-            )
-            record = await service.find_idempotent(session, scope=scope, key=key)
-            if record is not None:
-                return -1, {
-                    "hash": record.request_hash,
-                    "status": record.status_code,
-                    "body": record.response,
-                }
+    async def work(session: AsyncSession) -> dict[str, Any]:
         now = ctx.clock.now()
-        appointment = await service.book(
+        booked = await service.book(
             session,
             actor=actor,
             patient_id=body.patient_id,
             session_id=body.session_id,
             slot_id=body.slot_id,
             now=now,
+            caches=ctx.caches,
         )
-        view = await views.appointment_view(
-            session, appointment=appointment, voucher_signer=ctx.voucher_signer, locale=locale
-        )
-        answer = view.model_dump(mode="json")
+        answer = views.render_booked(
+            booked, voucher_signer=ctx.voucher_signer, locale=locale
+        ).model_dump(mode="json")
         if key is not None:
             service.remember_answer(
                 session,
@@ -192,28 +181,37 @@ async def create_appointment(
                 response=answer,
                 now=now,
             )
-        return 201, answer
+        return answer
 
     try:
-        status_code, answer = await ctx.db.transact(work)
-    except rules.SoldOut as sold_out:
-        ctx.known_patients.add((actor.hospital_id, body.patient_id))
-
-        async def compute() -> list[dict[str, Any]]:
+        answer = await ctx.db.transact(work)
+    except YuyueError as refusal:
+        if key is not None:
+            # A twin of this request may have booked while we waited for the patient's
+            # lock; we were then refused (already booked), and its answer is ours.
             async with ctx.db.read() as session:
-                return await service.alternatives(
-                    session,
-                    actor=actor,
-                    session_id=body.session_id,
-                    slot_id=body.slot_id,
-                    now=ctx.clock.now(),
+                record = await service.find_idempotent(session, scope=scope, key=key)
+            if record is not None:
+                return _replay(
+                    record.request_hash, request_hash, record.status_code, record.response
                 )
+        if isinstance(refusal, rules.SoldOut):
+            ctx.known_patients.add((actor.hospital_id, body.patient_id))
 
-        sold_out.alternatives = await ctx.sold_out.remember(cache_key, compute)
+            async def compute() -> list[dict[str, Any]]:
+                async with ctx.db.read() as session:
+                    return await service.alternatives(
+                        session,
+                        actor=actor,
+                        session_id=body.session_id,
+                        slot_id=body.slot_id,
+                        now=ctx.clock.now(),
+                        caches=ctx.caches,
+                    )
+
+            refusal.alternatives = await ctx.sold_out.remember(cache_key, compute)
         raise
     ctx.known_patients.add((actor.hospital_id, body.patient_id))
-    if status_code == -1:
-        return _replay(answer["hash"], request_hash, answer["status"], answer["body"])
     return JSONResponse(answer, status_code=201)
 
 
@@ -264,6 +262,7 @@ async def cancel_appointment(
             appointment_id=appointment_id,
             note=body.note if body else None,
             now=ctx.clock.now(),
+            caches=ctx.caches,
         )
         return await _view(ctx, session, appointment, locale)
 
@@ -287,15 +286,17 @@ async def reschedule_appointment(
             session, hospital_id=actor.hospital_id, appointment_id=appointment_id
         )
         old_session = old.session_id
-        appointment = await service.reschedule(
+        booked = await service.reschedule(
             session,
             actor=actor,
             appointment_id=appointment_id,
             session_id=body.session_id,
             slot_id=body.slot_id,
             now=ctx.clock.now(),
+            caches=ctx.caches,
         )
-        return await _view(ctx, session, appointment, locale), old_session
+        view = views.render_booked(booked, voucher_signer=ctx.voucher_signer, locale=locale)
+        return view, old_session
 
     result, old_session = await ctx.db.transact(work)
     ctx.sold_out.places_returned(old_session)

@@ -3,6 +3,11 @@
 Lock order, the same everywhere so that transactions wait rather than deadlock:
 patient row → slot_pool row → appointment row. (Stop-clinic takes pools then appointments;
 the rare deadlock against a concurrent cancel is retried whole by ``Database.transact``.)
+
+The booking path is the release-peak hot path, so it is counted in statements: lock the
+patient (with any current blacklist entry, one statement), the patient's recent bookings,
+the claim (a candidate and the conditional UPDATE), the sequence number, and the inserts.
+Session facts and the policy come from a short-lived cache.
 """
 
 from __future__ import annotations
@@ -11,14 +16,22 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import rules
+from yuyue.booking.facts import (
+    PolicyCache,
+    SessionInfo,
+    SessionInfoCache,
+    load_policy,
+    policy_from_row,
+    session_info,
+)
 from yuyue.booking.models import (
     ACTIVE_STATUSES,
     Appointment,
@@ -32,11 +45,8 @@ from yuyue.notifications.models import MessageKind
 from yuyue.notifications.service import enqueue
 from yuyue.patients.models import Patient
 from yuyue.scheduling.models import (
-    BookingPolicy,
     ClinicSession,
-    Department,
     Doctor,
-    Hospital,
     SessionStatus,
     SlotPool,
     TimeSlot,
@@ -48,85 +58,62 @@ from yuyue.staff.service import record_audit
 
 S = AppointmentStatus
 
-
-# --- loading facts -------------------------------------------------------------------------
-
-
-def policy_from_row(row: BookingPolicy | None) -> rules.Policy:
-    if row is None:
-        return rules.Policy()
-    return rules.Policy(**{f: getattr(row, f) for f in rules.Policy.__dataclass_fields__})
-
-
-async def load_policy(
-    session: AsyncSession, *, hospital_id: uuid.UUID, department_id: uuid.UUID | None
-) -> rules.Policy:
-    rows = (
-        await session.scalars(
-            select(BookingPolicy).where(
-                BookingPolicy.hospital_id == hospital_id,
-                (BookingPolicy.department_id == department_id)
-                | BookingPolicy.department_id.is_(None),
-            )
-        )
-    ).all()
-    chosen = next((r for r in rows if r.department_id is not None), None) or next(iter(rows), None)
-    return policy_from_row(chosen)
+__all__ = ["load_policy", "policy_from_row", "session_info"]
 
 
 @dataclass(frozen=True, slots=True)
-class LoadedSession:
-    row: ClinicSession
-    department: Department
-    timezone: str
+class Caches:
+    """The short-lived caches a caller may lend the use cases (none in the worker)."""
 
-    @property
-    def facts(self) -> rules.SessionFacts:
-        s = self.row
-        return rules.SessionFacts(
-            id=s.id,
-            date=s.date,
-            start_time=s.start_time,
-            end_time=s.end_time,
-            department_id=s.department_id,
-            doctor_id=s.doctor_id,
-            status=SessionStatus(s.status),
-            timezone=self.timezone,
-        )
+    sessions: SessionInfoCache | None = None
+    policies: PolicyCache | None = None
 
 
-async def load_session(
-    session: AsyncSession, *, hospital_id: uuid.UUID, session_id: uuid.UUID
-) -> LoadedSession:
-    row = (
-        await session.execute(
-            select(ClinicSession, Department, Hospital.timezone)
-            .join(Department, Department.id == ClinicSession.department_id)
-            .join(Hospital, Hospital.id == ClinicSession.hospital_id)
-            .where(ClinicSession.id == session_id, ClinicSession.hospital_id == hospital_id)
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotFound(what="session")
-    return LoadedSession(row[0], row[1], row[2])
+NO_CACHE = Caches()
 
 
 def local_today(now: datetime, tz: str) -> date:
     return now.astimezone(ZoneInfo(tz)).date()
 
 
-async def lock_patient(
-    session: AsyncSession, *, hospital_id: uuid.UUID, patient_id: uuid.UUID
-) -> Patient:
-    # Serialises one patient's concurrent requests so limits hold (SQLite: the write lock).
-    patient = await session.scalar(
-        select(Patient)
-        .where(Patient.id == patient_id, Patient.hospital_id == hospital_id)
-        .with_for_update()
+async def session_facts(
+    session: AsyncSession, *, hospital_id: uuid.UUID, session_id: uuid.UUID, caches: Caches
+) -> tuple[SessionInfo, rules.Policy]:
+    info = await session_info(
+        session, hospital_id=hospital_id, session_id=session_id, cache=caches.sessions
     )
-    if patient is None:
+    policy = await load_policy(
+        session, hospital_id=hospital_id, department_id=info.department_id, cache=caches.policies
+    )
+    return info, policy
+
+
+async def lock_patient(
+    session: AsyncSession, *, hospital_id: uuid.UUID, patient_id: uuid.UUID, now: datetime
+) -> tuple[Patient, list[rules.BlacklistFacts]]:
+    """Locks the patient's row, which serialises one patient's concurrent requests so the
+    limits hold (SQLite: the write lock), and reads current blacklist entries with it."""
+    rows = (
+        await session.execute(
+            select(
+                Patient,
+                BlacklistEntry.starts_at,
+                BlacklistEntry.ends_at,
+                BlacklistEntry.lifted_at,
+                BlacklistEntry.reason,
+            )
+            .outerjoin(
+                BlacklistEntry,
+                and_(BlacklistEntry.patient_id == Patient.id, BlacklistEntry.ends_at > now),
+            )
+            .where(Patient.id == patient_id, Patient.hospital_id == hospital_id)
+            .with_for_update(of=Patient)
+        )
+    ).all()
+    if not rows:
         raise NotFound(what="patient")
-    return patient
+    entries = [rules.BlacklistFacts(r[1], r[2], r[3], r[4]) for r in rows if r[2] is not None]
+    return rows[0][0], entries
 
 
 async def _existing_bookings(
@@ -154,20 +141,6 @@ async def _existing_bookings(
     ]
 
 
-async def _blacklist(
-    session: AsyncSession, *, patient_id: uuid.UUID, now: datetime
-) -> list[rules.BlacklistFacts]:
-    rows = await session.execute(
-        select(
-            BlacklistEntry.starts_at,
-            BlacklistEntry.ends_at,
-            BlacklistEntry.lifted_at,
-            BlacklistEntry.reason,
-        ).where(BlacklistEntry.patient_id == patient_id, BlacklistEntry.ends_at > now)
-    )
-    return [rules.BlacklistFacts(*r) for r in rows]
-
-
 # --- the claim ----------------------------------------------------------------------------
 
 
@@ -177,32 +150,32 @@ class ClaimedPlace:
     slot_id: uuid.UUID
     first_number: int
     capacity: int
+    slot_start: time
+    slot_end: time
 
 
-def _free_places(session_id: uuid.UUID, pools: Sequence[str], slot_id: uuid.UUID | None) -> Any:
-    """One open pool row of the session with a place left for these pools."""
-    query = select(SlotPool.id).where(
+async def claim_place(
+    session: AsyncSession,
+    *,
+    session_id: uuid.UUID,
+    pools: Sequence[str],
+    slot_id: uuid.UUID | None,
+) -> ClaimedPlace | None:
+    """Takes the earliest free place of the given pools with one conditional UPDATE.
+
+    `taken < capacity` and `is_open` are re-checked on the row the UPDATE locks, so two
+    claimers can never both take the last place, and no claim lands after a stop-clinic;
+    the loser of a race moves on to the next candidate row.
+    """
+    candidate = select(SlotPool.id).where(
         SlotPool.session_id == session_id,
         SlotPool.pool.in_(pools),
         SlotPool.taken < SlotPool.capacity,
         SlotPool.is_open.is_(True),
     )
     if slot_id is not None:
-        query = query.where(SlotPool.slot_id == slot_id)
-    return query.limit(1)
-
-
-async def claim_place(
-    session: AsyncSession, *, session_id: uuid.UUID, pools: Sequence[str], slot_id: uuid.UUID | None
-) -> ClaimedPlace | None:
-    """Takes the earliest free place of the given pools with one conditional UPDATE.
-
-    `taken < capacity` is re-checked on the row the UPDATE locks, so two claimers can never
-    both take the last place; the loser moves on to the next candidate row.
-    """
-    candidate = _free_places(session_id, pools, slot_id).order_by(
-        SlotPool.slot_ordinal, SlotPool.first_number
-    )
+        candidate = candidate.where(SlotPool.slot_id == slot_id)
+    candidate = candidate.order_by(SlotPool.slot_ordinal, SlotPool.first_number).limit(1)
     for _ in range(256):
         pool_id = await session.scalar(candidate)
         if pool_id is None:
@@ -216,37 +189,47 @@ async def claim_place(
                     SlotPool.is_open.is_(True),
                 )
                 .values(taken=SlotPool.taken + 1)
-                .returning(SlotPool.id, SlotPool.slot_id, SlotPool.first_number, SlotPool.capacity)
+                .returning(
+                    SlotPool.id,
+                    SlotPool.slot_id,
+                    SlotPool.first_number,
+                    SlotPool.capacity,
+                    SlotPool.slot_start,
+                    SlotPool.slot_end,
+                )
                 .execution_options(synchronize_session=False)
             )
         ).one_or_none()
         if claimed is not None:
-            return ClaimedPlace(claimed[0], claimed[1], claimed[2], claimed[3])
+            return ClaimedPlace(*claimed)
     return None
 
 
-async def _has_free_place(
-    session: AsyncSession, *, session_id: uuid.UUID, pools: Sequence[str], slot_id: uuid.UUID | None
-) -> bool:
-    return await session.scalar(_free_places(session_id, pools, slot_id)) is not None
-
-
-async def _release_expired_or_refuse(
+async def _explain_no_place(
     session: AsyncSession,
     *,
     actor: Actor,
     session_id: uuid.UUID,
     slot_id: uuid.UUID | None,
     now: datetime,
-) -> None:
-    """Returns places of holds past their deadline, so an unpaid hold never keeps a place
-    from a real patient whether or not the sweep has run; refuses when none come back."""
+) -> bool:
+    """Returns True when overdue holds gave places back (try again); otherwise raises the
+    reason there is no place: an unknown slot, a stopped clinic, or sold out.
+
+    Returning overdue holds here means an unpaid hold never keeps a place from a real
+    patient, whether or not the sweep has run yet."""
+    if slot_id is not None:
+        slot_session = await session.scalar(
+            select(TimeSlot.session_id).where(TimeSlot.id == slot_id)
+        )
+        if slot_session != session_id:
+            raise NotFound(what="slot")
     if await expire_holds(session, actor=actor, now=now, session_id=session_id):
-        return
-    session_status = await session.scalar(
+        return True
+    status = await session.scalar(
         select(ClinicSession.status).where(ClinicSession.id == session_id)
     )
-    if session_status != SessionStatus.OPEN:
+    if status != SessionStatus.OPEN:
         raise rules.SessionStopped()
     raise rules.SoldOut(session_id=str(session_id), slot_id=str(slot_id) if slot_id else None)
 
@@ -285,21 +268,33 @@ def snapshot(appointment: Appointment) -> dict[str, Any]:
 
 
 def _message_payload(
-    appointment: Appointment, loaded: LoadedSession, slot: TimeSlot | None = None
+    appointment: Appointment, info: SessionInfo, slot_start: time | None
 ) -> dict[str, Any]:
     return {
         "appointment_id": str(appointment.id),
-        "date": loaded.row.date.isoformat(),
-        "period": str(loaded.row.period),
-        "department": loaded.department.name,
-        "location": loaded.department.location,
+        "date": info.date.isoformat(),
+        "period": info.period.value,
+        "department": info.department_name,
+        "doctor": info.doctor_name,
+        "location": info.location,
         "sequence_number": appointment.sequence_number,
-        "slot_start": slot.start_time.strftime("%H:%M") if slot else None,
+        "slot_start": slot_start.strftime("%H:%M") if slot_start else None,
         "voucher_code": appointment.voucher_code,
     }
 
 
 # --- use cases ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Booked:
+    """A new appointment with what its answer shows, so no query is needed to render it."""
+
+    appointment: Appointment
+    info: SessionInfo
+    policy: rules.Policy
+    slot_start: time
+    slot_end: time
 
 
 async def book(
@@ -311,52 +306,28 @@ async def book(
     slot_id: uuid.UUID | None,
     now: datetime,
     replacing: uuid.UUID | None = None,
-) -> Appointment:
+    caches: Caches = NO_CACHE,
+) -> Booked:
     """Checks every rule, claims one place and records the appointment (held or booked)."""
-    patient = await lock_patient(session, hospital_id=actor.hospital_id, patient_id=patient_id)
-    loaded = await load_session(session, hospital_id=actor.hospital_id, session_id=session_id)
-    facts = loaded.facts
-    policy = await load_policy(
-        session, hospital_id=actor.hospital_id, department_id=facts.department_id
+    patient, blacklist = await lock_patient(
+        session, hospital_id=actor.hospital_id, patient_id=patient_id, now=now
     )
+    info, policy = await session_facts(
+        session, hospital_id=actor.hospital_id, session_id=session_id, caches=caches
+    )
+    facts = info.facts
     rules.check_session_open(facts)
     rules.check_window(policy, facts, channel=actor.channel, now=now)
     rules.check_demographics(
-        department_name=loaded.department.name,
-        min_age=loaded.department.min_age_years,
-        max_age=loaded.department.max_age_years,
-        sex_restriction=loaded.department.sex_restriction,
+        department_name=info.department_name,
+        min_age=info.min_age,
+        max_age=info.max_age,
+        sex_restriction=info.sex_restriction,
         birth_date=patient.birth_date,
         sex=patient.sex,
         visit_date=facts.date,
     )
-    slot: TimeSlot | None = None
-    if slot_id is not None:
-        slot = await session.get(TimeSlot, slot_id)
-        if slot is None or slot.session_id != session_id:
-            raise NotFound(what="slot")
-    pools = pools_for_channel(actor.channel)
-    # At the release peak most requests are for places already gone: one cheap probe
-    # answers them before the per-patient queries below.
-    if not await _has_free_place(session, session_id=session_id, pools=pools, slot_id=slot_id):
-        if replacing is None and await session.scalar(
-            select(Appointment.id).where(
-                Appointment.patient_id == patient.id,
-                Appointment.session_id == session_id,
-                Appointment.status.in_(ACTIVE_STATUSES),
-            )
-        ):
-            raise rules.AlreadyBooked()
-        await _release_expired_or_refuse(
-            session, actor=actor, session_id=session_id, slot_id=slot_id, now=now
-        )
-
-    rules.check_not_blacklisted(
-        await _blacklist(session, patient_id=patient.id, now=now),
-        channel=actor.channel,
-        now=now,
-        tz=facts.timezone,
-    )
+    rules.check_not_blacklisted(blacklist, channel=actor.channel, now=now, tz=facts.timezone)
     rules.check_limits(
         policy,
         facts,
@@ -365,14 +336,13 @@ async def book(
         today=local_today(now, facts.timezone),
         replacing=replacing,
     )
+    pools = pools_for_channel(actor.channel)
     place = await claim_place(session, session_id=session_id, pools=pools, slot_id=slot_id)
-    if place is None:
-        await _release_expired_or_refuse(
+    while place is None:
+        await _explain_no_place(
             session, actor=actor, session_id=session_id, slot_id=slot_id, now=now
         )
         place = await claim_place(session, session_id=session_id, pools=pools, slot_id=slot_id)
-    if place is None:
-        raise rules.SoldOut(session_id=str(session_id), slot_id=str(slot_id) if slot_id else None)
 
     if replacing is not None:
         await _cancel_locked(
@@ -386,9 +356,7 @@ async def book(
             now=now,
             notify=False,
         )
-    if slot is None or slot.id != place.slot_id:
-        slot = await session.get(TimeSlot, place.slot_id)
-    status = rules.initial_status(loaded.row.fee_fen)
+    status = rules.initial_status(info.fee_fen)
     appointment = Appointment(
         hospital_id=actor.hospital_id,
         patient_id=patient.id,
@@ -401,7 +369,7 @@ async def book(
         channel=actor.channel.value,
         status=status,
         sequence_number=await _next_number(session, place),
-        fee_fen=loaded.row.fee_fen,
+        fee_fen=info.fee_fen,
         voucher_code=f"{secrets.randbelow(10**8):08d}",
         hold_expires_at=now + timedelta(minutes=policy.hold_minutes) if status is S.HELD else None,
         booked_at=now if status is S.BOOKED else None,
@@ -435,10 +403,10 @@ async def book(
         kind=kind,
         patient_id=patient.id,
         appointment_id=appointment.id,
-        payload=_message_payload(appointment, loaded, slot),
+        payload=_message_payload(appointment, info, place.slot_start),
         now=now,
     )
-    return appointment
+    return Booked(appointment, info, policy, place.slot_start, place.slot_end)
 
 
 async def _lock_appointment(
@@ -502,20 +470,18 @@ async def cancel(
     appointment_id: uuid.UUID,
     note: str | None,
     now: datetime,
+    caches: Caches = NO_CACHE,
 ) -> Appointment:
     """Cancels within the deadline and returns the place to its pool at once."""
     appointment = await _lock_appointment(
         session, hospital_id=actor.hospital_id, appointment_id=appointment_id
     )
-    loaded = await load_session(
-        session, hospital_id=actor.hospital_id, session_id=appointment.session_id
-    )
-    policy = await load_policy(
-        session, hospital_id=actor.hospital_id, department_id=loaded.row.department_id
+    info, policy = await session_facts(
+        session, hospital_id=actor.hospital_id, session_id=appointment.session_id, caches=caches
     )
     by_staff = actor.has_role(Role.REGISTRAR)
     rules.check_cancellable(
-        policy, loaded.facts, AppointmentStatus(appointment.status), now=now, by_staff=by_staff
+        policy, info.facts, AppointmentStatus(appointment.status), now=now, by_staff=by_staff
     )
     await _cancel_locked(
         session,
@@ -536,21 +502,19 @@ async def reschedule(
     session_id: uuid.UUID,
     slot_id: uuid.UUID | None,
     now: datetime,
-) -> Appointment:
+    caches: Caches = NO_CACHE,
+) -> Booked:
     """Claims the new place before giving up the old one, in one transaction: if the new
     place is gone the patient keeps the old booking untouched."""
-    current = await session.get(Appointment, appointment_id)
-    if current is None or current.hospital_id != actor.hospital_id:
-        raise NotFound(what="appointment")
-    loaded = await load_session(
-        session, hospital_id=actor.hospital_id, session_id=current.session_id
+    current = await get_appointment(
+        session, hospital_id=actor.hospital_id, appointment_id=appointment_id
     )
-    policy = await load_policy(
-        session, hospital_id=actor.hospital_id, department_id=loaded.row.department_id
+    info, policy = await session_facts(
+        session, hospital_id=actor.hospital_id, session_id=current.session_id, caches=caches
     )
     rules.check_cancellable(
         policy,
-        loaded.facts,
+        info.facts,
         AppointmentStatus(current.status),
         now=now,
         by_staff=actor.has_role(Role.REGISTRAR),
@@ -563,6 +527,7 @@ async def reschedule(
         slot_id=slot_id,
         now=now,
         replacing=current.id,
+        caches=caches,
     )
 
 
@@ -574,6 +539,7 @@ async def confirm_payment(
     paid_fen: int,
     payment_reference: str,
     now: datetime,
+    caches: Caches = NO_CACHE,
 ) -> Appointment:
     """The single entry point the payment gateway calls when a fee is paid."""
     appointment = await _lock_appointment(
@@ -600,18 +566,20 @@ async def confirm_payment(
         after=snapshot(appointment),
         now=now,
     )
-    loaded = await load_session(
-        session, hospital_id=actor.hospital_id, session_id=appointment.session_id
+    info = await session_info(
+        session,
+        hospital_id=actor.hospital_id,
+        session_id=appointment.session_id,
+        cache=caches.sessions,
     )
+    slot = await session.get(TimeSlot, appointment.slot_id)
     enqueue(
         session,
         hospital_id=actor.hospital_id,
         kind=MessageKind.BOOKING_CONFIRMED,
         patient_id=appointment.patient_id,
         appointment_id=appointment.id,
-        payload=_message_payload(
-            appointment, loaded, await session.get(TimeSlot, appointment.slot_id)
-        ),
+        payload=_message_payload(appointment, info, slot.start_time if slot else None),
         now=now,
     )
     return appointment
@@ -674,9 +642,15 @@ async def stop_clinic(
     """Stops a session: no new claims, every active booking cancelled with the reason and
     a stop-clinic message queued for each patient."""
     require_staff(actor, Role.SCHEDULER)
-    loaded = await load_session(session, hospital_id=actor.hospital_id, session_id=session_id)
-    if loaded.row.status != SessionStatus.OPEN:
-        raise rules.InvalidTransition(state=str(loaded.row.status), action="stop")
+    clinic = await session.scalar(
+        select(ClinicSession)
+        .where(ClinicSession.id == session_id, ClinicSession.hospital_id == actor.hospital_id)
+        .with_for_update()
+    )
+    if clinic is None:
+        raise NotFound(what="session")
+    if clinic.status != SessionStatus.OPEN:
+        raise rules.InvalidTransition(state=str(clinic.status), action="stop")
     # Closing the pools first waits out any claim in flight and blocks every later one.
     await session.execute(
         update(SlotPool)
@@ -684,9 +658,9 @@ async def stop_clinic(
         .values(is_open=False)
         .execution_options(synchronize_session=False)
     )
-    loaded.row.status = SessionStatus.STOPPED
-    loaded.row.stop_reason = reason
-    loaded.row.stopped_at = now
+    clinic.status = SessionStatus.STOPPED
+    clinic.stop_reason = reason
+    clinic.stopped_at = now
     active = (
         await session.scalars(
             select(Appointment)
@@ -736,7 +710,7 @@ async def add_blacklist_entry(
     now: datetime,
 ) -> BlacklistEntry:
     require_staff(actor, Role.ADMIN)
-    await lock_patient(session, hospital_id=actor.hospital_id, patient_id=patient_id)
+    await lock_patient(session, hospital_id=actor.hospital_id, patient_id=patient_id, now=now)
     entry = BlacklistEntry(
         hospital_id=actor.hospital_id,
         patient_id=patient_id,
@@ -812,10 +786,16 @@ async def recent_idempotency_keys(
 # --- availability and alternatives (read side) ---------------------------------------------
 
 
-def remaining_expr(pools: Sequence[str]) -> Any:
+def remaining_by_session(pools: Sequence[str], *conditions: Any) -> Any:
+    """Places left per session for these pools, restricted to sessions matching
+    `conditions` (on ClinicSession) so the aggregate never scans the whole inventory."""
     return (
-        select(SlotPool.session_id, func.sum(SlotPool.capacity - SlotPool.taken).label("remaining"))
-        .where(SlotPool.pool.in_(pools), SlotPool.is_open.is_(True))
+        select(
+            SlotPool.session_id,
+            func.sum(SlotPool.capacity - SlotPool.taken).label("remaining"),
+        )
+        .join(ClinicSession, ClinicSession.id == SlotPool.session_id)
+        .where(SlotPool.pool.in_(pools), SlotPool.is_open.is_(True), *conditions)
         .group_by(SlotPool.session_id)
         .subquery()
     )
@@ -829,75 +809,86 @@ async def alternatives(
     slot_id: uuid.UUID | None,
     now: datetime,
     limit: int = 6,
+    caches: Caches = NO_CACHE,
 ) -> list[dict[str, Any]]:
     """Nearest bookable alternatives for a sold-out request: other slots of the session,
     the same doctor's next sessions, then doctors of the same level in the department."""
-    loaded = await load_session(session, hospital_id=actor.hospital_id, session_id=session_id)
-    policy = await load_policy(
-        session, hospital_id=actor.hospital_id, department_id=loaded.row.department_id
+    info, policy = await session_facts(
+        session, hospital_id=actor.hospital_id, session_id=session_id, caches=caches
     )
     pools = pools_for_channel(actor.channel)
     found: list[dict[str, Any]] = []
     if slot_id is not None:
+        left = func.sum(SlotPool.capacity - SlotPool.taken)
         slots = await session.execute(
-            select(TimeSlot, func.sum(SlotPool.capacity - SlotPool.taken))
-            .join(SlotPool, SlotPool.slot_id == TimeSlot.id)
+            select(SlotPool.slot_id, SlotPool.slot_start, SlotPool.slot_end, left)
             .where(
-                TimeSlot.session_id == session_id,
-                TimeSlot.id != slot_id,
+                SlotPool.session_id == session_id,
+                SlotPool.slot_id != slot_id,
                 SlotPool.pool.in_(pools),
                 SlotPool.is_open.is_(True),
             )
-            .group_by(TimeSlot.id)
-            .having(func.sum(SlotPool.capacity - SlotPool.taken) > 0)
-            .order_by(TimeSlot.ordinal)
+            .group_by(
+                SlotPool.slot_id, SlotPool.slot_start, SlotPool.slot_end, SlotPool.slot_ordinal
+            )
+            .having(left > 0)
+            .order_by(SlotPool.slot_ordinal)
             .limit(3)
         )
-        for slot, remaining in slots:
+        for other_slot, start, end, remaining in slots:
             found.append(
                 {
                     "kind": "slot",
                     "session_id": str(session_id),
-                    "slot_id": str(slot.id),
-                    "date": loaded.row.date.isoformat(),
-                    "start": slot.start_time.strftime("%H:%M"),
-                    "end": slot.end_time.strftime("%H:%M"),
+                    "slot_id": str(other_slot),
+                    "date": info.date.isoformat(),
+                    "start": start.strftime("%H:%M"),
+                    "end": end.strftime("%H:%M"),
                     "remaining": int(remaining),
                 }
             )
-    remaining = remaining_expr(pools)
-    horizon = local_today(now, loaded.timezone) + timedelta(days=policy.release_days_ahead)
-    base = (
-        select(ClinicSession, Doctor.name, remaining.c.remaining)
-        .join(remaining, remaining.c.session_id == ClinicSession.id)
-        .outerjoin(Doctor, Doctor.id == ClinicSession.doctor_id)
-        .where(
-            ClinicSession.hospital_id == actor.hospital_id,
-            ClinicSession.id != session_id,
-            ClinicSession.status == SessionStatus.OPEN,
-            ClinicSession.date >= loaded.row.date,
-            ClinicSession.date <= horizon,
-            remaining.c.remaining > 0,
-        )
-        .order_by(ClinicSession.date, ClinicSession.start_time)
-        .limit(12)
+    horizon = local_today(now, info.timezone) + timedelta(days=policy.release_days_ahead)
+    in_range = (
+        ClinicSession.hospital_id == actor.hospital_id,
+        ClinicSession.id != session_id,
+        ClinicSession.status == SessionStatus.OPEN,
+        ClinicSession.date >= info.date,
+        ClinicSession.date <= horizon,
     )
-    queries = []
-    if loaded.row.doctor_id is not None:
-        queries.append(("same_doctor", base.where(ClinicSession.doctor_id == loaded.row.doctor_id)))
+    queries: list[tuple[str, tuple[Any, ...]]] = []
+    if info.doctor_id is not None:
+        queries.append(("same_doctor", (ClinicSession.doctor_id == info.doctor_id,)))
     queries.append(
         (
             "same_level",
-            base.where(
-                ClinicSession.department_id == loaded.row.department_id,
-                ClinicSession.level_id == loaded.row.level_id,
-                ClinicSession.doctor_id.is_distinct_from(loaded.row.doctor_id),
+            (
+                ClinicSession.department_id == info.department_id,
+                ClinicSession.level_id == info.level_id,
+                ClinicSession.doctor_id.is_distinct_from(info.doctor_id),
             ),
         )
     )
-    for kind, query in queries:
-        for candidate, doctor_name, left in await session.execute(query):
-            facts = LoadedSession(candidate, loaded.department, loaded.timezone).facts
+    for kind, narrowing in queries:
+        remaining = remaining_by_session(pools, *in_range, *narrowing)
+        candidates = await session.execute(
+            select(ClinicSession, Doctor.name, remaining.c.remaining)
+            .join(remaining, remaining.c.session_id == ClinicSession.id)
+            .outerjoin(Doctor, Doctor.id == ClinicSession.doctor_id)
+            .where(remaining.c.remaining > 0)
+            .order_by(ClinicSession.date, ClinicSession.start_time)
+            .limit(12)
+        )
+        for candidate, doctor_name, left_places in candidates:
+            facts = rules.SessionFacts(
+                candidate.id,
+                candidate.date,
+                candidate.start_time,
+                candidate.end_time,
+                candidate.department_id,
+                candidate.doctor_id,
+                SessionStatus(candidate.status),
+                info.timezone,
+            )
             try:
                 rules.check_window(policy, facts, channel=actor.channel, now=now)
             except (rules.OutsideReleaseWindow, rules.BookingClosed):
@@ -912,13 +903,9 @@ async def alternatives(
                     "end": candidate.end_time.strftime("%H:%M"),
                     "doctor_id": str(candidate.doctor_id) if candidate.doctor_id else None,
                     "doctor_name": doctor_name,
-                    "remaining": int(left),
+                    "remaining": int(left_places),
                 }
             )
             if len(found) >= limit:
                 return found
     return found
-
-
-def session_end(loaded: LoadedSession) -> datetime:
-    return rules.local_instant(loaded.row.date, loaded.row.end_time, loaded.timezone)

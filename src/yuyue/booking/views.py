@@ -1,4 +1,4 @@
-"""Read models for appointments: one query joins everything an answer shows."""
+"""The answer for an appointment, built from facts already in hand where possible."""
 
 from __future__ import annotations
 
@@ -9,18 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import rules
+from yuyue.booking.facts import SessionInfo
 from yuyue.booking.models import Appointment, AppointmentStatus
 from yuyue.booking.schemas import AppointmentRead, SessionBrief, SlotBrief, Voucher
-from yuyue.booking.service import load_policy
+from yuyue.booking.service import NO_CACHE, Booked, Caches, session_facts
 from yuyue.kit.crypto import TokenSigner
-from yuyue.scheduling.models import (
-    ClinicSession,
-    Department,
-    Doctor,
-    Hospital,
-    RegistrationLevel,
-    TimeSlot,
-)
+from yuyue.scheduling.models import TimeSlot
 from yuyue.scheduling.schemas import DoctorBrief, Named
 
 _VOUCHER_STATUSES = {AppointmentStatus.BOOKED, AppointmentStatus.CHECKED_IN}
@@ -34,42 +28,31 @@ def voucher_token(signer: TokenSigner, appointment: Appointment, *, timezone: st
     )
 
 
-async def appointment_view(
-    session: AsyncSession,
-    *,
+def render(
     appointment: Appointment,
+    *,
+    info: SessionInfo,
+    policy: rules.Policy,
+    slot_start: time,
+    slot_end: time,
     voucher_signer: TokenSigner,
-    locale: str = "zh-CN",
+    locale: str,
 ) -> AppointmentRead:
-    row = (
-        await session.execute(
-            select(
-                ClinicSession, Department, Doctor, RegistrationLevel, TimeSlot, Hospital.timezone
-            )
-            .join(Department, Department.id == ClinicSession.department_id)
-            .outerjoin(Doctor, Doctor.id == ClinicSession.doctor_id)
-            .join(RegistrationLevel, RegistrationLevel.id == ClinicSession.level_id)
-            .join(Hospital, Hospital.id == ClinicSession.hospital_id)
-            .join(TimeSlot, TimeSlot.id == appointment.slot_id)
-            .where(ClinicSession.id == appointment.session_id)
-        )
-    ).one()
-    clinic, department, doctor, level, slot, timezone = row
-    policy = await load_policy(
-        session, hospital_id=appointment.hospital_id, department_id=department.id
-    )
-    facts = rules.SessionFacts(
-        clinic.id,
-        clinic.date,
-        clinic.start_time,
-        clinic.end_time,
-        department.id,
-        clinic.doctor_id,
-        clinic.status,
-        timezone,
-    )
     english = locale == "en"
+
+    def pick(zh: str, en: str) -> str:
+        return en if english and en else zh
+
     status = AppointmentStatus(appointment.status)
+    doctor = (
+        DoctorBrief(
+            id=info.doctor_id,
+            name=info.doctor_name or "",
+            title=pick(info.doctor_title, info.doctor_title_en),
+        )
+        if info.doctor_id is not None
+        else None
+    )
     return AppointmentRead(
         id=appointment.id,
         status=status,
@@ -78,36 +61,71 @@ async def appointment_view(
         channel=appointment.channel,
         fee=appointment.fee_fen,
         session=SessionBrief(
-            id=clinic.id,
-            date=clinic.date,
-            period=clinic.period,
+            id=info.id,
+            date=info.date,
+            period=info.period,
             department=Named(
-                id=department.id,
-                name=department.name_en if english and department.name_en else department.name,
+                id=info.department_id, name=pick(info.department_name, info.department_name_en)
             ),
-            doctor=DoctorBrief(
-                id=doctor.id, name=doctor.name, title=doctor.title_en if english else doctor.title
-            )
-            if doctor
-            else None,
-            level=level.name_en if english and level.name_en else level.name,
-            location=department.location_en
-            if english and department.location_en
-            else department.location,
+            doctor=doctor,
+            level=pick(info.level_name, info.level_name_en),
+            location=pick(info.location, info.location_en),
         ),
-        slot=SlotBrief(id=slot.id, start=slot.start_time, end=slot.end_time),
+        slot=SlotBrief(id=appointment.slot_id, start=slot_start, end=slot_end),
         voucher=Voucher(
             code=appointment.voucher_code,
-            token=voucher_token(voucher_signer, appointment, timezone=timezone),
+            token=voucher_token(voucher_signer, appointment, timezone=info.timezone),
         )
         if status in _VOUCHER_STATUSES
         else None,
         hold_expires_at=appointment.hold_expires_at,
-        cancellation_deadline=rules.cancellation_deadline(policy, facts),
+        cancellation_deadline=rules.cancellation_deadline(policy, info.facts),
         booked_at=appointment.booked_at,
         cancelled_at=appointment.cancelled_at,
         cancel_reason=appointment.cancel_reason,
         created_at=appointment.created_at,
+    )
+
+
+def render_booked(booked: Booked, *, voucher_signer: TokenSigner, locale: str) -> AppointmentRead:
+    return render(
+        booked.appointment,
+        info=booked.info,
+        policy=booked.policy,
+        slot_start=booked.slot_start,
+        slot_end=booked.slot_end,
+        voucher_signer=voucher_signer,
+        locale=locale,
+    )
+
+
+async def appointment_view(
+    session: AsyncSession,
+    *,
+    appointment: Appointment,
+    voucher_signer: TokenSigner,
+    locale: str = "zh-CN",
+    caches: Caches = NO_CACHE,
+) -> AppointmentRead:
+    info, policy = await session_facts(
+        session,
+        hospital_id=appointment.hospital_id,
+        session_id=appointment.session_id,
+        caches=caches,
+    )
+    slot = (
+        await session.execute(
+            select(TimeSlot.start_time, TimeSlot.end_time).where(TimeSlot.id == appointment.slot_id)
+        )
+    ).one()
+    return render(
+        appointment,
+        info=info,
+        policy=policy,
+        slot_start=slot[0],
+        slot_end=slot[1],
+        voucher_signer=voucher_signer,
+        locale=locale,
     )
 
 

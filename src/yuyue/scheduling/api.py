@@ -172,29 +172,41 @@ async def list_sessions(
                 ],
                 summary="date_from, date_to",
             )
-        remaining = booking_service.remaining_expr(rules.pools_for_channel(actor.channel))
+        in_range = [
+            ClinicSession.hospital_id == actor.hospital_id,
+            ClinicSession.date >= start,
+            ClinicSession.date <= end,
+        ]
+        if department_id is not None:
+            in_range.append(ClinicSession.department_id == department_id)
+        if doctor_id is not None:
+            in_range.append(ClinicSession.doctor_id == doctor_id)
+        remaining = booking_service.remaining_by_session(
+            rules.pools_for_channel(actor.channel), *in_range
+        )
         query = (
             select(ClinicSession, Department, Doctor, RegistrationLevel, remaining.c.remaining)
             .join(Department, Department.id == ClinicSession.department_id)
             .outerjoin(Doctor, Doctor.id == ClinicSession.doctor_id)
             .join(RegistrationLevel, RegistrationLevel.id == ClinicSession.level_id)
             .outerjoin(remaining, remaining.c.session_id == ClinicSession.id)
-            .where(
-                ClinicSession.hospital_id == actor.hospital_id,
-                ClinicSession.date >= start,
-                ClinicSession.date <= end,
-            )
+            .where(*in_range)
             .order_by(
                 ClinicSession.date, ClinicSession.start_time, Department.sort_order, Doctor.code
             )
         )
-        if department_id is not None:
-            query = query.where(ClinicSession.department_id == department_id)
-        if doctor_id is not None:
-            query = query.where(ClinicSession.doctor_id == doctor_id)
         result: list[SessionRead] = []
         for clinic, dep, doc, level, left in await session.execute(query):
-            facts = booking_service.LoadedSession(clinic, dep, timezone).facts
+            facts = booking_rules.SessionFacts(
+                clinic.id,
+                clinic.date,
+                clinic.start_time,
+                clinic.end_time,
+                clinic.department_id,
+                clinic.doctor_id,
+                SessionStatus(clinic.status),
+                timezone,
+            )
             window = booking_rules.booking_window(by_department.get(dep.id, default_policy), facts)
             result.append(
                 SessionRead(
@@ -416,7 +428,9 @@ async def stop_session(
             cancelled_appointments=[a.id for a in cancelled],
         )
 
-    return await ctx.db.transact(work)
+    result = await ctx.db.transact(work)
+    ctx.session_infos.forget(session_id)
+    return result
 
 
 @router.put(
@@ -492,4 +506,5 @@ async def put_booking_policy(
 
     result = await ctx.db.transact(work)
     ctx.sold_out.clear()
+    ctx.policies.clear()
     return result

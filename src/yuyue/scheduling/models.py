@@ -285,6 +285,9 @@ class SlotPool(Base):
     session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic_session.id"))
     slot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("time_slot.id"), index=True)
     slot_ordinal: Mapped[int] = mapped_column(SmallInteger)
+    # Copied from the slot so the claim's RETURNING carries all an answer shows.
+    slot_start: Mapped[time] = mapped_column(Time)
+    slot_end: Mapped[time] = mapped_column(Time)
     pool: Mapped[str] = mapped_column(String(32))
     capacity: Mapped[int] = mapped_column(SmallInteger)
     taken: Mapped[int] = mapped_column(SmallInteger, default=0)

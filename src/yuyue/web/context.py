@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from yuyue.booking.availability import ActorCache, BoundedSet, KnownKeys, SoldOutCache
+from yuyue.booking.facts import PolicyCache, SessionInfoCache
+from yuyue.booking.service import Caches
 from yuyue.config import Settings
 from yuyue.kit.clock import Clock, SystemClock
 from yuyue.kit.crypto import FieldCipher, TokenSigner, load_master_secret
@@ -23,6 +25,12 @@ class AppContext:
     known_keys: KnownKeys
     known_patients: BoundedSet = field(default_factory=lambda: BoundedSet(1_000_000))
     actors: ActorCache = field(default_factory=ActorCache)
+    session_infos: SessionInfoCache = field(default_factory=lambda: SessionInfoCache(5.0))
+    policies: PolicyCache = field(default_factory=lambda: PolicyCache(5.0))
+
+    @property
+    def caches(self) -> Caches:
+        return Caches(sessions=self.session_infos, policies=self.policies)
 
     @classmethod
     def build(

@@ -20,7 +20,9 @@ bearer = HTTPBearer(
 )
 
 
-def context(request: Request) -> AppContext:
+# Dependencies are `async def`: FastAPI runs plain `def` ones in a worker thread, a
+# thread hop per request on the booking hot path.
+async def context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
 
@@ -52,7 +54,7 @@ async def current_actor(
 ActorDep = Annotated[Actor, Depends(current_actor)]
 
 
-def locale(request: Request) -> str:
+async def locale(request: Request) -> str:
     return i18n.negotiate(request.headers.get("accept-language"))
 
 

@@ -1,8 +1,8 @@
 """booking core
 
-Revision ID: d332ef8a674f
+Revision ID: 622c5e0a8f7c
 Revises:
-Create Date: 2026-11-23 02:58:33.663854
+Create Date: 2026-11-23 03:29:38.435085
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 import yuyue.kit.db
 
-revision: str = "d332ef8a674f"
+revision: str = "622c5e0a8f7c"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -497,6 +497,8 @@ def upgrade() -> None:
         sa.Column("session_id", sa.Uuid(), nullable=False),
         sa.Column("slot_id", sa.Uuid(), nullable=False),
         sa.Column("slot_ordinal", sa.SmallInteger(), nullable=False),
+        sa.Column("slot_start", sa.Time(), nullable=False),
+        sa.Column("slot_end", sa.Time(), nullable=False),
         sa.Column("pool", sa.String(length=32), nullable=False),
         sa.Column("capacity", sa.SmallInteger(), nullable=False),
         sa.Column("taken", sa.SmallInteger(), nullable=False),
