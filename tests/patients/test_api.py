@@ -382,15 +382,6 @@ class TestConcurrentRegistration:
     ) -> None:
         """Two family members registered at the same moment under a holder phone that has no
         account yet: the second must join the account the first creates, not fail."""
-        if backend == "postgresql":
-            request.applymarker(
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="register_patient finds no account, both transactions INSERT one and "
-                    "the loser's IntegrityError on uq_account_hospital_id_phone_index is not "
-                    "mapped, so it answers 409 `conflict` instead of registering the patient",
-                )
-            )
         holder = "13700002222"
         async with ctx.db.session_scope() as s:
             first = await patient_service.register_patient(

@@ -10,7 +10,6 @@ from datetime import date, time, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import func, select, update
 
 from tests import factories as f
@@ -291,12 +290,6 @@ class TestGenerate:
         assert report["kept_with_bookings"] == 1 and report["rebuilt"] == 0
         assert await pool_rows(ctx, clinic.id) == pools
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="scheduling.service._rebuild copies times, capacity, level, doctor and room "
-        "from the template but not its period (and _same_shape ignores the period), so a "
-        "session moved to 13:30-17:30 stays labelled 'morning'",
-    )
     async def test_a_rebuilt_session_takes_the_templates_new_period(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World
     ) -> None:
@@ -686,4 +679,51 @@ class TestExtraPlaces:
             f"/api/v1/sessions/{uuid.uuid4()}/extra-places", json={"count": 2}, headers=auth
         )
         assert_problem(response, 404, "not_found")
+        assert await row_counts(ctx.db) == before
+
+
+class TestNoPastNoResurrection:
+    async def test_a_stopped_session_is_never_rebuilt(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        auth = await scheduler(client, ctx, world)
+        template = await add_template(client, world, auth)
+        await generate(client, auth)
+        stopped, _other = await template_sessions(ctx, template["id"])
+        response = await client.post(
+            f"/api/v1/sessions/{stopped.id}/stop", json={"reason": "设备检修"}, headers=auth
+        )
+        assert response.status_code == 200, response.text
+        pools = await pool_rows(ctx, stopped.id)
+        async with ctx.db.session_scope() as s:
+            await s.execute(
+                update(ScheduleTemplate)
+                .where(ScheduleTemplate.id == uuid.UUID(template["id"]))
+                .values(capacity=30)
+            )
+        report = await generate(client, auth)
+        assert report == {"created": 0, "rebuilt": 1, "unchanged": 0, "kept_with_bookings": 1}
+        assert await pool_rows(ctx, stopped.id) == pools
+
+    async def test_sessions_are_not_generated_or_added_for_past_days(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        auth = await scheduler(client, ctx, world)
+        await add_template(client, world, auth)
+        before = await row_counts(ctx.db)
+        past = await client.post(
+            "/api/v1/sessions/generate", json={"start": "2026-11-19", "days": 3}, headers=auth
+        )
+        assert_problem(past, 422, "invalid_schedule")
+        extra = await client.post(
+            "/api/v1/sessions",
+            json={
+                "department_id": str(world.department.id),
+                "doctor_id": str(world.doctor.id),
+                "date": "2026-11-19",
+                "period": "evening",
+            },
+            headers=auth,
+        )
+        assert_problem(extra, 422, "invalid_schedule")
         assert await row_counts(ctx.db) == before

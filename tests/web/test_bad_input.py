@@ -436,11 +436,6 @@ class TestRouting:
         assert body["detail"] == "该地址不支持此请求方法。"
         assert await row_counts(ctx.db) == before
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="problems.on_http builds a new problem response and drops the exception's "
-        "headers, so a 405 carries no Allow header (RFC 9110 §15.5.6 requires one)",
-    )
     async def test_a_wrong_method_names_the_allowed_methods(
         self, client: httpx.AsyncClient, world: World
     ) -> None:
@@ -518,15 +513,6 @@ class TestNeverAServerError:
         backend: str,
         request: pytest.FixtureRequest,
     ) -> None:
-        if backend == "postgresql":
-            request.applymarker(
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="PostgreSQL rejects U+0000 in text parameters; POST /api/v1/auth/"
-                    "token passes the hospital code straight to a query and answers 500 "
-                    "internal_error instead of 401/422",
-                )
-            )
         before = await row_counts(ctx.db)
         response = await raw_client.post(
             "/api/v1/auth/token",
@@ -544,15 +530,6 @@ class TestNeverAServerError:
         backend: str,
         request: pytest.FixtureRequest,
     ) -> None:
-        if backend == "postgresql":
-            request.applymarker(
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="CancelRequest.note accepts U+0000, which PostgreSQL cannot store "
-                    "in a text column: POST /api/v1/appointments/{id}/cancel answers 500 "
-                    "internal_error (SQLite stores it); it should be refused with 422",
-                )
-            )
         booked = await raw_client.post(
             "/api/v1/appointments", json=booking_body(world), headers=world.auth
         )

@@ -149,13 +149,6 @@ class TestSchemas:
         assert example["type"].endswith("/sold_out")
         assert example["alternatives"]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="the generated spec still documents FastAPI's default 422 body "
-        "(HTTPValidationError {detail: [...]}, application/json) on GET /api/v1/sessions, "
-        "GET /api/v1/sessions/{session_id}/slots and 13 other operations, while every 422 "
-        "actually sent is application/problem+json with code validation_error and errors",
-    )
     async def test_no_operation_documents_a_validation_body_it_never_sends(
         self, spec: dict[str, Any]
     ) -> None:

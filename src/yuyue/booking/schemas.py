@@ -7,13 +7,13 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from yuyue.booking.models import AppointmentStatus
+from yuyue.kit.schemas import Input
 from yuyue.scheduling.models import Period
 from yuyue.scheduling.schemas import DoctorBrief, Named
 
 
-class AppointmentCreate(BaseModel):
+class AppointmentCreate(Input):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {
@@ -29,16 +29,12 @@ class AppointmentCreate(BaseModel):
     slot_id: uuid.UUID | None = Field(None, description="omit to take the earliest free slot")
 
 
-class Reschedule(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Reschedule(Input):
     session_id: uuid.UUID
     slot_id: uuid.UUID | None = None
 
 
-class CancelRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CancelRequest(Input):
     note: Annotated[str | None, Field(max_length=500)] = None
 
 
@@ -83,16 +79,12 @@ class AppointmentRead(BaseModel):
     created_at: datetime
 
 
-class PaymentConfirmation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PaymentConfirmation(Input):
     paid_fen: Annotated[int, Field(ge=0)]
     payment_reference: Annotated[str, Field(min_length=1, max_length=100)]
 
 
-class BlacklistCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BlacklistCreate(Input):
     patient_id: uuid.UUID
     reason: Annotated[str, Field(min_length=2, max_length=500)]
     ends_at: AwareDatetime

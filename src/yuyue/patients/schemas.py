@@ -6,12 +6,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from yuyue.kit.schemas import Input
 from yuyue.patients.rules import IdType, Sex
 
 
-class PatientCreate(BaseModel):
+class PatientCreate(Input):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {

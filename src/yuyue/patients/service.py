@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.kit import i18n
@@ -110,15 +111,14 @@ async def register_patient(
         .with_for_update()
     )
     if account is None:
-        account = Account(
+        account = await _create_account(
+            session,
             hospital_id=hospital_id,
-            phone_cipher=cipher.encrypt(holder),
-            phone_index=holder_index,
-            phone_masked=rules.mask_phone(holder),
-            created_at=now,
+            cipher=cipher,
+            holder=holder,
+            index=holder_index,
+            now=now,
         )
-        session.add(account)
-        await session.flush()
     else:
         count = await session.scalar(select(func.count()).where(Patient.account_id == account.id))
         if (count or 0) >= account_patients_max:
@@ -142,6 +142,40 @@ async def register_patient(
     session.add(patient)
     await session.flush()
     return patient
+
+
+async def _create_account(
+    session: AsyncSession,
+    *,
+    hospital_id: uuid.UUID,
+    cipher: FieldCipher,
+    holder: str,
+    index: str,
+    now: datetime,
+) -> Account:
+    """Creates the holder's account, or joins the one a concurrent registration (a second
+    family member added at the same moment) has just created."""
+    account = Account(
+        hospital_id=hospital_id,
+        phone_cipher=cipher.encrypt(holder),
+        phone_index=index,
+        phone_masked=rules.mask_phone(holder),
+        created_at=now,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(account)
+            await session.flush()
+        return account
+    except IntegrityError:
+        existing = await session.scalar(
+            select(Account)
+            .where(Account.hospital_id == hospital_id, Account.phone_index == index)
+            .with_for_update()
+        )
+        if existing is None:
+            raise
+        return existing
 
 
 async def get_patient(

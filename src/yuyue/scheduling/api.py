@@ -153,10 +153,7 @@ async def list_sessions(
     ] = None,
 ) -> list[SessionRead]:
     async with ctx.db.read() as session:
-        timezone = (
-            await session.scalar(select(Hospital.timezone).where(Hospital.id == actor.hospital_id))
-            or "Asia/Shanghai"
-        )
+        timezone = await _timezone(session, actor)
         default_policy, by_department = await _policies(session, actor.hospital_id)
         today = booking_service.local_today(ctx.clock.now(), timezone)
         start = date_from or today
@@ -277,6 +274,13 @@ async def _level_id(
     )
 
 
+async def _timezone(session: AsyncSession, actor: Actor) -> str:
+    timezone = await session.scalar(
+        select(Hospital.timezone).where(Hospital.id == actor.hospital_id)
+    )
+    return timezone or "Asia/Shanghai"
+
+
 @router.post(
     "/schedule-templates", status_code=201, response_model=TemplateRead, tags=["scheduler"]
 )
@@ -332,14 +336,13 @@ async def generate(body: GenerateRequest, ctx: CtxDep, actor: ActorDep) -> Gener
 
     async def work(session: AsyncSession) -> GenerateReport:
         now = ctx.clock.now()
-        timezone = (
-            await session.scalar(select(Hospital.timezone).where(Hospital.id == actor.hospital_id))
-            or "Asia/Shanghai"
-        )
+        today = booking_service.local_today(now, await _timezone(session, actor))
+        if body.start is not None and body.start < today:
+            raise rules.InvalidSchedule(problem="sessions cannot be generated for past days")
         report = await service.generate_sessions(
             session,
             hospital_id=actor.hospital_id,
-            start=body.start or booking_service.local_today(now, timezone),
+            start=body.start or today,
             days=body.days,
             now=now,
         )
@@ -375,8 +378,13 @@ async def create_extra_session(
             slot_minutes=body.slot_minutes,
             room=body.room,
         )
+        now = ctx.clock.now()
         clinic = await service.add_extra_session(
-            session, actor=actor, shape=shape, now=ctx.clock.now()
+            session,
+            actor=actor,
+            shape=shape,
+            today=booking_service.local_today(now, await _timezone(session, actor)),
+            now=now,
         )
         return {
             "id": str(clinic.id),

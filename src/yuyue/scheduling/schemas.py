@@ -8,9 +8,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from yuyue.kit.schemas import Input
 from yuyue.scheduling.models import Period, SessionStatus
-
-_FORBID = ConfigDict(extra="forbid")
 
 
 class Named(BaseModel):
@@ -146,9 +145,7 @@ class SlotRead(BaseModel):
     remaining: int
 
 
-class TemplateCreate(BaseModel):
-    model_config = _FORBID
-
+class TemplateCreate(Input):
     department_id: uuid.UUID
     doctor_id: uuid.UUID | None = None
     level_code: str | None = Field(None, description="defaults to the doctor's level")
@@ -183,9 +180,7 @@ class TemplateRead(BaseModel):
     slot_minutes: int
 
 
-class GenerateRequest(BaseModel):
-    model_config = _FORBID
-
+class GenerateRequest(Input):
     start: date | None = Field(None, description="defaults to today")
     days: Annotated[int, Field(ge=1, le=60)] = 14
 
@@ -197,9 +192,7 @@ class GenerateReport(BaseModel):
     kept_with_bookings: int
 
 
-class ExtraSessionCreate(BaseModel):
-    model_config = _FORBID
-
+class ExtraSessionCreate(Input):
     department_id: uuid.UUID
     doctor_id: uuid.UUID | None = None
     level_code: str | None = None
@@ -212,17 +205,13 @@ class ExtraSessionCreate(BaseModel):
     room: Annotated[str, Field(max_length=100)] = ""
 
 
-class ExtraPlacesCreate(BaseModel):
-    model_config = _FORBID
-
+class ExtraPlacesCreate(Input):
     count: Annotated[int, Field(ge=1, le=100)]
     pool: str = Field("appointment", description="onsite, reserved, appointment or a channel name")
     slot_id: uuid.UUID | None = Field(None, description="defaults to the last slot")
 
 
-class StopClinicRequest(BaseModel):
-    model_config = _FORBID
-
+class StopClinicRequest(Input):
     reason: Annotated[str, Field(min_length=2, max_length=500, examples=["医生临时外出会诊"])]
 
 
@@ -232,9 +221,7 @@ class StopClinicResult(BaseModel):
     cancelled_appointments: list[uuid.UUID]
 
 
-class PoolRatiosUpdate(BaseModel):
-    model_config = _FORBID
-
+class PoolRatiosUpdate(Input):
     department_id: uuid.UUID | None = None
     doctor_id: uuid.UUID | None = None
     ratios: dict[str, Annotated[int, Field(ge=0, le=100)]] = Field(
@@ -262,11 +249,9 @@ class BookingPolicyRead(BaseModel):
     account_patients_max: int
 
 
-class BookingPolicyUpdate(BaseModel):
+class BookingPolicyUpdate(Input):
     """Fields left out keep their value; a department row starts as a copy of the
     hospital's and then overrides it."""
-
-    model_config = _FORBID
 
     department_id: uuid.UUID | None = None
     release_days_ahead: Annotated[int | None, Field(ge=0, le=90)] = None

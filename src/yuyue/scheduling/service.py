@@ -245,6 +245,7 @@ def _same_shape(clinic: ClinicSession, shape: SessionShape) -> bool:
         and clinic.slot_minutes == shape.slot_minutes
         and clinic.room == shape.room
         and clinic.doctor_id == shape.doctor_id
+        and clinic.period == shape.period
     )
 
 
@@ -254,8 +255,9 @@ async def generate_sessions(
     """Creates the sessions the active templates call for over `days` days from `start`.
 
     Idempotent: a session that already exists is left as it is when it matches its template,
-    rebuilt when the template changed and nobody has booked it yet, and never touched once
-    it has bookings (any appointment, even cancelled, is history the hospital keeps).
+    rebuilt when the template changed and nobody has booked or stopped it yet, and never
+    touched once it has bookings (any appointment, even cancelled, is history the hospital
+    keeps) or was stopped.
     """
     report = GenerationReport()
     templates = (
@@ -302,7 +304,9 @@ async def generate_sessions(
                 report.created += 1
             elif _same_shape(current, shape):
                 report.unchanged += 1
-            elif await session.scalar(select(exists().where(Appointment.session_id == current.id))):
+            elif current.status != SessionStatus.OPEN or await session.scalar(
+                select(exists().where(Appointment.session_id == current.id))
+            ):
                 report.kept_with_bookings += 1
             else:
                 await _rebuild(session, current, shape)
@@ -314,6 +318,7 @@ async def _rebuild(session: AsyncSession, clinic: ClinicSession, shape: SessionS
     await session.execute(delete(SlotPool).where(SlotPool.session_id == clinic.id))
     await session.execute(delete(TimeSlot).where(TimeSlot.session_id == clinic.id))
     clinic.level_id = shape.level_id
+    clinic.period = shape.period
     clinic.doctor_id = shape.doctor_id
     clinic.start_time = shape.start_time
     clinic.end_time = shape.end_time
@@ -338,10 +343,12 @@ async def _rebuild(session: AsyncSession, clinic: ClinicSession, shape: SessionS
 
 
 async def add_extra_session(
-    session: AsyncSession, *, actor: Actor, shape: SessionShape, now: datetime
+    session: AsyncSession, *, actor: Actor, shape: SessionShape, today: date, now: datetime
 ) -> ClinicSession:
     """加诊: a session outside the templates, shown as extra on the booking pages."""
     require_staff(actor, Role.SCHEDULER)
+    if shape.date < today:
+        raise rules.InvalidSchedule(problem="an extra session cannot be in the past")
     department = await session.get(Department, shape.department_id)
     if department is None or department.hospital_id != actor.hospital_id:
         raise NotFound(what="department")

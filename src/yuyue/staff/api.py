@@ -4,11 +4,12 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.kit.errors import NotFound
+from yuyue.kit.schemas import Input
 from yuyue.scheduling.models import Channel, Hospital
 from yuyue.staff import service
 from yuyue.staff.models import Role
@@ -18,9 +19,7 @@ from yuyue.web.deps import ActorDep, CtxDep
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 
 
-class TokenRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TokenRequest(Input):
     hospital: Annotated[str, Field(min_length=1, max_length=32, examples=["demo"])]
     username: Annotated[str, Field(min_length=1, max_length=64)]
     password: Annotated[str, Field(min_length=1, max_length=200)]
@@ -33,9 +32,7 @@ class TokenRead(BaseModel):
     roles: list[str]
 
 
-class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ApiKeyCreate(Input):
     channel: Channel
     name: Annotated[str, Field(min_length=1, max_length=100)]
 

@@ -100,7 +100,7 @@ def install(app: FastAPI) -> None:
             error = _MethodNotAllowed()
         else:
             error = ValidationFailed(summary=str(exc.detail))
-        return problem_response(error, request)
+        return problem_response(error, request, dict(exc.headers) if exc.headers else None)
 
     async def on_integrity(request: Request, exc: Exception) -> JSONResponse:
         text = str(exc)
@@ -140,3 +140,51 @@ i18n.register(
         ),
     }
 )
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; `code` is stable, `detail` is for people.",
+    "type": "object",
+    "required": ["type", "title", "status", "code", "detail"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "code": {"type": "string", "examples": ["sold_out", "validation_error"]},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "with validation_error: which field and why",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every error answer in the OpenAPI description is the problem document actually sent,
+    not FastAPI's default validation body."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    reference = {"$ref": "#/components/schemas/Problem"}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                if not status.startswith(("4", "5")):
+                    continue
+                content = response.get("content", {})
+                example = content.get(PROBLEM_JSON, {}).get("example")
+                documented: dict[str, Any] = {"schema": reference}
+                if example is not None:
+                    documented["example"] = example
+                response["content"] = {PROBLEM_JSON: documented}
+                if status == "422" and response.get("description") == "Validation Error":
+                    response["description"] = "`validation_error`: the input is malformed"
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schema["components"]["schemas"].pop(unused, None)
+    return schema
