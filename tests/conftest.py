@@ -100,7 +100,7 @@ async def db(database_template: DatabaseTemplate, tmp_path: Path) -> AsyncIterat
         yield database
         await database.dispose()
         return
-    database = Database(PG_URL, connect_args=database_template.connect_args, pool_size=40)
+    database = Database(PG_URL, connect_args=database_template.connect_args, pool_size=15)
     try:
         yield database
     finally:

@@ -4,14 +4,16 @@ request for a place known to be gone is answered from memory before the database
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import rules, service, views
+from yuyue.booking.availability import SoldOutEntry
 from yuyue.booking.schemas import (
     AppointmentCreate,
     AppointmentRead,
@@ -28,7 +30,7 @@ from yuyue.staff.models import Role
 from yuyue.staff.rules import Actor, require_staff
 from yuyue.web.context import AppContext
 from yuyue.web.deps import ActorDep, CtxDep, LocaleDep
-from yuyue.web.problems import PROBLEM_JSON, register_constraint
+from yuyue.web.problems import PROBLEM_JSON, problem_body, register_constraint
 
 router = APIRouter(prefix="/api/v1", tags=["appointments"])
 
@@ -142,7 +144,7 @@ async def create_appointment(
             return _replay(record.request_hash, request_hash, record.status_code, record.response)
 
     cache_key = (body.session_id, pools_for_channel(actor.channel), body.slot_id)
-    cached = ctx.sold_out.get(cache_key)
+    cached = ctx.sold_out.entry(cache_key)
     if cached is not None:
         # Answered from memory; an unknown patient id still gets its 404 first.
         if (actor.hospital_id, body.patient_id) not in ctx.known_patients:
@@ -151,7 +153,7 @@ async def create_appointment(
                     session, hospital_id=actor.hospital_id, patient_id=body.patient_id
                 )
             ctx.known_patients.add((actor.hospital_id, body.patient_id))
-        raise rules.SoldOut(alternatives=cached)
+        return _sold_out_from_memory(cached, locale, request.url.path)
 
     if key is not None:
         ctx.known_keys.add(scope, key)
@@ -213,6 +215,15 @@ async def create_appointment(
         raise
     ctx.known_patients.add((actor.hospital_id, body.patient_id))
     return JSONResponse(answer, status_code=201)
+
+
+def _sold_out_from_memory(entry: SoldOutEntry, locale: str, path: str) -> Response:
+    body = entry.rendered.get(locale)
+    if body is None:
+        problem = problem_body(rules.SoldOut(alternatives=entry.alternatives), locale, path)
+        body = json.dumps(problem, ensure_ascii=False, separators=(",", ":")).encode()
+        entry.rendered[locale] = body
+    return Response(body, status_code=409, media_type=PROBLEM_JSON)
 
 
 def _replay(

@@ -15,23 +15,25 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 SoldOutKey = tuple[uuid.UUID, tuple[str, ...], uuid.UUID | None]
 
 
 @dataclass(slots=True)
-class _Entry:
+class SoldOutEntry:
     alternatives: list[dict[str, Any]]
     expires: float
+    # The finished answer per language, so a repeated refusal is a dictionary look-up.
+    rendered: dict[str, bytes] = field(default_factory=dict)
 
 
 class SoldOutCache:
     def __init__(self, ttl: float, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self._now = monotonic
-        self._entries: dict[SoldOutKey, _Entry] = {}
+        self._entries: dict[SoldOutKey, SoldOutEntry] = {}
         self._in_flight: dict[SoldOutKey, asyncio.Future[list[dict[str, Any]]]] = {}
 
     async def remember(
@@ -59,7 +61,7 @@ class SoldOutCache:
         self.put(key, alternatives)
         return alternatives
 
-    def get(self, key: SoldOutKey) -> list[dict[str, Any]] | None:
+    def entry(self, key: SoldOutKey) -> SoldOutEntry | None:
         if self.ttl <= 0:
             return None
         entry = self._entries.get(key)
@@ -68,11 +70,15 @@ class SoldOutCache:
         if entry.expires <= self._now():
             self._entries.pop(key, None)
             return None
-        return entry.alternatives
+        return entry
+
+    def get(self, key: SoldOutKey) -> list[dict[str, Any]] | None:
+        entry = self.entry(key)
+        return entry.alternatives if entry is not None else None
 
     def put(self, key: SoldOutKey, alternatives: list[dict[str, Any]]) -> None:
         if self.ttl > 0:
-            self._entries[key] = _Entry(alternatives, self._now() + self.ttl)
+            self._entries[key] = SoldOutEntry(alternatives, self._now() + self.ttl)
 
     def places_returned(self, session_id: uuid.UUID) -> None:
         for key in [k for k in self._entries if k[0] == session_id]:

@@ -88,15 +88,24 @@ async def session_facts(
     return info, policy
 
 
+@dataclass(frozen=True, slots=True)
+class PatientFacts:
+    id: uuid.UUID
+    birth_date: date
+    sex: str
+
+
 async def lock_patient(
     session: AsyncSession, *, hospital_id: uuid.UUID, patient_id: uuid.UUID, now: datetime
-) -> tuple[Patient, list[rules.BlacklistFacts]]:
+) -> tuple[PatientFacts, list[rules.BlacklistFacts]]:
     """Locks the patient's row, which serialises one patient's concurrent requests so the
     limits hold (SQLite: the write lock), and reads current blacklist entries with it."""
     rows = (
         await session.execute(
             select(
-                Patient,
+                Patient.id,
+                Patient.birth_date,
+                Patient.sex,
                 BlacklistEntry.starts_at,
                 BlacklistEntry.ends_at,
                 BlacklistEntry.lifted_at,
@@ -112,8 +121,8 @@ async def lock_patient(
     ).all()
     if not rows:
         raise NotFound(what="patient")
-    entries = [rules.BlacklistFacts(r[1], r[2], r[3], r[4]) for r in rows if r[2] is not None]
-    return rows[0][0], entries
+    entries = [rules.BlacklistFacts(r[3], r[4], r[5], r[6]) for r in rows if r[4] is not None]
+    return PatientFacts(rows[0][0], rows[0][1], rows[0][2]), entries
 
 
 async def _existing_bookings(
@@ -167,24 +176,30 @@ async def claim_place(
     claimers can never both take the last place, and no claim lands after a stop-clinic;
     the loser of a race moves on to the next candidate row.
     """
-    candidate = select(SlotPool.id).where(
+    free = [
         SlotPool.session_id == session_id,
         SlotPool.pool.in_(pools),
         SlotPool.taken < SlotPool.capacity,
         SlotPool.is_open.is_(True),
-    )
+    ]
     if slot_id is not None:
-        candidate = candidate.where(SlotPool.slot_id == slot_id)
-    candidate = candidate.order_by(SlotPool.slot_ordinal, SlotPool.first_number).limit(1)
+        free.append(SlotPool.slot_id == slot_id)
+    candidate = (
+        select(SlotPool.id)
+        .where(*free)
+        .order_by(SlotPool.slot_ordinal, SlotPool.first_number)
+        .limit(1)
+        .scalar_subquery()
+    )
     for _ in range(256):
-        pool_id = await session.scalar(candidate)
-        if pool_id is None:
-            return None
+        # One statement: pick the earliest free row and take a place in it. Under a race
+        # the row may fill between the pick and the lock; then no row is updated and we
+        # look again, unless nothing free is left at all.
         claimed = (
             await session.execute(
                 update(SlotPool)
                 .where(
-                    SlotPool.id == pool_id,
+                    SlotPool.id == candidate,
                     SlotPool.taken < SlotPool.capacity,
                     SlotPool.is_open.is_(True),
                 )
@@ -202,6 +217,8 @@ async def claim_place(
         ).one_or_none()
         if claimed is not None:
             return ClaimedPlace(*claimed)
+        if await session.scalar(select(SlotPool.id).where(*free).limit(1)) is None:
+            return None
     return None
 
 

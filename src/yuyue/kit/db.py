@@ -130,7 +130,9 @@ class Database:
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 pool_timeout=60,
-                pool_pre_ping=True,
+                # A ping per checkout is a round trip on every booking; recycling old
+                # connections and retrying a failed transaction cover the same failures.
+                pool_recycle=1800,
                 connect_args=connect_args or {},
             )
             self.read_engine = self.write_engine

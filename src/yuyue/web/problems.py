@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from yuyue.kit import i18n
@@ -110,6 +111,13 @@ def install(app: FastAPI) -> None:
         log.warning("unmapped integrity error: %s", text.splitlines()[0])
         return problem_response(Conflict(), request)
 
+    async def on_database(request: Request, exc: Exception) -> JSONResponse:
+        if _database_unavailable(exc):
+            log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+            return problem_response(_Unavailable(), request, {"Retry-After": "1"})
+        log.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem_response(_InternalError(), request)
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(_InternalError(), request)
@@ -118,6 +126,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(IntegrityError, on_integrity)
+    app.add_exception_handler(DBAPIError, on_database)
+    app.add_exception_handler(PoolTimeout, on_database)
     app.add_exception_handler(Exception, on_unexpected)
 
 
@@ -131,8 +141,39 @@ class _InternalError(YuyueError):
     status = 500
 
 
+class _Unavailable(YuyueError):
+    code = "service_unavailable"
+    status = 503
+
+
+_UNAVAILABLE_ERRORS = {
+    "TooManyConnectionsError",
+    "CannotConnectNowError",
+    "ConnectionDoesNotExistError",
+    "ConnectionRefusedError",
+    "InterfaceError",
+}
+
+
+def _database_unavailable(exc: BaseException) -> bool:
+    """Saturated or unreachable database: the client should retry, nothing was changed."""
+    if isinstance(exc, PoolTimeout | OSError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        chain = [exc.orig, getattr(exc.orig, "__cause__", None)]
+        return any(type(e).__name__ in _UNAVAILABLE_ERRORS or isinstance(e, OSError) for e in chain)
+    return False
+
+
 i18n.register(
     {
+        "title.service_unavailable": ("系统繁忙", "Service unavailable"),
+        "error.service_unavailable": (
+            "系统繁忙，请稍后重试；本次请求未做任何更改。",
+            "The system is busy; nothing was changed. Please retry in a moment.",
+        ),
         "title.method_not_allowed": ("方法不允许", "Method not allowed"),
         "error.method_not_allowed": (
             "该地址不支持此请求方法。",
