@@ -146,13 +146,8 @@ async def create_appointment(
     cache_key = (body.session_id, pools_for_channel(actor.channel), body.slot_id)
     cached = ctx.sold_out.entry(cache_key)
     if cached is not None:
-        # Answered from memory; an unknown patient id still gets its 404 first.
-        if (actor.hospital_id, body.patient_id) not in ctx.known_patients:
-            async with ctx.db.read() as session:
-                await patient_service.get_patient(
-                    session, hospital_id=actor.hospital_id, patient_id=body.patient_id
-                )
-            ctx.known_patients.add((actor.hospital_id, body.patient_id))
+        # "Sold out" is a fact about the session, true whoever asks, so it is answered
+        # before the patient is looked up; a patient id is checked when a place exists.
         return _sold_out_from_memory(cached, locale, request.url.path)
 
     if key is not None:
@@ -198,7 +193,6 @@ async def create_appointment(
                     record.request_hash, request_hash, record.status_code, record.response
                 )
         if isinstance(refusal, rules.SoldOut):
-            ctx.known_patients.add((actor.hospital_id, body.patient_id))
 
             async def compute() -> list[dict[str, Any]]:
                 async with ctx.db.read() as session:
@@ -213,7 +207,6 @@ async def create_appointment(
 
             refusal.alternatives = await ctx.sold_out.remember(cache_key, compute)
         raise
-    ctx.known_patients.add((actor.hospital_id, body.patient_id))
     return JSONResponse(answer, status_code=201)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from yuyue.booking.availability import ActorCache, BoundedSet, KnownKeys, SoldOutCache
+from yuyue.booking.availability import ActorCache, KnownKeys, SoldOutCache
 from yuyue.booking.facts import PolicyCache, SessionInfoCache
 from yuyue.booking.service import Caches
 from yuyue.config import Settings
@@ -23,7 +23,6 @@ class AppContext:
     voucher_signer: TokenSigner
     sold_out: SoldOutCache
     known_keys: KnownKeys
-    known_patients: BoundedSet = field(default_factory=lambda: BoundedSet(1_000_000))
     actors: ActorCache = field(default_factory=ActorCache)
     session_infos: SessionInfoCache = field(default_factory=lambda: SessionInfoCache(5.0))
     policies: PolicyCache = field(default_factory=lambda: PolicyCache(5.0))
