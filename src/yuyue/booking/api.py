@@ -100,7 +100,7 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _scope(actor: Actor) -> str:
+def scope_of(actor: Actor) -> str:
     return f"{actor.kind.value}:{actor.id}"
 
 
@@ -108,11 +108,14 @@ def _request_hash(body: AppointmentCreate) -> str:
     return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
 
 
-def _check_key(key: str | None) -> str | None:
+def check_idempotency_key(key: str | None, *, refuse: bool = True) -> str | None:
+    """The key if it is 1–200 visible ASCII characters; otherwise refused (or None)."""
     if key is None:
         return None
     if not 1 <= len(key) <= 200 or not key.isascii() or not key.isprintable():
-        raise InvalidIdempotencyKey()
+        if refuse:
+            raise InvalidIdempotencyKey()
+        return None
     return key
 
 
@@ -134,8 +137,8 @@ async def create_appointment(
         Header(description="Retries with the same key return the first successful answer."),
     ] = None,
 ) -> Any:
-    key = _check_key(idempotency_key)
-    scope = _scope(actor)
+    key = check_idempotency_key(idempotency_key)
+    scope = scope_of(actor)
     request_hash = _request_hash(body)
     if key is not None and ctx.known_keys.may_have_answer(scope, key):
         async with ctx.db.read() as session:
@@ -144,11 +147,15 @@ async def create_appointment(
             return _replay(record.request_hash, request_hash, record.status_code, record.response)
 
     cache_key = (body.session_id, pools_for_channel(actor.channel), body.slot_id)
-    cached = ctx.sold_out.entry(cache_key)
+    cached = ctx.sold_out.lookup(cache_key)
     if cached is not None:
         # "Sold out" is a fact about the session, true whoever asks, so it is answered
         # before the patient is looked up; a patient id is checked when a place exists.
-        return _sold_out_from_memory(cached, locale, request.url.path)
+        return Response(
+            sold_out_body(cached, locale, request.url.path),
+            status_code=409,
+            media_type=PROBLEM_JSON,
+        )
 
     if key is not None:
         ctx.known_keys.add(scope, key)
@@ -206,17 +213,24 @@ async def create_appointment(
                     )
 
             refusal.alternatives = await ctx.sold_out.remember(cache_key, compute)
+        else:
+            ctx.sold_out.release(cache_key)
         raise
+    except BaseException:
+        ctx.sold_out.release(cache_key)
+        raise
+    ctx.sold_out.forget(cache_key)
     return JSONResponse(answer, status_code=201)
 
 
-def _sold_out_from_memory(entry: SoldOutEntry, locale: str, path: str) -> Response:
+def sold_out_body(entry: SoldOutEntry, locale: str, path: str) -> bytes:
+    """The finished sold-out problem document, rendered once per entry and language."""
     body = entry.rendered.get(locale)
     if body is None:
         problem = problem_body(rules.SoldOut(alternatives=entry.alternatives), locale, path)
         body = json.dumps(problem, ensure_ascii=False, separators=(",", ":")).encode()
         entry.rendered[locale] = body
-    return Response(body, status_code=409, media_type=PROBLEM_JSON)
+    return body
 
 
 def _replay(

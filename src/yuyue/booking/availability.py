@@ -27,6 +27,9 @@ class SoldOutEntry:
     expires: float
     # The finished answer per language, so a repeated refusal is a dictionary look-up.
     rendered: dict[str, bytes] = field(default_factory=dict)
+    # While one request re-asks the database about a stale entry, the others keep being
+    # answered from it: no stampede at each expiry under a flood of requests.
+    revalidating_until: float = 0.0
 
 
 class SoldOutCache:
@@ -61,20 +64,47 @@ class SoldOutCache:
         self.put(key, alternatives)
         return alternatives
 
-    def entry(self, key: SoldOutKey) -> SoldOutEntry | None:
+    def lookup(self, key: SoldOutKey) -> SoldOutEntry | None:
+        """The answer to serve from memory, or None when this request must ask the database:
+        there is no entry, or it is stale and nobody is asking yet (then this request is
+        the one, and must end with `remember`, `release` or `forget`)."""
         if self.ttl <= 0:
             return None
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry.expires <= self._now():
-            self._entries.pop(key, None)
+        now = self._now()
+        if entry.expires > now or entry.revalidating_until > now:
+            return entry
+        entry.revalidating_until = now + max(self.ttl, 5.0)
+        return None
+
+    def peek(self, key: SoldOutKey) -> SoldOutEntry | None:
+        """Like `lookup` but never volunteers this request to revalidate: None whenever
+        `lookup` might send the request to the database."""
+        entry = self._entries.get(key)
+        if entry is None or self.ttl <= 0:
             return None
-        return entry
+        now = self._now()
+        return entry if entry.expires > now or entry.revalidating_until > now else None
 
     def get(self, key: SoldOutKey) -> list[dict[str, Any]] | None:
-        entry = self.entry(key)
-        return entry.alternatives if entry is not None else None
+        """Fresh alternatives only (no side effects)."""
+        entry = self._entries.get(key)
+        if entry is None or entry.expires <= self._now():
+            return None
+        return entry.alternatives
+
+    def release(self, key: SoldOutKey) -> None:
+        """The database answered something else (a limit, say): availability is still
+        unknown, so the next request asks again."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            entry.revalidating_until = 0.0
+
+    def forget(self, key: SoldOutKey) -> None:
+        """A place was found: the entry was wrong, drop it."""
+        self._entries.pop(key, None)
 
     def put(self, key: SoldOutKey, alternatives: list[dict[str, Any]]) -> None:
         if self.ttl > 0:

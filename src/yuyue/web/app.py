@@ -17,6 +17,7 @@ from fastapi.responses import PlainTextResponse
 from yuyue import __version__
 from yuyue.booking import api as booking_api
 from yuyue.booking import service as booking_service
+from yuyue.booking.fastpath import SoldOutFastPath
 from yuyue.config import Settings
 from yuyue.kit.clock import Clock
 from yuyue.kit.db import Database
@@ -97,6 +98,7 @@ def create_app(
     )
     app.state.ctx = ctx
     problems.install(app)
+    app.add_middleware(SoldOutFastPath, ctx=ctx)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
