@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # idempotency keys seen by other processes, so those requests consult the database.
     serving_processes: int = 1
     staff_token_hours: int = 12
+    # Database connections kept open per serving process (PostgreSQL); several processes
+    # together must stay under the server's max_connections.
+    db_pool_size: int = 40
     sql_echo: bool = False
 
     @property

@@ -106,7 +106,7 @@ class Database:
         url: str,
         *,
         echo: bool = False,
-        pool_size: int = 20,
+        pool_size: int = 40,
         connect_args: dict[str, Any] | None = None,
     ) -> None:
         self.url = normalise_database_url(url)
@@ -124,11 +124,14 @@ class Database:
             _configure_sqlite(self.write_engine, immediate=True)
             _configure_sqlite(self.read_engine, immediate=False)
         else:
+            # Connections are kept, not opened per burst: a new asyncpg connection costs a
+            # handshake and type introspection, which at the release second would be paid
+            # by hundreds of requests at once.
             self.write_engine = create_async_engine(
                 self.url,
                 echo=echo,
                 pool_size=pool_size,
-                max_overflow=pool_size,
+                max_overflow=max(4, pool_size // 4),
                 pool_timeout=60,
                 # A ping per checkout is a round trip on every booking; recycling old
                 # connections and retrying a failed transaction cover the same failures.

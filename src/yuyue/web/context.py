@@ -38,7 +38,10 @@ class AppContext:
         secret = load_master_secret(settings.master_secret)
         return cls(
             settings=settings,
-            db=db or Database(settings.async_database_url, echo=settings.sql_echo),
+            db=db
+            or Database(
+                settings.async_database_url, echo=settings.sql_echo, pool_size=settings.db_pool_size
+            ),
             clock=clock or SystemClock(),
             cipher=FieldCipher(secret),
             staff_signer=TokenSigner(secret, "staff"),
