@@ -4,7 +4,6 @@ server subprocess, and the zero-overbooking check run directly against the datab
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import shutil
 import signal
@@ -206,6 +205,7 @@ class Backend(Protocol):
     async def restore(self) -> None: ...
     async def verify(self) -> Verification: ...
     async def cleanup(self) -> None: ...
+    async def watch_connections(self, peak: dict[str, int]) -> None: ...
 
 
 class SqliteBackend:
@@ -253,6 +253,9 @@ class SqliteBackend:
 
     async def cleanup(self) -> None:
         self.snapshot_path.unlink(missing_ok=True)
+
+    async def watch_connections(self, peak: dict[str, int]) -> None:
+        """Nothing to watch: SQLite has no connection limit."""
 
 
 class PostgresBackend:
@@ -314,6 +317,26 @@ class PostgresBackend:
 
     async def cleanup(self) -> None:
         await self._admin(f'DROP DATABASE IF EXISTS "{self.snapshot_name}" WITH (FORCE)')
+
+    async def watch_connections(self, peak: dict[str, int], interval_s: float = 0.5) -> None:
+        """Until cancelled, records the most client connections seen per database (the
+        server shares `max_connections` with everything else on this PostgreSQL)."""
+        try:
+            connection = await asyncpg.connect(self.admin_url)
+        except (OSError, asyncpg.PostgresError):
+            return
+        try:
+            while True:
+                rows = await connection.fetch(
+                    "SELECT COALESCE(datname, '-'), COUNT(*) FROM pg_stat_activity"
+                    " WHERE backend_type = 'client backend' GROUP BY 1"
+                )
+                for name, count in rows:
+                    peak[name] = max(peak.get(name, 0), count)
+                peak["(all)"] = max(peak.get("(all)", 0), sum(count for _, count in rows))
+                await asyncio.sleep(interval_s)
+        finally:
+            await connection.close()
 
 
 # --- the yuyue command and server ------------------------------------------------------
@@ -410,16 +433,9 @@ class Server:
                 await asyncio.sleep(0.2)
         return time.monotonic() - started
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU seconds the server process has used so far."""
-        if self.process is None:
-            return 0.0
-        try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
 
     @property
     def running(self) -> bool:
@@ -489,6 +505,21 @@ def scan_log(log: str, limit: int = 5) -> dict[str, Any]:
         "tracebacks": sum(1 for line in lines if line.startswith("Traceback")),
         "excerpts": excerpts,
     }
+
+
+def source_fingerprint() -> str:
+    """A short hash of the installed yuyue sources, to notice code changing mid-benchmark
+    (the server is restarted for every booking run and picks up whatever is on disk)."""
+    import hashlib
+
+    import yuyue
+
+    root = Path(yuyue.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def make_workdir() -> Path:

@@ -10,7 +10,12 @@ The client keeps a pool of keep-alive connections (one request in flight per con
 pipelining). A request due while every connection is busy and the pool is at its limit waits
 in a FIFO queue; such requests are counted (``queued``), as are sends later than
 :data:`LATE_SEND_S` after their intended time (``late_sends``) and requests still queued when
-the sending window closed (``unsent``). Responses are parsed just enough (status line,
+the sending window closed (``unsent``). Every measured request is in the latency
+percentiles: one that got no answer (transport error, timeout, never sent) with the time it
+had waited when given up, a lower bound. Times come from :func:`time.perf_counter` (the event
+loop's own clock may have only millisecond resolution). The dispatcher wakes at most once per
+:data:`TICK_S` (1 ms) and sends everything due, so a send may trail its intended time by up to
+a tick; that delay is part of the measured latency. Responses are parsed just enough (status line,
 ``Content-Length`` or chunked body, ``Connection: close``); the problem ``code`` of non-2xx
 JSON answers is kept so that, e.g., ``409 sold_out`` and ``409 limit_exceeded`` are counted
 apart. Everything runs from loop callbacks: no task per request, to keep the client cheap.
@@ -27,9 +32,10 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 LATE_SEND_S = 0.010
+TICK_S = 0.001
 RequestFactory = Callable[[int], bytes]
 
 
@@ -54,6 +60,11 @@ class RunResult:
     statuses: Counter[str] = field(default_factory=Counter)
     codes: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
+    # (second of the measured window the request was due in, latency ms, status or 0)
+    events: list[tuple[int, float, int]] = field(default_factory=list)
+    window_start: float = 0.0
+    warmup_statuses: Counter[str] = field(default_factory=Counter)
+    warmup_unanswered: int = 0
     send_lag_ms: list[float] = field(default_factory=list)
     queued: int = 0
     late_sends: int = 0
@@ -63,6 +74,13 @@ class RunResult:
     connections_opened: int = 0
     client_cpu_s: float = 0.0
     wall_s: float = 0.0
+
+    def record(self, intended: float, now: float, status: int) -> None:
+        """Latency of one measured request; status 0 = no answer (transport error, timeout,
+        never sent), whose latency is the time it had waited when given up: a lower bound."""
+        latency = (now - intended) * 1000
+        self.latencies_ms.append(latency)
+        self.events.append((int(intended - self.window_start), latency, status))
 
     @property
     def achieved_rate(self) -> float:
@@ -107,10 +125,34 @@ class RunResult:
             "timeouts": self.timeouts,
             "transport_errors": self.transport_errors,
             "connections_opened": self.connections_opened,
+            "warmup_statuses": dict(sorted(self.warmup_statuses.items())),
+            "warmup_unanswered": self.warmup_unanswered,
             "client_cpu_percent": round(100 * self.client_cpu_s / self.wall_s, 1)
             if self.wall_s
             else 0.0,
+            "per_second": self.timeline(),
         }
+
+    def timeline(self) -> list[dict[str, Any]]:
+        """Per second of the measured window (by intended send time): answers, 2xx,
+        p50/p99/max latency; shows e.g. the moment of release against the rest."""
+        seconds: dict[int, list[tuple[float, int]]] = {}
+        for second, latency, status in self.events:
+            seconds.setdefault(second, []).append((latency, status))
+        rows = []
+        for second in sorted(seconds):
+            latencies = sorted(latency for latency, _ in seconds[second])
+            rows.append(
+                {
+                    "second": second,
+                    "answered": sum(1 for _, status in seconds[second] if status),
+                    "ok": sum(1 for _, status in seconds[second] if 200 <= status < 300),
+                    "p50_ms": round(percentile(latencies, 50, presorted=True), 1),
+                    "p99_ms": round(percentile(latencies, 99, presorted=True), 1),
+                    "max_ms": round(latencies[-1], 1),
+                }
+            )
+        return rows
 
 
 def percentile(values: list[float], q: float, *, presorted: bool = False) -> float:
@@ -139,13 +181,12 @@ class _Connection(asyncio.Protocol):
         self.close_after = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
 
     def send(self, request: _Pending) -> None:
         assert self.transport is not None
         self.current = request
-        request.sent = self.client.loop.time()
+        request.sent = time.perf_counter()
         self.transport.write(request.payload)
 
     def data_received(self, data: bytes) -> None:
@@ -281,7 +322,7 @@ class OpenLoopClient:
     def on_response(
         self, conn: _Connection, request: _Pending, status: int, body: bytes, close: bool
     ) -> None:
-        now = self.loop.time()
+        now = time.perf_counter()
         self.busy.discard(conn)
         result = self.result
         if result is not None:
@@ -292,9 +333,11 @@ class OpenLoopClient:
             if request.measured:
                 result.completed += 1
                 result.statuses[str(status)] += 1
-                result.latencies_ms.append((now - request.intended) * 1000)
+                result.record(request.intended, now, status)
                 if status >= 300:
                     result.codes[f"{status} {_problem_code(body)}"] += 1
+            else:
+                result.warmup_statuses[str(status)] += 1
         self.in_flight -= 1
         if close:
             assert conn.transport is not None
@@ -312,8 +355,12 @@ class OpenLoopClient:
             self._finish_failed(request)
 
     def _finish_failed(self, request: _Pending) -> None:
-        if request.measured and self.result is not None:
-            self.result.transport_errors += 1
+        if self.result is not None:
+            if request.measured:
+                self.result.transport_errors += 1
+                self.result.record(request.intended, time.perf_counter(), 0)
+            else:
+                self.result.warmup_unanswered += 1
         self.in_flight -= 1
         self._check_drained()
 
@@ -352,12 +399,13 @@ class OpenLoopClient:
         total = warm_n + round(rate * duration_s)
         cpu0 = _cpu_seconds()
         wall0 = time.perf_counter()
-        t0 = self.loop.time() + 0.05
+        t0 = time.perf_counter() + 0.05
         start = t0 + warm_n / rate
         self.window = (start, start + duration_s)
+        result.window_start = start
         i = 0
         while i < total:
-            now = self.loop.time()
+            now = time.perf_counter()
             while i < total and t0 + i / rate <= now:
                 measured = i >= warm_n
                 build = factory if measured or warmup_factory is None else warmup_factory
@@ -368,14 +416,18 @@ class OpenLoopClient:
                 self._dispatch(_Pending(t0 + i / rate, measured, payload))
                 i += 1
             if i < total:
-                delay = t0 + i / rate - self.loop.time()
-                await asyncio.sleep(max(delay, 0))
+                # Never sleep less than a tick: a shorter timer would spin the CPU the server
+                # needs. Latency still counts from the intended time, lateness included.
+                delay = t0 + i / rate - time.perf_counter()
+                await asyncio.sleep(max(delay, TICK_S))
         # Requests still waiting for a connection were never sent in time: drop them.
+        abandoned = time.perf_counter()
         while self.waiting:
             request = self.waiting.popleft()
             self.in_flight -= 1
             if request.measured:
                 result.unsent += 1
+                result.record(request.intended, abandoned, 0)
         self._drained = asyncio.Event()
         self._check_drained()
         with contextlib.suppress(TimeoutError):
@@ -384,9 +436,11 @@ class OpenLoopClient:
             # Still unanswered after the drain timeout: count them, drop their connections.
             outstanding = [c.current for c in self.busy if c.current is not None]
             result.timeouts = sum(1 for r in outstanding if r.measured)
+            result.warmup_unanswered += sum(1 for r in outstanding if not r.measured)
+            abandoned = time.perf_counter()
             for request in outstanding:
                 if request.measured:
-                    result.latencies_ms.append((self.loop.time() - request.intended) * 1000)
+                    result.record(request.intended, abandoned, 0)
             for conn in list(self.busy):
                 conn.current = None
                 if conn.transport is not None:

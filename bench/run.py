@@ -28,12 +28,14 @@ good run gives the scenario's maximum sustainable throughput.
 Scenarios, in order: ``trivial`` (GET /healthz; its capacity C is the yardstick),
 ``availability`` (session lists and slot lists), ``release_peak`` (everyone booking three
 hot sessions: a few successes then mostly ``409 sold_out``; once at 1,000 attempts/s and
-then searched) and ``spread`` (bookings over all open free sessions, mostly successful).
-Every booking run starts from the snapshot with a freshly started server, so each measured
-window contains the moment of release; its warm-up offers GET /healthz at the same rate
-(after a short burst of reads to open database connections) so no place is taken before
-the window opens. After every booking run the database itself is checked for overbooking
-(:data:`fixtures.CHECKS`); a violation fails the benchmark.
+then searched), ``release_moment`` (the same at 1,000 attempts/s, but the window opens on
+untouched inventory) and ``spread`` (bookings over all open free sessions, mostly
+successful). Every booking run starts from the snapshot with a freshly started server
+(after a short burst of reads that opens its database connections). Its warm-up books like
+the window does, so at a release the places go during the warm-up and the window measures
+the refusals that follow; the ``release_moment`` run warms up with GET /healthz instead, so
+its window contains the sell-out itself. After every booking run the database itself is
+checked for overbooking (:data:`fixtures.CHECKS`); a violation fails the benchmark.
 
 Results go to ``bench/results/<timestamp>-<db>.json`` and a Markdown table per database
 is printed, with each scenario's throughput as a ratio of C.
@@ -43,23 +45,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import fcntl
 import json
 import os
 import platform
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import httpx
+from cpu import CpuSnapshot, usage, wait_for_quiet
 from fixtures import (
     Backend,
     OverbookingError,
@@ -72,12 +79,14 @@ from fixtures import (
     make_workdir,
     run_cli,
     scan_log,
+    source_fingerprint,
 )
 from loadgen import OpenLoopClient, RequestFactory, RunResult, build_request
 
 from yuyue.kit.crypto import generate_master_secret
 
 RESULTS = Path(__file__).resolve().parent / "results"
+LOCK_PATH = Path(tempfile.gettempdir()) / "yuyue-bench.lock"
 HOST = "127.0.0.1"
 GOAL_REFUSALS = 0.7
 GOAL_BOOKINGS = 0.25
@@ -92,11 +101,15 @@ class Config:
     warmup_s: float
     patients: int
     refine: int
+    max_down_steps: int
     max_connections: int
+    quiet_timeout_s: float
     ladders: dict[str, list[float]]
     max_p99_ms: float = 100.0
     min_achieved: float = 0.95
     max_failed: float = 0.01
+    quiet_limit_cores: float = 0.25
+    noisy_cores: float = 0.4
 
     @classmethod
     def build(cls, args: argparse.Namespace) -> Config:
@@ -107,12 +120,14 @@ class Config:
                 warmup_s=0.5,
                 patients=args.patients or 300,
                 refine=0,
+                max_down_steps=1,
                 max_connections=args.connections,
+                quiet_timeout_s=0.0 if args.no_wait else 10.0,
                 ladders={
                     "trivial": [500, 1000],
-                    "availability": [100, 200],
-                    "release_peak": [500, 1000],
-                    "spread": [50, 100],
+                    "availability": [25, 50],
+                    "release_peak": [100, 1000],
+                    "spread": [10, 25],
                 },
             )
         return cls(
@@ -121,12 +136,14 @@ class Config:
             warmup_s=2.0,
             patients=args.patients or 3000,
             refine=2,
+            max_down_steps=4,
             max_connections=args.connections,
+            quiet_timeout_s=0.0 if args.no_wait else 30.0,
             ladders={
                 "trivial": [500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000],
-                "availability": [100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 4000],
-                "release_peak": [500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000],
-                "spread": [50, 100, 150, 200, 300, 400, 500, 750, 1000, 1500],
+                "availability": [25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000],
+                "release_peak": [50, 100, 200, 500, 1000, 1500, 2000, 3000, 4000, 6000],
+                "spread": [10, 25, 50, 100, 150, 200, 300, 400, 500, 750, 1000],
             },
         )
 
@@ -139,8 +156,9 @@ class Step:
     rate: float
     result: RunResult
     sustainable: bool
-    server_cpu_percent: float
-    machine_cpu_percent: float
+    cpu_cores: dict[str, float]
+    quiet_wait: dict[str, float] = field(default_factory=dict)
+    db_connections_peak: dict[str, int] = field(default_factory=dict)
     server_log: dict[str, Any] = field(default_factory=dict)
     verification: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
@@ -154,8 +172,9 @@ class Step:
             "scenario": self.scenario,
             "sustainable": self.sustainable,
             **self.result.summary(),
-            "server_cpu_percent": round(self.server_cpu_percent, 1),
-            "machine_cpu_percent": round(self.machine_cpu_percent, 1),
+            "cpu_cores": self.cpu_cores,
+            "before_run_other_load": self.quiet_wait,
+            "db_connections_peak": self.db_connections_peak,
             "server_log": self.server_log,
             "verification": self.verification,
             "notes": self.notes,
@@ -175,8 +194,14 @@ class Step:
             + (f"  queued {r.queued} late {r.late_sends} unsent {r.unsent}" if r.queued else "")
             + (f"  timeouts {r.timeouts}" if r.timeouts else "")
             + (f"  transport errors {r.transport_errors}" if r.transport_errors else "")
-            + f"  cpu server {self.server_cpu_percent:.0f}% client"
-            f" {r.summary()['client_cpu_percent']:.0f}% machine {self.machine_cpu_percent:.0f}%"
+            + "  cpu cores: "
+            + " ".join(f"{k} {v:.2f}" for k, v in self.cpu_cores.items() if k != "machine")
+            + (
+                "  pg connections (peak): "
+                + ", ".join(f"{k} {v}" for k, v in sorted(self.db_connections_peak.items()))
+                if self.db_connections_peak
+                else ""
+            )
         )
 
 
@@ -184,6 +209,7 @@ class Step:
 class Search:
     scenario: str
     steps: list[Step] = field(default_factory=list)
+    discarded: list[Step] = field(default_factory=list)
 
     @property
     def best(self) -> Step | None:
@@ -201,6 +227,7 @@ class Search:
             "max_sustainable_offered": best.rate if best else None,
             "max_sustainable_achieved": round(best.result.achieved_rate, 1) if best else None,
             "steps": [s.summary() for s in self.steps],
+            "discarded_noisy_runs": [s.summary() for s in self.discarded],
         }
 
 
@@ -214,25 +241,6 @@ class Fixture:
     hot_sessions: list[dict[str, Any]]
     spread_sessions: list[dict[str, Any]]
     setup: dict[str, Any]
-
-
-class MachineCpu:
-    """Busy share of all CPUs between two readings of /proc/stat."""
-
-    def __init__(self) -> None:
-        self.start = self._read()
-
-    @staticmethod
-    def _read() -> tuple[int, int]:
-        with open("/proc/stat", encoding="ascii") as stat:
-            values = [int(v) for v in stat.readline().split()[1:]]
-        idle = values[3] + values[4]
-        return sum(values) - idle, sum(values)
-
-    def percent(self) -> float:
-        busy, total = self._read()
-        d_total = total - self.start[1]
-        return 100.0 * (busy - self.start[0]) / d_total if d_total else 0.0
 
 
 # --- the run for one database ---------------------------------------------------------
@@ -262,6 +270,8 @@ class Bench:
                 "warmup_s": config.warmup_s,
                 "patients": config.patients,
                 "max_connections": config.max_connections,
+                "wait_for_other_load_below_cores": config.quiet_limit_cores,
+                "wait_for_other_load_up_to_s": config.quiet_timeout_s,
                 "sustainable_if": {
                     "achieved_at_least_offered_x": config.min_achieved,
                     "p99_ms_at_most": config.max_p99_ms,
@@ -272,6 +282,20 @@ class Bench:
             "server_problems": [],
         }
         self.baseline_active = 0
+        self.source = source_fingerprint()
+        self.report["source_fingerprint"] = self.source
+
+    async def start_server(self) -> list[str]:
+        """Starts the server; notes when the yuyue sources differ from the setup's."""
+        await self.server.start()
+        now = source_fingerprint()
+        if now == self.source:
+            return []
+        note = f"yuyue sources changed since setup ({self.source} -> {now})"
+        self.log(f"note: {note}")
+        self.report.setdefault("source_changes", []).append(now)
+        self.source = now
+        return [note]
 
     def log(self, message: str) -> None:
         print(f"[{self.backend.name}] {message}", file=sys.stderr, flush=True)
@@ -454,9 +478,20 @@ class Bench:
         factory: RequestFactory,
         warmup_factory: RequestFactory | None = None,
     ) -> Step:
+        quiet: dict[str, float] = {}
+        if self.config.quiet_timeout_s > 0:
+            waited, load = await wait_for_quiet(
+                self.config.quiet_limit_cores,
+                self.config.quiet_timeout_s,
+                ignore=(self.server.pid,) if self.server.pid else (),
+            )
+            quiet = {"waited_s": round(waited, 1), "other_cores": round(load, 2)}
+            if waited >= 2:
+                self.log(f"waited {waited:.0f}s for other load to settle (now {load:.2f} cores)")
         client = OpenLoopClient(HOST, self.server.port, max_connections=self.config.max_connections)
-        machine = MachineCpu()
-        server_cpu0, wall0 = self.server.cpu_seconds(), time.monotonic()
+        connections: dict[str, int] = {}
+        watcher = asyncio.create_task(self.backend.watch_connections(connections))
+        before = CpuSnapshot.take()
         try:
             result = await client.run(
                 factory,
@@ -467,16 +502,18 @@ class Bench:
             )
         finally:
             client.close_all()
-        wall = time.monotonic() - wall0
-        step = Step(
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        return Step(
             scenario=scenario,
             rate=rate,
             result=result,
             sustainable=self._sustainable(result),
-            server_cpu_percent=100 * (self.server.cpu_seconds() - server_cpu0) / wall,
-            machine_cpu_percent=machine.percent(),
+            cpu_cores=usage(before, CpuSnapshot.take(), server_pid=self.server.pid),
+            quiet_wait=quiet,
+            db_connections_peak=connections,
         )
-        return step
 
     async def _ensure_server(self) -> None:
         if self.server.running:
@@ -484,7 +521,7 @@ class Bench:
         if self.server.process is not None:
             code = await self.server.stop()
             self._problem(f"the server had exited (code {code}); restarted")
-        await self.server.start()
+        await self.start_server()
 
     async def read_step(self, scenario: str, rate: float, factory: RequestFactory) -> Step:
         await self._ensure_server()
@@ -497,18 +534,29 @@ class Bench:
         return step
 
     async def booking_step(
-        self, scenario: str, rate: float, fixture: Fixture, sessions: list[dict[str, Any]]
+        self,
+        scenario: str,
+        rate: float,
+        fixture: Fixture,
+        sessions: list[dict[str, Any]],
+        *,
+        release_in_window: bool = False,
     ) -> Step:
+        """A booking run from the snapshot on a fresh server. The warm-up books like the
+        window does (so at a release the places go during the warm-up), unless
+        `release_in_window`: then it offers GET /healthz and the window opens on untouched
+        inventory, so the moment of release is measured."""
         await self.server.stop()
         await self.backend.restore()
-        await self.server.start()
+        notes = await self.start_server()
         await self._warm_database(fixture, sessions)
         step = await self._open_loop(
             scenario,
             rate,
             self.booking_requests(fixture, sessions),
-            warmup_factory=self.trivial_requests(),
+            warmup_factory=self.trivial_requests() if release_in_window else None,
         )
+        step.notes.extend(notes)
         code = await self.server.stop()
         if code not in (0, None):
             step.notes.append(f"the server exited with code {code}")
@@ -537,8 +585,13 @@ class Bench:
                 f"{step.scenario} @ {step.rate:.0f}/s: {json.dumps(verification.summary())}"
             )
         created = verification.active_appointments - self.baseline_active
-        acknowledged = step.result.statuses.get("201", 0)
-        step.verification = {**(step.verification or {}), "new_active": created}
+        result = step.result
+        acknowledged = result.statuses.get("201", 0) + result.warmup_statuses.get("201", 0)
+        step.verification = {
+            **(step.verification or {}),
+            "new_active": created,
+            "acknowledged_201": acknowledged,
+        }
         if created < acknowledged:
             self._problem(
                 f"{step.scenario} @ {step.rate:.0f}/s: {acknowledged} bookings answered 201 "
@@ -546,10 +599,10 @@ class Bench:
             )
             raise OverbookingError("acknowledged bookings are missing from the database")
         if created > acknowledged:
-            unanswered = step.result.timeouts + step.result.transport_errors
+            unanswered = result.timeouts + result.transport_errors + result.warmup_unanswered
             note = (
                 f"{created - acknowledged} appointments were created without a 201 reaching "
-                f"the client ({unanswered} requests timed out or lost their connection)"
+                f"the client ({unanswered} sent requests timed out or lost their connection)"
             )
             step.notes.append(note)
             if unanswered == 0:
@@ -576,6 +629,25 @@ class Bench:
 
     # --- searches -----------------------------------------------------------------------
 
+    async def measure(
+        self, run: Callable[[float], Awaitable[Step]], rate: float, *, discarded: list[Step]
+    ) -> Step:
+        """One run at `rate`; a failed run during which other processes took a noticeable
+        share of the CPU is set aside and run once more after the machine has settled."""
+        step = await run(rate)
+        other = step.cpu_cores.get("other", 0.0)
+        if step.sustainable or other <= self.config.noisy_cores or self.config.quiet_timeout_s <= 0:
+            return step
+        self.log(f"  re-running: other processes used {other:.2f} cores during that run")
+        step.notes.append(f"set aside: other processes used {other:.2f} cores")
+        discarded.append(step)
+        await wait_for_quiet(
+            self.config.quiet_limit_cores,
+            4 * self.config.quiet_timeout_s,
+            ignore=(self.server.pid,) if self.server.pid else (),
+        )
+        return await run(rate)
+
     async def search(
         self,
         scenario: str,
@@ -589,7 +661,7 @@ class Bench:
 
         async def at(rate: float) -> Step:
             if rate not in done:
-                done[rate] = await run(rate)
+                done[rate] = await self.measure(run, rate, discarded=found.discarded)
                 found.steps.append(done[rate])
             return done[rate]
 
@@ -603,16 +675,17 @@ class Bench:
                 bad = rate
                 break
         if good is None:
-            rate = ladder[0] / 2
-            while rate >= ladder[0] / 16:
+            rate = ladder[0]
+            for _ in range(self.config.max_down_steps):
+                rate = float(round(rate / 2, 1))
                 if (await at(rate)).sustainable:
                     good = rate
                     break
-                bad, rate = rate, rate / 2
+                bad = rate
         for _ in range(self.config.refine):
             if good is None or bad is None or (bad - good) / good <= 0.1:
                 break
-            middle = float(round((good + bad) / 2, -1))
+            middle = float(round((good + bad) / 2, -1 if good >= 100 else 0))
             if (await at(middle)).sustainable:
                 good = middle
             else:
@@ -625,7 +698,7 @@ class Bench:
         fixture = await self.prepare()
         searches: dict[str, Search] = {}
         try:
-            await self.server.start()
+            await self.start_server()
             trivial = self.trivial_requests()
             searches["trivial"] = await self.search(
                 "trivial", lambda r: self.read_step("trivial", r, trivial)
@@ -636,8 +709,24 @@ class Bench:
             )
             await self.server.stop()
             hot, spread = fixture.hot_sessions, fixture.spread_sessions
-            peak = await self.booking_step("release_peak", PEAK_RATE, fixture, hot)
-            self.report["release_peak_at_1000"] = peak.summary()
+            set_aside: list[Step] = []
+            peak = await self.measure(
+                lambda r: self.booking_step("release_peak", r, fixture, hot),
+                PEAK_RATE,
+                discarded=set_aside,
+            )
+            self.report["release_peak_at_1000"] = {
+                **peak.summary(),
+                "set_aside_noisy_runs": [s.summary() for s in set_aside],
+            }
+            moment = await self.measure(
+                lambda r: self.booking_step(
+                    "release_moment", r, fixture, hot, release_in_window=True
+                ),
+                PEAK_RATE,
+                discarded=set_aside,
+            )
+            self.report["release_moment_at_1000"] = moment.summary()
             searches["release_peak"] = await self.search(
                 "release_peak",
                 lambda r: self.booking_step("release_peak", r, fixture, hot),
@@ -646,7 +735,7 @@ class Bench:
             searches["spread"] = await self.search(
                 "spread", lambda r: self.booking_step("spread", r, fixture, spread)
             )
-            self.report["summary"] = summarise(searches, peak)
+            self.report["summary"] = summarise(searches, peak, moment)
         finally:
             await self.server.stop()
             self._collect_log("shutdown")
@@ -657,15 +746,19 @@ class Bench:
 # --- reporting --------------------------------------------------------------------------
 
 
-def summarise(searches: dict[str, Search], peak: Step) -> dict[str, Any]:
+def summarise(searches: dict[str, Search], peak: Step, moment: Step) -> dict[str, Any]:
     trivial = searches["trivial"].best
     capacity = trivial.result.achieved_rate if trivial else float("nan")
 
-    def row(label: str, step: Step | None, *, use_success: bool = False) -> dict[str, Any]:
+    def row(label: str, step: Step | None, *, basis_of: str = "answers/s") -> dict[str, Any]:
         if step is None:
             return {"scenario": label, "sustainable": False}
         r = step.result
-        basis = r.success_rate if use_success else r.achieved_rate
+        basis = {
+            "answers/s": r.achieved_rate,
+            "successful bookings/s": r.success_rate,
+            "refusals/s": r.achieved_rate - r.success_rate,
+        }[basis_of]
         return {
             "scenario": label,
             "offered": step.rate,
@@ -674,7 +767,7 @@ def summarise(searches: dict[str, Search], peak: Step) -> dict[str, Any]:
             "p50_ms": round(r.percentile(50), 2),
             "p99_ms": round(r.percentile(99), 2),
             "ratio": round(basis / capacity, 3),
-            "ratio_of": "successful bookings/s" if use_success else "answers/s",
+            "ratio_of": basis_of,
             "sustainable": step.sustainable,
             "codes": dict(r.codes),
         }
@@ -684,13 +777,17 @@ def summarise(searches: dict[str, Search], peak: Step) -> dict[str, Any]:
     rows = [
         row("trivial (max sustainable)", trivial),
         row("availability (max sustainable)", searches["availability"].best),
-        row(f"release_peak @ {PEAK_RATE:.0f}/s", peak),
-        row("release_peak (max sustainable)", release),
-        row("spread (max sustainable)", spread, use_success=True),
+        row(f"release_peak @ {PEAK_RATE:.0f}/s", peak, basis_of="refusals/s"),
+        row(f"release moment @ {PEAK_RATE:.0f}/s (window opens at release)", moment),
+        row("release_peak (max sustainable)", release, basis_of="refusals/s"),
+        row("spread (max sustainable)", spread, basis_of="successful bookings/s"),
     ]
-    refusal_ratio = release.result.achieved_rate / capacity if release else 0.0
+    refusal_ratio = (
+        (release.result.achieved_rate - release.result.success_rate) / capacity if release else 0.0
+    )
     booking_ratio = spread.result.success_rate / capacity if spread else 0.0
     peak_p99 = peak.result.percentile(99)
+    moment_p99 = moment.result.percentile(99)
     return {
         "trivial_capacity": round(capacity, 1),
         "rows": rows,
@@ -709,6 +806,12 @@ def summarise(searches: dict[str, Search], peak: Step) -> dict[str, Any]:
                 "goal": f"p99 <= {GOAL_P99_MS:.0f} ms at {PEAK_RATE:.0f} attempts/s",
                 "measured": round(peak_p99, 2),
                 "met": peak_p99 <= GOAL_P99_MS,
+            },
+            {
+                "goal": f"(stricter reading) p99 <= {GOAL_P99_MS:.0f} ms at {PEAK_RATE:.0f} "
+                "attempts/s with the moment of release inside the window",
+                "measured": round(moment_p99, 2),
+                "met": moment_p99 <= GOAL_P99_MS,
             },
         ],
     }
@@ -759,6 +862,7 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
+        "harness_nice": os.getpriority(os.PRIO_PROCESS, 0),
     }
 
 
@@ -768,6 +872,11 @@ async def bench_one(db: str, config: Config, stamp: str) -> dict[str, Any]:
     bench = Bench(config, backend, workdir)
     bench.report.update({"started_at": stamp, "machine": machine()})
     error: BaseException | None = None
+    # Ctrl-C or SIGTERM cancels the run, so the server is stopped and the results written.
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    assert task is not None
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, task.cancel)
     try:
         await bench.run()
     except BaseException as failure:
@@ -779,7 +888,27 @@ async def bench_one(db: str, config: Config, stamp: str) -> dict[str, Any]:
         path = RESULTS / f"{stamp}-{db}{'-quick' if config.quick else ''}.json"
         path.write_text(json.dumps(bench.report, indent=2, ensure_ascii=False, default=str))
         bench.log(f"results written to {path}" + (" (incomplete)" if error else ""))
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
     return bench.report
+
+
+def exclusive_run() -> IO[str]:
+    """Holds a lock for the life of this process, so two benchmark runs never share the
+    machine or the `yuyue_bench` database; a second run waits for the first."""
+    handle = LOCK_PATH.open("a+", encoding="ascii")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        print(f"waiting for another benchmark run (pid {holder}) to finish…", file=sys.stderr)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def main() -> int:
@@ -789,8 +918,29 @@ def main() -> int:
     parser.add_argument("--duration", type=float, help="measured seconds per run")
     parser.add_argument("--patients", type=int, help="patients to register")
     parser.add_argument("--connections", type=int, default=256, help="client connection limit")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=-10,
+        help="scheduling priority for this process and the server it starts (default -10, "
+        "so test suites running beside the benchmark disturb it less; needs privileges)",
+    )
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="do not wait before each run for other processes' CPU load to settle",
+    )
     args = parser.parse_args()
     config = Config.build(args)
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
+    except OSError as error:
+        print(f"note: could not set priority {args.nice}: {error}", file=sys.stderr)
+    with exclusive_run():
+        return run_all(args, config)
+
+
+def run_all(args: argparse.Namespace, config: Config) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     databases = ["postgresql", "sqlite"] if args.db == "both" else [args.db]
     try:
@@ -807,6 +957,9 @@ def main() -> int:
         except (OverbookingError, SetupError) as error:
             print(f"\n[{db}] FAILED: {type(error).__name__}: {error}", file=sys.stderr)
             failed = True
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            print(f"\n[{db}] interrupted", file=sys.stderr)
+            return 130
     print()
     for report in reports:
         print(markdown(report))
