@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from yuyue.kit.db import Database
 from yuyue.models import Base
+from yuyue.staff.models import Role
 
 
 async def row_counts(db: Database) -> dict[str, int]:
@@ -42,3 +43,20 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     assert body["status"] == status
     assert isinstance(body["detail"], str) and body["detail"], body
     return body
+
+
+async def staff_auth(
+    client: httpx.AsyncClient, ctx: Any, world: Any, *roles: Role
+) -> dict[str, str]:
+    """Headers of a freshly created staff user with these roles, signed in over HTTP."""
+    from tests import factories as f
+    from tests.conftest import NOW
+
+    async with ctx.db.session_scope() as s:
+        username = await f.make_staff(s, hospital=world.hospital, roles=list(roles), now=NOW)
+    response = await client.post(
+        "/api/v1/auth/token",
+        json={"hospital": world.hospital.code, "username": username, "password": "secret-pass"},
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}

@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select
 
 from tests import factories as f
 from tests.conftest import NOW, VISIT_DAY, World
-from tests.helpers import assert_problem, pool_state, row_counts
+from tests.helpers import assert_problem, pool_state, row_counts, staff_auth
 from yuyue.booking.models import Appointment
 from yuyue.kit.clock import FixedClock
 from yuyue.notifications.models import OutboxMessage
@@ -35,19 +35,6 @@ async def book(
         **extra,
     }
     return await client.post("/api/v1/appointments", json=body, headers=world.auth)
-
-
-async def staff_auth(
-    client: httpx.AsyncClient, ctx: AppContext, world: World, *roles: Role
-) -> dict[str, str]:
-    async with ctx.db.session_scope() as s:
-        username = await f.make_staff(s, hospital=world.hospital, roles=list(roles), now=NOW)
-    response = await client.post(
-        "/api/v1/auth/token",
-        json={"hospital": world.hospital.code, "username": username, "password": "secret-pass"},
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 async def remaining(client: httpx.AsyncClient, world: World, session: Any = None) -> int:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import select
 
-from tests import factories as f
-from tests.conftest import NOW, World
-from tests.helpers import assert_problem, row_counts
+from tests.conftest import World
+from tests.helpers import assert_problem, row_counts, staff_auth
 from yuyue.staff.models import AuditEntry, Role
 from yuyue.web.context import AppContext
 
@@ -15,13 +14,7 @@ from yuyue.web.context import AppContext
 async def scheduler_auth(
     client: httpx.AsyncClient, ctx: AppContext, world: World
 ) -> dict[str, str]:
-    async with ctx.db.session_scope() as s:
-        username = await f.make_staff(s, hospital=world.hospital, roles=[Role.SCHEDULER], now=NOW)
-    token = await client.post(
-        "/api/v1/auth/token",
-        json={"hospital": world.hospital.code, "username": username, "password": "secret-pass"},
-    )
-    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+    return await staff_auth(client, ctx, world, Role.SCHEDULER)
 
 
 class TestBookingPolicy:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 
 from tests import factories as f
 from tests.conftest import NOW, VISIT_DAY, World
-from tests.helpers import assert_problem, row_counts
+from tests.helpers import assert_problem, row_counts, staff_auth
 from yuyue.scheduling import service as scheduling_service
 from yuyue.scheduling.models import (
     ClinicSession,
@@ -30,19 +30,6 @@ TUESDAY, THURSDAY = 1, 3
 # VISIT_DAY is Monday 2026-11-23; two weeks from it hold two Tuesdays and two Thursdays.
 WEEK_1_TUESDAY = VISIT_DAY + timedelta(days=1)
 WEEK_2_TUESDAY = VISIT_DAY + timedelta(days=8)
-
-
-async def staff_auth(
-    client: httpx.AsyncClient, ctx: AppContext, world: World, *roles: Role
-) -> dict[str, str]:
-    async with ctx.db.session_scope() as s:
-        username = await f.make_staff(s, hospital=world.hospital, roles=list(roles), now=NOW)
-    response = await client.post(
-        "/api/v1/auth/token",
-        json={"hospital": world.hospital.code, "username": username, "password": "secret-pass"},
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 async def scheduler(client: httpx.AsyncClient, ctx: AppContext, world: World) -> dict[str, str]:
