@@ -27,15 +27,16 @@ good run gives the scenario's maximum sustainable throughput.
 
 Scenarios, in order: ``trivial`` (GET /healthz; its capacity C is the yardstick),
 ``availability`` (session lists and slot lists), ``release_peak`` (everyone booking three
-hot sessions: a few successes then mostly ``409 sold_out``; once at 1,000 attempts/s and
-then searched), ``release_moment`` (the same at 1,000 attempts/s, but the window opens on
-untouched inventory) and ``spread`` (bookings over all open free sessions, mostly
-successful). Every booking run starts from the snapshot with a freshly started server
-(after a short burst of reads that opens its database connections). Its warm-up books like
-the window does, so at a release the places go during the warm-up and the window measures
-the refusals that follow; the ``release_moment`` run warms up with GET /healthz instead, so
-its window contains the sell-out itself. After every booking run the database itself is
-checked for overbooking (:data:`fixtures.CHECKS`); a violation fails the benchmark.
+hot sessions that are already sold out: ``409 sold_out`` refusals; once at 1,000
+attempts/s and then searched), ``release_moment`` (the same at 1,000 attempts/s, but the
+window opens on untouched inventory, so it contains the sell-out itself) and ``spread``
+(bookings over all open free sessions, mostly successful). Every booking run starts from
+the snapshot with a freshly started server (after a short burst of reads that opens its
+database connections) and its warm-up books like the window does; for ``release_peak``
+the hot sessions are first booked out by a few closed-loop clients and the server left to
+settle; ``release_moment`` warms up with GET /healthz instead. After every booking run the
+database itself is checked for overbooking (:data:`fixtures.CHECKS`); a violation fails
+the benchmark.
 
 Results go to ``bench/results/<timestamp>-<db>.json`` and a Markdown table per database
 is printed, with each scenario's throughput as a ratio of C.
@@ -159,6 +160,7 @@ class Step:
     cpu_cores: dict[str, float]
     quiet_wait: dict[str, float] = field(default_factory=dict)
     db_connections_peak: dict[str, int] = field(default_factory=dict)
+    presold: dict[str, int] = field(default_factory=dict)
     server_log: dict[str, Any] = field(default_factory=dict)
     verification: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
@@ -175,6 +177,7 @@ class Step:
             "cpu_cores": self.cpu_cores,
             "before_run_other_load": self.quiet_wait,
             "db_connections_peak": self.db_connections_peak,
+            "sold_out_before_run": self.presold,
             "server_log": self.server_log,
             "verification": self.verification,
             "notes": self.notes,
@@ -541,15 +544,21 @@ class Bench:
         sessions: list[dict[str, Any]],
         *,
         release_in_window: bool = False,
+        sell_out_first: bool = False,
     ) -> Step:
-        """A booking run from the snapshot on a fresh server. The warm-up books like the
-        window does (so at a release the places go during the warm-up), unless
-        `release_in_window`: then it offers GET /healthz and the window opens on untouched
-        inventory, so the moment of release is measured."""
+        """A booking run from the snapshot on a fresh server; its warm-up books like the
+        window does. With `sell_out_first` the sessions are booked out beforehand and the
+        server left to settle, so the run measures the refusals that follow a release.
+        With `release_in_window` the warm-up offers GET /healthz instead and the window
+        opens on untouched inventory, so it measures the moment of release itself."""
         await self.server.stop()
         await self.backend.restore()
         notes = await self.start_server()
         await self._warm_database(fixture, sessions)
+        presold: dict[str, int] = {}
+        if sell_out_first:
+            presold = await self._sell_out(fixture, sessions)
+            await self.server.wait_idle()
         step = await self._open_loop(
             scenario,
             rate,
@@ -557,6 +566,7 @@ class Bench:
             warmup_factory=self.trivial_requests() if release_in_window else None,
         )
         step.notes.extend(notes)
+        step.presold = presold
         code = await self.server.stop()
         if code not in (0, None):
             step.notes.append(f"the server exited with code {code}")
@@ -578,6 +588,37 @@ class Bench:
                     *(client.get(f"/api/v1/sessions/{s['id']}/slots") for s in sessions[:40])
                 )
 
+    async def _sell_out(self, fixture: Fixture, sessions: list[dict[str, Any]]) -> dict[str, int]:
+        """Books the sessions until each has answered `sold_out` (16 clients in a closed
+        loop); returns the answers by status and code."""
+        rng = random.Random(3)
+        headers = {"Authorization": f"Bearer {fixture.key}"}
+        answers: dict[str, int] = {}
+        pending = {s["id"] for s in sessions}
+        attempts = 0
+
+        async def client_loop(client: httpx.AsyncClient) -> None:
+            nonlocal attempts
+            while pending and attempts < 20 * sum(s["remaining"] for s in sessions) + 1000:
+                attempts += 1
+                session_id = rng.choice(sorted(pending))
+                response = await client.post(
+                    "/api/v1/appointments",
+                    json={"patient_id": rng.choice(fixture.patients), "session_id": session_id},
+                    headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
+                )
+                code = "" if response.is_success else f" {response.json().get('code', '-')}"
+                label = f"{response.status_code}{code}"
+                answers[label] = answers.get(label, 0) + 1
+                if label == "409 sold_out":
+                    pending.discard(session_id)
+
+        async with httpx.AsyncClient(base_url=self.server.base_url, timeout=60) as client:
+            await asyncio.gather(*(client_loop(client) for _ in range(16)))
+        if pending:
+            self._problem(f"could not sell out {len(pending)} hot sessions: {answers}")
+        return answers
+
     def _check_bookings(self, step: Step, verification: Verification) -> None:
         if not verification.ok:
             self._problem(f"OVERBOOKING after {step.scenario} @ {step.rate:.0f}/s")
@@ -586,7 +627,11 @@ class Bench:
             )
         created = verification.active_appointments - self.baseline_active
         result = step.result
-        acknowledged = result.statuses.get("201", 0) + result.warmup_statuses.get("201", 0)
+        acknowledged = (
+            result.statuses.get("201", 0)
+            + result.warmup_statuses.get("201", 0)
+            + step.presold.get("201", 0)
+        )
         step.verification = {
             **(step.verification or {}),
             "new_active": created,
@@ -711,7 +756,7 @@ class Bench:
             hot, spread = fixture.hot_sessions, fixture.spread_sessions
             set_aside: list[Step] = []
             peak = await self.measure(
-                lambda r: self.booking_step("release_peak", r, fixture, hot),
+                lambda r: self.booking_step("release_peak", r, fixture, hot, sell_out_first=True),
                 PEAK_RATE,
                 discarded=set_aside,
             )
@@ -729,7 +774,7 @@ class Bench:
             self.report["release_moment_at_1000"] = moment.summary()
             searches["release_peak"] = await self.search(
                 "release_peak",
-                lambda r: self.booking_step("release_peak", r, fixture, hot),
+                lambda r: self.booking_step("release_peak", r, fixture, hot, sell_out_first=True),
                 known=[peak],
             )
             searches["spread"] = await self.search(
