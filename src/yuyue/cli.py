@@ -43,8 +43,8 @@ def _run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
-def _hospital_id(session_scalar: object | None, code: str) -> None:
-    if session_scalar is None:
+def _require_hospital(hospital_id: object | None, code: str) -> None:
+    if hospital_id is None:
         typer.echo(
             f"No hospital with code '{code}'. Run `yuyue seed-demo` or create one first.", err=True
         )
@@ -90,7 +90,7 @@ def _create_key(settings: Settings, channel: Channel, name: str) -> str:
         hospital_id = await session.scalar(
             select(Hospital.id).where(Hospital.code == settings.hospital_code)
         )
-        _hospital_id(hospital_id, settings.hospital_code)
+        _require_hospital(hospital_id, settings.hospital_code)
         assert hospital_id is not None
         key, _row = await create_api_key(
             session, hospital_id=hospital_id, channel=channel, name=name, now=SystemClock().now()

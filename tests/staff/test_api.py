@@ -277,3 +277,35 @@ class TestApiKeys:
         body = assert_problem(response, 422, "validation_error")
         assert [e["field"] for e in body["errors"]] == ["channel"]
         assert await row_counts(ctx.db) == before
+
+
+class TestRevokeApiKey:
+    async def test_a_revoked_key_stops_working_at_once(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        admin = await staff_auth(client, ctx, world, Role.ADMIN)
+        created = await client.post(
+            "/api/v1/api-keys", json={"channel": "kiosk", "name": "大厅自助机 3"}, headers=admin
+        )
+        assert created.status_code == 201, created.text
+        key = bearer(created.json()["key"])
+        # The key works and is now in the caller cache.
+        assert (await client.get("/api/v1/departments", headers=key)).status_code == 200
+        revoked = await client.delete(f"/api/v1/api-keys/{created.json()['id']}", headers=admin)
+        assert revoked.status_code == 204, revoked.text
+        refused = await client.get("/api/v1/departments", headers=key)
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "unauthorized"
+
+    async def test_only_an_admin_revokes_and_unknown_keys_are_not_found(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        admin = await staff_auth(client, ctx, world, Role.ADMIN)
+        created = await client.post(
+            "/api/v1/api-keys", json={"channel": "phone", "name": "12580"}, headers=admin
+        )
+        url = f"/api/v1/api-keys/{created.json()['id']}"
+        assert (await client.delete(url, headers=world.auth)).json()["code"] == "forbidden"
+        unknown = await client.delete(f"/api/v1/api-keys/{uuid.uuid4()}", headers=admin)
+        assert unknown.status_code == 404
+        assert unknown.json()["code"] == "not_found"

@@ -37,7 +37,7 @@ class AppointmentStatus(StrEnum):
 
 # Statuses that occupy a place; the partial unique indexes below use the same list.
 ACTIVE_STATUSES = (AppointmentStatus.HELD, AppointmentStatus.BOOKED, AppointmentStatus.CHECKED_IN)
-_ACTIVE_SQL = text("status IN ('held', 'booked', 'checked_in')")
+_ACTIVE_SQL = text("status IN (" + ", ".join(f"'{s.value}'" for s in ACTIVE_STATUSES) + ")")
 
 
 class CancelReason(StrEnum):

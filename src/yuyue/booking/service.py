@@ -29,7 +29,6 @@ from yuyue.booking.facts import (
     SessionInfo,
     SessionInfoCache,
     load_policy,
-    policy_from_row,
     session_info,
 )
 from yuyue.booking.models import (
@@ -57,8 +56,6 @@ from yuyue.staff.rules import Actor, require_staff
 from yuyue.staff.service import record_audit
 
 S = AppointmentStatus
-
-__all__ = ["load_policy", "policy_from_row", "session_info"]
 
 
 @dataclass(frozen=True, slots=True)

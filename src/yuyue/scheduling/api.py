@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
+from yuyue.booking.facts import policy_from_row
 from yuyue.kit.errors import NotFound, ValidationFailed
 from yuyue.scheduling import rules, service
 from yuyue.scheduling.models import (
@@ -132,12 +133,8 @@ async def _policies(
     rows = (
         await session.scalars(select(BookingPolicy).where(BookingPolicy.hospital_id == hospital_id))
     ).all()
-    default = booking_service.policy_from_row(
-        next((r for r in rows if r.department_id is None), None)
-    )
-    return default, {
-        r.department_id: booking_service.policy_from_row(r) for r in rows if r.department_id
-    }
+    default = policy_from_row(next((r for r in rows if r.department_id is None), None))
+    return default, {r.department_id: policy_from_row(r) for r in rows if r.department_id}
 
 
 @router.get("/sessions", response_model=list[SessionRead])
@@ -468,7 +465,7 @@ async def put_pool_ratios(body: PoolRatiosUpdate, ctx: CtxDep, actor: ActorDep) 
 
 
 def _policy_read(row: BookingPolicy | None, department_id: uuid.UUID | None) -> BookingPolicyRead:
-    policy = booking_service.policy_from_row(row)
+    policy = policy_from_row(row)
     return BookingPolicyRead(
         department_id=department_id, **{f: getattr(policy, f) for f in service.POLICY_FIELDS}
     )

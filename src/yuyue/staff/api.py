@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated
 
@@ -90,3 +91,21 @@ async def create_api_key(body: ApiKeyCreate, ctx: CtxDep, actor: ActorDep) -> Ap
         return ApiKeyRead(id=str(row.id), channel=body.channel, name=row.name, key=key)
 
     return await ctx.db.transact(work)
+
+
+@router.delete(
+    "/api-keys/{key_id}",
+    status_code=204,
+    summary="Revoke a channel API key (admin); it stops working at once in this process",
+)
+async def revoke_api_key(key_id: uuid.UUID, ctx: CtxDep, actor: ActorDep) -> None:
+    require_staff(actor, Role.ADMIN)
+
+    async def work(session: AsyncSession) -> None:
+        await service.revoke_api_key(
+            session, hospital_id=actor.hospital_id, key_id=key_id, now=ctx.clock.now()
+        )
+
+    await ctx.db.transact(work)
+    # Other processes drop their cached copy within the cache's lifetime (30 s).
+    ctx.actors.forget_all()

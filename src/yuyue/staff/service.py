@@ -159,8 +159,10 @@ async def channel_actor(session: AsyncSession, *, key: str) -> Actor:
     )
 
 
-async def revoke_api_key(session: AsyncSession, *, key_id: uuid.UUID, now: datetime) -> None:
+async def revoke_api_key(
+    session: AsyncSession, *, hospital_id: uuid.UUID, key_id: uuid.UUID, now: datetime
+) -> None:
     row = await session.get(ApiKey, key_id)
-    if row is None:
+    if row is None or row.hospital_id != hospital_id:
         raise NotFound(what="api_key")
-    row.revoked_at = now
+    row.revoked_at = row.revoked_at or now
