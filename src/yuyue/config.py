@@ -47,6 +47,36 @@ class Settings(BaseSettings):
     # together must stay under the server's max_connections.
     db_pool_size: int = 40
     sql_echo: bool = False
+    # The demo hospital: messages also land on a demo phone page and the console, and
+    # the sign-in page links to it. Never on in production.
+    demo_mode: bool = False
+    # Background jobs (huey): its own SQLite file by default; Redis (`redis_url`) when
+    # workers run on several machines.
+    job_storage: Path = Path(".yuyue/jobs.db")
+    job_threads: int = 2
+    # SMS: "console" (log and demo phone only), "alibaba" (Alibaba Cloud SendSms) or
+    # "tencent" (Tencent Cloud SendSms). Template codes are those approved by the provider,
+    # as JSON {"booking_confirmed": "SMS_123", ...}.
+    sms_provider: str = "console"
+    sms_endpoint: str | None = None
+    sms_access_key_id: str | None = None
+    sms_access_key_secret: str | None = Field(default=None, repr=False)
+    sms_sign_name: str = ""
+    sms_app_id: str | None = None
+    sms_region: str = "cn-hangzhou"
+    sms_templates: dict[str, str] = Field(default_factory=dict)
+    sms_timeout_seconds: float = 5.0
+    # Email over SMTP; no host means no email channel.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = Field(default=None, repr=False)
+    smtp_sender: str = "yuyue@localhost"
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = 10.0
+    # Patient sign-in on the web pages.
+    web_session_days: int = 30
+    public_base_url: str = "http://127.0.0.1:8000"
 
     @property
     def async_database_url(self) -> str:

@@ -21,6 +21,9 @@ class MessageKind(StrEnum):
     RESCHEDULED = "rescheduled"
     STOP_CLINIC = "stop_clinic"
     HOLD_EXPIRED = "hold_expired"
+    SIGN_IN_CODE = "sign_in_code"
+    WAITLIST_OFFER = "waitlist_offer"
+    REMINDER = "reminder"
 
 
 class OutboxStatus(StrEnum):

@@ -1,0 +1,1 @@
+"""Delivery channels: SMS providers, email over SMTP and the in-app inbox."""
