@@ -178,6 +178,36 @@ async def _create_account(
         return existing
 
 
+async def ensure_account(
+    session: AsyncSession, *, hospital_id: uuid.UUID, cipher: FieldCipher, phone: str, now: datetime
+) -> Account:
+    """The account of a mobile number, created on its first sign-in."""
+    holder = rules.normalise_mobile(phone)
+    index = phone_index(cipher, holder)
+    account = await session.scalar(
+        select(Account).where(Account.hospital_id == hospital_id, Account.phone_index == index)
+    )
+    if account is not None:
+        return account
+    return await _create_account(
+        session, hospital_id=hospital_id, cipher=cipher, holder=holder, index=index, now=now
+    )
+
+
+async def account_patients(
+    session: AsyncSession, *, hospital_id: uuid.UUID, account_id: uuid.UUID
+) -> list[Patient]:
+    return list(
+        (
+            await session.scalars(
+                select(Patient)
+                .where(Patient.hospital_id == hospital_id, Patient.account_id == account_id)
+                .order_by(Patient.created_at)
+            )
+        ).all()
+    )
+
+
 async def get_patient(
     session: AsyncSession, *, hospital_id: uuid.UUID, patient_id: uuid.UUID
 ) -> Patient:

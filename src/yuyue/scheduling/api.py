@@ -11,15 +11,13 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
 from yuyue.booking.facts import policy_from_row
 from yuyue.kit.errors import NotFound, ValidationFailed
-from yuyue.scheduling import rules, service
+from yuyue.scheduling import listing, rules, service
 from yuyue.scheduling.models import (
     BookingPolicy,
     Campus,
-    ClinicSession,
     Department,
     Doctor,
     Hospital,
@@ -127,16 +125,6 @@ async def list_doctors(
         ]
 
 
-async def _policies(
-    session: AsyncSession, hospital_id: uuid.UUID
-) -> tuple[booking_rules.Policy, dict[uuid.UUID, booking_rules.Policy]]:
-    rows = (
-        await session.scalars(select(BookingPolicy).where(BookingPolicy.hospital_id == hospital_id))
-    ).all()
-    default = policy_from_row(next((r for r in rows if r.department_id is None), None))
-    return default, {r.department_id: policy_from_row(r) for r in rows if r.department_id}
-
-
 @router.get("/sessions", response_model=list[SessionRead])
 async def list_sessions(
     ctx: CtxDep,
@@ -151,7 +139,7 @@ async def list_sessions(
 ) -> list[SessionRead]:
     async with ctx.db.read() as session:
         timezone = await _timezone(session, actor)
-        default_policy, by_department = await _policies(session, actor.hospital_id)
+        default_policy, _ = await listing.policies(session, actor.hospital_id)
         today = booking_service.local_today(ctx.clock.now(), timezone)
         start = date_from or today
         end = date_to or today + timedelta(days=default_policy.release_days_ahead)
@@ -166,67 +154,44 @@ async def list_sessions(
                 ],
                 summary="date_from, date_to",
             )
-        in_range = [
-            ClinicSession.hospital_id == actor.hospital_id,
-            ClinicSession.date >= start,
-            ClinicSession.date <= end,
-        ]
-        if department_id is not None:
-            in_range.append(ClinicSession.department_id == department_id)
-        if doctor_id is not None:
-            in_range.append(ClinicSession.doctor_id == doctor_id)
-        remaining = booking_service.remaining_by_session(
-            rules.pools_for_channel(actor.channel), *in_range
+        sessions = await listing.list_sessions(
+            session,
+            hospital_id=actor.hospital_id,
+            channel=actor.channel,
+            start=start,
+            end=end,
+            department_id=department_id,
+            doctor_id=doctor_id,
         )
-        query = (
-            select(ClinicSession, Department, Doctor, RegistrationLevel, remaining.c.remaining)
-            .join(Department, Department.id == ClinicSession.department_id)
-            .outerjoin(Doctor, Doctor.id == ClinicSession.doctor_id)
-            .join(RegistrationLevel, RegistrationLevel.id == ClinicSession.level_id)
-            .outerjoin(remaining, remaining.c.session_id == ClinicSession.id)
-            .where(*in_range)
-            .order_by(
-                ClinicSession.date, ClinicSession.start_time, Department.sort_order, Doctor.code
+    return [
+        SessionRead(
+            id=s.clinic.id,
+            date=s.clinic.date,
+            period=s.clinic.period,
+            start=s.clinic.start_time,
+            end=s.clinic.end_time,
+            department=Named(
+                id=s.department.id, name=_pick(s.department.name, s.department.name_en, locale)
+            ),
+            doctor=DoctorBrief(
+                id=s.doctor.id,
+                name=s.doctor.name,
+                title=_pick(s.doctor.title, s.doctor.title_en, locale),
             )
+            if s.doctor
+            else None,
+            level=_level(s.level, locale),
+            fee=s.clinic.fee_fen,
+            status=s.clinic.status,
+            is_extra=s.clinic.is_extra,
+            capacity=s.clinic.capacity,
+            remaining=s.remaining,
+            booking_opens_at=s.window.opens_at,
+            booking_closes_at=s.window.closes_at,
+            stop_reason=s.clinic.stop_reason,
         )
-        result: list[SessionRead] = []
-        for clinic, dep, doc, level, left in await session.execute(query):
-            facts = booking_rules.SessionFacts(
-                clinic.id,
-                clinic.date,
-                clinic.start_time,
-                clinic.end_time,
-                clinic.department_id,
-                clinic.doctor_id,
-                SessionStatus(clinic.status),
-                timezone,
-            )
-            window = booking_rules.booking_window(by_department.get(dep.id, default_policy), facts)
-            result.append(
-                SessionRead(
-                    id=clinic.id,
-                    date=clinic.date,
-                    period=clinic.period,
-                    start=clinic.start_time,
-                    end=clinic.end_time,
-                    department=Named(id=dep.id, name=_pick(dep.name, dep.name_en, locale)),
-                    doctor=DoctorBrief(
-                        id=doc.id, name=doc.name, title=_pick(doc.title, doc.title_en, locale)
-                    )
-                    if doc
-                    else None,
-                    level=_level(level, locale),
-                    fee=clinic.fee_fen,
-                    status=clinic.status,
-                    is_extra=clinic.is_extra,
-                    capacity=clinic.capacity,
-                    remaining=int(left or 0) if clinic.status == SessionStatus.OPEN else 0,
-                    booking_opens_at=window.opens_at,
-                    booking_closes_at=window.closes_at,
-                    stop_reason=clinic.stop_reason,
-                )
-            )
-        return result
+        for s in sessions
+    ]
 
 
 @router.get("/sessions/{session_id}/slots", response_model=list[SlotRead])
