@@ -2,7 +2,15 @@
 
 from yuyue.booking.models import Appointment, BlacklistEntry, IdempotencyRecord
 from yuyue.kit.db import Base
-from yuyue.notifications.models import OutboxMessage
+from yuyue.notifications.models import (
+    Delivery,
+    DeliveryAttempt,
+    DemoPhoneMessage,
+    InboxItem,
+    MessageTemplate,
+    NotificationSettings,
+    OutboxMessage,
+)
 from yuyue.patients.models import Account, Patient
 from yuyue.scheduling.models import (
     BookingPolicy,
@@ -29,10 +37,16 @@ __all__ = [
     "BookingPolicy",
     "Campus",
     "ClinicSession",
+    "Delivery",
+    "DeliveryAttempt",
+    "DemoPhoneMessage",
     "Department",
     "Doctor",
     "Hospital",
     "IdempotencyRecord",
+    "InboxItem",
+    "MessageTemplate",
+    "NotificationSettings",
     "OutboxMessage",
     "Patient",
     "PoolRatio",

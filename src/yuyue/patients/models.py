@@ -25,6 +25,9 @@ class Account(Base):
     phone_cipher: Mapped[str] = mapped_column(String(200))
     phone_index: Mapped[str] = mapped_column(String(64))
     phone_masked: Mapped[str] = mapped_column(String(20))
+    # Messages also go by email when there is an address, and are written in `locale`.
+    email: Mapped[str | None] = mapped_column(String(254))
+    locale: Mapped[str] = mapped_column(String(8), default="zh-CN", server_default="zh-CN")
     created_at: Mapped[datetime]
 
 
