@@ -1,5 +1,6 @@
 """Imports every table so Alembic and the tests see the whole schema."""
 
+from yuyue.accounts.models import SignInCode, WebSession
 from yuyue.booking.models import Appointment, BlacklistEntry, IdempotencyRecord
 from yuyue.kit.db import Base
 from yuyue.notifications.models import (
@@ -52,7 +53,9 @@ __all__ = [
     "PoolRatio",
     "RegistrationLevel",
     "ScheduleTemplate",
+    "SignInCode",
     "SlotPool",
     "StaffUser",
     "TimeSlot",
+    "WebSession",
 ]
