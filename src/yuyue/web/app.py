@@ -8,11 +8,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from yuyue import __version__
 from yuyue.booking import api as booking_api
@@ -28,6 +30,7 @@ from yuyue.web import problems
 from yuyue.web.context import AppContext
 
 log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "static"
 
 DESCRIPTION = """
 yuyue (预约) — outpatient appointment and registration.
@@ -126,4 +129,21 @@ def create_app(
         staff_api.router,
     ):
         app.include_router(router)
+    _install_pages(app)
     return app
+
+
+def _install_pages(app: FastAPI) -> None:
+    """The patient pages, their static files, and errors answered as pages."""
+    from yuyue.portal import pages
+    from yuyue.portal.web import SignInRequired, sign_in_redirect
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(pages.router)
+    problems.register_page_renderer(app, pages.is_page, pages.page_error)
+
+    async def on_sign_in_required(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SignInRequired)
+        return sign_in_redirect(request.url.path)
+
+    app.add_exception_handler(SignInRequired, on_sign_in_required)

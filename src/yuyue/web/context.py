@@ -21,6 +21,7 @@ class AppContext:
     cipher: FieldCipher
     staff_signer: TokenSigner
     voucher_signer: TokenSigner
+    portal_signer: TokenSigner
     sold_out: SoldOutCache
     known_keys: KnownKeys
     actors: ActorCache = field(default_factory=ActorCache)
@@ -46,6 +47,7 @@ class AppContext:
             cipher=FieldCipher(secret),
             staff_signer=TokenSigner(secret, "staff"),
             voucher_signer=TokenSigner(secret, "voucher"),
+            portal_signer=TokenSigner(secret, "portal-session"),
             sold_out=SoldOutCache(settings.sold_out_cache_seconds),
             known_keys=KnownKeys(
                 authoritative=settings.serving_processes == 1 and not settings.redis_url

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -53,9 +54,24 @@ def problem_body(error: YuyueError, locale: str, instance: str | None = None) ->
     return body
 
 
+# The patient pages answer errors with a page, not JSON; they register how.
+PageRenderer = Callable[[Request, YuyueError], Response]
+
+
+def register_page_renderer(
+    app: FastAPI, applies: Callable[[Request], bool], renderer: PageRenderer
+) -> None:
+    app.state.page_renderer = (applies, renderer)
+
+
 def problem_response(
     error: YuyueError, request: Request, headers: dict[str, str] | None = None
-) -> JSONResponse:
+) -> Response:
+    page_renderer = getattr(request.app.state, "page_renderer", None)
+    if page_renderer is not None and page_renderer[0](request):
+        page: Response = page_renderer[1](request, error)
+        page.headers.update(headers or {})
+        return page
     return JSONResponse(
         problem_body(error, locale_of(request), request.url.path),
         status_code=error.status,
@@ -79,16 +95,16 @@ def validation_failure(exc: RequestValidationError) -> ValidationFailed:
 
 
 def install(app: FastAPI) -> None:
-    async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    async def on_domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, YuyueError)
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
         return problem_response(exc, request, headers)
 
-    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+    async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         return problem_response(validation_failure(exc), request)
 
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         error: YuyueError
         if exc.status_code == 404:
@@ -103,7 +119,7 @@ def install(app: FastAPI) -> None:
             error = ValidationFailed(summary=str(exc.detail))
         return problem_response(error, request, dict(exc.headers) if exc.headers else None)
 
-    async def on_integrity(request: Request, exc: Exception) -> JSONResponse:
+    async def on_integrity(request: Request, exc: Exception) -> Response:
         text = str(exc)
         for name, error_type in CONSTRAINT_ERRORS.items():
             if name in text:
@@ -111,14 +127,14 @@ def install(app: FastAPI) -> None:
         log.warning("unmapped integrity error: %s", text.splitlines()[0])
         return problem_response(Conflict(), request)
 
-    async def on_database(request: Request, exc: Exception) -> JSONResponse:
+    async def on_database(request: Request, exc: Exception) -> Response:
         if _database_unavailable(exc):
             log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
             return problem_response(_Unavailable(), request, {"Retry-After": "1"})
         log.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
         return problem_response(_InternalError(), request)
 
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(_InternalError(), request)
 

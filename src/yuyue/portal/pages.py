@@ -1,0 +1,819 @@
+"""The patient's pages. Thin: each route reads the visitor, calls services inside one
+transaction and renders a template; refusals become a sentence on the page."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+import segno
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.accounts import service as accounts_service
+from yuyue.booking import rules as booking_rules
+from yuyue.booking import service as booking_service
+from yuyue.booking import views as booking_views
+from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.booking.schemas import AppointmentRead
+from yuyue.kit import i18n
+from yuyue.kit.errors import NotFound, ValidationFailed, YuyueError
+from yuyue.patients import rules as patient_rules
+from yuyue.patients import service as patient_service
+from yuyue.patients.models import Patient
+from yuyue.portal import texts as _texts  # noqa: F401  (registers the page sentences)
+from yuyue.portal.web import (
+    LANG_COOKIE,
+    PORTAL_CHANNEL,
+    SESSION_COOKIE,
+    SIZE_COOKIE,
+    Visitor,
+    form_of,
+    page_locale,
+    redirect,
+    render,
+    safe_next,
+    templates,
+    visitor,
+)
+from yuyue.scheduling import listing
+from yuyue.scheduling import service as scheduling_service
+from yuyue.scheduling.models import Campus, ClinicSession, Department, Doctor, SessionStatus
+from yuyue.scheduling.rules import pools_for_channel
+
+router = APIRouter(include_in_schema=False)
+VisitorDep = Annotated[Visitor, Depends(visitor)]
+
+
+def _today(who: Visitor) -> date:
+    return booking_service.local_today(who.now, who.hospital.timezone)
+
+
+async def _transact(who: Visitor, work: Any) -> Any:
+    return await who.ctx.db.transact(work)
+
+
+def _refusal(who: Visitor, error: YuyueError) -> str:
+    return error.detail(who.locale)
+
+
+# --- home, language, text size --------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request, who: VisitorDep) -> Response:
+    upcoming: list[AppointmentRead] = []
+    if who.account is not None:
+        upcoming = [
+            a
+            for a in await _account_appointments(who)
+            if a.status in (AppointmentStatus.BOOKED, AppointmentStatus.HELD)
+        ][:3]
+    return render(request, who, "home.html", upcoming=upcoming)
+
+
+@router.post("/preferences")
+async def preferences(request: Request, who: VisitorDep) -> Response:
+    form = await form_of(request, who)
+    response = redirect(safe_next(form.get("next")))
+    year = 365 * 24 * 3600
+    if form.get("lang") in i18n.LOCALES:
+        response.set_cookie(LANG_COOKIE, form["lang"], max_age=year, samesite="lax")
+    if form.get("size") in ("large", "normal"):
+        response.set_cookie(SIZE_COOKIE, form["size"], max_age=year, samesite="lax")
+    return response
+
+
+# --- sign-in ----------------------------------------------------------------------------------
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.get("/signin", response_class=HTMLResponse)
+async def signin_page(request: Request, who: VisitorDep, next: str | None = None) -> Response:
+    return render(request, who, "signin.html", next=safe_next(next), phone="", step="phone")
+
+
+@router.post("/signin/code", response_class=HTMLResponse)
+async def signin_code(request: Request, who: VisitorDep) -> Response:
+    form = await form_of(request, who)
+    phone = form.get("phone", "").strip()
+    next_path = safe_next(form.get("next"))
+
+    async def work(session: AsyncSession) -> None:
+        await accounts_service.request_code(
+            session,
+            hospital_id=who.hospital.id,
+            cipher=who.ctx.cipher,
+            phone=phone,
+            client_address=_client_address(request),
+            now=who.ctx.clock.now(),
+        )
+
+    try:
+        await _transact(who, work)
+    except YuyueError as error:
+        return render(
+            request,
+            who,
+            "signin.html",
+            status=error.status,
+            next=next_path,
+            phone=phone,
+            step="phone",
+            error=_refusal(who, error),
+        )
+    _request_delivery(who)
+    return render(request, who, "signin.html", next=next_path, phone=phone, step="code")
+
+
+@router.post("/signin", response_class=HTMLResponse)
+async def signin(request: Request, who: VisitorDep) -> Response:
+    form = await form_of(request, who)
+    phone = form.get("phone", "").strip()
+    next_path = safe_next(form.get("next"))
+    lifetime = timedelta(days=who.ctx.settings.web_session_days)
+
+    async def work(session: AsyncSession) -> tuple[uuid.UUID | None, YuyueError | None]:
+        now = who.ctx.clock.now()
+        outcome = await accounts_service.verify_code(
+            session,
+            hospital_id=who.hospital.id,
+            cipher=who.ctx.cipher,
+            phone=phone,
+            code=form.get("code", ""),
+            now=now,
+        )
+        if outcome.account is None:
+            return None, outcome.refusal
+        opened = await accounts_service.open_session(
+            session,
+            hospital_id=who.hospital.id,
+            account_id=outcome.account.id,
+            now=now,
+            lifetime=lifetime,
+        )
+        return opened.id, None
+
+    try:
+        session_id, refusal = await _transact(who, work)
+    except YuyueError as error:
+        session_id, refusal = None, error
+    if session_id is None:
+        assert refusal is not None
+        return render(
+            request,
+            who,
+            "signin.html",
+            status=refusal.status,
+            next=next_path,
+            phone=phone,
+            step="code",
+            error=_refusal(who, refusal),
+        )
+    token = who.ctx.portal_signer.sign({"sid": str(session_id)}, expires_at=who.now + lifetime)
+    response = redirect(next_path)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(lifetime.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=who.ctx.settings.public_base_url.startswith("https://"),
+    )
+    return response
+
+
+@router.post("/signout")
+async def signout(request: Request, who: VisitorDep) -> Response:
+    await form_of(request, who)
+    if who.web_session_id is not None:
+        session_id = who.web_session_id
+
+        async def work(session: AsyncSession) -> None:
+            await accounts_service.end_session(
+                session, session_id=session_id, now=who.ctx.clock.now()
+            )
+
+        await _transact(who, work)
+    response = redirect("/")
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+# --- departments, doctors, sessions -------------------------------------------------------
+
+
+def _matches(department: Department, query: str) -> bool:
+    needle = query.strip().lower()
+    if not needle:
+        return True
+    return any(
+        needle in haystack.lower()
+        for haystack in (
+            department.name,
+            department.name_en,
+            department.pinyin,
+            department.category,
+        )
+    )
+
+
+@router.get("/departments", response_class=HTMLResponse)
+async def departments(request: Request, who: VisitorDep, q: str = "") -> Response:
+    async with who.ctx.db.read() as session:
+        rows = (
+            await session.scalars(
+                select(Department)
+                .where(Department.hospital_id == who.hospital.id, Department.active.is_(True))
+                .order_by(Department.sort_order, Department.code)
+            )
+        ).all()
+    groups: dict[str, list[Department]] = {}
+    for department in rows:
+        if _matches(department, q[:40]):
+            groups.setdefault(who.pick(department.category, department.category_en), []).append(
+                department
+            )
+    template = "_department_list.html" if request.headers.get("hx-request") else "departments.html"
+    return render(request, who, template, groups=groups, q=q[:40])
+
+
+@dataclass(frozen=True)
+class DaySchedule:
+    day: date
+    sessions: list[listing.ListedSession]
+
+
+def _by_day(sessions: list[listing.ListedSession]) -> list[DaySchedule]:
+    days: dict[date, list[listing.ListedSession]] = {}
+    for listed in sessions:
+        days.setdefault(listed.clinic.date, []).append(listed)
+    return [DaySchedule(d, s) for d, s in sorted(days.items())]
+
+
+async def _schedule(
+    session: AsyncSession,
+    who: Visitor,
+    *,
+    department_id: uuid.UUID | None = None,
+    doctor_id: uuid.UUID | None = None,
+) -> list[DaySchedule]:
+    policy, _ = await listing.policies(session, who.hospital.id)
+    today = _today(who)
+    sessions = await listing.list_sessions(
+        session,
+        hospital_id=who.hospital.id,
+        channel=PORTAL_CHANNEL,
+        start=today,
+        # One day past the window: patients see when the next day opens.
+        end=today + timedelta(days=policy.release_days_ahead + 1),
+        department_id=department_id,
+        doctor_id=doctor_id,
+    )
+    return _by_day(sessions)
+
+
+@router.get("/departments/{department_id}", response_class=HTMLResponse)
+async def department_page(request: Request, who: VisitorDep, department_id: uuid.UUID) -> Response:
+    async with who.ctx.db.read() as session:
+        department = await session.get(Department, department_id)
+        if department is None or department.hospital_id != who.hospital.id:
+            raise NotFound(what="department")
+        campus = await session.get(Campus, department.campus_id) if department.campus_id else None
+        doctors = (
+            await session.scalars(
+                select(Doctor)
+                .where(Doctor.department_id == department_id, Doctor.active.is_(True))
+                .order_by(Doctor.code)
+            )
+        ).all()
+        schedule = await _schedule(session, who, department_id=department_id)
+    return render(
+        request,
+        who,
+        "department.html",
+        department=department,
+        campus=campus,
+        doctors=doctors,
+        schedule=schedule,
+    )
+
+
+@router.get("/doctors/{doctor_id}", response_class=HTMLResponse)
+async def doctor_page(request: Request, who: VisitorDep, doctor_id: uuid.UUID) -> Response:
+    async with who.ctx.db.read() as session:
+        doctor = await session.get(Doctor, doctor_id)
+        if doctor is None or doctor.hospital_id != who.hospital.id:
+            raise NotFound(what="doctor")
+        department = await session.get(Department, doctor.department_id)
+        schedule = await _schedule(session, who, doctor_id=doctor_id)
+    return render(
+        request, who, "doctor.html", doctor=doctor, department=department, schedule=schedule
+    )
+
+
+async def _listed(
+    session: AsyncSession, who: Visitor, session_id: uuid.UUID
+) -> listing.ListedSession:
+    clinic = await session.get(ClinicSession, session_id)
+    if clinic is None or clinic.hospital_id != who.hospital.id:
+        raise NotFound(what="session")
+    found = await listing.list_sessions(
+        session,
+        hospital_id=who.hospital.id,
+        channel=PORTAL_CHANNEL,
+        start=clinic.date,
+        end=clinic.date,
+        session_id=session_id,
+    )
+    return found[0]
+
+
+async def _patients(session: AsyncSession, who: Visitor) -> list[Patient]:
+    if who.account is None:
+        return []
+    return await patient_service.account_patients(
+        session, hospital_id=who.hospital.id, account_id=who.account.id
+    )
+
+
+@router.get("/sessions/{session_id}", response_class=HTMLResponse)
+async def session_page(
+    request: Request,
+    who: VisitorDep,
+    session_id: uuid.UUID,
+    slot: uuid.UUID | None = None,
+    patient: uuid.UUID | None = None,
+) -> Response:
+    async with who.ctx.db.read() as session:
+        listed = await _listed(session, who, session_id)
+        slots = await scheduling_service.session_slots(
+            session,
+            hospital_id=who.hospital.id,
+            session_id=session_id,
+            pools=pools_for_channel(PORTAL_CHANNEL),
+        )
+        patients = await _patients(session, who)
+    return render(
+        request,
+        who,
+        "session.html",
+        s=listed,
+        slots=slots,
+        patients=patients,
+        chosen_slot=slot,
+        chosen_patient=patient or (patients[0].id if len(patients) == 1 else None),
+        window_state=_window_state(who, listed),
+    )
+
+
+def _window_state(who: Visitor, listed: listing.ListedSession) -> str:
+    if listed.clinic.status != SessionStatus.OPEN:
+        return "stopped"
+    if who.now < listed.window.opens_at:
+        return "not_open"
+    if who.now >= listed.window.closes_at:
+        return "closed"
+    return "open"
+
+
+async def _choice(
+    session: AsyncSession, who: Visitor, values: dict[str, str]
+) -> tuple[uuid.UUID | None, Patient]:
+    """The slot and patient chosen on the page, refusing ids that are not the visitor's."""
+    errors: list[dict[str, str]] = []
+    slot_id: uuid.UUID | None = None
+    patient_id: uuid.UUID | None = None
+    try:
+        slot_id = uuid.UUID(values["slot"]) if values.get("slot") else None
+    except ValueError:
+        errors.append({"field": "slot", "message": "not a time slot"})
+    try:
+        patient_id = uuid.UUID(values.get("patient", ""))
+    except ValueError:
+        errors.append({"field": "patient", "message": "choose a patient"})
+    patients = {p.id: p for p in await _patients(session, who)}
+    if patient_id is not None and patient_id not in patients:
+        errors.append({"field": "patient", "message": "choose a patient"})
+    if errors or patient_id is None:
+        raise ValidationFailed(
+            errors=errors, summary=i18n.translate("page.choose_patient", who.locale)
+        )
+    return slot_id, patients[patient_id]
+
+
+@router.get("/sessions/{session_id}/confirm", response_class=HTMLResponse)
+async def confirm_page(request: Request, who: VisitorDep, session_id: uuid.UUID) -> Response:
+    who.require_account(request)
+    values = dict(request.query_params.items())
+    async with who.ctx.db.read() as session:
+        listed = await _listed(session, who, session_id)
+        try:
+            slot_id, patient = await _choice(session, who, values)
+        except ValidationFailed as error:
+            return redirect(f"/sessions/{session_id}?error={error.code}")
+        slots = {
+            s.id: s
+            for s, _ in await scheduling_service.session_slots(
+                session,
+                hospital_id=who.hospital.id,
+                session_id=session_id,
+                pools=pools_for_channel(PORTAL_CHANNEL),
+            )
+        }
+        info, policy = await booking_service.session_facts(
+            session, hospital_id=who.hospital.id, session_id=session_id, caches=who.ctx.caches
+        )
+    return render(
+        request,
+        who,
+        "confirm.html",
+        s=listed,
+        slot=slots.get(slot_id) if slot_id else None,
+        patient=patient,
+        cancel_by=booking_rules.cancellation_deadline(policy, info.facts),
+        hold_minutes=policy.hold_minutes,
+    )
+
+
+@router.post("/sessions/{session_id}/book", response_class=HTMLResponse)
+async def book(request: Request, who: VisitorDep, session_id: uuid.UUID) -> Response:
+    who.require_account(request)
+    form = await form_of(request, who)
+    actor = who.actor
+
+    async def work(session: AsyncSession) -> uuid.UUID:
+        slot_id, patient = await _choice(session, who, form)
+        booked = await booking_service.book(
+            session,
+            actor=actor,
+            patient_id=patient.id,
+            session_id=session_id,
+            slot_id=slot_id,
+            now=who.ctx.clock.now(),
+            caches=who.ctx.caches,
+        )
+        return booked.appointment.id
+
+    try:
+        appointment_id = await _transact(who, work)
+    except YuyueError as error:
+        return await _refused(request, who, session_id, form, error)
+    _request_delivery(who)
+    return redirect(f"/appointments/{appointment_id}?booked=1")
+
+
+async def _refused(
+    request: Request, who: Visitor, session_id: uuid.UUID, form: dict[str, str], error: YuyueError
+) -> Response:
+    alternatives: list[dict[str, Any]] = []
+    async with who.ctx.db.read() as session:
+        listed = await _listed(session, who, session_id)
+        if isinstance(error, booking_rules.SoldOut):
+            slot_value = form.get("slot")
+            alternatives = await booking_service.alternatives(
+                session,
+                actor=who.actor,
+                session_id=session_id,
+                slot_id=uuid.UUID(slot_value) if slot_value else None,
+                now=who.ctx.clock.now(),
+            )
+    return render(
+        request,
+        who,
+        "refused.html",
+        status=error.status,
+        s=listed,
+        error=error,
+        message=_refusal(who, error),
+        alternatives=alternatives,
+        patient_id=form.get("patient", ""),
+        can_wait=isinstance(error, booking_rules.SoldOut),
+    )
+
+
+# --- my appointments and the voucher ------------------------------------------------------
+
+
+async def _account_appointments(who: Visitor) -> list[AppointmentRead]:
+    async with who.ctx.db.read() as session:
+        patients = await _patients(session, who)
+        if not patients:
+            return []
+        rows = (
+            await session.scalars(
+                select(Appointment)
+                .where(
+                    Appointment.hospital_id == who.hospital.id,
+                    Appointment.patient_id.in_([p.id for p in patients]),
+                )
+                .order_by(Appointment.visit_date.desc(), Appointment.created_at.desc())
+                .limit(100)
+            )
+        ).all()
+        return [
+            await booking_views.appointment_view(
+                session,
+                appointment=row,
+                voucher_signer=who.ctx.voucher_signer,
+                locale=who.locale,
+                caches=who.ctx.caches,
+            )
+            for row in rows
+        ]
+
+
+@router.get("/appointments", response_class=HTMLResponse)
+async def appointments(request: Request, who: VisitorDep) -> Response:
+    who.require_account(request)
+    today = _today(who)
+    rows = await _account_appointments(who)
+    async with who.ctx.db.read() as session:
+        names = {p.id: p.name for p in await _patients(session, who)}
+    upcoming = sorted(
+        (
+            a
+            for a in rows
+            if a.session.date >= today
+            and a.status
+            in (AppointmentStatus.BOOKED, AppointmentStatus.HELD, AppointmentStatus.CHECKED_IN)
+        ),
+        key=lambda a: (a.session.date, a.slot.start),
+    )
+    past = [a for a in rows if a not in upcoming]
+    return render(request, who, "appointments.html", upcoming=upcoming, past=past, names=names)
+
+
+async def _own_appointment(
+    session: AsyncSession, who: Visitor, appointment_id: uuid.UUID
+) -> tuple[Appointment, Patient]:
+    appointment = await session.get(Appointment, appointment_id)
+    patients = {p.id: p for p in await _patients(session, who)}
+    if (
+        appointment is None
+        or appointment.hospital_id != who.hospital.id
+        or appointment.patient_id not in patients
+    ):
+        # Someone else's appointment is answered exactly like a missing one.
+        raise NotFound(what="appointment")
+    return appointment, patients[appointment.patient_id]
+
+
+def qr_svg(token: str) -> str:
+    # Error correction "M" survives a cracked phone screen; the border is the quiet zone
+    # scanners need.
+    return segno.make(token, error="m").svg_inline(scale=4, border=4, dark="#111")
+
+
+@router.get("/appointments/{appointment_id}", response_class=HTMLResponse)
+async def appointment_page(
+    request: Request, who: VisitorDep, appointment_id: uuid.UUID
+) -> Response:
+    who.require_account(request)
+    async with who.ctx.db.read() as session:
+        appointment, patient = await _own_appointment(session, who, appointment_id)
+        view = await booking_views.appointment_view(
+            session,
+            appointment=appointment,
+            voucher_signer=who.ctx.voucher_signer,
+            locale=who.locale,
+        )
+        department = await session.get(Department, appointment.department_id)
+        assert department is not None
+        campus = await session.get(Campus, department.campus_id) if department.campus_id else None
+        clinic = await session.get(ClinicSession, appointment.session_id)
+    return render(
+        request,
+        who,
+        "appointment.html",
+        a=view,
+        patient=patient,
+        department=department,
+        campus=campus,
+        clinic=clinic,
+        qr=qr_svg(view.voucher.token) if view.voucher else None,
+        can_cancel=view.status in (AppointmentStatus.BOOKED, AppointmentStatus.HELD)
+        and who.now < view.cancellation_deadline,
+        just_booked=request.query_params.get("booked") == "1",
+    )
+
+
+@router.get("/appointments/{appointment_id}/cancel", response_class=HTMLResponse)
+async def cancel_page(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> Response:
+    who.require_account(request)
+    async with who.ctx.db.read() as session:
+        appointment, patient = await _own_appointment(session, who, appointment_id)
+        view = await booking_views.appointment_view(
+            session,
+            appointment=appointment,
+            voucher_signer=who.ctx.voucher_signer,
+            locale=who.locale,
+        )
+    return render(request, who, "cancel.html", a=view, patient=patient)
+
+
+@router.post("/appointments/{appointment_id}/cancel", response_class=HTMLResponse)
+async def cancel(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> Response:
+    who.require_account(request)
+    await form_of(request, who)
+    actor = who.actor
+
+    async def work(session: AsyncSession) -> uuid.UUID:
+        await _own_appointment(session, who, appointment_id)
+        cancelled = await booking_service.cancel(
+            session,
+            actor=actor,
+            appointment_id=appointment_id,
+            note=None,
+            now=who.ctx.clock.now(),
+            caches=who.ctx.caches,
+        )
+        return cancelled.session_id
+
+    try:
+        session_id = await _transact(who, work)
+    except YuyueError as error:
+        async with who.ctx.db.read() as session:
+            appointment, patient = await _own_appointment(session, who, appointment_id)
+            view = await booking_views.appointment_view(
+                session,
+                appointment=appointment,
+                voucher_signer=who.ctx.voucher_signer,
+                locale=who.locale,
+            )
+        return render(
+            request,
+            who,
+            "cancel.html",
+            status=error.status,
+            a=view,
+            patient=patient,
+            error=_refusal(who, error),
+        )
+    who.ctx.sold_out.places_returned(session_id)
+    _request_delivery(who)
+    return redirect(f"/appointments/{appointment_id}?cancelled=1")
+
+
+# --- family patients ----------------------------------------------------------------------
+
+
+@router.get("/patients", response_class=HTMLResponse)
+async def patients_page(request: Request, who: VisitorDep) -> Response:
+    who.require_account(request)
+    async with who.ctx.db.read() as session:
+        patients = await _patients(session, who)
+        policy, _ = await listing.policies(session, who.hospital.id)
+    return render(
+        request, who, "patients.html", patients=patients, maximum=policy.account_patients_max
+    )
+
+
+@router.get("/patients/new", response_class=HTMLResponse)
+async def new_patient_page(request: Request, who: VisitorDep, next: str | None = None) -> Response:
+    who.require_account(request)
+    return render(
+        request, who, "patient_new.html", values={}, errors={}, next=safe_next(next or "/patients")
+    )
+
+
+_PATIENT_FIELDS = ("name", "id_type", "id_number", "phone", "birth_date", "sex")
+
+
+@router.post("/patients", response_class=HTMLResponse)
+async def add_patient(request: Request, who: VisitorDep) -> Response:
+    account = who.require_account(request)
+    form = await form_of(request, who)
+    values = {name: form.get(name, "").strip() for name in _PATIENT_FIELDS}
+    next_path = safe_next(form.get("next") or "/patients")
+    errors: dict[str, str] = {}
+    id_type: patient_rules.IdType | None = None
+    try:
+        id_type = patient_rules.IdType(values["id_type"] or patient_rules.IdType.RESIDENT_ID)
+    except ValueError:
+        errors["id_type"] = who.t("page.field.id_type_invalid")
+    birth: date | None = None
+    if values["birth_date"]:
+        try:
+            birth = date.fromisoformat(values["birth_date"])
+        except ValueError:
+            errors["birth_date"] = who.t("page.field.date_invalid")
+    sex: patient_rules.Sex | None = None
+    if values["sex"]:
+        try:
+            sex = patient_rules.Sex(values["sex"])
+        except ValueError:
+            errors["sex"] = who.t("page.field.sex_invalid")
+    if not errors and id_type is not None:
+        holder = who.ctx.cipher.decrypt(account.phone_cipher)
+
+        async def work(session: AsyncSession) -> None:
+            policy, _ = await listing.policies(session, who.hospital.id)
+            await patient_service.register_patient(
+                session,
+                hospital_id=who.hospital.id,
+                cipher=who.ctx.cipher,
+                name=values["name"],
+                id_type=id_type,
+                id_number=values["id_number"],
+                phone=values["phone"] or holder,
+                account_phone=holder,
+                birth_date=birth,
+                sex=sex,
+                account_patients_max=policy.account_patients_max,
+                today=_today(who),
+                now=who.ctx.clock.now(),
+            )
+
+        try:
+            await _transact(who, work)
+        except YuyueError as error:
+            return render(
+                request,
+                who,
+                "patient_new.html",
+                status=error.status,
+                values=values,
+                errors=_field_errors(who, error),
+                error=_refusal(who, error),
+                next=next_path,
+            )
+        return redirect(next_path)
+    return render(
+        request,
+        who,
+        "patient_new.html",
+        status=422,
+        values=values,
+        errors=errors,
+        error=who.t("page.check_fields"),
+        next=next_path,
+    )
+
+
+def _field_errors(who: Visitor, error: YuyueError) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    code_fields = {
+        "invalid_id_number": "id_number",
+        "invalid_phone": "phone",
+        "invalid_name": "name",
+    }
+    if error.code in code_fields:
+        fields[code_fields[error.code]] = _refusal(who, error)
+    if isinstance(error, ValidationFailed):
+        for item in error.errors:
+            field = str(item.get("field", "")).split("/")[0]
+            fields[field] = who.t("page.field.required")
+    return fields
+
+
+# --- the rules, in plain words ------------------------------------------------------------
+
+
+@router.get("/rules", response_class=HTMLResponse)
+async def rules_page(request: Request, who: VisitorDep) -> Response:
+    async with who.ctx.db.read() as session:
+        policy, _ = await listing.policies(session, who.hospital.id)
+    return render(request, who, "rules.html", p=policy)
+
+
+# --- background delivery --------------------------------------------------------------------
+
+
+def _request_delivery(who: Visitor) -> None:
+    """Asks the worker to deliver what this request queued, right away."""
+    import importlib
+
+    try:
+        jobs = importlib.import_module("yuyue.jobs")
+    except ModuleNotFoundError:
+        return
+    jobs.request_delivery(who.ctx)
+
+
+def page_error(request: Request, error: YuyueError) -> Response:
+    """Errors on a page are a page, in the visitor's language."""
+    locale = page_locale(request)
+    body = templates.get_template("error.html").render(
+        t=lambda key, **values: i18n.translate(key, locale, **values),
+        locale=locale,
+        large=request.cookies.get(SIZE_COOKIE) == "large",
+        title=error.title(locale),
+        message=error.detail(locale),
+        status=error.status,
+    )
+    return HTMLResponse(body, status_code=error.status)
+
+
+def is_page(request: Request) -> bool:
+    path = request.url.path
+    return not (
+        path.startswith(("/api/", "/static/", "/openapi", "/docs", "/redoc")) or path == "/healthz"
+    )
