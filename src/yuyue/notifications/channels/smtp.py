@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -92,30 +93,17 @@ class SmtpEmailSender:
             outcome = SendOutcome(accepted=False, reason=f"cannot compose: {error}")
             self._log(message, outcome)
             return outcome
-        implicit_tls = self._port == IMPLICIT_TLS_PORT
         try:
-            _, answer = await aiosmtplib.send(
-                mime,
-                hostname=self._host,
-                port=self._port,
-                username=self._username,
-                password=self._password if self._username else None,
-                use_tls=implicit_tls,
-                # Required, not opportunistic: with STARTTLS configured, a server that
-                # does not offer it must not receive the password or the message.
-                start_tls=self._starttls and not implicit_tls,
-                tls_context=self._tls_context,
-                timeout=self._timeout,
-            )
+            answer = await self._deliver(mime)
+        except _Unsupported as error:
+            # Our settings ask for STARTTLS or AUTH and the server does not offer it: a
+            # configuration to fix, not a moment to wait out. Nothing was sent.
+            outcome = SendOutcome(accepted=False, reason=str(error))
         except aiosmtplib.SMTPRecipientsRefused as error:
             refused = error.recipients[0]
             outcome = _refusal(refused.code, refused.message)
         except aiosmtplib.SMTPResponseException as error:
             outcome = _refusal(error.code, error.message)
-        except aiosmtplib.SMTPNotSupported as error:
-            # STARTTLS or AUTH required by our settings and not offered by the server: a
-            # configuration to fix, not a moment to wait out.
-            outcome = SendOutcome(accepted=False, reason=f"not supported by server: {error}")
         except (aiosmtplib.SMTPException, OSError) as error:
             # Could not connect, timed out, or the connection dropped: the server never
             # answered for this message, which is worth another try.
@@ -128,8 +116,40 @@ class SmtpEmailSender:
                 provider_id=str(mime["Message-ID"]),
                 details={"response": answer},
             )
+        if outcome.reason and message.to in outcome.reason:
+            # Servers quote the refused address; the log and the attempt need not.
+            masked = outcome.reason.replace(message.to, _mask_address(message.to))
+            outcome = dataclasses.replace(outcome, reason=masked)
         self._log(message, outcome)
         return outcome
+
+    async def _deliver(self, mime: MimeMessage) -> str:
+        """One session: connect, STARTTLS, AUTH, the message; the server's final answer."""
+        implicit_tls = self._port == IMPLICIT_TLS_PORT
+        client = aiosmtplib.SMTP(
+            hostname=self._host,
+            port=self._port,
+            use_tls=implicit_tls,
+            start_tls=False,
+            tls_context=self._tls_context,
+            timeout=self._timeout,
+        )
+        async with client:
+            await client.ehlo()
+            if self._starttls and not implicit_tls:
+                # Required, not opportunistic: a server that does not offer STARTTLS must
+                # not receive the password or the patient's message in clear text.
+                if not client.supports_extension("starttls"):
+                    raise _Unsupported("server does not offer STARTTLS, which is required")
+                await client.starttls()
+                # The extensions offered before TLS are void; ask again inside it.
+                await client.ehlo()
+            if self._username:
+                if not client.supports_extension("auth"):
+                    raise _Unsupported("server does not offer AUTH, and a username is set")
+                await client.login(self._username, self._password or "")
+            _, answer = await client.send_message(mime)
+        return answer
 
     def _log(self, message: EmailMessage, outcome: SendOutcome) -> None:
         if outcome.accepted:
@@ -142,6 +162,10 @@ class SmtpEmailSender:
                 "will retry" if outcome.retryable else "final",
                 outcome.reason,
             )
+
+
+class _Unsupported(Exception):
+    pass
 
 
 def _refusal(code: int, text: str) -> SendOutcome:
