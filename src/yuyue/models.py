@@ -27,6 +27,7 @@ from yuyue.scheduling.models import (
     TimeSlot,
 )
 from yuyue.staff.models import ApiKey, AuditEntry, StaffUser
+from yuyue.waitlist.models import WaitlistEntry
 
 __all__ = [
     "Account",
@@ -57,5 +58,6 @@ __all__ = [
     "SlotPool",
     "StaffUser",
     "TimeSlot",
+    "WaitlistEntry",
     "WebSession",
 ]

@@ -1079,6 +1079,7 @@ class TestCancellable:
 
 ALLOWED_TRANSITIONS = [
     (S.HELD, "confirm_payment", S.BOOKED),
+    (S.HELD, "accept", S.BOOKED),
     (S.HELD, "expire", S.EXPIRED),
     (S.HELD, "cancel", S.CANCELLED),
     (S.BOOKED, "cancel", S.CANCELLED),
@@ -1086,7 +1087,16 @@ ALLOWED_TRANSITIONS = [
     (S.BOOKED, "mark_no_show", S.NO_SHOW),
     (S.CHECKED_IN, "complete", S.COMPLETED),
 ]
-ACTIONS = ["confirm_payment", "expire", "cancel", "check_in", "mark_no_show", "complete", "reopen"]
+ACTIONS = [
+    "confirm_payment",
+    "accept",
+    "expire",
+    "cancel",
+    "check_in",
+    "mark_no_show",
+    "complete",
+    "reopen",
+]
 FORBIDDEN_TRANSITIONS = [
     (status, action)
     for status in S

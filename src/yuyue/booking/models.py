@@ -45,6 +45,8 @@ class CancelReason(StrEnum):
     STAFF = "staff"
     STOP_CLINIC = "stop_clinic"
     RESCHEDULED = "rescheduled"
+    # A place offered from the waitlist that the patient declined or let lapse.
+    WAITLIST_OFFER = "waitlist_offer"
 
 
 class Appointment(Base):

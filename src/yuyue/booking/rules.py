@@ -226,6 +226,8 @@ i18n.register(
 
 TRANSITIONS: dict[tuple[AppointmentStatus, str], AppointmentStatus] = {
     (S.HELD, "confirm_payment"): S.BOOKED,
+    # A free place offered from the waitlist is held until the waiter accepts it.
+    (S.HELD, "accept"): S.BOOKED,
     (S.HELD, "expire"): S.EXPIRED,
     (S.HELD, "cancel"): S.CANCELLED,
     (S.BOOKED, "cancel"): S.CANCELLED,
@@ -272,6 +274,14 @@ class Policy:
     limit_per_90_days: int = 5
     limit_active: int = 3
     account_patients_max: int = 5
+    waitlist_enabled: bool = True
+    # The waitlist closes this long before the session starts; places returned later go
+    # back to the pool for anyone to book.
+    waitlist_closes_minutes: int = 120
+    # How long a waiter has to take a place offered from the waitlist.
+    waitlist_offer_minutes: int = 30
+    # Sessions one patient may wait for at a time.
+    waitlist_max_active: int = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,8 +433,13 @@ def check_not_blacklisted(
         )
 
 
-# Cancellations the patient did not choose do not count against booking-frequency limits.
-_NOT_COUNTED = {CancelReason.STOP_CLINIC.value, CancelReason.RESCHEDULED.value}
+# Cancellations the patient did not choose, and waitlist offers never taken, do not count
+# against booking-frequency limits.
+_NOT_COUNTED = {
+    CancelReason.STOP_CLINIC.value,
+    CancelReason.RESCHEDULED.value,
+    CancelReason.WAITLIST_OFFER.value,
+}
 
 
 def check_limits(

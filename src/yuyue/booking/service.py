@@ -257,6 +257,19 @@ async def _return_place(session: AsyncSession, pool_id: uuid.UUID) -> None:
     )
 
 
+async def _release_place(
+    session: AsyncSession, *, actor: Actor, appointment: Appointment, now: datetime
+) -> None:
+    """Returns the appointment's place to its pool; if someone waits for the session, the
+    waitlist takes it again at once for them, in this transaction and under the pool row's
+    lock, so the place is never visible to other bookers meanwhile."""
+    # The waitlist builds on booking; importing it here keeps the import graph one-way.
+    from yuyue.waitlist import service as waitlist_service
+
+    await _return_place(session, appointment.pool_id)
+    await waitlist_service.place_returned(session, actor=actor, appointment=appointment, now=now)
+
+
 async def _next_number(session: AsyncSession, place: ClaimedPlace) -> int:
     # We hold the pool row's lock, so no one else numbers places of this pool meanwhile.
     used = await session.scalars(
@@ -452,7 +465,7 @@ async def _cancel_locked(
     appointment.cancel_reason = reason.value
     appointment.cancel_note = note
     appointment.updated_at = now
-    await _return_place(session, appointment.pool_id)
+    await _release_place(session, actor=actor, appointment=appointment, now=now)
     record_audit(
         session,
         actor=actor,
@@ -627,7 +640,7 @@ async def expire_holds(
         before = snapshot(appointment)
         appointment.status = rules.transition(S.HELD, "expire")
         appointment.updated_at = now
-        await _return_place(session, appointment.pool_id)
+        await _release_place(session, actor=actor, appointment=appointment, now=now)
         record_audit(
             session,
             actor=actor,

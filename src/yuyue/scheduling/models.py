@@ -19,6 +19,7 @@ from sqlalchemy import (
     Time,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -176,6 +177,16 @@ class BookingPolicy(Base):
     limit_per_90_days: Mapped[int] = mapped_column(SmallInteger, default=5)
     limit_active: Mapped[int] = mapped_column(SmallInteger, default=3)
     account_patients_max: Mapped[int] = mapped_column(SmallInteger, default=5)
+    waitlist_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    waitlist_closes_minutes: Mapped[int] = mapped_column(
+        SmallInteger, default=120, server_default=text("120")
+    )
+    waitlist_offer_minutes: Mapped[int] = mapped_column(
+        SmallInteger, default=30, server_default=text("30")
+    )
+    waitlist_max_active: Mapped[int] = mapped_column(
+        SmallInteger, default=3, server_default=text("3")
+    )
 
 
 class PoolRatio(Base):

@@ -247,6 +247,10 @@ class BookingPolicyRead(BaseModel):
     limit_per_90_days: int
     limit_active: int
     account_patients_max: int
+    waitlist_enabled: bool
+    waitlist_closes_minutes: int
+    waitlist_offer_minutes: int
+    waitlist_max_active: int
 
 
 class BookingPolicyUpdate(Input):
@@ -270,3 +274,9 @@ class BookingPolicyUpdate(Input):
     limit_per_90_days: Annotated[int | None, Field(ge=1, le=500)] = None
     limit_active: Annotated[int | None, Field(ge=1, le=100)] = None
     account_patients_max: Annotated[int | None, Field(ge=1, le=20)] = None
+    waitlist_enabled: bool | None = None
+    waitlist_closes_minutes: Annotated[
+        int | None, Field(ge=0, le=10080, description="minutes before the session starts")
+    ] = None
+    waitlist_offer_minutes: Annotated[int | None, Field(ge=1, le=1440)] = None
+    waitlist_max_active: Annotated[int | None, Field(ge=1, le=20)] = None

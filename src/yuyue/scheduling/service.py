@@ -32,6 +32,7 @@ from yuyue.scheduling.models import (
 from yuyue.staff.models import Role
 from yuyue.staff.rules import Actor, require_staff
 from yuyue.staff.service import record_audit
+from yuyue.waitlist import service as waitlist_service
 
 
 async def pool_ratios(
@@ -417,22 +418,21 @@ async def add_extra_places(
             SlotPool.session_id == session_id
         )
     )
-    session.add(
-        SlotPool(
-            hospital_id=clinic.hospital_id,
-            session_id=clinic.id,
-            slot_id=slot.id,
-            slot_ordinal=slot.ordinal,
-            slot_start=slot.start_time,
-            slot_end=slot.end_time,
-            pool=pool,
-            capacity=count,
-            taken=0,
-            first_number=(last_number or 0) + 1,
-            is_open=True,
-            is_extra=True,
-        )
+    extra = SlotPool(
+        hospital_id=clinic.hospital_id,
+        session_id=clinic.id,
+        slot_id=slot.id,
+        slot_ordinal=slot.ordinal,
+        slot_start=slot.start_time,
+        slot_end=slot.end_time,
+        pool=pool,
+        capacity=count,
+        taken=0,
+        first_number=(last_number or 0) + 1,
+        is_open=True,
+        is_extra=True,
     )
+    session.add(extra)
     before = clinic.capacity
     clinic.capacity = before + count
     record_audit(
@@ -446,6 +446,10 @@ async def add_extra_places(
         now=now,
     )
     await session.flush()
+    # Patients waiting for this session get the new places first, in this transaction.
+    await waitlist_service.offer_places(
+        session, actor=actor, session_id=clinic.id, pool_id=extra.id, count=count, now=now
+    )
     return clinic
 
 
@@ -498,6 +502,10 @@ POLICY_FIELDS = (
     "limit_per_90_days",
     "limit_active",
     "account_patients_max",
+    "waitlist_enabled",
+    "waitlist_closes_minutes",
+    "waitlist_offer_minutes",
+    "waitlist_max_active",
 )
 
 
