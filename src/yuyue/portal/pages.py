@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue import jobs
 from yuyue.accounts import service as accounts_service
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
@@ -44,6 +45,7 @@ from yuyue.scheduling import listing
 from yuyue.scheduling import service as scheduling_service
 from yuyue.scheduling.models import Campus, ClinicSession, Department, Doctor, SessionStatus
 from yuyue.scheduling.rules import pools_for_channel
+from yuyue.staff.rules import system_actor
 
 router = APIRouter(include_in_schema=False)
 VisitorDep = Annotated[Visitor, Depends(visitor)]
@@ -129,7 +131,7 @@ async def signin_code(request: Request, who: VisitorDep) -> Response:
             step="phone",
             error=_refusal(who, error),
         )
-    _request_delivery(who)
+    request_delivery(who)
     return render(request, who, "signin.html", next=next_path, phone=phone, step="code")
 
 
@@ -336,7 +338,7 @@ async def _listed(
     return found[0]
 
 
-async def _patients(session: AsyncSession, who: Visitor) -> list[Patient]:
+async def account_patients(session: AsyncSession, who: Visitor) -> list[Patient]:
     if who.account is None:
         return []
     return await patient_service.account_patients(
@@ -360,7 +362,7 @@ async def session_page(
             session_id=session_id,
             pools=pools_for_channel(PORTAL_CHANNEL),
         )
-        patients = await _patients(session, who)
+        patients = await account_patients(session, who)
     return render(
         request,
         who,
@@ -384,7 +386,7 @@ def _window_state(who: Visitor, listed: listing.ListedSession) -> str:
     return "open"
 
 
-async def _choice(
+async def choice(
     session: AsyncSession, who: Visitor, values: dict[str, str]
 ) -> tuple[uuid.UUID | None, Patient]:
     """The slot and patient chosen on the page, refusing ids that are not the visitor's."""
@@ -399,7 +401,7 @@ async def _choice(
         patient_id = uuid.UUID(values.get("patient", ""))
     except ValueError:
         errors.append({"field": "patient", "message": "choose a patient"})
-    patients = {p.id: p for p in await _patients(session, who)}
+    patients = {p.id: p for p in await account_patients(session, who)}
     if patient_id is not None and patient_id not in patients:
         errors.append({"field": "patient", "message": "choose a patient"})
     if errors or patient_id is None:
@@ -416,7 +418,7 @@ async def confirm_page(request: Request, who: VisitorDep, session_id: uuid.UUID)
     async with who.ctx.db.read() as session:
         listed = await _listed(session, who, session_id)
         try:
-            slot_id, patient = await _choice(session, who, values)
+            slot_id, patient = await choice(session, who, values)
         except ValidationFailed as error:
             return redirect(f"/sessions/{session_id}?error={error.code}")
         slots = {
@@ -450,7 +452,7 @@ async def book(request: Request, who: VisitorDep, session_id: uuid.UUID) -> Resp
     actor = who.actor
 
     async def work(session: AsyncSession) -> uuid.UUID:
-        slot_id, patient = await _choice(session, who, form)
+        slot_id, patient = await choice(session, who, form)
         booked = await booking_service.book(
             session,
             actor=actor,
@@ -466,7 +468,7 @@ async def book(request: Request, who: VisitorDep, session_id: uuid.UUID) -> Resp
         appointment_id = await _transact(who, work)
     except YuyueError as error:
         return await _refused(request, who, session_id, form, error)
-    _request_delivery(who)
+    request_delivery(who)
     return redirect(f"/appointments/{appointment_id}?booked=1")
 
 
@@ -504,7 +506,7 @@ async def _refused(
 
 async def _account_appointments(who: Visitor) -> list[AppointmentRead]:
     async with who.ctx.db.read() as session:
-        patients = await _patients(session, who)
+        patients = await account_patients(session, who)
         if not patients:
             return []
         rows = (
@@ -536,7 +538,7 @@ async def appointments(request: Request, who: VisitorDep) -> Response:
     today = _today(who)
     rows = await _account_appointments(who)
     async with who.ctx.db.read() as session:
-        names = {p.id: p.name for p in await _patients(session, who)}
+        names = {p.id: p.name for p in await account_patients(session, who)}
     upcoming = sorted(
         (
             a
@@ -555,7 +557,7 @@ async def _own_appointment(
     session: AsyncSession, who: Visitor, appointment_id: uuid.UUID
 ) -> tuple[Appointment, Patient]:
     appointment = await session.get(Appointment, appointment_id)
-    patients = {p.id: p for p in await _patients(session, who)}
+    patients = {p.id: p for p in await account_patients(session, who)}
     if (
         appointment is None
         or appointment.hospital_id != who.hospital.id
@@ -658,8 +660,155 @@ async def cancel(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -
             error=_refusal(who, error),
         )
     who.ctx.sold_out.places_returned(session_id)
-    _request_delivery(who)
+    request_delivery(who)
     return redirect(f"/appointments/{appointment_id}?cancelled=1")
+
+
+# --- changing the time, and paying a held booking --------------------------------------
+
+
+@router.get("/appointments/{appointment_id}/reschedule", response_class=HTMLResponse)
+async def reschedule_page(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> Response:
+    who.require_account(request)
+    async with who.ctx.db.read() as session:
+        appointment, patient = await _own_appointment(session, who, appointment_id)
+        view = await booking_views.appointment_view(
+            session,
+            appointment=appointment,
+            voucher_signer=who.ctx.voucher_signer,
+            locale=who.locale,
+        )
+        schedule = await _schedule(session, who, department_id=appointment.department_id)
+    # The same doctor first, then the department's other sessions with places left.
+    options = [
+        listed
+        for day_schedule in schedule
+        for listed in day_schedule.sessions
+        if listed.clinic.id != appointment.session_id
+        and listed.remaining > 0
+        and listed.window.opens_at <= who.now < listed.window.closes_at
+    ]
+    options.sort(key=lambda s: (s.clinic.doctor_id != appointment.doctor_id, s.clinic.date))
+    return render(request, who, "reschedule.html", a=view, patient=patient, options=options[:20])
+
+
+@router.get("/appointments/{appointment_id}/reschedule/{session_id}", response_class=HTMLResponse)
+async def reschedule_slots(
+    request: Request, who: VisitorDep, appointment_id: uuid.UUID, session_id: uuid.UUID
+) -> Response:
+    who.require_account(request)
+    async with who.ctx.db.read() as session:
+        appointment, patient = await _own_appointment(session, who, appointment_id)
+        listed = await _listed(session, who, session_id)
+        slots = await scheduling_service.session_slots(
+            session,
+            hospital_id=who.hospital.id,
+            session_id=session_id,
+            pools=pools_for_channel(PORTAL_CHANNEL),
+        )
+    return render(
+        request,
+        who,
+        "reschedule_slots.html",
+        appointment_id=appointment.id,
+        patient=patient,
+        s=listed,
+        slots=slots,
+    )
+
+
+@router.post("/appointments/{appointment_id}/reschedule", response_class=HTMLResponse)
+async def reschedule(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> Response:
+    who.require_account(request)
+    form = await form_of(request, who)
+    actor = who.actor
+    try:
+        session_id = uuid.UUID(form.get("session", ""))
+        slot_id = uuid.UUID(form["slot"]) if form.get("slot") else None
+    except ValueError:
+        raise ValidationFailed(summary="session, slot") from None
+
+    async def work(session: AsyncSession) -> tuple[uuid.UUID, uuid.UUID]:
+        old, _ = await _own_appointment(session, who, appointment_id)
+        old_session = old.session_id
+        booked = await booking_service.reschedule(
+            session,
+            actor=actor,
+            appointment_id=appointment_id,
+            session_id=session_id,
+            slot_id=slot_id,
+            now=who.ctx.clock.now(),
+            caches=who.ctx.caches,
+        )
+        return booked.appointment.id, old_session
+
+    try:
+        new_id, old_session = await _transact(who, work)
+    except YuyueError as error:
+        return await _refused(request, who, session_id, form, error)
+    who.ctx.sold_out.places_returned(old_session)
+    request_delivery(who)
+    return redirect(f"/appointments/{new_id}?booked=1")
+
+
+@router.get("/appointments/{appointment_id}/pay", response_class=HTMLResponse)
+async def pay_page(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> Response:
+    who.require_account(request)
+    async with who.ctx.db.read() as session:
+        appointment, patient = await _own_appointment(session, who, appointment_id)
+        view = await booking_views.appointment_view(
+            session,
+            appointment=appointment,
+            voucher_signer=who.ctx.voucher_signer,
+            locale=who.locale,
+        )
+    return render(request, who, "pay.html", a=view, patient=patient)
+
+
+@router.post("/appointments/{appointment_id}/pay", response_class=HTMLResponse)
+async def pay(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> Response:
+    """The demo hospital's cashier. Real hospitals pay through their provider (WeChat Pay,
+    Alipay), whose notification reaches `confirm_payment`; without one configured there is
+    nothing to pay with online, and the page says so."""
+    who.require_account(request)
+    await form_of(request, who)
+    if not who.ctx.settings.demo_mode:
+        raise NotFound(what="resource")
+
+    async def work(session: AsyncSession) -> None:
+        appointment, _ = await _own_appointment(session, who, appointment_id)
+        await booking_service.confirm_payment(
+            session,
+            actor=system_actor(who.hospital.id, "demo-cashier"),
+            appointment_id=appointment_id,
+            paid_fen=appointment.fee_fen,
+            payment_reference=f"DEMO-{appointment_id.hex[:12]}",
+            now=who.ctx.clock.now(),
+            caches=who.ctx.caches,
+        )
+
+    try:
+        await _transact(who, work)
+    except YuyueError as error:
+        async with who.ctx.db.read() as session:
+            appointment, patient = await _own_appointment(session, who, appointment_id)
+            view = await booking_views.appointment_view(
+                session,
+                appointment=appointment,
+                voucher_signer=who.ctx.voucher_signer,
+                locale=who.locale,
+            )
+        return render(
+            request,
+            who,
+            "pay.html",
+            status=error.status,
+            a=view,
+            patient=patient,
+            error=_refusal(who, error),
+        )
+    request_delivery(who)
+    return redirect(f"/appointments/{appointment_id}?paid=1")
 
 
 # --- family patients ----------------------------------------------------------------------
@@ -669,7 +818,7 @@ async def cancel(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -
 async def patients_page(request: Request, who: VisitorDep) -> Response:
     who.require_account(request)
     async with who.ctx.db.read() as session:
-        patients = await _patients(session, who)
+        patients = await account_patients(session, who)
         policy, _ = await listing.policies(session, who.hospital.id)
     return render(
         request, who, "patients.html", patients=patients, maximum=policy.account_patients_max
@@ -787,14 +936,8 @@ async def rules_page(request: Request, who: VisitorDep) -> Response:
 # --- background delivery --------------------------------------------------------------------
 
 
-def _request_delivery(who: Visitor) -> None:
+def request_delivery(who: Visitor) -> None:
     """Asks the worker to deliver what this request queued, right away."""
-    import importlib
-
-    try:
-        jobs = importlib.import_module("yuyue.jobs")
-    except ModuleNotFoundError:
-        return
     jobs.request_delivery(who.ctx)
 
 

@@ -239,6 +239,72 @@ i18n.register(
             "place is held for the next person for {offer} minutes; the waitlist closes "
             "{closes} minutes before the session.",
         ),
+        "page.new": ("新", "New"),
+        "page.open": ("查看", "Open"),
+        "page.refresh": ("刷新", "Refresh"),
+        "page.inbox_empty": ("暂无消息。", "No messages yet."),
+        "page.demo_phone_explain": (
+            "演示环境不发送真实短信：本应发到手机上的短信显示在这里（仅演示模式可见）。",
+            "The demo sends no real text messages; the ones a phone would receive are shown "
+            "here (demo mode only).",
+        ),
+        "page.demo_phone_empty": (
+            "还没有短信。获取验证码后稍候刷新。",
+            "No text messages yet. Refresh a moment after asking for a code.",
+        ),
+        "page.waitlist_position": ("候补第 {n} 位", "Number {n} in line"),
+        "page.waitlist_offered": (
+            "有号了！请在 {at} 前确认",
+            "A place is yours if you take it before {at}",
+        ),
+        "page.waitlist_accept": ("确认预约", "Take the place"),
+        "page.waitlist_decline": ("放弃", "Give it up"),
+        "page.waitlist_leave": ("退出候补", "Leave the waitlist"),
+        "page.waitlist_empty": ("没有候补记录。", "You are not waiting for any session."),
+        "page.waitlist_done_joined": (
+            "已加入候补。有号时会发消息通知您。",
+            "You are on the waitlist; we will message you when a place frees up.",
+        ),
+        "page.waitlist_done_decline": (
+            "已放弃，号源转给下一位。",
+            "Given up; the next person gets it.",
+        ),
+        "page.waitlist_done_leave": ("已退出候补。", "You have left the waitlist."),
+        "waitlist.waiting": ("候补中", "Waiting"),
+        "waitlist.offered": ("待确认", "Offered"),
+        "waitlist.accepted": ("已预约", "Booked"),
+        "waitlist.declined": ("已放弃", "Given up"),
+        "waitlist.lapsed": ("超时未确认", "Offer lapsed"),
+        "waitlist.left": ("已退出", "Left"),
+        "waitlist.closed": ("候补已结束", "Waitlist closed"),
+        "waitlist.skipped": ("未能分配", "Passed over"),
+        "page.reschedule_title": ("改约到其他时间", "Change to another time"),
+        "page.reschedule_now": (
+            "当前预约：{when}，就诊人 {patient}。",
+            "Now booked: {when} for {patient}.",
+        ),
+        "page.reschedule_explain": (
+            "新号源预约成功后才会取消原预约；若新号源已被约走，原预约保持不变。",
+            "The old booking is only given up once the new place is yours; if the new place "
+            "is gone, you keep the old one.",
+        ),
+        "page.reschedule_none": (
+            "该科室近期没有可改约的号源。",
+            "No other sessions of this department have places left.",
+        ),
+        "page.reschedule_confirm": ("确认改约", "Change the booking"),
+        "page.pay_title": ("支付挂号费", "Pay the fee"),
+        "page.pay_before": ("支付截止", "Pay before"),
+        "page.nothing_to_pay": ("该预约无需支付。", "Nothing to pay for this booking."),
+        "page.demo_cashier": (
+            "演示收银台：点击即视为支付成功，不会产生真实扣款。",
+            "Demo cashier: pressing the button counts as paid; no real money moves.",
+        ),
+        "page.pay_at_window": (
+            "本院尚未开通在线支付，请在支付截止前到收费窗口缴费。",
+            "Online payment is not available at this hospital; please pay at a cashier "
+            "window before the deadline.",
+        ),
         "period.morning": ("上午", "Morning"),
         "period.afternoon": ("下午", "Afternoon"),
         "period.evening": ("夜间", "Evening"),

@@ -18,6 +18,7 @@ from yuyue.accounts import service as accounts_service
 from yuyue.kit import i18n
 from yuyue.kit.crypto import InvalidToken
 from yuyue.kit.errors import NotFound, YuyueError
+from yuyue.notifications import service as notifications
 from yuyue.patients.models import Account
 from yuyue.portal import formatting
 from yuyue.scheduling.models import Channel, Hospital
@@ -114,6 +115,7 @@ async def visitor(request: Request) -> Visitor:
     hospital = await portal_hospital(request, ctx)
     account: Account | None = None
     web_session_id: uuid.UUID | None = None
+    unread = 0
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         try:
@@ -127,6 +129,7 @@ async def visitor(request: Request) -> Visitor:
                 if live is not None and live.hospital_id == hospital.id:
                     account = await session.get(Account, live.account_id)
                     web_session_id = live.id
+                    unread = await notifications.unread_count(session, account_id=live.account_id)
     return Visitor(
         ctx=ctx,
         hospital=hospital,
@@ -135,6 +138,7 @@ async def visitor(request: Request) -> Visitor:
         account=account,
         web_session_id=web_session_id,
         now=now,
+        unread=unread,
     )
 
 

@@ -63,9 +63,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_web_session")),
     )
-    op.create_index(
-        op.f("ix_web_session_account_id"), "web_session", ["account_id"], unique=False
-    )
+    op.create_index(op.f("ix_web_session_account_id"), "web_session", ["account_id"], unique=False)
 
 
 def downgrade() -> None:

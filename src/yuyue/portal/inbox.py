@@ -1,0 +1,43 @@
+"""The in-app inbox and, in the demo, the phone that shows the text messages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.kit.errors import NotFound
+from yuyue.notifications import service as notifications
+from yuyue.portal.pages import VisitorDep
+from yuyue.portal.web import render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/inbox", response_class=HTMLResponse)
+async def inbox(request: Request, who: VisitorDep) -> Response:
+    account = who.require_account(request)
+    async with who.ctx.db.read() as session:
+        items = await notifications.inbox_for_account(session, account_id=account.id, limit=100)
+    unread = {item.id for item in items if item.read_at is None}
+    if unread:
+        # Opening the inbox reads what it shows; the badge counts only what came after.
+        async def work(session: AsyncSession) -> None:
+            await notifications.mark_inbox_read(
+                session, account_id=account.id, item_ids=list(unread), now=who.ctx.clock.now()
+            )
+
+        await who.ctx.db.transact(work)
+    who.unread = 0
+    return render(request, who, "inbox.html", items=items, unread_ids=unread)
+
+
+@router.get("/demo/phone", response_class=HTMLResponse)
+async def demo_phone(request: Request, who: VisitorDep) -> Response:
+    if not who.ctx.settings.demo_mode:
+        raise NotFound(what="resource")
+    async with who.ctx.db.read() as session:
+        messages = await notifications.demo_phone_messages(
+            session, hospital_id=who.hospital.id, limit=30
+        )
+    return render(request, who, "demo_phone.html", messages=messages)

@@ -1,0 +1,189 @@
+"""Inbox, demo phone, waitlist, reschedule and paying on the patient pages."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sqlalchemy import select
+
+from tests import factories as f
+from tests.conftest import NOW, VISIT_DAY, World
+from tests.helpers import row_counts
+from tests.portal.conftest import Browser, sign_in
+from yuyue.booking import service as booking_service
+from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.notifications.delivery import deliver_due
+from yuyue.patients.models import Patient
+from yuyue.scheduling.models import Channel, ClinicSession
+from yuyue.staff.rules import system_actor
+from yuyue.web.context import AppContext
+
+
+async def add_patient(browser: Browser, name: str) -> None:
+    await browser.page("/patients/new")
+    response = await browser.submit(
+        "/patients",
+        {"name": name, "id_type": "resident_id", "id_number": f.resident_id()},
+    )
+    assert response.status_code == 303, response.text
+
+
+async def patient_named(ctx: AppContext, name: str) -> Patient:
+    async with ctx.db.read() as session:
+        patient = await session.scalar(select(Patient).where(Patient.name == name))
+    assert patient is not None
+    return patient
+
+
+async def one_place_session(ctx: AppContext, world: World, *, fee: bool = False) -> ClinicSession:
+    async with ctx.db.session_scope() as s:
+        return await f.make_session(
+            s,
+            hospital=world.hospital,
+            department=world.department,
+            level=world.fee_level if fee else world.free_level,
+            doctor=world.doctor,
+            day=VISIT_DAY,
+            start=world.session.start_time.replace(hour=14),
+            end=world.session.end_time.replace(hour=17),
+            capacity=1,
+            now=NOW,
+        )
+
+
+async def book_directly(ctx: AppContext, world: World, patient_id, session_id) -> Appointment:
+    web = replace(system_actor(world.hospital.id), channel=Channel.WEB)
+    async with ctx.db.session_scope() as s:
+        booked = await booking_service.book(
+            s, actor=web, patient_id=patient_id, session_id=session_id, slot_id=None, now=NOW
+        )
+    return booked.appointment
+
+
+class TestMessages:
+    async def test_confirmation_reaches_the_inbox_and_reading_clears_the_badge(
+        self, signed_in: Browser, ctx: AppContext, world: World
+    ) -> None:
+        await add_patient(signed_in, "王建国")
+        father = await patient_named(ctx, "王建国")
+        booked = await signed_in.submit(
+            f"/sessions/{world.session.id}/book", {"slot": "", "patient": str(father.id)}
+        )
+        assert booked.status_code == 303
+        await deliver_due(ctx)
+        home = await signed_in.page("/")
+        assert 'data-testid="inbox-link"' in home.text and "消息 (" in home.text
+        inbox = await signed_in.page("/inbox")
+        assert 'data-kind="booking_confirmed"' in inbox.text
+        async with ctx.db.read() as session:
+            appointment = await session.scalar(
+                select(Appointment).where(Appointment.patient_id == father.id)
+            )
+        assert appointment is not None and appointment.voucher_code in inbox.text
+        assert "消息 (" not in (await signed_in.page("/")).text
+
+    async def test_demo_phone_shows_the_code_only_in_demo_mode(
+        self, portal: Browser, ctx: AppContext
+    ) -> None:
+        assert (await portal.page("/demo/phone")).status_code == 404
+        ctx.settings.demo_mode = True
+        await portal.http.post("/signin/code", data={"phone": "13912345678", "next": "/"})
+        await deliver_due(ctx)
+        page = await portal.page("/demo/phone")
+        assert page.status_code == 200
+        assert "139****5678" in page.text and 'data-testid="sms"' in page.text
+
+
+class TestWaitlist:
+    async def test_offer_after_a_cancellation_is_accepted_into_a_booking(
+        self, portal: Browser, ctx: AppContext, world: World
+    ) -> None:
+        full = await one_place_session(ctx, world)
+        taken = await book_directly(ctx, world, world.other_patient.id, full.id)
+        await sign_in(portal, ctx)
+        await add_patient(portal, "王建国")
+        father = await patient_named(ctx, "王建国")
+        joined = await portal.submit(f"/sessions/{full.id}/waitlist", {"patient": str(father.id)})
+        assert joined.status_code == 303
+        waiting = await portal.page("/waitlist")
+        assert 'data-status="waiting"' in waiting.text and "候补第 1 位" in waiting.text
+
+        async with ctx.db.session_scope() as s:
+            await booking_service.cancel(
+                s,
+                actor=replace(system_actor(world.hospital.id), channel=Channel.WEB),
+                appointment_id=taken.id,
+                note=None,
+                now=NOW,
+            )
+        offered = await portal.page("/waitlist")
+        assert 'data-status="offered"' in offered.text
+        accepted = await portal.submit(_form_action(offered.text, "accept"))
+        assert accepted.status_code == 303
+        voucher = await portal.page(accepted.headers["location"])
+        assert 'data-testid="voucher"' in voucher.text
+
+    async def test_joining_a_session_with_places_left_is_refused(
+        self, signed_in: Browser, ctx: AppContext, world: World
+    ) -> None:
+        await add_patient(signed_in, "王建国")
+        father = await patient_named(ctx, "王建国")
+        before = await row_counts(ctx.db)
+        refused = await signed_in.submit(
+            f"/sessions/{world.session.id}/waitlist", {"patient": str(father.id)}
+        )
+        assert refused.status_code == 409
+        assert 'role="alert"' in refused.text
+        assert await row_counts(ctx.db) == before
+
+
+def _form_action(html: str, action: str) -> str:
+    start = html.index(f'/{action}"')
+    return html[html.rindex('"', 0, start) + 1 : start + len(action) + 1]
+
+
+class TestChangeAndPay:
+    async def test_reschedule_moves_the_booking_and_frees_the_old_place(
+        self, signed_in: Browser, ctx: AppContext, world: World
+    ) -> None:
+        other = await one_place_session(ctx, world)
+        await add_patient(signed_in, "王建国")
+        father = await patient_named(ctx, "王建国")
+        old = await book_directly(ctx, world, father.id, world.session.id)
+        options = await signed_in.page(f"/appointments/{old.id}/reschedule")
+        assert f"/appointments/{old.id}/reschedule/{other.id}" in options.text
+        await signed_in.page(f"/appointments/{old.id}/reschedule/{other.id}")
+        moved = await signed_in.submit(
+            f"/appointments/{old.id}/reschedule", {"session": str(other.id), "slot": ""}
+        )
+        assert moved.status_code == 303
+        async with ctx.db.read() as session:
+            rows = (
+                await session.scalars(
+                    select(Appointment).where(Appointment.patient_id == father.id)
+                )
+            ).all()
+        statuses = {a.session_id: a.status for a in rows}
+        assert statuses == {
+            world.session.id: AppointmentStatus.CANCELLED,
+            other.id: AppointmentStatus.BOOKED,
+        }
+
+    async def test_demo_cashier_confirms_a_held_booking(
+        self, signed_in: Browser, ctx: AppContext, world: World
+    ) -> None:
+        paid_session = await one_place_session(ctx, world, fee=True)
+        await add_patient(signed_in, "王建国")
+        father = await patient_named(ctx, "王建国")
+        held = await book_directly(ctx, world, father.id, paid_session.id)
+        assert held.status == AppointmentStatus.HELD
+        page = await signed_in.page(f"/appointments/{held.id}/pay")
+        assert "¥80.00" in page.text
+        assert (await signed_in.submit(f"/appointments/{held.id}/pay")).status_code == 404
+        ctx.settings.demo_mode = True
+        await signed_in.page(f"/appointments/{held.id}/pay")
+        done = await signed_in.submit(f"/appointments/{held.id}/pay")
+        assert done.status_code == 303
+        async with ctx.db.read() as session:
+            refreshed = await session.get(Appointment, held.id)
+        assert refreshed is not None and refreshed.status == AppointmentStatus.BOOKED
