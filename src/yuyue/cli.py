@@ -142,21 +142,12 @@ def serve(
 
 @app.command()
 def worker() -> None:
-    """Run background work on its own (holds that expire; later reminders and outbox)."""
-    from yuyue.web.context import AppContext
-    from yuyue.worker import run_forever
+    """Run background jobs on their own (message delivery, reminders, expiring holds) until
+    Ctrl-C or SIGTERM; set YUYUE_WORKER_IN_PROCESS=false for `yuyue serve` then."""
+    from yuyue.jobs import run_standalone
 
-    settings = _settings()
     logging.basicConfig(level=logging.INFO)
-
-    async def main() -> None:
-        ctx = AppContext.build(settings)
-        try:
-            await run_forever(ctx, interval=settings.worker_interval_seconds)
-        finally:
-            await ctx.db.dispose()
-
-    asyncio.run(main())
+    run_standalone(_settings())
 
 
 @app.command()

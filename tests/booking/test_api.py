@@ -13,12 +13,12 @@ from tests import factories as f
 from tests.conftest import NOW, VISIT_DAY, World
 from tests.helpers import assert_problem, pool_state, row_counts, staff_auth
 from yuyue.booking.models import Appointment
+from yuyue.jobs import expire_holds_once
 from yuyue.kit.clock import FixedClock
 from yuyue.notifications.models import OutboxMessage
 from yuyue.scheduling.models import ClinicSession, Period, PoolRatio
 from yuyue.staff.models import AuditEntry, Role
 from yuyue.web.context import AppContext
-from yuyue.worker import sweep_once
 
 
 async def book(
@@ -199,7 +199,8 @@ class TestBook:
         assert audit[1].before is not None and audit[1].before["status"] == "booked"
         assert audit[1].after is not None and audit[1].after["status"] == "cancelled"
         assert audit[0].actor.startswith("channel:app:")
-        assert sorted(kinds) == ["booking_confirmed", "cancelled"]
+        # The day-before reminder was queued with the booking (and withdrawn by the cancel).
+        assert sorted(kinds) == ["booking_confirmed", "cancelled", "reminder"]
 
 
 class TestSoldOut:
@@ -420,9 +421,9 @@ class TestHolds:
         held = (await book(client, world, session=clinic)).json()
         assert await remaining(client, world, clinic) == 1
         clock.advance(timedelta(minutes=14, seconds=59))
-        assert await sweep_once(ctx) == []
+        assert await expire_holds_once(ctx) == []
         clock.advance(timedelta(seconds=1))
-        assert await sweep_once(ctx) == [clinic.id]
+        assert await expire_holds_once(ctx) == [clinic.id]
         assert await remaining(client, world, clinic) == 2
         expired = (
             await client.get(f"/api/v1/appointments/{held['id']}", headers=world.auth)

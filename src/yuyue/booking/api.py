@@ -22,6 +22,7 @@ from yuyue.booking.schemas import (
     PaymentConfirmation,
     Reschedule,
 )
+from yuyue.jobs import request_delivery
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
 from yuyue.patients import service as patient_service
@@ -220,6 +221,7 @@ async def create_appointment(
         ctx.sold_out.release(cache_key)
         raise
     ctx.sold_out.forget(cache_key)
+    request_delivery(ctx)
     return JSONResponse(answer, status_code=201)
 
 
@@ -286,6 +288,7 @@ async def cancel_appointment(
 
     result = await ctx.db.transact(work)
     ctx.sold_out.places_returned(result.session.id)
+    request_delivery(ctx)
     return result
 
 
@@ -318,6 +321,7 @@ async def reschedule_appointment(
 
     result, old_session = await ctx.db.transact(work)
     ctx.sold_out.places_returned(old_session)
+    request_delivery(ctx)
     return result
 
 
@@ -347,7 +351,9 @@ async def confirm_payment(
         )
         return await _view(ctx, session, appointment, locale)
 
-    return await ctx.db.transact(work)
+    result = await ctx.db.transact(work)
+    request_delivery(ctx)
+    return result
 
 
 @router.get(

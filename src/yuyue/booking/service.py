@@ -41,7 +41,7 @@ from yuyue.booking.models import (
 )
 from yuyue.kit.errors import NotFound
 from yuyue.notifications.models import MessageKind
-from yuyue.notifications.service import enqueue
+from yuyue.notifications.service import enqueue, schedule_reminders, withdraw_reminders
 from yuyue.patients.models import Patient
 from yuyue.scheduling.models import (
     ClinicSession,
@@ -433,6 +433,17 @@ async def book(
         payload=_message_payload(appointment, info, place.slot_start),
         now=now,
     )
+    if status is S.BOOKED:
+        await schedule_reminders(
+            session,
+            hospital_id=actor.hospital_id,
+            patient_id=patient.id,
+            appointment_id=appointment.id,
+            visit_date=facts.date,
+            slot_start=place.slot_start,
+            payload={"appointment_id": str(appointment.id)},
+            now=now,
+        )
     return Booked(appointment, info, policy, place.slot_start, place.slot_end)
 
 
@@ -476,6 +487,7 @@ async def _cancel_locked(
         after=snapshot(appointment),
         now=now,
     )
+    await withdraw_reminders(session, appointment_id=appointment.id)
     if notify:
         enqueue(
             session,
@@ -607,6 +619,16 @@ async def confirm_payment(
         patient_id=appointment.patient_id,
         appointment_id=appointment.id,
         payload=_message_payload(appointment, info, slot.start_time if slot else None),
+        now=now,
+    )
+    await schedule_reminders(
+        session,
+        hospital_id=actor.hospital_id,
+        patient_id=appointment.patient_id,
+        appointment_id=appointment.id,
+        visit_date=appointment.visit_date,
+        slot_start=slot.start_time if slot else info.start_time,
+        payload={"appointment_id": str(appointment.id)},
         now=now,
     )
     return appointment

@@ -76,7 +76,7 @@ i18n.register(
             "unknown placeholders {names} (allowed: {allowed})",
         ),
         "template.malformed": (
-            "花括号不成对，或占位符带有格式、属性或下标（只能写 {{名称}}）",
+            "花括号不成对，或占位符带有格式、属性或下标（只能写 {{name}}）",
             "unbalanced braces, or a placeholder with a format, attribute or index "
             "(write {{name}} only)",
         ),

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.booking.facts import TtlCache
 from yuyue.kit.errors import NotFound
 from yuyue.notifications import rules
 from yuyue.notifications.models import (
@@ -19,10 +22,16 @@ from yuyue.notifications.models import (
     DemoPhoneMessage,
     InboxItem,
     MessageKind,
+    MessageTemplate,
+    NotificationSettings,
     OutboxMessage,
     OutboxStatus,
 )
+from yuyue.notifications.templates import DEFAULTS
 from yuyue.patients.models import Account
+from yuyue.scheduling.models import Department, Hospital
+from yuyue.staff.models import Role
+from yuyue.staff.rules import Actor, require_staff
 
 
 def enqueue(
@@ -55,6 +64,241 @@ def enqueue(
             available_at=available_at or now,
             created_at=now,
         )
+    )
+
+
+# --- settings and reminders ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    reminder_offsets_hours: tuple[int, ...]
+    quiet: rules.QuietHours
+    timezone: str
+    # False while the hospital has never saved its own settings.
+    saved: bool = False
+
+
+# Booking reads the settings for every booked appointment; they change by an admin's hand,
+# and this process forgets its copy at once when it saves them (others within the TTL).
+_SETTINGS_CACHE: TtlCache[uuid.UUID, DeliverySettings] = TtlCache(30.0)
+
+
+async def load_delivery_settings(
+    session: AsyncSession, *, hospital_id: uuid.UUID, use_cache: bool = False
+) -> DeliverySettings:
+    if use_cache:
+        cached = _SETTINGS_CACHE.get(hospital_id)
+        if cached is not None:
+            return cached
+    row = (
+        await session.execute(
+            select(Hospital.timezone, NotificationSettings)
+            .outerjoin(NotificationSettings, NotificationSettings.hospital_id == Hospital.id)
+            .where(Hospital.id == hospital_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(what="hospital")
+    timezone, stored = row
+    settings = (
+        DeliverySettings(
+            tuple(stored.reminder_offsets_hours),
+            rules.QuietHours(stored.quiet_hours_start, stored.quiet_hours_end),
+            timezone,
+            saved=True,
+        )
+        if stored is not None
+        else DeliverySettings(
+            rules.DEFAULT_REMINDER_OFFSETS_HOURS, rules.DEFAULT_QUIET_HOURS, timezone
+        )
+    )
+    _SETTINGS_CACHE.put(hospital_id, settings)
+    return settings
+
+
+async def save_notification_settings(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    reminder_offsets_hours: Sequence[int],
+    quiet_hours_start: time,
+    quiet_hours_end: time,
+    now: datetime,
+) -> DeliverySettings:
+    require_staff(actor, Role.ADMIN)
+    offsets = rules.check_offsets(reminder_offsets_hours)
+    start = quiet_hours_start.replace(second=0, microsecond=0, tzinfo=None)
+    end = quiet_hours_end.replace(second=0, microsecond=0, tzinfo=None)
+    row = await session.scalar(
+        select(NotificationSettings)
+        .where(NotificationSettings.hospital_id == actor.hospital_id)
+        .with_for_update()
+    )
+    if row is None:
+        row = NotificationSettings(hospital_id=actor.hospital_id)
+        session.add(row)
+    row.reminder_offsets_hours = offsets
+    row.quiet_hours_start = start
+    row.quiet_hours_end = end
+    row.updated_at = now
+    await session.flush()
+    _SETTINGS_CACHE.forget(actor.hospital_id)
+    return await load_delivery_settings(session, hospital_id=actor.hospital_id)
+
+
+async def notification_settings(session: AsyncSession, *, actor: Actor) -> DeliverySettings:
+    require_staff(actor, Role.ADMIN)
+    return await load_delivery_settings(session, hospital_id=actor.hospital_id)
+
+
+async def schedule_reminders(
+    session: AsyncSession,
+    *,
+    hospital_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    appointment_id: uuid.UUID,
+    visit_date: date,
+    slot_start: time,
+    payload: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Queues the reminders of a booked appointment, each held back until it is due."""
+    settings = await load_delivery_settings(session, hospital_id=hospital_id, use_cache=True)
+    visit_start = datetime.combine(visit_date, slot_start, tzinfo=ZoneInfo(settings.timezone))
+    for at in rules.reminder_times(
+        visit_start=visit_start.astimezone(UTC),
+        offsets_hours=settings.reminder_offsets_hours,
+        now=now,
+        quiet=settings.quiet,
+        tz=settings.timezone,
+    ):
+        enqueue(
+            session,
+            hospital_id=hospital_id,
+            kind=MessageKind.REMINDER,
+            patient_id=patient_id,
+            appointment_id=appointment_id,
+            payload=payload,
+            now=now,
+            available_at=at,
+        )
+
+
+# --- templates ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateView:
+    kind: MessageKind
+    locale: str
+    department_id: uuid.UUID | None
+    subject: str
+    body: str
+    # False for the built-in default (no row in the hospital's table).
+    custom: bool
+    placeholders: tuple[str, ...]
+
+
+async def list_templates(session: AsyncSession, *, actor: Actor) -> list[TemplateView]:
+    """Every kind in every language (the hospital's wording or the default), then the
+    department-specific ones."""
+    require_staff(actor, Role.ADMIN)
+    rows = (
+        await session.scalars(
+            select(MessageTemplate).where(MessageTemplate.hospital_id == actor.hospital_id)
+        )
+    ).all()
+    own = {(r.kind, r.locale, r.department_id): r for r in rows}
+    views: list[TemplateView] = []
+    for (kind, locale), (subject, body) in DEFAULTS.items():
+        row = own.pop((kind.value, locale, None), None)
+        views.append(
+            TemplateView(
+                kind,
+                locale,
+                None,
+                row.subject if row else subject,
+                row.body if row else body,
+                row is not None,
+                tuple(sorted(rules.PLACEHOLDERS[kind])),
+            )
+        )
+    for (kind_value, locale, department_id), row in sorted(
+        own.items(), key=lambda item: (item[0][0], item[0][1], str(item[0][2]))
+    ):
+        kind = MessageKind(kind_value)
+        views.append(
+            TemplateView(
+                kind,
+                locale,
+                department_id,
+                row.subject,
+                row.body,
+                True,
+                tuple(sorted(rules.PLACEHOLDERS[kind])),
+            )
+        )
+    return views
+
+
+async def save_template(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    kind: MessageKind,
+    locale: str,
+    department_id: uuid.UUID | None,
+    subject: str,
+    body: str,
+    now: datetime,
+) -> TemplateView:
+    """Sets the hospital's wording of a kind of message in a language, for all departments
+    or for one; placeholders the renderer does not know are refused."""
+    require_staff(actor, Role.ADMIN)
+    rules.check_locale(locale)
+    rules.check_template(kind, subject=subject, body=body)
+    if department_id is not None:
+        owner = await session.scalar(
+            select(Department.hospital_id).where(Department.id == department_id)
+        )
+        if owner != actor.hospital_id:
+            raise NotFound(what="department")
+    scope = (
+        MessageTemplate.department_id.is_(None)
+        if department_id is None
+        else MessageTemplate.department_id == department_id
+    )
+    row = await session.scalar(
+        select(MessageTemplate)
+        .where(
+            MessageTemplate.hospital_id == actor.hospital_id,
+            MessageTemplate.kind == kind.value,
+            MessageTemplate.locale == locale,
+            scope,
+        )
+        .with_for_update()
+    )
+    if row is None:
+        row = MessageTemplate(
+            hospital_id=actor.hospital_id,
+            kind=kind.value,
+            locale=locale,
+            department_id=department_id,
+        )
+        session.add(row)
+    row.subject = subject.strip()
+    row.body = body.strip()
+    row.updated_at = now
+    await session.flush()
+    return TemplateView(
+        kind,
+        locale,
+        department_id,
+        row.subject,
+        row.body,
+        True,
+        tuple(sorted(rules.PLACEHOLDERS[kind])),
     )
 
 

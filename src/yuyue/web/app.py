@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,8 +20,10 @@ from yuyue.booking import api as booking_api
 from yuyue.booking import service as booking_service
 from yuyue.booking.fastpath import SoldOutFastPath
 from yuyue.config import Settings
+from yuyue.jobs import Jobs, attach, detach, worker_context
 from yuyue.kit.clock import Clock
 from yuyue.kit.db import Database
+from yuyue.notifications import api as notifications_api
 from yuyue.patients import api as patients_api
 from yuyue.scheduling import api as scheduling_api
 from yuyue.staff import api as staff_api
@@ -65,18 +66,25 @@ def create_app(
                 session, since=ctx.clock.now() - timedelta(days=1)
             ):
                 ctx.known_keys.add(scope, key)
-        task: asyncio.Task[None] | None = None
-        if worker_enabled:
-            from yuyue.worker import run_forever
-
-            task = asyncio.create_task(run_forever(ctx, interval=settings.worker_interval_seconds))
+        # run_worker=False (tests, scripts): no background machinery at all. Otherwise the
+        # doorbell queues deliveries for whichever consumer runs: this process's
+        # (worker_in_process) or a separate `yuyue worker`.
+        jobs: Jobs | None = None
+        if run_worker is not False:
+            host = asyncio.get_running_loop()
+            jobs = Jobs(
+                settings, make_context=lambda: worker_context(settings, base=ctx, host=host)
+            )
+            attach(ctx, jobs)
+            jobs.start_doorbell()
+            if worker_enabled:
+                jobs.start_consumer()
         try:
             yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if jobs is not None:
+                detach(ctx)
+                await asyncio.to_thread(jobs.close)
             if database is None:
                 await ctx.db.dispose()
 
@@ -97,6 +105,10 @@ def create_app(
                 "description": "Templates, generation, extra sessions and places, stop-clinic",
             },
             {"name": "staff", "description": "Staff sign-in and channel API keys"},
+            {
+                "name": "notifications",
+                "description": "Message wording, reminder offsets and quiet hours",
+            },
         ],
     )
     app.state.ctx = ctx
@@ -127,6 +139,7 @@ def create_app(
         patients_api.router,
         booking_api.router,
         staff_api.router,
+        notifications_api.router,
     ):
         app.include_router(router)
     _install_pages(app)

@@ -1,0 +1,305 @@
+"""Background jobs on huey: outbox delivery and the hold-expiry sweep.
+
+Storage is a SQLite file (`YUYUE_JOB_STORAGE`) by default and Redis when `YUYUE_REDIS_URL`
+is set (workers on several machines). Both jobs run every minute as periodic tasks; after a
+request commits a change that wrote outbox rows, `request_delivery(ctx)` rings a doorbell
+and a "deliver now" task is queued, so patients do not wait for the minute.
+
+Our services are async and huey's workers are threads: each worker thread gets its own
+event loop and its own `AppContext` (its own database engines; on SQLite writers in other
+threads wait on the busy timeout). Every job is safe to run in several workers at once:
+the database claims decide who does what, huey only decides when.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from huey import Huey, RedisHuey, SqliteHuey, crontab
+from huey.consumer import Consumer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.booking import service as booking_service
+from yuyue.booking.availability import SoldOutCache
+from yuyue.config import Settings
+from yuyue.kit.db import Database
+from yuyue.notifications.delivery import (
+    DeliveryReport,
+    Senders,
+    deliver_due,
+    senders_from_settings,
+)
+from yuyue.scheduling.models import Hospital
+from yuyue.staff.rules import Actor, system_actor
+from yuyue.web.context import AppContext
+
+log = logging.getLogger(__name__)
+
+
+async def expire_holds_once(ctx: AppContext) -> list[uuid.UUID]:
+    """Expires unpaid holds in every hospital; returns the sessions that got places back."""
+    async with ctx.db.read() as session:
+        hospitals = list((await session.scalars(select(Hospital.id))).all())
+    touched: list[uuid.UUID] = []
+    for hospital_id in hospitals:
+        actor = system_actor(hospital_id, "hold-expiry")
+
+        async def work(session: AsyncSession, actor: Actor = actor) -> list[uuid.UUID]:
+            return await booking_service.expire_holds(session, actor=actor, now=ctx.clock.now())
+
+        sessions = await ctx.db.transact(work)
+        for session_id in sessions:
+            ctx.sold_out.places_returned(session_id)
+        touched.extend(sessions)
+    return touched
+
+
+def build_huey(settings: Settings, *, immediate: bool = False) -> Huey:
+    if settings.redis_url:
+        return RedisHuey("yuyue", url=settings.redis_url, results=False, immediate=immediate)
+    if not immediate:
+        settings.job_storage.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(
+        "yuyue", filename=str(settings.job_storage), results=False, immediate=immediate
+    )
+
+
+@dataclass
+class _ThreadState:
+    loop: asyncio.AbstractEventLoop
+    ctx: AppContext
+    senders: Senders
+
+
+class _HostedConsumer(Consumer):  # type: ignore[misc]
+    """A consumer that leaves signals to its host (uvicorn, or `run_standalone`)."""
+
+    def _set_signal_handlers(self) -> None:
+        return None
+
+
+class Jobs:
+    """The huey instance with yuyue's tasks, the per-thread contexts they run in, and the
+    doorbell that queues a delivery after a commit."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        make_context: Callable[[], AppContext] | None = None,
+        make_senders: Callable[[Settings], Senders] = senders_from_settings,
+        immediate: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.huey = build_huey(settings, immediate=immediate)
+        self._make_context = make_context or (lambda: worker_context(settings))
+        self._make_senders = make_senders
+        self._local = threading.local()
+        self._states: list[_ThreadState] = []
+        self._lock = threading.Lock()
+        self._doorbell = threading.Event()
+        self._closing = threading.Event()
+        self._bell_thread: threading.Thread | None = None
+        self._consumer: Any = None
+        self.last_report: DeliveryReport | None = None
+
+        huey = self.huey
+        self.deliver_now = huey.task(name="deliver_now")(self._deliver)
+        self.deliver_periodic = huey.periodic_task(crontab(), name="deliver_due")(self._deliver)
+        self.expire_holds = huey.periodic_task(crontab(), name="expire_holds")(self._expire)
+        huey.on_shutdown(name="dispose_context")(self._dispose_thread_state)
+
+    # --- running async work in a worker thread ---------------------------------------------
+
+    def _state(self) -> _ThreadState:
+        state: _ThreadState | None = getattr(self._local, "state", None)
+        if state is None:
+            loop = asyncio.new_event_loop()
+            state = _ThreadState(loop, self._make_context(), self._make_senders(self.settings))
+            self._local.state = state
+            with self._lock:
+                self._states.append(state)
+        return state
+
+    def _run(self, work: Callable[[_ThreadState], Awaitable[Any]]) -> Any:
+        state = self._state()
+        return state.loop.run_until_complete(work(state))
+
+    def _deliver(self) -> None:
+        async def work(state: _ThreadState) -> DeliveryReport:
+            return await deliver_due(state.ctx, senders=state.senders)
+
+        report: DeliveryReport = self._run(work)
+        self.last_report = report
+        if report.busy:
+            log.info("delivery pass: %s", report)
+
+    def _expire(self) -> None:
+        async def work(state: _ThreadState) -> list[uuid.UUID]:
+            return await expire_holds_once(state.ctx)
+
+        touched: list[uuid.UUID] = self._run(work)
+        if touched:
+            log.info("expired holds returned places in %d sessions", len(touched))
+
+    def _dispose_thread_state(self) -> None:
+        state: _ThreadState | None = getattr(self._local, "state", None)
+        if state is not None:
+            self._local.state = None
+            with self._lock:
+                self._states.remove(state)
+            _dispose(state)
+
+    # --- the doorbell -------------------------------------------------------------------------
+
+    def request_delivery(self) -> None:
+        """Cheap and never raises: any number of rings before the doorbell thread wakes
+        queue one delivery task."""
+        self._doorbell.set()
+
+    def start_doorbell(self) -> None:
+        if self._bell_thread is None:
+            self._bell_thread = threading.Thread(
+                target=self._ring, name="yuyue-delivery-doorbell", daemon=True
+            )
+            self._bell_thread.start()
+
+    def _ring(self) -> None:
+        while not self._closing.is_set():
+            if not self._doorbell.wait(0.5):
+                continue
+            self._doorbell.clear()
+            try:
+                self.deliver_now()
+            except Exception:
+                # The periodic pass delivers within a minute anyway.
+                log.exception("could not queue a delivery")
+
+    # --- the consumer ---------------------------------------------------------------------
+
+    def start_consumer(self) -> None:
+        """Runs huey's scheduler and `job_threads` workers in this process, in threads."""
+        self._consumer = _HostedConsumer(
+            self.huey,
+            workers=max(1, self.settings.job_threads),
+            worker_type="thread",
+            periodic=True,
+            shutdown_timeout=30.0,
+        )
+        self._consumer.start()
+
+    def check_health(self) -> None:
+        if self._consumer is not None:
+            self._consumer.check_worker_health()
+
+    def close(self) -> None:
+        """Stops the doorbell and the consumer (waiting for running tasks), then disposes
+        of any thread's context still open."""
+        self._closing.set()
+        self._doorbell.set()
+        if self._bell_thread is not None:
+            self._bell_thread.join(timeout=5)
+            self._bell_thread = None
+        if self._consumer is not None:
+            self._consumer.stop(graceful=True)
+            self._consumer = None
+        with self._lock:
+            remaining, self._states = self._states, []
+        for state in remaining:
+            # Another thread's loop is not running now; a fresh thread may drive it.
+            disposer = threading.Thread(target=_dispose, args=(state,))
+            disposer.start()
+            disposer.join(timeout=10)
+        self.huey.storage.close()
+
+
+def _dispose(state: _ThreadState) -> None:
+    try:
+        state.loop.run_until_complete(state.ctx.db.dispose())
+    except Exception:
+        log.exception("could not close a worker's database connections")
+    finally:
+        state.loop.close()
+
+
+def worker_context(
+    settings: Settings,
+    *,
+    base: AppContext | None = None,
+    host: asyncio.AbstractEventLoop | None = None,
+) -> AppContext:
+    """A worker thread's own context: its own database engines, a small pool. Hosted in a
+    serving process (`base`), it shares the clock and tells the host's sold-out memory
+    when places come back."""
+    db = Database(settings.async_database_url, echo=settings.sql_echo, pool_size=2)
+    ctx = AppContext.build(settings, clock=base.clock if base else None, db=db)
+    if base is not None and host is not None:
+        ctx.sold_out = _HostSoldOut(base.sold_out, host)
+    return ctx
+
+
+class _HostSoldOut(SoldOutCache):
+    """Forwards "places came back" to the serving process's memory, on its own loop
+    (the cache is not thread-safe)."""
+
+    def __init__(self, host_cache: SoldOutCache, host: asyncio.AbstractEventLoop) -> None:
+        super().__init__(host_cache.ttl)
+        self._host_cache = host_cache
+        self._host = host
+
+    def places_returned(self, session_id: uuid.UUID) -> None:
+        super().places_returned(session_id)
+        if not self._host.is_closed():
+            self._host.call_soon_threadsafe(self._host_cache.places_returned, session_id)
+
+
+# --- the entry points' side ------------------------------------------------------------------
+
+_ATTACHED: dict[int, Jobs] = {}
+
+
+def attach(ctx: AppContext, jobs: Jobs) -> None:
+    """Lets `request_delivery(ctx)` reach this process's doorbell."""
+    _ATTACHED[id(ctx)] = jobs
+
+
+def detach(ctx: AppContext) -> None:
+    _ATTACHED.pop(id(ctx), None)
+
+
+def request_delivery(ctx: AppContext) -> None:
+    """Call after committing a change that wrote outbox rows. Cheap, never raises; without
+    attached jobs (tests, scripts) it does nothing and the periodic pass delivers."""
+    jobs = _ATTACHED.get(id(ctx))
+    if jobs is not None:
+        jobs.request_delivery()
+
+
+def run_standalone(settings: Settings) -> None:
+    """`yuyue worker`: the consumer in the foreground until SIGINT or SIGTERM, then a
+    graceful stop (running tasks finish; a send cut short is recovered by its lease)."""
+    jobs = Jobs(settings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        jobs.start_consumer()
+        log.info("yuyue worker running (%d threads)", settings.job_threads)
+        while not stop.wait(10.0):
+            jobs.check_health()
+    finally:
+        jobs.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

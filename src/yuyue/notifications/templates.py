@@ -1,0 +1,141 @@
+"""The default wording of every message, per kind and language. A hospital overrides any of
+them (for all departments or for one) in `MessageTemplate`; placeholders are checked
+against `rules.PLACEHOLDERS` when a template is saved.
+
+Department advice (`{what_to_bring}`: a children's clinic asks for the vaccination booklet,
+the dental clinic to brush teeth first) comes from the department's own "what to bring"
+text, so the defaults need no copy per department."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Final
+
+from yuyue.notifications.models import MessageKind
+
+K = MessageKind
+
+# (kind, locale) → (subject, body). The subject is the inbox title and the email subject;
+# SMS sends the body.
+DEFAULTS: Final[dict[tuple[MessageKind, str], tuple[str, str]]] = {
+    (K.BOOKING_CONFIRMED, "zh-CN"): (
+        "预约成功",
+        "{patient}，您已预约{hospital}{department}{doctor}，{date} {time}就诊，地点{location}，"
+        "序号{sequence_number}，凭证码{voucher_code}。{what_to_bring} 详情：{link}",
+    ),
+    (K.BOOKING_CONFIRMED, "en"): (
+        "Appointment booked",
+        "{patient}, your appointment at {hospital} is booked: {department} {doctor}, "
+        "{date} at {time}, {location}. Number {sequence_number}, voucher {voucher_code}. "
+        "{what_to_bring} Details: {link}",
+    ),
+    (K.BOOKING_HELD, "zh-CN"): (
+        "号源已保留，请支付",
+        "{patient}，已为您保留{date} {time}{department}{doctor}的号源（凭证码{voucher_code}），"
+        "请在{pay_before}前支付挂号费{fee}元，逾期自动释放。支付：{link}",
+    ),
+    (K.BOOKING_HELD, "en"): (
+        "Place held: please pay",
+        "{patient}, a place is held for you: {department} {doctor}, {date} at {time} "
+        "(voucher {voucher_code}). Pay the fee of CNY {fee} before {pay_before} or the "
+        "place is released. Pay: {link}",
+    ),
+    (K.RESCHEDULED, "zh-CN"): (
+        "改约成功",
+        "{patient}，您的预约已改为{date} {time}{department}{doctor}，地点{location}，"
+        "序号{sequence_number}，凭证码{voucher_code}。详情：{link}",
+    ),
+    (K.RESCHEDULED, "en"): (
+        "Appointment moved",
+        "{patient}, your appointment is now {department} {doctor}, {date} at {time}, "
+        "{location}. Number {sequence_number}, voucher {voucher_code}. Details: {link}",
+    ),
+    (K.REMINDER, "zh-CN"): (
+        "就诊提醒",
+        "{patient}，提醒您{date} {time}到{location}就诊（{department}{doctor}，"
+        "序号{sequence_number}，凭证码{voucher_code}）。{what_to_bring} 详情：{link}",
+    ),
+    (K.REMINDER, "en"): (
+        "Appointment reminder",
+        "{patient}, a reminder of your visit on {date} at {time}, {location} ({department} "
+        "{doctor}, number {sequence_number}, voucher {voucher_code}). {what_to_bring} "
+        "Details: {link}",
+    ),
+    (K.CANCELLED, "zh-CN"): (
+        "预约已取消",
+        "{patient}，您{date} {time}{department}{doctor}的预约（凭证码{voucher_code}）已取消。"
+        "{reason} 详情：{link}",
+    ),
+    (K.CANCELLED, "en"): (
+        "Appointment cancelled",
+        "{patient}, your appointment {department} {doctor} on {date} at {time} (voucher "
+        "{voucher_code}) is cancelled. {reason} Details: {link}",
+    ),
+    (K.STOP_CLINIC, "zh-CN"): (
+        "停诊通知",
+        "{patient}，很抱歉，{date} {time}{department}{doctor}停诊（{reason}），您的预约已取消，"
+        "如已缴费将原路退回。请重新预约：{link}",
+    ),
+    (K.STOP_CLINIC, "en"): (
+        "Clinic cancelled",
+        "{patient}, we are sorry: the clinic {department} {doctor} on {date} at {time} is "
+        "cancelled ({reason}) and so is your appointment; any fee paid is refunded. "
+        "Book again: {link}",
+    ),
+    (K.HOLD_EXPIRED, "zh-CN"): (
+        "号源已释放",
+        "{patient}，您保留的{date} {time}{department}{doctor}号源因未按时支付已释放。{link}",
+    ),
+    (K.HOLD_EXPIRED, "en"): (
+        "Held place released",
+        "{patient}, the place held for you ({department} {doctor}, {date} at {time}) was "
+        "released because it was not paid in time. {link}",
+    ),
+    (K.SIGN_IN_CODE, "zh-CN"): (
+        "登录验证码",
+        "您的{hospital}登录验证码是{code}，{minutes}分钟内有效。请勿告诉他人。",
+    ),
+    (K.SIGN_IN_CODE, "en"): (
+        "Sign-in code",
+        "Your {hospital} sign-in code is {code}. It is valid for {minutes} minutes. "
+        "Do not share it.",
+    ),
+    (K.WAITLIST_OFFER, "zh-CN"): (
+        "候补有号了",
+        "{patient}，您候补的{date} {time}{department}{doctor}有号了，"
+        "请在{minutes}分钟内确认：{link}",
+    ),
+    (K.WAITLIST_OFFER, "en"): (
+        "A place for you",
+        "{patient}, a place is free for the clinic you are waiting for: {department} "
+        "{doctor}, {date} at {time}. Confirm within {minutes} minutes: {link}",
+    ),
+}
+
+_WEEKDAYS_ZH: Final = "一二三四五六日"
+_WEEKDAYS_EN: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS_EN: Final = (
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+)
+
+
+def default_template(kind: MessageKind, locale: str) -> tuple[str, str]:
+    return DEFAULTS.get((kind, locale)) or DEFAULTS[(kind, "zh-CN")]
+
+
+def format_date(day: date, locale: str) -> str:
+    """Written out the way a patient reads it, independent of the process's C locale."""
+    if locale == "en":
+        return f"{_WEEKDAYS_EN[day.weekday()]} {day.day} {_MONTHS_EN[day.month - 1]} {day.year}"
+    return f"{day.month}月{day.day}日（周{_WEEKDAYS_ZH[day.weekday()]}）"
