@@ -158,8 +158,9 @@ class AlibabaSmsSender:
         because the text is already on its way and sending it again would reach the
         patient twice; 2 (failed) is False, since the patient got nothing and another
         attempt is what they need. A record exists from the moment SendSms accepts a
-        message, so a day with no record of our OutId is False too. `on` is the date in
-        China Standard Time, the provider's calendar. None when the look-up itself fails.
+        message (ask a little after the attempt: it can take seconds to appear), so a day
+        with no record of our OutId is False too. `on` is the date in China Standard Time,
+        the provider's calendar. None when the look-up itself fails.
         """
         statuses: list[int] = []
         for page in range(1, _MAX_PAGES + 1):
@@ -176,11 +177,11 @@ class AlibabaSmsSender:
                 return None
             records = _send_details(answer)
             statuses += [
-                int(record.get("SendStatus", 0))
+                _as_int(record.get("SendStatus"))
                 for record in records
                 if record.get("OutId") == message.reference
             ]
-            if len(records) < _PAGE_SIZE or page * _PAGE_SIZE >= int(answer.get("TotalCount", 0)):
+            if len(records) < _PAGE_SIZE or page * _PAGE_SIZE >= _as_int(answer.get("TotalCount")):
                 break
         else:
             return None
@@ -248,6 +249,13 @@ class AlibabaSmsSender:
                 "will retry" if outcome.retryable else "final",
                 outcome.reason,
             )
+
+
+def _as_int(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
 
 
 def _send_details(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
