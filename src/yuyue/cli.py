@@ -161,11 +161,11 @@ def demo(
     """Init, load the demo hospital, print how to use it, and serve."""
     from yuyue.demo import catalogue
 
+    base = f"http://{host}:{port}"
     settings = _settings()
     migrate.upgrade_sync(settings.async_database_url)
     summary = _seed(settings)
     key = _create_key(settings, Channel.APP, "demo app")
-    base = f"http://{host}:{port}"
     first_patient = next(iter(summary.patients.values()))
     auth = f"-H 'Authorization: Bearer {key}'"
     booking = f'{{"patient_id": "{first_patient}", "session_id": "<an id from /sessions>"}}'
@@ -174,6 +174,9 @@ def demo(
             [
                 "",
                 f"yuyue demo — {catalogue.HOSPITAL.name_zh} ({catalogue.HOSPITAL.name_en})",
+                f"  Patient pages (open on a phone-sized browser): {base}/",
+                "    Sign in with any mainland mobile number (e.g. 13800138000); the code",
+                f"    arrives on the demo phone: {base}/demo/phone",
                 f"  API docs:    {base}/docs",
                 f"  OpenAPI:     {base}/openapi.json",
                 f"  Health:      {base}/healthz",
@@ -198,6 +201,10 @@ def demo(
         )
     )
     if not no_serve:
+        # The demo hospital sends no real text messages: they land on the demo phone page.
+        # The server reads its settings from the environment.
+        os.environ.setdefault("YUYUE_DEMO_MODE", "true")
+        os.environ.setdefault("YUYUE_PUBLIC_BASE_URL", base)
         serve(host=host, port=port, workers=1)
 
 

@@ -187,3 +187,27 @@ class TestChangeAndPay:
         async with ctx.db.read() as session:
             refreshed = await session.get(Appointment, held.id)
         assert refreshed is not None and refreshed.status == AppointmentStatus.BOOKED
+
+
+class TestSettings:
+    async def test_email_and_message_language_are_saved(
+        self, signed_in: Browser, ctx: AppContext
+    ) -> None:
+        await signed_in.page("/settings")
+        saved = await signed_in.submit("/settings", {"email": "wang@example.com", "locale": "en"})
+        assert saved.status_code == 303
+        page = await signed_in.page("/settings")
+        assert 'value="wang@example.com"' in page.text
+        assert '<option value="en" selected>' in page.text
+
+    async def test_bad_email_is_explained_and_nothing_changes(
+        self, signed_in: Browser, ctx: AppContext
+    ) -> None:
+        await signed_in.page("/settings")
+        before = await row_counts(ctx.db)
+        refused = await signed_in.submit("/settings", {"email": "not-an-email", "locale": "zh-CN"})
+        assert refused.status_code == 422
+        assert 'role="alert"' in refused.text and 'value="not-an-email"' in refused.text
+        assert await row_counts(ctx.db) == before
+        refused = await signed_in.submit("/settings", {"email": "", "locale": "fr"})
+        assert refused.status_code == 422

@@ -305,6 +305,15 @@ i18n.register(
             "Online payment is not available at this hospital; please pay at a cashier "
             "window before the deadline.",
         ),
+        "page.settings": ("消息设置", "Message settings"),
+        "page.settings_explain": (
+            "预约通知和就诊提醒会通过短信发到就诊人手机，并放入站内消息；填写邮箱后也会发送邮件。",
+            "Notices and reminders go by text message to the patient's phone and into your "
+            "messages here; add an email address to get them by email too.",
+        ),
+        "page.email": ("电子邮箱（可选）", "Email (optional)"),
+        "page.message_language": ("消息语言", "Language of messages"),
+        "page.saved": ("已保存。", "Saved."),
         "period.morning": ("上午", "Morning"),
         "period.afternoon": ("下午", "Afternoon"),
         "period.evening": ("夜间", "Evening"),
