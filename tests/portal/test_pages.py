@@ -271,6 +271,17 @@ class TestBrowsing:
         miss = await portal.page("/departments", params={"q": "zzz"})
         assert world.department.name not in miss.text.split("<main", 1)[1]
 
+    async def test_doctors_and_unlabelled_departments_are_found_by_initials(
+        self, portal: Browser, world: World
+    ) -> None:
+        page = await portal.page("/departments", params={"q": "wys"})  # 王医生
+        assert f"/doctors/{world.doctor.id}" in page.text
+        page = await portal.page("/departments", params={"q": "nk"})  # 内科, no pinyin stored
+        assert f"/departments/{world.department.id}" in page.text
+        none = await portal.page("/departments", params={"q": "qqq"})
+        assert f"/doctors/{world.doctor.id}" not in none.text
+        assert f"/departments/{world.department.id}" not in none.text
+
     async def test_doctor_page_shows_the_schedule_with_places_left(
         self, portal: Browser, world: World
     ) -> None:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import segno
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
+from pypinyin import Style, lazy_pinyin
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -212,23 +213,19 @@ async def signout(request: Request, who: VisitorDep) -> Response:
 # --- departments, doctors, sessions -------------------------------------------------------
 
 
-def _matches(department: Department, query: str) -> bool:
-    needle = query.strip().lower()
-    if not needle:
-        return True
-    return any(
-        needle in haystack.lower()
-        for haystack in (
-            department.name,
-            department.name_en,
-            department.pinyin,
-            department.category,
-        )
-    )
+def initials(name: str) -> str:
+    """Pinyin initials (心血管内科 → xxgnk): how patients type a name on a phone keypad."""
+    return "".join(lazy_pinyin(name, style=Style.FIRST_LETTER)).lower()
+
+
+def _matches(needle: str, *haystacks: str) -> bool:
+    return any(needle in haystack.lower() for haystack in haystacks if haystack)
 
 
 @router.get("/departments", response_class=HTMLResponse)
 async def departments(request: Request, who: VisitorDep, q: str = "") -> Response:
+    query = q.strip()[:40]
+    needle = query.lower()
     async with who.ctx.db.read() as session:
         rows = (
             await session.scalars(
@@ -237,14 +234,35 @@ async def departments(request: Request, who: VisitorDep, q: str = "") -> Respons
                 .order_by(Department.sort_order, Department.code)
             )
         ).all()
+        doctors: list[tuple[Doctor, Department]] = []
+        if needle:
+            named = {d.id: d for d in rows}
+            doctors = [
+                (doctor, named[doctor.department_id])
+                for doctor in (
+                    await session.scalars(
+                        select(Doctor)
+                        .where(Doctor.hospital_id == who.hospital.id, Doctor.active.is_(True))
+                        .order_by(Doctor.code)
+                    )
+                ).all()
+                if doctor.department_id in named
+                and _matches(needle, doctor.name, initials(doctor.name))
+            ][:20]
     groups: dict[str, list[Department]] = {}
     for department in rows:
-        if _matches(department, q[:40]):
+        if not needle or _matches(
+            needle,
+            department.name,
+            department.name_en,
+            department.pinyin or initials(department.name),
+            department.category,
+        ):
             groups.setdefault(who.pick(department.category, department.category_en), []).append(
                 department
             )
     template = "_department_list.html" if request.headers.get("hx-request") else "departments.html"
-    return render(request, who, template, groups=groups, q=q[:40])
+    return render(request, who, template, groups=groups, doctors=doctors, q=query)
 
 
 @dataclass(frozen=True)
