@@ -3,7 +3,7 @@ pages read, and how a returned place travels down the line."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -24,8 +24,11 @@ from tests.waitlist.support import (
 )
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
+from yuyue.booking.models import Appointment, AppointmentStatus, CancelReason
 from yuyue.kit.clock import FixedClock
 from yuyue.kit.errors import InvalidState, NotFound, YuyueError
+from yuyue.notifications.models import MessageKind, OutboxMessage
+from yuyue.scheduling import service as scheduling_service
 from yuyue.scheduling.models import BookingPolicy, Channel
 from yuyue.waitlist import rules
 from yuyue.waitlist import service as waitlist
@@ -269,6 +272,307 @@ class TestLeaveAndRead:
             await call(ctx, waitlist.leave, actor=stranger, entry_id=entry.id, now=NOW)
 
 
+class TestOffers:
+    async def test_a_cancelled_place_goes_to_the_first_waiter_as_a_hold(
+        self, ctx: AppContext, world: World
+    ) -> None:
+        full = await full_session(ctx, world)
+        waiters = await new_patients(ctx, world, 2)
+        joined = await join_in_order(ctx, world, full.clinic, waiters)
+        now = ctx.clock.now()
+        await cancel(ctx, world, full.appointments[0], now=now)
+        # The place never went back to the pool: still every place taken.
+        assert await taken(ctx, full.clinic) == 2
+        line = await entries(ctx, full.clinic)
+        assert [e.status for e in line] == [W.OFFERED, W.WAITING]
+        offer = line[0]
+        assert offer.id == joined[0].id
+        assert offer.offer_expires_at == now + timedelta(minutes=30)
+        held = await appointment(ctx, offer.offer_appointment_id)
+        assert held.patient_id == waiters[0].id
+        assert held.status == AppointmentStatus.HELD
+        assert held.hold_expires_at == offer.offer_expires_at
+        assert held.channel == "app"
+        async with ctx.db.read() as s:
+            messages = (
+                await s.scalars(
+                    select(OutboxMessage).where(OutboxMessage.kind == MessageKind.WAITLIST_OFFER)
+                )
+            ).all()
+        assert len(messages) == 1
+        payload = messages[0].payload
+        assert messages[0].patient_id == waiters[0].id
+        assert payload["waitlist_entry_id"] == str(offer.id)
+        assert payload["appointment_id"] == str(held.id)
+        assert payload["offer_expires_at"] == offer.offer_expires_at.isoformat()
+        assert payload["date"] == full.clinic.date.isoformat()
+        assert payload["period"] == "afternoon"
+        assert payload["department"] == world.department.name
+        assert payload["doctor"] == world.doctor.name
+        assert payload["slot_start"] == "13:30"
+        # A normal booker finds the session still full.
+        with pytest.raises(booking_rules.SoldOut):
+            await call(
+                ctx,
+                booking_service.book,
+                actor=channel_actor(world),
+                patient_id=world.patient.id,
+                session_id=full.clinic.id,
+                slot_id=None,
+                now=now,
+            )
+
+    async def test_a_lapsed_offer_passes_to_the_next_waiter_then_back_to_the_pool(
+        self, ctx: AppContext, world: World
+    ) -> None:
+        full = await full_session(ctx, world)
+        waiters = await new_patients(ctx, world, 2)
+        await join_in_order(ctx, world, full.clinic, waiters)
+        await cancel(ctx, world, full.appointments[0], now=ctx.clock.now())
+        advance(ctx, timedelta(minutes=31))
+        returned = await call(
+            ctx, booking_service.expire_holds, actor=system(world), now=ctx.clock.now()
+        )
+        assert returned == [full.clinic.id]
+        line = await entries(ctx, full.clinic)
+        assert [e.status for e in line] == [W.LAPSED, W.OFFERED]
+        first = await appointment(ctx, line[0].offer_appointment_id)
+        assert first.status == AppointmentStatus.EXPIRED
+        # An offer never taken does not count against the patient's booking limits.
+        assert first.cancel_reason == CancelReason.WAITLIST_OFFER.value
+        assert (await appointment(ctx, line[1].offer_appointment_id)).patient_id == waiters[1].id
+        assert await taken(ctx, full.clinic) == 2
+        advance(ctx, timedelta(minutes=31))
+        await call(ctx, booking_service.expire_holds, actor=system(world), now=ctx.clock.now())
+        assert [e.status for e in await entries(ctx, full.clinic)] == [W.LAPSED, W.LAPSED]
+        assert await taken(ctx, full.clinic) == 1  # nobody left in line: back to the pool
+
+    async def test_declining_passes_the_place_on_and_accepting_a_free_offer_books_it(
+        self, ctx: AppContext, world: World
+    ) -> None:
+        full = await full_session(ctx, world)
+        waiters = await new_patients(ctx, world, 2)
+        joined = await join_in_order(ctx, world, full.clinic, waiters)
+        await cancel(ctx, world, full.appointments[0], now=ctx.clock.now())
+        declined = await call(
+            ctx,
+            waitlist.decline_offer,
+            actor=channel_actor(world),
+            entry_id=joined[0].id,
+            now=ctx.clock.now(),
+        )
+        assert declined.status == W.DECLINED
+        line = await entries(ctx, full.clinic)
+        assert [e.status for e in line] == [W.DECLINED, W.OFFERED]
+        accepted = await call(
+            ctx,
+            waitlist.accept_offer,
+            actor=channel_actor(world),
+            entry_id=joined[1].id,
+            now=ctx.clock.now(),
+        )
+        assert accepted.entry.status == W.ACCEPTED
+        assert accepted.appointment.status == AppointmentStatus.BOOKED
+        assert accepted.appointment.booked_at == ctx.clock.now()
+        assert accepted.appointment.hold_expires_at is None
+        booked = await appointment(ctx, line[1].offer_appointment_id)
+        assert booked.status == AppointmentStatus.BOOKED
+        assert await taken(ctx, full.clinic) == 2
+        assert len(await active_appointments(ctx, full.clinic)) == 2
+        # Accepting or declining twice is a wrong state, and changes nothing.
+        before = await row_counts(ctx.db)
+        for use_case in (waitlist.accept_offer, waitlist.decline_offer):
+            with pytest.raises(InvalidState):
+                await call(
+                    ctx,
+                    use_case,
+                    actor=channel_actor(world),
+                    entry_id=joined[1].id,
+                    now=ctx.clock.now(),
+                )
+        assert await row_counts(ctx.db) == before
+
+    async def test_a_paid_offer_stays_held_until_payment(
+        self, ctx: AppContext, world: World
+    ) -> None:
+        full = await full_session(ctx, world, fee=True)
+        # Pay the holders' fees so only the cancellation frees a place.
+        for appointment_id in full.appointments:
+            await call(
+                ctx,
+                booking_service.confirm_payment,
+                actor=system(world),
+                appointment_id=appointment_id,
+                paid_fen=8000,
+                payment_reference="p",
+                now=NOW,
+            )
+        [waiter] = await new_patients(ctx, world, 1)
+        [entry] = await join_in_order(ctx, world, full.clinic, [waiter])
+        await call(
+            ctx,
+            booking_service.cancel,
+            actor=staff_actor(world),
+            appointment_id=full.appointments[0],
+            note=None,
+            now=ctx.clock.now(),
+        )
+        advance(ctx, timedelta(minutes=25))
+        accepted = await call(
+            ctx,
+            waitlist.accept_offer,
+            actor=channel_actor(world),
+            entry_id=entry.id,
+            now=ctx.clock.now(),
+        )
+        assert accepted.entry.status == W.ACCEPTED
+        assert accepted.appointment.status == AppointmentStatus.HELD
+        # Five minutes were left on the offer; paying gets the ordinary fifteen.
+        assert accepted.appointment.hold_expires_at == ctx.clock.now() + timedelta(minutes=15)
+        paid = await call(
+            ctx,
+            booking_service.confirm_payment,
+            actor=system(world),
+            appointment_id=accepted.appointment.id,
+            paid_fen=8000,
+            payment_reference="wx-1",
+            now=ctx.clock.now(),
+        )
+        assert paid.status == AppointmentStatus.BOOKED
+
+    async def test_an_offer_past_its_deadline_cannot_be_accepted(
+        self, ctx: AppContext, world: World
+    ) -> None:
+        full = await full_session(ctx, world)
+        [waiter] = await new_patients(ctx, world, 1)
+        [entry] = await join_in_order(ctx, world, full.clinic, [waiter])
+        await cancel(ctx, world, full.appointments[0], now=ctx.clock.now())
+        advance(ctx, timedelta(minutes=30))
+        before = await row_counts(ctx.db)
+        with pytest.raises(rules.OfferExpired):
+            await call(
+                ctx,
+                waitlist.accept_offer,
+                actor=channel_actor(world),
+                entry_id=entry.id,
+                now=ctx.clock.now(),
+            )
+        assert await row_counts(ctx.db) == before
+
+    async def test_extra_places_go_to_several_waiters(self, ctx: AppContext, world: World) -> None:
+        full = await full_session(ctx, world)
+        waiters = await new_patients(ctx, world, 3)
+        await join_in_order(ctx, world, full.clinic, waiters)
+        await call(
+            ctx,
+            scheduling_service.add_extra_places,
+            actor=staff_actor(world),
+            session_id=full.clinic.id,
+            count=2,
+            pool="appointment",
+            slot_id=None,
+            now=ctx.clock.now(),
+        )
+        line = await entries(ctx, full.clinic)
+        assert [e.status for e in line] == [W.OFFERED, W.OFFERED, W.WAITING]
+        numbers = sorted(a.sequence_number for a in await active_appointments(ctx, full.clinic))
+        assert numbers == [1, 2, 3, 4]
+        assert await taken(ctx, full.clinic) == 4
+
+    async def test_ineligible_waiters_are_skipped_with_the_reason(
+        self, ctx: AppContext, world: World
+    ) -> None:
+        full = await full_session(ctx, world)
+        waiters = await new_patients(ctx, world, 2)
+        await join_in_order(ctx, world, full.clinic, waiters)
+        async with ctx.db.session_scope() as s:
+            s.add(booking_models_blacklist(world, waiters[0].id))
+        await cancel(ctx, world, full.appointments[0], now=ctx.clock.now())
+        line = await entries(ctx, full.clinic)
+        assert [(e.status, e.reason) for e in line] == [
+            (W.SKIPPED, "blacklisted"),
+            (W.OFFERED, None),
+        ]
+
+    async def test_a_waiter_whose_channel_cannot_use_the_pool_is_passed_over(
+        self, ctx: AppContext, world: World
+    ) -> None:
+        full = await full_session(ctx, world, capacity=4, ratios={"appointment": 50, "onsite": 50})
+        [app_waiter] = await new_patients(ctx, world, 1)
+        await join_in_order(ctx, world, full.clinic, [app_waiter])
+        # An on-site place comes back: the app waiter could not have booked it.
+        async with ctx.db.session_scope() as s:
+            onsite = await booking_service.book(
+                s,
+                actor=channel_actor(world, Channel.WINDOW),
+                patient_id=world.patient.id,
+                session_id=full.clinic.id,
+                slot_id=None,
+                now=NOW,
+            )
+        await cancel(ctx, world, onsite.appointment.id, now=ctx.clock.now())
+        assert [e.status for e in await entries(ctx, full.clinic)] == [W.WAITING]
+        await cancel(ctx, world, full.appointments[0], now=ctx.clock.now())
+        assert [e.status for e in await entries(ctx, full.clinic)] == [W.OFFERED]
+
+    async def test_after_the_close_the_place_returns_to_the_pool_and_the_line_closes(
+        self, ctx: AppContext, world: World
+    ) -> None:
+        full = await full_session(ctx, world)
+        waiters = await new_patients(ctx, world, 2)
+        await join_in_order(ctx, world, full.clinic, waiters)
+        advance(ctx, clinic_start(full.clinic) - timedelta(minutes=120) - ctx.clock.now())
+        await call(
+            ctx,
+            booking_service.cancel,
+            actor=staff_actor(world),
+            appointment_id=full.appointments[0],
+            note=None,
+            now=ctx.clock.now(),
+        )
+        assert await taken(ctx, full.clinic) == 1
+        line = await entries(ctx, full.clinic)
+        assert [(e.status, e.reason) for e in line] == [(W.CLOSED, "waitlist_closed")] * 2
+
+    async def test_the_sweep_closes_lines_at_their_closing_time_only(
+        self, ctx: AppContext, world: World
+    ) -> None:
+        today = await full_session(ctx, world)
+        tomorrow = await full_session(ctx, world, days=1)
+        waiters = await new_patients(ctx, world, 2)
+        await join_in_order(ctx, world, today.clinic, waiters)
+        await join_in_order(ctx, world, tomorrow.clinic, waiters)
+        at = clinic_start(today.clinic) - timedelta(minutes=121)
+        assert await call(ctx, waitlist.close_waitlists, actor=system(world), now=at) == 0
+        at += timedelta(minutes=1)
+        assert await call(ctx, waitlist.close_waitlists, actor=system(world), now=at) == 2
+        assert {e.status for e in await entries(ctx, today.clinic)} == {W.CLOSED}
+        assert {e.status for e in await entries(ctx, tomorrow.clinic)} == {W.WAITING}
+        assert await call(ctx, waitlist.close_waitlists, actor=system(world), now=at) == 0
+
+    async def test_stop_clinic_closes_the_line_and_cancels_open_offers(
+        self, ctx: AppContext, world: World
+    ) -> None:
+        full = await full_session(ctx, world)
+        waiters = await new_patients(ctx, world, 2)
+        await join_in_order(ctx, world, full.clinic, waiters)
+        await cancel(ctx, world, full.appointments[0], now=ctx.clock.now())
+        await call(
+            ctx,
+            booking_service.stop_clinic,
+            actor=staff_actor(world),
+            session_id=full.clinic.id,
+            reason="ill",
+            now=ctx.clock.now(),
+        )
+        line = await entries(ctx, full.clinic)
+        assert [(e.status, e.reason) for e in line] == [
+            (W.CLOSED, "session_stopped"),
+            (W.CLOSED, "session_stopped"),
+        ]
+        assert await active_appointments(ctx, full.clinic) == []
+
+
 # --- small helpers -------------------------------------------------------------------------
 
 
@@ -318,4 +622,31 @@ def by_patient(views: list[waitlist.WaitlistView], patients: list[Any]) -> list[
     return [newest[p.id] for p in patients]
 
 
-_ = (date, FixedClock, entries)
+async def cancel(ctx: AppContext, world: World, appointment_id: Any, *, now: Any) -> Any:
+    return await call(
+        ctx,
+        booking_service.cancel,
+        actor=channel_actor(world),
+        appointment_id=appointment_id,
+        note=None,
+        now=now,
+    )
+
+
+async def appointment(ctx: AppContext, appointment_id: Any) -> Appointment:
+    async with ctx.db.read() as s:
+        found = await s.get(Appointment, appointment_id)
+    assert found is not None
+    return found
+
+
+def advance(ctx: AppContext, delta: timedelta) -> None:
+    clock = ctx.clock
+    assert isinstance(clock, FixedClock)
+    clock.advance(delta)
+
+
+def system(world: World) -> Any:
+    from yuyue.staff.rules import system_actor
+
+    return system_actor(world.hospital.id, "test")

@@ -27,6 +27,7 @@ from yuyue.notifications import api as notifications_api
 from yuyue.patients import api as patients_api
 from yuyue.scheduling import api as scheduling_api
 from yuyue.staff import api as staff_api
+from yuyue.waitlist import api as waitlist_api
 from yuyue.web import problems
 from yuyue.web.context import AppContext
 
@@ -105,6 +106,7 @@ def create_app(
                 "description": "Templates, generation, extra sessions and places, stop-clinic",
             },
             {"name": "staff", "description": "Staff sign-in and channel API keys"},
+            {"name": "waitlist", "description": "Wait for a full session; take or decline offers"},
             {
                 "name": "notifications",
                 "description": "Message wording, reminder offsets and quiet hours",
@@ -139,6 +141,7 @@ def create_app(
         patients_api.router,
         booking_api.router,
         staff_api.router,
+        waitlist_api.router,
         notifications_api.router,
     ):
         app.include_router(router)
