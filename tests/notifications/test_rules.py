@@ -1,0 +1,234 @@
+"""Delivery rules, pure and table-driven: back-off, verdicts, quiet hours, reminders,
+channels, templates and email addresses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+
+from yuyue.notifications import rules
+from yuyue.notifications.channels.base import DeliveryChannel
+from yuyue.notifications.models import MessageKind as K
+from yuyue.notifications.templates import DEFAULTS
+
+SH = "Asia/Shanghai"
+QUIET = rules.QuietHours(time(21, 0), time(8, 0))
+
+
+def sh(day: int, hour: int, minute: int = 0) -> datetime:
+    """An instant given in Shanghai time in November 2026, as UTC."""
+    return datetime(2026, 11, day, hour, minute, tzinfo=UTC) - timedelta(hours=8)
+
+
+class TestBackOff:
+    @pytest.mark.parametrize(
+        ("attempt", "rand", "expected"),
+        [
+            (1, 0.0, timedelta(seconds=15)),
+            (1, 0.5, timedelta(seconds=22.5)),
+            (2, 0.0, timedelta(seconds=30)),
+            (3, 0.0, timedelta(seconds=60)),
+            (5, 0.999, timedelta(seconds=479.76)),  # ceiling 480 s
+            (8, 0.0, timedelta(minutes=30)),  # 30 s * 2^7 = 64 min, capped at 60 min
+            (40, 0.0, timedelta(minutes=30)),
+        ],
+    )
+    def test_exponential_with_jitter_and_a_cap(
+        self, attempt: int, rand: float, expected: timedelta
+    ) -> None:
+        assert rules.retry_delay(attempt, rand=rand) == expected
+
+    def test_the_wait_grows_and_never_exceeds_the_cap(self) -> None:
+        waits = [rules.retry_delay(n, rand=0.0) for n in range(1, 12)]
+        assert waits == sorted(waits)
+        assert all(rules.retry_delay(n, rand=0.9999) <= rules.RETRY_CAP for n in range(1, 40))
+
+    @pytest.mark.parametrize(("attempt", "rand"), [(0, 0.5), (1, 1.0), (1, -0.1)])
+    def test_nonsense_is_refused(self, attempt: int, rand: float) -> None:
+        with pytest.raises(ValueError, match=r"attempt|rand"):
+            rules.retry_delay(attempt, rand=rand)
+
+
+class TestVerdict:
+    @pytest.mark.parametrize(
+        ("accepted", "retryable", "attempts", "expected"),
+        [
+            (True, False, 1, rules.Verdict.SENT),
+            (True, True, 5, rules.Verdict.SENT),
+            (False, True, 1, rules.Verdict.RETRY),
+            (False, True, 4, rules.Verdict.RETRY),
+            (False, True, 5, rules.Verdict.FAILED),
+            (False, False, 1, rules.Verdict.FAILED),
+        ],
+    )
+    def test_outcome_to_verdict(
+        self, accepted: bool, retryable: bool, attempts: int, expected: rules.Verdict
+    ) -> None:
+        verdict = rules.judge(
+            accepted=accepted, retryable=retryable, attempts=attempts, max_attempts=5
+        )
+        assert verdict is expected
+
+
+class TestQuietHours:
+    @pytest.mark.parametrize(
+        ("window", "moment", "quiet"),
+        [
+            (QUIET, time(20, 59), False),
+            (QUIET, time(21, 0), True),
+            (QUIET, time(23, 30), True),
+            (QUIET, time(0, 0), True),
+            (QUIET, time(7, 59), True),
+            (QUIET, time(8, 0), False),
+            (rules.QuietHours(time(12, 0), time(14, 0)), time(13, 0), True),
+            (rules.QuietHours(time(12, 0), time(14, 0)), time(14, 0), False),
+            (rules.QuietHours(time(9, 0), time(9, 0)), time(9, 0), False),
+        ],
+    )
+    def test_window_membership(self, window: rules.QuietHours, moment: time, quiet: bool) -> None:
+        assert window.contains(moment) is quiet
+
+    @pytest.mark.parametrize(
+        ("kind", "due", "expected"),
+        [
+            # A reminder due at 22:00 waits until 08:00 the next morning...
+            (K.REMINDER, sh(21, 22), sh(22, 8)),
+            # ...one due at 06:30 until 08:00 the same morning...
+            (K.REMINDER, sh(22, 6, 30), sh(22, 8)),
+            # ...and one due in the day goes when due.
+            (K.REMINDER, sh(21, 15), sh(21, 15)),
+            # What the patient just triggered, or cannot wait, goes at once.
+            (K.SIGN_IN_CODE, sh(21, 23), sh(21, 23)),
+            (K.BOOKING_CONFIRMED, sh(21, 23), sh(21, 23)),
+            (K.CANCELLED, sh(22, 2), sh(22, 2)),
+            (K.STOP_CLINIC, sh(22, 2), sh(22, 2)),
+            (K.WAITLIST_OFFER, sh(22, 2), sh(22, 2)),
+        ],
+    )
+    def test_only_reminders_wait_for_the_end_of_quiet_hours(
+        self, kind: K, due: datetime, expected: datetime
+    ) -> None:
+        assert rules.deliver_at(kind, due, quiet=QUIET, tz=SH) == expected
+
+
+class TestReminderSchedule:
+    VISIT = sh(27, 9)  # Friday 27 November, 09:00
+
+    @pytest.mark.parametrize(
+        ("now", "offsets", "expected"),
+        [
+            # Booked a week and a half ahead: all three layers.
+            (sh(16, 10), (168, 72, 24), [sh(20, 9), sh(24, 9), sh(26, 9)]),
+            # Booked four days ahead: the seven-day reminder is already past.
+            (sh(23, 10), (168, 72, 24), [sh(24, 9), sh(26, 9)]),
+            # Booked the evening before: nothing left to remind of.
+            (sh(26, 20), (168, 72, 24), []),
+            # 14 h before is 19:00; 12 h before is 21:00, moved to 08:00 on the day.
+            (sh(23, 10), (14, 12), [sh(26, 19), sh(27, 8)]),
+            # 2 h before is 07:00, quiet, and 08:00 is still before the visit.
+            (sh(23, 10), (2,), [sh(27, 8)]),
+            # Two offsets moved to the same morning make one reminder.
+            (sh(23, 10), (10, 5), [sh(27, 8)]),
+        ],
+    )
+    def test_layers_skip_the_past_and_respect_quiet_hours(
+        self, now: datetime, offsets: tuple[int, ...], expected: list[datetime]
+    ) -> None:
+        got = rules.reminder_times(
+            visit_start=self.VISIT, offsets_hours=offsets, now=now, quiet=QUIET, tz=SH
+        )
+        assert got == expected
+
+    def test_a_reminder_moved_past_the_visit_is_dropped(self) -> None:
+        early = sh(27, 7, 30)  # 07:30, inside the quiet hours itself
+        got = rules.reminder_times(
+            visit_start=early, offsets_hours=(3,), now=sh(23, 10), quiet=QUIET, tz=SH
+        )
+        assert got == []
+
+    @pytest.mark.parametrize(
+        "offsets", [[0], [721], [24, 24], [1, 2, 3, 4, 5, 6, 7], [True]]  # type: ignore[list-item]
+    )
+    def test_bad_offsets_are_refused(self, offsets: list[int]) -> None:
+        with pytest.raises(rules.InvalidNotificationSettings):
+            rules.check_offsets(offsets)
+
+    def test_good_offsets_come_back_largest_first(self) -> None:
+        assert rules.check_offsets([24, 168, 2]) == [168, 24, 2]
+
+
+class TestChannels:
+    @pytest.mark.parametrize(
+        ("kind", "phone", "account", "email", "expected"),
+        [
+            (K.BOOKING_CONFIRMED, True, True, False, ["sms", "inbox"]),
+            (K.BOOKING_CONFIRMED, True, True, True, ["sms", "inbox", "email"]),
+            (K.REMINDER, False, True, True, ["inbox", "email"]),
+            (K.SIGN_IN_CODE, True, True, True, ["sms"]),
+            (K.SIGN_IN_CODE, False, True, True, []),
+        ],
+    )
+    def test_who_gets_what(
+        self, kind: K, phone: bool, account: bool, email: bool, expected: list[str]
+    ) -> None:
+        got = rules.channels_for(kind, has_phone=phone, has_account=account, has_email=email)
+        assert got == [DeliveryChannel(c) for c in expected]
+
+
+class TestTemplates:
+    def test_every_default_uses_only_its_kinds_placeholders(self) -> None:
+        for (kind, _locale), (subject, body) in DEFAULTS.items():
+            rules.check_template(kind, subject=subject, body=body)
+        assert {kind for kind, _ in DEFAULTS} == set(K)
+        assert {locale for _, locale in DEFAULTS} == {"zh-CN", "en"}
+
+    @pytest.mark.parametrize(
+        ("kind", "body", "problem"),
+        [
+            (K.REMINDER, "{patient} {password}", "template.unknown_placeholders"),
+            (K.SIGN_IN_CODE, "{code} {voucher_code}", "template.unknown_placeholders"),
+            (K.REMINDER, "{patient.__class__}", "template.malformed"),
+            (K.REMINDER, "{date!r}", "template.malformed"),
+            (K.REMINDER, "{date:>10}", "template.malformed"),
+            (K.REMINDER, "{date", "template.malformed"),
+            (K.REMINDER, "{0}", "template.malformed"),
+            (K.REMINDER, "  ", "template.empty"),
+        ],
+    )
+    def test_bad_templates_are_refused(self, kind: K, body: str, problem: str) -> None:
+        with pytest.raises(rules.InvalidTemplate) as refused:
+            rules.check_template(kind, subject="s", body=body)
+        assert refused.value.values["problem_id"] == problem
+        assert refused.value.detail("en")
+
+    def test_rendering_fills_known_values_and_leaves_missing_ones_empty(self) -> None:
+        out = rules.render_message(
+            "{patient}", "{patient}: {date} {time} {{literal}} [{doctor}]", {"patient": "张三"}
+        )
+        assert out == rules.Rendered("张三", "张三:   {literal} []")
+
+    def test_secrets_are_hidden_in_the_redacted_values(self) -> None:
+        shown = rules.redacted({"code": "123456", "minutes": "5"}, {"code"})
+        assert shown == {"code": "******", "minutes": "5"}
+
+
+class TestEmail:
+    @pytest.mark.parametrize(
+        ("raw", "expected"),
+        [
+            ("Li.Si@Example.COM", "Li.Si@example.com"),
+            ("  a+b@x.cn ", "a+b@x.cn"),
+            ("", None),
+            (None, None),
+        ],
+    )
+    def test_good_addresses(self, raw: str | None, expected: str | None) -> None:
+        assert rules.normalise_email(raw) == expected
+
+    @pytest.mark.parametrize(
+        "raw", ["no-at.example.com", "a@b", "a@@b.cn", "a..b@x.cn", ".a@x.cn", "张@x.cn", "a@x.c"]
+    )
+    def test_bad_addresses(self, raw: str) -> None:
+        with pytest.raises(rules.InvalidEmail):
+            rules.normalise_email(raw)
