@@ -229,6 +229,12 @@ class TestBooking:
         assert f"/sessions/{world.session.id}" in refused.text  # same doctor, morning
         assert 'data-testid="join-waitlist"' in refused.text
         assert await row_counts(ctx.db) == before
+        # The next attempt is answered from the sold-out memory, alternatives included.
+        assert ctx.sold_out.peek((full.id, ("web", "appointment"), None)) is not None
+        again = await signed_in.submit(
+            f"/sessions/{full.id}/book", {"slot": "", "patient": str(father.id)}
+        )
+        assert again.status_code == 409 and f"/sessions/{world.session.id}" in again.text
 
     async def test_someone_elses_patient_or_appointment_is_not_yours(
         self, signed_in: Browser, ctx: AppContext, world: World

@@ -468,6 +468,19 @@ async def book(request: Request, who: VisitorDep, session_id: uuid.UUID) -> Resp
     who.require_account(request)
     form = await form_of(request, who)
     actor = who.actor
+    try:
+        slot_key = uuid.UUID(form["slot"]) if form.get("slot") else None
+    except ValueError:
+        slot_key = None  # refused with a clear message by `choice` below
+    # At the release second the website is a channel like any other: "sold out" is
+    # answered from the same memory the API uses, without a transaction.
+    sold_out = who.ctx.sold_out
+    key = (session_id, pools_for_channel(PORTAL_CHANNEL), slot_key)
+    cached = sold_out.lookup(key)
+    if cached is not None:
+        return await _refused(
+            request, who, session_id, form, booking_rules.SoldOut(), cached.alternatives
+        )
 
     async def work(session: AsyncSession) -> uuid.UUID:
         slot_id, patient = await choice(session, who, form)
@@ -484,27 +497,42 @@ async def book(request: Request, who: VisitorDep, session_id: uuid.UUID) -> Resp
 
     try:
         appointment_id = await _transact(who, work)
+    except booking_rules.SoldOut as error:
+
+        async def compute() -> list[dict[str, Any]]:
+            async with who.ctx.db.read() as session:
+                return await booking_service.alternatives(
+                    session,
+                    actor=actor,
+                    session_id=session_id,
+                    slot_id=slot_key,
+                    now=who.ctx.clock.now(),
+                    caches=who.ctx.caches,
+                )
+
+        alternatives = await sold_out.remember(key, compute)
+        return await _refused(request, who, session_id, form, error, alternatives)
     except YuyueError as error:
-        return await _refused(request, who, session_id, form, error)
+        sold_out.release(key)
+        return await _refused(request, who, session_id, form, error, [])
+    except BaseException:
+        sold_out.release(key)
+        raise
+    sold_out.forget(key)
     request_delivery(who)
     return redirect(f"/appointments/{appointment_id}?booked=1")
 
 
 async def _refused(
-    request: Request, who: Visitor, session_id: uuid.UUID, form: dict[str, str], error: YuyueError
+    request: Request,
+    who: Visitor,
+    session_id: uuid.UUID,
+    form: dict[str, str],
+    error: YuyueError,
+    alternatives: list[dict[str, Any]],
 ) -> Response:
-    alternatives: list[dict[str, Any]] = []
     async with who.ctx.db.read() as session:
         listed = await _listed(session, who, session_id)
-        if isinstance(error, booking_rules.SoldOut):
-            slot_value = form.get("slot")
-            alternatives = await booking_service.alternatives(
-                session,
-                actor=who.actor,
-                session_id=session_id,
-                slot_id=uuid.UUID(slot_value) if slot_value else None,
-                now=who.ctx.clock.now(),
-            )
     return render(
         request,
         who,
@@ -763,7 +791,7 @@ async def reschedule(request: Request, who: VisitorDep, appointment_id: uuid.UUI
     try:
         new_id, old_session = await _transact(who, work)
     except YuyueError as error:
-        return await _refused(request, who, session_id, form, error)
+        return await _refused(request, who, session_id, form, error, [])
     who.ctx.sold_out.places_returned(old_session)
     request_delivery(who)
     return redirect(f"/appointments/{new_id}?booked=1")
