@@ -148,7 +148,8 @@ class TestReminderSchedule:
         assert got == []
 
     @pytest.mark.parametrize(
-        "offsets", [[0], [721], [24, 24], [1, 2, 3, 4, 5, 6, 7], [True]]  # type: ignore[list-item]
+        "offsets",
+        [[0], [721], [24, 24], [1, 2, 3, 4, 5, 6, 7], [True]],  # type: ignore[list-item]
     )
     def test_bad_offsets_are_refused(self, offsets: list[int]) -> None:
         with pytest.raises(rules.InvalidNotificationSettings):
