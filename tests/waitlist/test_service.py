@@ -377,6 +377,16 @@ class TestOffers:
         assert accepted.appointment.hold_expires_at is None
         booked = await appointment(ctx, line[1].offer_appointment_id)
         assert booked.status == AppointmentStatus.BOOKED
+        async with ctx.db.read() as s:
+            kinds = (
+                await s.scalars(
+                    select(OutboxMessage.kind).where(OutboxMessage.appointment_id == booked.id)
+                )
+            ).all()
+        # The offer, the confirmation, and the reminders a booked visit gets.
+        assert kinds.count(MessageKind.WAITLIST_OFFER) == 1
+        assert kinds.count(MessageKind.BOOKING_CONFIRMED) == 1
+        assert kinds.count(MessageKind.REMINDER) >= 1
         assert await taken(ctx, full.clinic) == 2
         assert len(await active_appointments(ctx, full.clinic)) == 2
         # Accepting or declining twice is a wrong state, and changes nothing.

@@ -32,7 +32,7 @@ from yuyue.booking.facts import SessionInfo, load_policy
 from yuyue.booking.models import Appointment, AppointmentStatus, CancelReason
 from yuyue.kit.errors import NotFound, YuyueError
 from yuyue.notifications.models import MessageKind
-from yuyue.notifications.service import enqueue
+from yuyue.notifications.service import enqueue, schedule_reminders
 from yuyue.scheduling.models import (
     Channel,
     ClinicSession,
@@ -309,6 +309,17 @@ async def accept_offer(
         payload=booking_service._message_payload(appointment, info, slot_start),
         now=now,
     )
+    if AppointmentStatus(appointment.status) is AppointmentStatus.BOOKED:
+        await schedule_reminders(
+            session,
+            hospital_id=actor.hospital_id,
+            patient_id=appointment.patient_id,
+            appointment_id=appointment.id,
+            visit_date=appointment.visit_date,
+            slot_start=slot_start or info.start_time,
+            payload={"appointment_id": str(appointment.id)},
+            now=now,
+        )
     await session.flush()
     return Accepted(entry, appointment)
 
