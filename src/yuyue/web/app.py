@@ -151,11 +151,12 @@ def create_app(
 
 def _install_pages(app: FastAPI) -> None:
     """The patient pages, their static files, and errors answered as pages."""
-    from yuyue.portal import pages
+    from yuyue.portal import inbox, pages, waitlist
     from yuyue.portal.web import SignInRequired, sign_in_redirect
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.include_router(pages.router)
+    for router in (pages.router, inbox.router, waitlist.router):
+        app.include_router(router)
     problems.register_page_renderer(app, pages.is_page, pages.page_error)
 
     async def on_sign_in_required(request: Request, exc: Exception) -> Response:
