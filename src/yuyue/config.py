@@ -32,10 +32,9 @@ class Settings(BaseSettings):
     secret_file: Path = Path(".yuyue/secret")
     redis_url: str | None = None
     hospital_code: str = "demo"
-    # The background loop (expired holds, later reminders and outbox delivery) runs inside
-    # `yuyue serve` unless a separate `yuyue worker` is deployed.
+    # Background jobs (message delivery, reminders, expired holds, closing waitlists) run
+    # inside `yuyue serve` unless a separate `yuyue worker` is deployed.
     worker_in_process: bool = True
-    worker_interval_seconds: float = 15.0
     # How long a "sold out" answer may be served from memory before the database is asked
     # again. Places returned by this process clear it at once; other processes within this.
     sold_out_cache_seconds: float = 2.0

@@ -39,6 +39,7 @@ from yuyue.notifications.delivery import (
 )
 from yuyue.scheduling.models import Hospital
 from yuyue.staff.rules import Actor, system_actor
+from yuyue.waitlist import service as waitlist_service
 from yuyue.web.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,21 @@ async def expire_holds_once(ctx: AppContext) -> list[uuid.UUID]:
             ctx.sold_out.places_returned(session_id)
         touched.extend(sessions)
     return touched
+
+
+async def close_waitlists_once(ctx: AppContext) -> int:
+    """Closes the waitlists whose closing time has passed, in every hospital."""
+    async with ctx.db.read() as session:
+        hospitals = list((await session.scalars(select(Hospital.id))).all())
+    closed = 0
+    for hospital_id in hospitals:
+        actor = system_actor(hospital_id, "waitlist-close")
+
+        async def work(session: AsyncSession, actor: Actor = actor) -> int:
+            return await waitlist_service.close_waitlists(session, actor=actor, now=ctx.clock.now())
+
+        closed += await ctx.db.transact(work)
+    return closed
 
 
 def build_huey(settings: Settings, *, immediate: bool = False) -> Huey:
@@ -115,6 +131,9 @@ class Jobs:
         self.deliver_now = huey.task(name="deliver_now")(self._deliver)
         self.deliver_periodic = huey.periodic_task(crontab(), name="deliver_due")(self._deliver)
         self.expire_holds = huey.periodic_task(crontab(), name="expire_holds")(self._expire)
+        self.close_waitlists = huey.periodic_task(crontab(), name="close_waitlists")(
+            self._close_waitlists
+        )
         huey.on_shutdown(name="dispose_context")(self._dispose_thread_state)
 
     # --- running async work in a worker thread ---------------------------------------------
@@ -149,6 +168,14 @@ class Jobs:
         touched: list[uuid.UUID] = self._run(work)
         if touched:
             log.info("expired holds returned places in %d sessions", len(touched))
+
+    def _close_waitlists(self) -> None:
+        async def work(state: _ThreadState) -> int:
+            return await close_waitlists_once(state.ctx)
+
+        closed: int = self._run(work)
+        if closed:
+            log.info("closed %d waitlist entries past their closing time", closed)
 
     def _dispose_thread_state(self) -> None:
         state: _ThreadState | None = getattr(self._local, "state", None)

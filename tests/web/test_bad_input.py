@@ -410,13 +410,21 @@ class TestSessionQuery:
 
 
 class TestRouting:
-    @pytest.mark.parametrize("url", ["/api/v1/nothing-here", "/api/v2/sessions", "/index.php"])
+    @pytest.mark.parametrize("url", ["/api/v1/nothing-here", "/api/v2/sessions"])
     async def test_an_unknown_route_is_a_problem(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World, url: str
     ) -> None:
         before = await row_counts(ctx.db)
         assert_problem(await client.get(url, headers=world.auth), 404, "not_found")
         assert await row_counts(ctx.db) == before
+
+    async def test_an_unknown_page_outside_the_api_is_a_page(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        response = await client.get("/index.php")
+        assert response.status_code == 404
+        assert response.headers["content-type"].startswith("text/html")
+        assert "未找到" in response.text
 
     @pytest.mark.parametrize(
         ("method", "url"),

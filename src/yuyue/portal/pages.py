@@ -1002,7 +1002,11 @@ def page_error(request: Request, error: YuyueError) -> Response:
 
 
 def is_page(request: Request) -> bool:
+    """Whether an error answers a person in a browser (a page) or a client (problem+json):
+    API paths, and any request carrying an API credential, get problem+json."""
     path = request.url.path
     return not (
-        path.startswith(("/api/", "/static/", "/openapi", "/docs", "/redoc")) or path == "/healthz"
+        path.startswith(("/api/", "/static/", "/openapi", "/docs", "/redoc"))
+        or path == "/healthz"
+        or "authorization" in request.headers
     )
