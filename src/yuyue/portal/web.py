@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -155,6 +155,7 @@ def render(
         unread=who.unread,
         money=lambda fen: formatting.money(fen, locale),
         day=lambda value: formatting.day(value, locale),
+        iso_day=lambda text: formatting.day(date.fromisoformat(text), locale),
         clock=formatting.clock,
         local=lambda instant: formatting.local(instant, timezone, locale),
         **context,
