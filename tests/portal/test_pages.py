@@ -175,6 +175,8 @@ class TestBooking:
         assert f"{code[:4]} {code[4:]}" in voucher.text
         assert f'data-testid="sequence">{appointment.sequence_number}<' in voucher.text
         assert "取消截止" in voucher.text
+        # The visit starts Monday 08:00: the 1-day reminder is due Sunday 08:00.
+        assert 'data-testid="reminders"' in voucher.text and "11月22日 周日 08:00" in voucher.text
 
         await signed_in.page(f"/appointments/{appointment.id}/cancel")
         cancelled = await signed_in.submit(f"/appointments/{appointment.id}/cancel")
@@ -182,6 +184,8 @@ class TestBooking:
         async with ctx.db.read() as session:
             refreshed = await session.get(Appointment, appointment.id)
         assert refreshed is not None and refreshed.status == AppointmentStatus.CANCELLED
+        after = await signed_in.page(f"/appointments/{appointment.id}")
+        assert 'data-testid="reminders"' not in after.text  # withdrawn with the booking
         assert all(taken == 0 for _, taken, _, _ in await pool_state(ctx.db))
 
     async def test_sold_out_offers_alternatives_and_the_waitlist(

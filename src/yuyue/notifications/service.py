@@ -346,6 +346,20 @@ async def set_account_preferences(
 # --- reads for the pages ------------------------------------------------------------------
 
 
+async def pending_reminders(session: AsyncSession, *, appointment_id: uuid.UUID) -> list[datetime]:
+    """When the appointment's reminders that have not gone out yet are due."""
+    rows = await session.scalars(
+        select(OutboxMessage.available_at)
+        .where(
+            OutboxMessage.appointment_id == appointment_id,
+            OutboxMessage.kind == MessageKind.REMINDER.value,
+            OutboxMessage.status == OutboxStatus.PENDING,
+        )
+        .order_by(OutboxMessage.available_at)
+    )
+    return list(rows.all())
+
+
 async def inbox_for_account(
     session: AsyncSession, *, account_id: uuid.UUID, limit: int = 50
 ) -> list[InboxItem]:

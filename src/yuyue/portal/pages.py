@@ -24,6 +24,7 @@ from yuyue.booking.models import Appointment, AppointmentStatus
 from yuyue.booking.schemas import AppointmentRead
 from yuyue.kit import i18n
 from yuyue.kit.errors import NotFound, ValidationFailed, YuyueError
+from yuyue.notifications import service as notifications
 from yuyue.patients import rules as patient_rules
 from yuyue.patients import service as patient_service
 from yuyue.patients.models import Patient
@@ -637,10 +638,12 @@ async def appointment_page(
         assert department is not None
         campus = await session.get(Campus, department.campus_id) if department.campus_id else None
         clinic = await session.get(ClinicSession, appointment.session_id)
+        reminders = await notifications.pending_reminders(session, appointment_id=appointment.id)
     return render(
         request,
         who,
         "appointment.html",
+        reminders=reminders,
         a=view,
         patient=patient,
         department=department,

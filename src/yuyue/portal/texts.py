@@ -314,6 +314,12 @@ i18n.register(
         "page.email": ("电子邮箱（可选）", "Email (optional)"),
         "page.message_language": ("消息语言", "Language of messages"),
         "page.saved": ("已保存。", "Saved."),
+        "page.reminders": ("就诊提醒", "Reminders"),
+        "page.reminders_hint": (
+            "届时会通过短信和站内消息提醒您；取消或改约后提醒自动撤回。",
+            "They come by text message and in your messages here; cancelling or changing "
+            "the booking withdraws them.",
+        ),
         "period.morning": ("上午", "Morning"),
         "period.afternoon": ("下午", "Afternoon"),
         "period.evening": ("夜间", "Evening"),
