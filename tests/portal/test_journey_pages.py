@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 from sqlalchemy import select
@@ -211,3 +212,56 @@ class TestSettings:
         assert await row_counts(ctx.db) == before
         refused = await signed_in.submit("/settings", {"email": "", "locale": "fr"})
         assert refused.status_code == 422
+
+
+class TestBadInputOnForms:
+    async def test_reschedule_to_nonsense_is_explained_and_changes_nothing(
+        self, signed_in: Browser, ctx: AppContext, world: World
+    ) -> None:
+        await add_patient(signed_in, "王建国")
+        father = await patient_named(ctx, "王建国")
+        booked = await book_directly(ctx, world, father.id, world.session.id)
+        await signed_in.page(f"/appointments/{booked.id}/reschedule")
+        before = await row_counts(ctx.db)
+        for session_value in ("tomorrow", str(uuid.uuid4())):
+            refused = await signed_in.submit(
+                f"/appointments/{booked.id}/reschedule", {"session": session_value, "slot": ""}
+            )
+            assert refused.status_code in (404, 422), refused.text
+            assert refused.headers["content-type"].startswith("text/html")
+            assert 'role="alert"' in refused.text
+        assert await row_counts(ctx.db) == before
+
+    async def test_paying_twice_is_refused_with_a_sentence(
+        self, signed_in: Browser, ctx: AppContext, world: World
+    ) -> None:
+        ctx.settings.demo_mode = True
+        await add_patient(signed_in, "王建国")
+        father = await patient_named(ctx, "王建国")
+        free = await book_directly(ctx, world, father.id, world.session.id)
+        await signed_in.page(f"/appointments/{free.id}/pay")
+        before = await row_counts(ctx.db)
+        refused = await signed_in.submit(f"/appointments/{free.id}/pay")
+        assert refused.status_code == 409
+        assert 'role="alert"' in refused.text
+        assert await row_counts(ctx.db) == before
+
+    async def test_someone_elses_waitlist_entry_cannot_be_touched(
+        self, portal: Browser, ctx: AppContext, world: World
+    ) -> None:
+        full = await one_place_session(ctx, world)
+        await book_directly(ctx, world, world.other_patient.id, full.id)
+        await sign_in(portal, ctx)
+        await add_patient(portal, "王建国")
+        father = await patient_named(ctx, "王建国")
+        await portal.submit(f"/sessions/{full.id}/waitlist", {"patient": str(father.id)})
+        page = await portal.page("/waitlist")
+        leave = _form_action(page.text, "leave")
+        # A second account tries to act on the first account's entry.
+        portal.http.cookies.clear()
+        await sign_in(portal, ctx, phone="13700001111")
+        before = await row_counts(ctx.db)
+        for action in ("leave", "accept", "decline"):
+            refused = await portal.submit(leave.replace("/leave", f"/{action}"))
+            assert refused.status_code == 404
+        assert await row_counts(ctx.db) == before
