@@ -728,13 +728,13 @@ async def reschedule_page(request: Request, who: VisitorDep, appointment_id: uui
             locale=who.locale,
         )
         schedule = await _schedule(session, who, department_id=appointment.department_id)
-    # The same doctor first, then the department's other sessions with places left.
+    # The same doctor first (another time in the same session included), then the
+    # department's other sessions with places left.
     options = [
         listed
         for day_schedule in schedule
         for listed in day_schedule.sessions
-        if listed.clinic.id != appointment.session_id
-        and listed.remaining > 0
+        if listed.remaining > 0
         and listed.window.opens_at <= who.now < listed.window.closes_at
     ]
     options.sort(key=lambda s: (s.clinic.doctor_id != appointment.doctor_id, s.clinic.date))
