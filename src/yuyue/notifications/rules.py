@@ -194,7 +194,7 @@ def judge(*, accepted: bool, retryable: bool, attempts: int, max_attempts: int) 
 
 @dataclass(frozen=True, slots=True)
 class QuietHours:
-    """A daily window in hospital local time; it may run over midnight (21:00–08:00).
+    """A daily window in hospital local time; it may run over midnight (22:00–07:00).
     Equal start and end mean no quiet hours."""
 
     start: time
@@ -208,7 +208,7 @@ class QuietHours:
         return moment >= self.start or moment < self.end
 
 
-DEFAULT_QUIET_HOURS: Final = QuietHours(time(21, 0), time(8, 0))
+DEFAULT_QUIET_HOURS: Final = QuietHours(time(22, 0), time(7, 0))
 DEFAULT_REMINDER_OFFSETS_HOURS: Final = (7 * 24, 3 * 24, 24)
 MAX_OFFSET_HOURS: Final = 30 * 24
 MAX_OFFSETS: Final = 6

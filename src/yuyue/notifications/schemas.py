@@ -42,5 +42,5 @@ class NotificationSettingsUpdate(BaseModel):
     reminder_offsets_hours: list[int] = Field(
         description="hours before the visit's slot start, e.g. [168, 72, 24]", max_length=20
     )
-    quiet_hours_start: time = Field(description="hospital local time, e.g. 21:00")
+    quiet_hours_start: time = Field(description="hospital local time, e.g. 22:00")
     quiet_hours_end: time = Field(description="e.g. 08:00; equal to the start: no quiet hours")
