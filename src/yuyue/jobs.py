@@ -31,6 +31,7 @@ from yuyue.booking import service as booking_service
 from yuyue.booking.availability import SoldOutCache
 from yuyue.config import Settings
 from yuyue.kit.db import Database
+from yuyue.kit.live import InProcessLiveBus
 from yuyue.notifications.delivery import (
     DeliveryReport,
     Senders,
@@ -270,6 +271,10 @@ def worker_context(
     ctx = AppContext.build(settings, clock=base.clock if base else None, db=db)
     if base is not None and host is not None:
         ctx.sold_out = _HostSoldOut(base.sold_out, host)
+        if isinstance(base.live, InProcessLiveBus):
+            # Without Redis a job's live events reach the screens through the host's bus
+            # (thread-safe); with Redis the worker has a connection of its own.
+            ctx.live = base.live
     return ctx
 
 

@@ -11,6 +11,7 @@ from yuyue.config import Settings
 from yuyue.kit.clock import Clock, SystemClock
 from yuyue.kit.crypto import FieldCipher, TokenSigner, load_master_secret
 from yuyue.kit.db import Database
+from yuyue.kit.live import InProcessLiveBus, LiveBus, make_live_bus
 
 
 @dataclass
@@ -27,6 +28,8 @@ class AppContext:
     actors: ActorCache = field(default_factory=ActorCache)
     session_infos: SessionInfoCache = field(default_factory=lambda: SessionInfoCache(5.0))
     policies: PolicyCache = field(default_factory=lambda: PolicyCache(5.0))
+    # Live events for screens and phones: Redis pub/sub when configured, else in-process.
+    live: LiveBus = field(default_factory=InProcessLiveBus)
 
     @property
     def caches(self) -> Caches:
@@ -52,4 +55,5 @@ class AppContext:
             known_keys=KnownKeys(
                 authoritative=settings.serving_processes == 1 and not settings.redis_url
             ),
+            live=make_live_bus(settings.redis_url),
         )
