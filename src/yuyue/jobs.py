@@ -38,6 +38,7 @@ from yuyue.notifications.delivery import (
     deliver_due,
     senders_from_settings,
 )
+from yuyue.scheduling import release
 from yuyue.scheduling.models import Hospital
 from yuyue.staff.rules import Actor, system_actor
 from yuyue.waitlist import service as waitlist_service
@@ -77,6 +78,24 @@ async def close_waitlists_once(ctx: AppContext) -> int:
 
         closed += await ctx.db.transact(work)
     return closed
+
+
+async def release_reserved_once(ctx: AppContext) -> list[uuid.UUID]:
+    """Hands the day's unused reserved places to on-site registration where it is time."""
+    async with ctx.db.read() as session:
+        hospitals = list((await session.scalars(select(Hospital.id))).all())
+    released: list[uuid.UUID] = []
+    for hospital_id in hospitals:
+        actor = system_actor(hospital_id, "reserved-release")
+
+        async def work(session: AsyncSession, actor: Actor = actor) -> list[uuid.UUID]:
+            return await release.release_reserved_places(session, actor=actor, now=ctx.clock.now())
+
+        sessions = await ctx.db.transact(work)
+        for session_id in sessions:
+            ctx.sold_out.places_returned(session_id)
+        released.extend(sessions)
+    return released
 
 
 def build_huey(settings: Settings, *, immediate: bool = False) -> Huey:
@@ -135,6 +154,9 @@ class Jobs:
         self.close_waitlists = huey.periodic_task(crontab(), name="close_waitlists")(
             self._close_waitlists
         )
+        self.release_reserved = huey.periodic_task(crontab(), name="release_reserved")(
+            self._release_reserved
+        )
         huey.on_shutdown(name="dispose_context")(self._dispose_thread_state)
 
     # --- running async work in a worker thread ---------------------------------------------
@@ -177,6 +199,14 @@ class Jobs:
         closed: int = self._run(work)
         if closed:
             log.info("closed %d waitlist entries past their closing time", closed)
+
+    def _release_reserved(self) -> None:
+        async def work(state: _ThreadState) -> list[uuid.UUID]:
+            return await release_reserved_once(state.ctx)
+
+        released: list[uuid.UUID] = self._run(work)
+        if released:
+            log.info("reserved places went to on-site registration in %d sessions", len(released))
 
     def _dispose_thread_state(self) -> None:
         state: _ThreadState | None = getattr(self._local, "state", None)

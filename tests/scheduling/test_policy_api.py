@@ -27,6 +27,7 @@ class TestBookingPolicy:
         assert policy["cancel_deadline_time"] == "15:00:00"
         assert policy["hold_minutes"] == 15
         assert policy["limit_per_day"] == 2
+        assert policy["reserved_release_time"] == "07:00:00"
 
     async def test_a_department_override_changes_only_that_department(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World

@@ -282,6 +282,8 @@ class Policy:
     waitlist_offer_minutes: int = 30
     # Sessions one patient may wait for at a time.
     waitlist_max_active: int = 3
+    # When the day's unused reserved places go to on-site registration (None: never).
+    reserved_release_time: time | None = time(7, 0)
 
 
 @dataclass(frozen=True, slots=True)

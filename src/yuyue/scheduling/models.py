@@ -187,6 +187,11 @@ class BookingPolicy(Base):
     waitlist_max_active: Mapped[int] = mapped_column(
         SmallInteger, default=3, server_default=text("3")
     )
+    # On the visit day at this time the reserved pool (return visits, referrals, green
+    # channel) is handed to on-site registration; null keeps it reserved all day.
+    reserved_release_time: Mapped[time | None] = mapped_column(
+        Time, default=time(7, 0), server_default=text("'07:00:00'")
+    )
 
 
 class PoolRatio(Base):

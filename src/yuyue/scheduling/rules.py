@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
@@ -166,3 +167,11 @@ def resolve_ratios(
         if chosen:
             return chosen
     return dict(DEFAULT_POOL_RATIOS)
+
+
+def reserved_release_due(release_time: time | None, *, day: date, now: datetime, tz: str) -> bool:
+    """Whether a session on `day` has handed its reserved places to on-site registration:
+    from `release_time` on the visit day (hospital time); never when no time is set."""
+    if release_time is None:
+        return False
+    return now >= datetime.combine(day, release_time, tzinfo=ZoneInfo(tz))

@@ -251,6 +251,7 @@ class BookingPolicyRead(BaseModel):
     waitlist_closes_minutes: int
     waitlist_offer_minutes: int
     waitlist_max_active: int
+    reserved_release_time: time | None
 
 
 class BookingPolicyUpdate(Input):
@@ -280,3 +281,7 @@ class BookingPolicyUpdate(Input):
     ] = None
     waitlist_offer_minutes: Annotated[int | None, Field(ge=1, le=1440)] = None
     waitlist_max_active: Annotated[int | None, Field(ge=1, le=20)] = None
+    reserved_release_time: Annotated[
+        time | None,
+        Field(description="visit-day time the reserved pool goes to on-site registration"),
+    ] = None

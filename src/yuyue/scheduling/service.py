@@ -506,6 +506,7 @@ POLICY_FIELDS = (
     "waitlist_closes_minutes",
     "waitlist_offer_minutes",
     "waitlist_max_active",
+    "reserved_release_time",
 )
 
 
