@@ -27,6 +27,7 @@ from huey.consumer import Consumer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.attendance import service as attendance_service
 from yuyue.booking import service as booking_service
 from yuyue.booking.availability import SoldOutCache
 from yuyue.config import Settings
@@ -98,6 +99,27 @@ async def release_reserved_once(ctx: AppContext) -> list[uuid.UUID]:
     return released
 
 
+async def mark_no_shows_once(ctx: AppContext) -> attendance_service.SweepResult:
+    """Marks bookings never checked in as no-shows, and bans where the policy says so, in
+    every hospital (one transaction per hospital)."""
+    async with ctx.db.read() as session:
+        hospitals = list((await session.scalars(select(Hospital.id))).all())
+    marked: list[uuid.UUID] = []
+    bans: list[uuid.UUID] = []
+    for hospital_id in hospitals:
+        actor = system_actor(hospital_id, "no-show-sweep")
+
+        async def work(
+            session: AsyncSession, actor: Actor = actor
+        ) -> attendance_service.SweepResult:
+            return await attendance_service.mark_no_shows(session, actor=actor, now=ctx.clock.now())
+
+        result = await ctx.db.transact(work)
+        marked.extend(result.marked)
+        bans.extend(result.bans)
+    return attendance_service.SweepResult(marked, bans)
+
+
 def build_huey(settings: Settings, *, immediate: bool = False) -> Huey:
     if settings.redis_url:
         return RedisHuey("yuyue", url=settings.redis_url, results=False, immediate=immediate)
@@ -157,6 +179,9 @@ class Jobs:
         self.release_reserved = huey.periodic_task(crontab(), name="release_reserved")(
             self._release_reserved
         )
+        self.mark_no_shows = huey.periodic_task(crontab(minute="*/5"), name="mark_no_shows")(
+            self._mark_no_shows
+        )
         huey.on_shutdown(name="dispose_context")(self._dispose_thread_state)
 
     # --- running async work in a worker thread ---------------------------------------------
@@ -207,6 +232,15 @@ class Jobs:
         released: list[uuid.UUID] = self._run(work)
         if released:
             log.info("reserved places went to on-site registration in %d sessions", len(released))
+
+    def _mark_no_shows(self) -> None:
+        async def work(state: _ThreadState) -> attendance_service.SweepResult:
+            return await mark_no_shows_once(state.ctx)
+
+        result: attendance_service.SweepResult = self._run(work)
+        if result.marked:
+            log.info("marked %d no-shows, %d new bans", len(result.marked), len(result.bans))
+            self.request_delivery()
 
     def _dispose_thread_state(self) -> None:
         state: _ThreadState | None = getattr(self._local, "state", None)

@@ -1,6 +1,7 @@
 """Imports every table so Alembic and the tests see the whole schema."""
 
 from yuyue.accounts.models import SignInCode, WebSession
+from yuyue.attendance.models import BlacklistAppeal, NoShowBan, NoShowPolicy
 from yuyue.booking.models import Appointment, BlacklistEntry, IdempotencyRecord
 from yuyue.kit.db import Base
 from yuyue.notifications.models import (
@@ -27,6 +28,7 @@ from yuyue.scheduling.models import (
     TimeSlot,
 )
 from yuyue.staff.models import ApiKey, AuditEntry, StaffUser
+from yuyue.visits.models import CheckInFailure, Visit, VisitPolicy
 from yuyue.waitlist.models import WaitlistEntry
 
 __all__ = [
@@ -35,8 +37,10 @@ __all__ = [
     "Appointment",
     "AuditEntry",
     "Base",
+    "BlacklistAppeal",
     "BlacklistEntry",
     "BookingPolicy",
+    "CheckInFailure",
     "Campus",
     "ClinicSession",
     "Delivery",
@@ -48,6 +52,8 @@ __all__ = [
     "IdempotencyRecord",
     "InboxItem",
     "MessageTemplate",
+    "NoShowBan",
+    "NoShowPolicy",
     "NotificationSettings",
     "OutboxMessage",
     "Patient",
@@ -58,6 +64,8 @@ __all__ = [
     "SlotPool",
     "StaffUser",
     "TimeSlot",
+    "Visit",
+    "VisitPolicy",
     "WaitlistEntry",
     "WebSession",
 ]

@@ -210,6 +210,12 @@ class Composed:
     timezone: str
 
 
+# Messages about a ban link to the page that explains it and takes an appeal.
+_BAN_KINDS = frozenset(
+    {MessageKind.BLACKLISTED, MessageKind.APPEAL_ACCEPTED, MessageKind.APPEAL_REJECTED}
+)
+
+
 class Undeliverable(Exception):
     """The message cannot go by this channel (no number, no address, unreadable data)."""
 
@@ -292,6 +298,8 @@ async def compose(
         link = f"{base}/appointments/{appointment.id}"
     if kind is MessageKind.WAITLIST_OFFER:
         link = f"{base}/waitlist"
+    if kind in _BAN_KINDS and patient is not None:
+        link = f"{base}/patients/{patient.id}/ban"
     if link is not None:
         values["link"] = link
     subject, body = await template_for(

@@ -35,6 +35,10 @@ class MessageKind(StrEnum):
     SIGN_IN_CODE = "sign_in_code"
     WAITLIST_OFFER = "waitlist_offer"
     REMINDER = "reminder"
+    NO_SHOW = "no_show"
+    BLACKLISTED = "blacklisted"
+    APPEAL_ACCEPTED = "appeal_accepted"
+    APPEAL_REJECTED = "appeal_rejected"
 
 
 class OutboxStatus(StrEnum):

@@ -296,6 +296,10 @@ PLACEHOLDERS: Final[Mapping[MessageKind, frozenset[str]]] = {
     K.SIGN_IN_CODE: frozenset({"hospital", "code", "minutes"}),
     K.WAITLIST_OFFER: _COMMON
     | {"date", "time", "department", "doctor", "location", "link", "minutes"},
+    K.NO_SHOW: _VISIT,
+    K.BLACKLISTED: _COMMON | {"count", "window_days", "dates", "until", "link"},
+    K.APPEAL_ACCEPTED: _COMMON | {"note", "link"},
+    K.APPEAL_REJECTED: _COMMON | {"note", "until", "link"},
 }
 
 

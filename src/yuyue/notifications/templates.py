@@ -110,6 +110,46 @@ DEFAULTS: Final[dict[tuple[MessageKind, str], tuple[str, str]]] = {
         "{patient}, a place is free for the clinic you are waiting for: {department} "
         "{doctor}, {date} at {time}. Confirm within {minutes} minutes: {link}",
     ),
+    (K.NO_SHOW, "zh-CN"): (
+        "已记为爽约",
+        "{patient}，您预约的{date} {time}{department}{doctor}未取消也未到院报到，已记为爽约。"
+        "多次爽约将暂停网上预约。{link}",
+    ),
+    (K.NO_SHOW, "en"): (
+        "Missed visit recorded",
+        "{patient}, your visit to {department} {doctor} on {date} at {time} was neither "
+        "cancelled nor checked in and is recorded as missed. Repeated missed visits suspend "
+        "online booking. {link}",
+    ),
+    (K.BLACKLISTED, "zh-CN"): (
+        "网上预约已暂停",
+        "{patient}，您在{window_days}天内爽约{count}次（{dates}），{until}前不能通过网上、"
+        "电话等自助渠道预约，仍可到医院窗口挂号。如有异议可申诉：{link}",
+    ),
+    (K.BLACKLISTED, "en"): (
+        "Online booking suspended",
+        "{patient}, after {count} missed visits within {window_days} days ({dates}), "
+        "self-service booking is suspended until {until}; you can still register at the "
+        "hospital window. To appeal: {link}",
+    ),
+    (K.APPEAL_ACCEPTED, "zh-CN"): (
+        "申诉已通过",
+        "{patient}，您的申诉已通过，网上预约已恢复。{note} {link}",
+    ),
+    (K.APPEAL_ACCEPTED, "en"): (
+        "Appeal accepted",
+        "{patient}, your appeal was accepted and online booking is open to you again. "
+        "{note} {link}",
+    ),
+    (K.APPEAL_REJECTED, "zh-CN"): (
+        "申诉未通过",
+        "{patient}，您的申诉未通过：{note}。{until}前仍不能自助预约，可到医院窗口挂号。{link}",
+    ),
+    (K.APPEAL_REJECTED, "en"): (
+        "Appeal rejected",
+        "{patient}, your appeal was not accepted: {note}. Self-service booking stays "
+        "suspended until {until}; you can still register at the hospital window. {link}",
+    ),
 }
 
 _WEEKDAYS_ZH: Final = "一二三四五六日"

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue import jobs
 from yuyue.accounts import service as accounts_service
+from yuyue.attendance import service as attendance_service
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
 from yuyue.booking import views as booking_views
@@ -28,6 +29,7 @@ from yuyue.notifications import service as notifications
 from yuyue.patients import rules as patient_rules
 from yuyue.patients import service as patient_service
 from yuyue.patients.models import Patient
+from yuyue.portal import bans
 from yuyue.portal import texts as _texts  # noqa: F401  (registers the page sentences)
 from yuyue.portal.web import (
     LANG_COOKIE,
@@ -734,8 +736,7 @@ async def reschedule_page(request: Request, who: VisitorDep, appointment_id: uui
         listed
         for day_schedule in schedule
         for listed in day_schedule.sessions
-        if listed.remaining > 0
-        and listed.window.opens_at <= who.now < listed.window.closes_at
+        if listed.remaining > 0 and listed.window.opens_at <= who.now < listed.window.closes_at
     ]
     options.sort(key=lambda s: (s.clinic.doctor_id != appointment.doctor_id, s.clinic.date))
     return render(request, who, "reschedule.html", a=view, patient=patient, options=options[:20])
@@ -869,8 +870,15 @@ async def patients_page(request: Request, who: VisitorDep) -> Response:
     async with who.ctx.db.read() as session:
         patients = await account_patients(session, who)
         policy, _ = await listing.policies(session, who.hospital.id)
+        blocked = await bans.blocked_patients(session, who, patients)
     return render(
-        request, who, "patients.html", patients=patients, maximum=policy.account_patients_max
+        request,
+        who,
+        "patients.html",
+        patients=patients,
+        maximum=policy.account_patients_max,
+        blocked=blocked,
+        until=bans.until_text(who),
     )
 
 
@@ -979,7 +987,8 @@ def _field_errors(who: Visitor, error: YuyueError) -> dict[str, str]:
 async def rules_page(request: Request, who: VisitorDep) -> Response:
     async with who.ctx.db.read() as session:
         policy, _ = await listing.policies(session, who.hospital.id)
-    return render(request, who, "rules.html", p=policy)
+        no_shows = await attendance_service.load_policy(session, hospital_id=who.hospital.id)
+    return render(request, who, "rules.html", p=policy, ns=no_shows)
 
 
 # --- background delivery --------------------------------------------------------------------

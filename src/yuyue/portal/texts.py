@@ -228,9 +228,17 @@ i18n.register(
             "Cancel by {at} on the day of the visit.",
         ),
         "rules.no_show": (
-            "预约后既未取消也未到院报到记为爽约；多次爽约将暂停网上预约，仍可到院现场挂号。",
-            "A booking neither cancelled nor checked in is a missed visit; repeated missed "
-            "visits suspend online booking for a while (on-site registration stays open).",
+            "预约后既未取消也未在出诊结束后 {grace} 分钟内到院报到，记为爽约。{days} 天内爽约 "
+            "{n} 次，暂停网上等自助渠道预约 {ban} 天{again}；暂停期间仍可到医院窗口现场挂号，"
+            "也可在线申诉，由工作人员审核。",
+            "A booking neither cancelled nor checked in by {grace} minutes after the clinic "
+            "ends is a missed visit. {n} missed visits within {days} days suspend "
+            "self-service booking for {ban} days{again}; registration at the hospital window "
+            "stays open, and you can appeal online for staff to review.",
+        ),
+        "rules.no_show_again": (
+            "，暂停后 {days} 天内再次达到则暂停 {ban} 天",
+            "; reaching it again within {days} days of a suspension means {ban} days",
         ),
         "rules.waitlist": (
             "号满时可加入候补（每人最多 {n} 个）；有人退号时号源为候补者保留 {offer} 分钟；"

@@ -16,6 +16,7 @@ from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from yuyue import __version__
+from yuyue.attendance import api as attendance_api
 from yuyue.booking import api as booking_api
 from yuyue.booking import service as booking_service
 from yuyue.booking.fastpath import SoldOutFastPath
@@ -109,6 +110,10 @@ def create_app(
             {"name": "staff", "description": "Staff sign-in and channel API keys"},
             {"name": "waitlist", "description": "Wait for a full session; take or decline offers"},
             {
+                "name": "no-shows",
+                "description": "The no-show policy, and appeals against bans (申诉)",
+            },
+            {
                 "name": "notifications",
                 "description": "Message wording, reminder offsets and quiet hours",
             },
@@ -144,6 +149,7 @@ def create_app(
         staff_api.router,
         waitlist_api.router,
         notifications_api.router,
+        attendance_api.router,
     ):
         app.include_router(router)
     _install_pages(app)
@@ -152,11 +158,11 @@ def create_app(
 
 def _install_pages(app: FastAPI) -> None:
     """The patient pages, their static files, and errors answered as pages."""
-    from yuyue.portal import inbox, pages, waitlist
+    from yuyue.portal import bans, inbox, pages, waitlist
     from yuyue.portal.web import SignInRequired, sign_in_redirect
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for router in (pages.router, inbox.router, waitlist.router):
+    for router in (pages.router, inbox.router, waitlist.router, bans.router):
         app.include_router(router)
     problems.register_page_renderer(app, pages.is_page, pages.page_error)
 
