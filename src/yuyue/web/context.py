@@ -12,6 +12,8 @@ from yuyue.kit.clock import Clock, SystemClock
 from yuyue.kit.crypto import FieldCipher, TokenSigner, load_master_secret
 from yuyue.kit.db import Database
 from yuyue.kit.live import InProcessLiveBus, LiveBus, make_live_bus
+from yuyue.visits import live as visits_live
+from yuyue.visits.events import QueueEvents
 
 
 @dataclass
@@ -30,6 +32,9 @@ class AppContext:
     policies: PolicyCache = field(default_factory=lambda: PolicyCache(5.0))
     # Live events for screens and phones: Redis pub/sub when configured, else in-process.
     live: LiveBus = field(default_factory=InProcessLiveBus)
+    # Subscribers to committed queue changes (`visits.events.publish`); `build` adds the
+    # one that forwards them to `live`.
+    queue_events: QueueEvents = field(default_factory=QueueEvents)
 
     @property
     def caches(self) -> Caches:
@@ -40,7 +45,7 @@ class AppContext:
         cls, settings: Settings, *, clock: Clock | None = None, db: Database | None = None
     ) -> AppContext:
         secret = load_master_secret(settings.master_secret)
-        return cls(
+        ctx = cls(
             settings=settings,
             db=db
             or Database(
@@ -57,3 +62,6 @@ class AppContext:
             ),
             live=make_live_bus(settings.redis_url),
         )
+        # Committed queue changes reach the screens and phones of every process.
+        ctx.queue_events.subscribe(visits_live.forward_to(ctx.live))
+        return ctx
