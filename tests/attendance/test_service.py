@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import date, time, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests import factories as f
 from tests.attendance.conftest import sweep, visit
@@ -37,11 +39,10 @@ async def status_of(ctx: AppContext, appointment_id: uuid.UUID) -> AppointmentSt
     return AppointmentStatus(appointment.status)
 
 
-async def count_where(ctx: AppContext, *conditions: object) -> int:
+async def count_where(ctx: AppContext, model: type[Any], *conditions: ColumnElement[bool]) -> int:
     async with ctx.db.read() as s:
-        model = conditions[0]
-        query = select(func.count()).select_from(model)  # type: ignore[call-overload]
-        return int(await s.scalar(query.where(*conditions[1:])) or 0)
+        query = select(func.count()).select_from(model).where(*conditions)
+        return int(await s.scalar(query) or 0)
 
 
 async def bans(ctx: AppContext, patient_id: uuid.UUID) -> list[BlacklistEntry]:
@@ -144,12 +145,8 @@ class TestTheSweep:
         async def one_pass() -> attendance_service.SweepResult:
             actor = system_actor(world.hospital.id, "no-show-sweep")
 
-            async def work(s: object) -> attendance_service.SweepResult:
-                return await attendance_service.mark_no_shows(
-                    s,  # type: ignore[arg-type]
-                    actor=actor,
-                    now=NOW,
-                )
+            async def work(s: AsyncSession) -> attendance_service.SweepResult:
+                return await attendance_service.mark_no_shows(s, actor=actor, now=NOW)
 
             return await ctx.db.transact(work)
 
