@@ -158,7 +158,7 @@ def _being_called(visits: Sequence[Visit]) -> int | None:
     return rules.current_batch(
         (v.batch, PriorityClass(v.priority) if v.priority else None)
         for v in visits
-        if v.called_at is not None and v.status is not V.SKIPPED
+        if v.called_at is not None and v.status != V.SKIPPED
     )
 
 
@@ -559,7 +559,7 @@ async def walk_in(
         session, actor=actor, patient_id=patient_id, session_id=session_id, slot_id=slot_id, now=now
     )
     appointment = booked.appointment
-    if appointment.status is AppointmentStatus.HELD:
+    if appointment.status == AppointmentStatus.HELD:
         if not payment_reference:
             raise rules.AppointmentUnpaid()
         await booking_service.confirm_payment(
@@ -625,7 +625,10 @@ async def find_for_desk(
     """Today's appointments for a voucher token, a short code, an ID number (blind index) or
     a mobile number (blind index). Nothing found is an empty list."""
     require_staff(actor, *DESK_ROLES)
-    text = re.sub(r"[\s\-]", "", query)
+    text = query.strip()
+    if "." not in text:
+        # People type numbers with spaces and dashes; a voucher token has neither.
+        text = re.sub(r"[\s\-]", "", text)
     tz = await hospital_timezone(session, hospital_id=actor.hospital_id)
     today = booking_service.local_today(now, tz)
     condition: Any
@@ -767,19 +770,31 @@ async def call_next(
     return visit
 
 
-async def recall(
+async def _call_visit(
     session: AsyncSession, *, actor: Actor, visit_id: uuid.UUID, now: datetime
 ) -> Visit:
-    """Calls a called or skipped patient again; a skipped one leaves the line."""
     require_staff(actor, *CALLING_ROLES)
     locked = await _lock_visit(session, actor=actor, visit_id=visit_id)
     visit = locked.visit
     before = visit_snapshot(visit)
-    _called(visit, "recall", now=now)
+    action = "recall" if visit.status != V.WAITING else "call"
+    _called(visit, action, now=now)
     _write_line(locked.visits, rules.leave(_line(locked.visits), visit.id))
-    _audit(session, actor=actor, action="recall", visit=visit, before=before, now=now)
+    _audit(session, actor=actor, action=action, visit=visit, before=before, now=now)
     await session.flush()
     return visit
+
+
+async def call(session: AsyncSession, *, actor: Actor, visit_id: uuid.UUID, now: datetime) -> Visit:
+    """Calls this visit now, out of turn if it is waiting (the doctor's choice)."""
+    return await _call_visit(session, actor=actor, visit_id=visit_id, now=now)
+
+
+async def recall(
+    session: AsyncSession, *, actor: Actor, visit_id: uuid.UUID, now: datetime
+) -> Visit:
+    """Calls a called or skipped patient again; a skipped one leaves the line."""
+    return await _call_visit(session, actor=actor, visit_id=visit_id, now=now)
 
 
 async def skip(session: AsyncSession, *, actor: Actor, visit_id: uuid.UUID, now: datetime) -> Visit:
@@ -1017,7 +1032,7 @@ def _split(visits: Sequence[Visit]) -> tuple[list[Visit], list[Visit], list[Visi
         key=lambda v: v.position or 0,
     )
     finished = sorted(
-        (v for v in visits if v.status is V.FINISHED), key=lambda v: v.finished_at or v.updated_at
+        (v for v in visits if v.status == V.FINISHED), key=lambda v: v.finished_at or v.updated_at
     )
     return current, waiting, finished
 

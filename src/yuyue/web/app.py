@@ -28,6 +28,7 @@ from yuyue.notifications import api as notifications_api
 from yuyue.patients import api as patients_api
 from yuyue.scheduling import api as scheduling_api
 from yuyue.staff import api as staff_api
+from yuyue.visits import api as visits_api
 from yuyue.waitlist import api as waitlist_api
 from yuyue.web import problems
 from yuyue.web.context import AppContext
@@ -110,6 +111,10 @@ def create_app(
             {"name": "staff", "description": "Staff sign-in and channel API keys"},
             {"name": "waitlist", "description": "Wait for a full session; take or decline offers"},
             {
+                "name": "visits",
+                "description": "The visit day: check-in, triage, the queue, calling",
+            },
+            {
                 "name": "no-shows",
                 "description": "The no-show policy, and appeals against bans (申诉)",
             },
@@ -150,6 +155,7 @@ def create_app(
         waitlist_api.router,
         notifications_api.router,
         attendance_api.router,
+        visits_api.router,
     ):
         app.include_router(router)
     _install_pages(app)
