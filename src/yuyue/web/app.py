@@ -177,3 +177,7 @@ def _install_pages(app: FastAPI) -> None:
         return sign_in_redirect(request.url.path)
 
     app.add_exception_handler(SignInRequired, on_sign_in_required)
+    # The visit-day pages: kiosk, triage desk, doctor's workstation, waiting-room screens.
+    from yuyue.frontdesk import pages as frontdesk
+
+    frontdesk.install(app)

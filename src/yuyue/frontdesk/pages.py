@@ -1,0 +1,718 @@
+"""The visit-day pages. Thin: each route finds who is at the screen, calls the visits
+services inside one transaction, publishes the queue event after the commit and renders;
+a refusal becomes a sentence on the page and changes nothing."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.frontdesk import texts as _texts  # noqa: F401  (registers the page sentences)
+from yuyue.frontdesk.web import (
+    KIOSK_COOKIE,
+    FloorVisitor,
+    KioskSetupRequired,
+    StaffSignInRequired,
+    form_of,
+    fragment,
+    kiosk_actor,
+    kiosk_visitor,
+    redirect,
+    render,
+    staff_sign_in_redirect,
+    staff_visitor,
+)
+from yuyue.kit import i18n
+from yuyue.kit.errors import Forbidden, NotFound, YuyueError
+from yuyue.kit.live import LiveEvent
+from yuyue.patients import rules as patient_rules
+from yuyue.patients import service as patient_service
+from yuyue.scheduling import listing
+from yuyue.scheduling.models import ClinicSession, Department, Doctor, SessionStatus
+from yuyue.staff.models import Role
+from yuyue.staff.rules import Actor
+from yuyue.visits import events
+from yuyue.visits import rules as visit_rules
+from yuyue.visits import service as visits
+from yuyue.visits.events import QueueEvent, QueueEventKind
+from yuyue.visits.live import board_channel, queue_channel
+from yuyue.visits.models import IN_LINE, PriorityClass, Visit
+from yuyue.web.sse import event_stream
+
+router = APIRouter(include_in_schema=False)
+StaffDep = Annotated[FloorVisitor, Depends(staff_visitor)]
+KioskDep = Annotated[FloorVisitor, Depends(kiosk_visitor)]
+T = TypeVar("T")
+
+DESK_ROLES = (Role.NURSE, Role.REGISTRAR)
+TRIAGE_ROLES = (Role.NURSE,)
+VIEW_ROLES = (Role.NURSE, Role.DOCTOR, Role.REGISTRAR)
+_CODE = re.compile(r"\d{8}")
+_LAST4 = re.compile(r"\d{4}")
+
+
+async def _commit(who: FloorVisitor, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    return await who.ctx.db.transact(work)
+
+
+async def _announce(who: FloorVisitor, event: QueueEvent | None) -> None:
+    """After the commit: screens, queues and phones re-read what they show."""
+    if event is not None:
+        await events.publish(who.ctx, event)
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+# --- kiosk ----------------------------------------------------------------------------------
+
+
+def _kiosk_page(
+    request: Request, who: FloorVisitor, *, error: str | None = None, status: int = 200
+) -> Response:
+    return render(request, who, "kiosk.html", error=error, status=status)
+
+
+@router.get("/kiosk", response_class=HTMLResponse)
+async def kiosk(request: Request, who: KioskDep) -> Response:
+    return _kiosk_page(request, who)
+
+
+async def _kiosk_checked_in(who: FloorVisitor, checked: visits.CheckIn) -> Response:
+    suffix = "?already=1" if checked.already else ""
+    return redirect(f"/kiosk/tickets/{checked.ticket.visit_id}{suffix}")
+
+
+@router.post("/kiosk/scan", response_class=HTMLResponse)
+async def kiosk_scan(request: Request, who: KioskDep) -> Response:
+    """A hand-held scanner types the voucher's token and Enter into the focused field."""
+    form = await form_of(request, who)
+    token = form.get("token", "").strip()[:2000]
+    if not token:
+        return _kiosk_page(request, who, error=who.t("kiosk.nothing_scanned"), status=422)
+    actor = _actor(who)
+
+    async def work(session: AsyncSession) -> tuple[visits.CheckIn, QueueEvent | None]:
+        checked = await visits.check_in_by_token(
+            session, actor=actor, token=token, signer=who.ctx.voucher_signer, now=who.now
+        )
+        return checked, _check_in_event(checked, who)
+
+    try:
+        checked, event = await _commit(who, work)
+    except YuyueError as error:
+        return _kiosk_page(request, who, error=error.detail(who.locale), status=error.status)
+    await _announce(who, event)
+    return await _kiosk_checked_in(who, checked)
+
+
+@router.post("/kiosk/code", response_class=HTMLResponse)
+async def kiosk_code(request: Request, who: KioskDep) -> Response:
+    """The 8-digit short code and the last four digits of the patient's phone."""
+    form = await form_of(request, who)
+    code = re.sub(r"\s", "", form.get("code", ""))[:20]
+    last4 = re.sub(r"\s", "", form.get("last4", ""))[:10]
+    if not _CODE.fullmatch(code) or not _LAST4.fullmatch(last4):
+        return _kiosk_page(request, who, error=who.t("kiosk.code_format"), status=422)
+    actor = _actor(who)
+    client = f"kiosk:{actor.id}"
+
+    async def work(session: AsyncSession) -> tuple[visits.CheckIn, QueueEvent | None]:
+        checked = await visits.check_in_by_code(
+            session, actor=actor, code=code, phone_last4=last4, client=client, now=who.now
+        )
+        return checked, _check_in_event(checked, who)
+
+    try:
+        checked, event = await _commit(who, work)
+    except visits.CodeNotMatched as error:
+        # Counted for the rate limit, in a transaction of its own (the check-in rolled back).
+        async def count(session: AsyncSession) -> None:
+            await visits.record_code_failure(
+                session, hospital_id=who.hospital.id, client=client, now=who.now
+            )
+
+        await _commit(who, count)
+        return _kiosk_page(request, who, error=error.detail(who.locale), status=error.status)
+    except YuyueError as error:
+        return _kiosk_page(request, who, error=error.detail(who.locale), status=error.status)
+    await _announce(who, event)
+    return await _kiosk_checked_in(who, checked)
+
+
+def _check_in_event(checked: visits.CheckIn, who: FloorVisitor) -> QueueEvent | None:
+    if checked.already:
+        return None
+    return visits.event_of(checked.visit, QueueEventKind.CHECKED_IN, at=who.now)
+
+
+def _actor(who: FloorVisitor) -> Actor:
+    assert who.actor is not None
+    return who.actor
+
+
+@router.get("/kiosk/tickets/{visit_id}", response_class=HTMLResponse)
+async def kiosk_ticket(request: Request, who: KioskDep, visit_id: uuid.UUID) -> Response:
+    async with who.ctx.db.read() as session:
+        ticket = await visits.visit_ticket(session, actor=_actor(who), visit_id=visit_id)
+    return render(
+        request,
+        who,
+        "kiosk_ticket.html",
+        ticket=ticket,
+        already=request.query_params.get("already") == "1",
+    )
+
+
+# --- triage desk ----------------------------------------------------------------------------
+
+
+async def _today_sessions(session: AsyncSession, who: FloorVisitor) -> list[dict[str, Any]]:
+    """Today's open clinic sessions, with how many are waiting in each."""
+    waiting = (
+        select(Visit.session_id, func.count().label("n"))
+        .where(Visit.status.in_([s.value for s in IN_LINE]), Visit.visit_date == who.today)
+        .group_by(Visit.session_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(ClinicSession, Department, Doctor, waiting.c.n)
+        .join(Department, Department.id == ClinicSession.department_id)
+        .outerjoin(Doctor, Doctor.id == ClinicSession.doctor_id)
+        .outerjoin(waiting, waiting.c.session_id == ClinicSession.id)
+        .where(
+            ClinicSession.hospital_id == who.hospital.id,
+            ClinicSession.date == who.today,
+            ClinicSession.status == SessionStatus.OPEN,
+        )
+        .order_by(Department.name, ClinicSession.start_time, ClinicSession.room)
+    )
+    return [
+        {"clinic": clinic, "department": department, "doctor": doctor, "waiting": n or 0}
+        for clinic, department, doctor, n in rows
+    ]
+
+
+async def _desk_page(
+    request: Request,
+    who: FloorVisitor,
+    *,
+    query: str = "",
+    error: str | None = None,
+    done_text: str | None = None,
+    walk_in: Mapping[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    actor = who.require(request, *DESK_ROLES)
+    matches: list[visits.DeskMatch] | None = None
+    async with who.ctx.db.read() as session:
+        if query:
+            matches = await visits.find_for_desk(
+                session,
+                actor=actor,
+                query=query[:200],
+                cipher=who.ctx.cipher,
+                signer=who.ctx.voucher_signer,
+                now=who.now,
+            )
+        sessions = await _today_sessions(session, who)
+    return render(
+        request,
+        who,
+        "desk.html",
+        status=status,
+        query=query,
+        matches=matches,
+        sessions=sessions,
+        error=error,
+        done_text=done_text,
+        walk_in=walk_in or {},
+        id_types=list(patient_rules.IdType),
+        priorities=list(PriorityClass),
+    )
+
+
+@router.get("/desk", response_class=HTMLResponse)
+async def desk(request: Request, who: StaffDep) -> Response:
+    done_text = None
+    done = request.query_params.get("done")
+    number = request.query_params.get("number", "")
+    if done in ("checked_in", "already", "walk_in") and number.isdigit():
+        done_text = who.t(f"desk.{done}_ok", number=number)
+    return await _desk_page(
+        request, who, query=request.query_params.get("q", "").strip(), done_text=done_text
+    )
+
+
+@router.post("/desk/check-in", response_class=HTMLResponse)
+async def desk_check_in(request: Request, who: StaffDep) -> Response:
+    actor = who.require(request, *DESK_ROLES)
+    form = await form_of(request, who)
+    query = form.get("q", "")
+    appointment_id = _uuid(form.get("appointment"))
+    if appointment_id is None:
+        raise NotFound(what="appointment")
+
+    async def work(session: AsyncSession) -> tuple[visits.CheckIn, QueueEvent | None]:
+        checked = await visits.check_in(
+            session, actor=actor, appointment_id=appointment_id, now=who.now
+        )
+        return checked, _check_in_event(checked, who)
+
+    try:
+        checked, event = await _commit(who, work)
+    except YuyueError as error:
+        return await _desk_page(
+            request, who, query=query, error=error.detail(who.locale), status=error.status
+        )
+    await _announce(who, event)
+    done = "already" if checked.already else "checked_in"
+    return redirect(f"/desk?done={done}&number={checked.ticket.queue_number}")
+
+
+_WALK_IN_FIELDS = ("name", "id_type", "id_number", "phone", "session", "priority", "reason")
+
+
+@router.post("/desk/walk-in", response_class=HTMLResponse)
+async def desk_walk_in(request: Request, who: StaffDep) -> Response:
+    """Registers a patient standing at the desk (found by their document, or added with the
+    same checks as the patient pages) into today's on-site places and checks them in."""
+    actor = who.require(request, *DESK_ROLES)
+    form = await form_of(request, who)
+    values = {name: form.get(name, "").strip()[:200] for name in _WALK_IN_FIELDS}
+    values["payment_reference"] = form.get("payment_reference", "").strip()[:64]
+
+    def refuse(message: str, status: int = 422) -> Awaitable[Response]:
+        return _desk_page(request, who, error=message, walk_in=values, status=status)
+
+    try:
+        id_type = patient_rules.IdType(values["id_type"] or patient_rules.IdType.RESIDENT_ID)
+    except ValueError:
+        return await refuse(who.t("page.field.id_type_invalid"))
+    session_id = _uuid(values["session"])
+    if session_id is None:
+        return await refuse(who.t("floor.choose_session"))
+    priority: PriorityClass | None = None
+    if values["priority"]:
+        try:
+            priority = PriorityClass(values["priority"])
+        except ValueError:
+            return await refuse(who.t("floor.reason_required"))
+        if not values["reason"]:
+            return await refuse(who.t("floor.reason_required"))
+
+    async def work(session: AsyncSession) -> tuple[visits.CheckIn, QueueEvent]:
+        patient = await patient_service.find_by_identity(
+            session,
+            hospital_id=who.hospital.id,
+            cipher=who.ctx.cipher,
+            id_type=id_type,
+            id_number=values["id_number"],
+            today=who.today,
+        )
+        if patient is None:
+            policy, _ = await listing.policies(session, who.hospital.id)
+            patient = await patient_service.register_patient(
+                session,
+                hospital_id=who.hospital.id,
+                cipher=who.ctx.cipher,
+                name=values["name"],
+                id_type=id_type,
+                id_number=values["id_number"],
+                phone=values["phone"],
+                account_phone=None,
+                birth_date=None,
+                sex=None,
+                account_patients_max=policy.account_patients_max,
+                today=who.today,
+                now=who.now,
+            )
+        checked = await visits.walk_in(
+            session,
+            actor=actor,
+            patient_id=patient.id,
+            session_id=session_id,
+            slot_id=None,
+            now=who.now,
+            priority=priority,
+            priority_reason=values["reason"] or None,
+            payment_reference=values["payment_reference"] or None,
+        )
+        return checked, visits.event_of(checked.visit, QueueEventKind.CHECKED_IN, at=who.now)
+
+    try:
+        checked, event = await _commit(who, work)
+    except YuyueError as error:
+        return await refuse(error.detail(who.locale), error.status)
+    await _announce(who, event)
+    return redirect(f"/desk?done=walk_in&number={checked.ticket.queue_number}")
+
+
+async def _desk_queue_page(
+    request: Request,
+    who: FloorVisitor,
+    session_id: uuid.UUID,
+    *,
+    error: str | None = None,
+    done_text: str | None = None,
+    status: int = 200,
+) -> Response:
+    actor = who.require(request, *DESK_ROLES)
+    async with who.ctx.db.read() as session:
+        view = await visits.queue_view(session, actor=actor, session_id=session_id)
+    return render(
+        request,
+        who,
+        "desk_queue.html",
+        status=status,
+        view=view,
+        error=error,
+        done_text=done_text,
+        priorities=list(PriorityClass),
+        can_triage=actor.has_role(*TRIAGE_ROLES),
+    )
+
+
+@router.get("/desk/queues/{session_id}", response_class=HTMLResponse)
+async def desk_queue(request: Request, who: StaffDep, session_id: uuid.UUID) -> Response:
+    return await _desk_queue_page(request, who, session_id)
+
+
+@router.post("/desk/queues/{session_id}/priority", response_class=HTMLResponse)
+async def desk_priority(request: Request, who: StaffDep, session_id: uuid.UUID) -> Response:
+    actor = who.require(request, *TRIAGE_ROLES)
+    form = await form_of(request, who)
+    visit_id = _uuid(form.get("visit"))
+    reason = form.get("reason", "").strip()[:200]
+    choice = form.get("priority", "")
+    if visit_id is None:
+        raise NotFound(what="visit")
+    if not reason:
+        return await _desk_queue_page(
+            request, who, session_id, error=who.t("floor.reason_required"), status=422
+        )
+    try:
+        priority = PriorityClass(choice) if choice else None
+    except ValueError:
+        return await _desk_queue_page(
+            request, who, session_id, error=who.t("floor.reason_required"), status=422
+        )
+
+    async def work(session: AsyncSession) -> QueueEvent:
+        visit = await visits.set_priority(
+            session, actor=actor, visit_id=visit_id, priority=priority, reason=reason, now=who.now
+        )
+        return visits.event_of(visit, QueueEventKind.PRIORITY_SET, at=who.now)
+
+    return await _desk_queue_change(request, who, session_id, work, "desk.priority_ok")
+
+
+@router.post("/desk/queues/{session_id}/move", response_class=HTMLResponse)
+async def desk_move(request: Request, who: StaffDep, session_id: uuid.UUID) -> Response:
+    actor = who.require(request, *TRIAGE_ROLES)
+    form = await form_of(request, who)
+    visit_id = _uuid(form.get("visit"))
+    other = _uuid(form.get("other"))
+    where = form.get("where", "before")
+    reason = form.get("reason", "").strip()[:200]
+    if visit_id is None:
+        raise NotFound(what="visit")
+    if not reason:
+        return await _desk_queue_page(
+            request, who, session_id, error=who.t("floor.reason_required"), status=422
+        )
+    if other is None or where not in ("before", "after"):
+        return await _desk_queue_page(
+            request,
+            who,
+            session_id,
+            error=visit_rules.InvalidMove().detail(who.locale),
+            status=422,
+        )
+
+    async def work(session: AsyncSession) -> QueueEvent:
+        visit = await visits.move(
+            session,
+            actor=actor,
+            visit_id=visit_id,
+            before=other if where == "before" else None,
+            after=other if where == "after" else None,
+            reason=reason,
+            now=who.now,
+        )
+        return visits.event_of(visit, QueueEventKind.MOVED, at=who.now)
+
+    return await _desk_queue_change(request, who, session_id, work, "desk.move_ok")
+
+
+async def _desk_queue_change(
+    request: Request,
+    who: FloorVisitor,
+    session_id: uuid.UUID,
+    work: Callable[[AsyncSession], Awaitable[QueueEvent]],
+    done: str,
+) -> Response:
+    try:
+        event = await _commit(who, work)
+    except YuyueError as error:
+        return await _desk_queue_page(
+            request, who, session_id, error=error.detail(who.locale), status=error.status
+        )
+    await _announce(who, event)
+    return await _desk_queue_page(
+        request, who, session_id, done_text=who.t(done, number=event.queue_number)
+    )
+
+
+# --- doctor's workstation -------------------------------------------------------------------
+
+
+async def _doctor_session(
+    request: Request, who: FloorVisitor, session_id: uuid.UUID | None
+) -> ClinicSession | None:
+    """The doctor's own clinic session today: the one asked for, else the one running now
+    (or the next, or the last)."""
+    who.require(request, Role.DOCTOR)
+    doctor_id = who.user.doctor_id if who.user else None
+    if doctor_id is None:
+        return None
+    async with who.ctx.db.read() as session:
+        mine = list(
+            (
+                await session.scalars(
+                    select(ClinicSession)
+                    .where(
+                        ClinicSession.hospital_id == who.hospital.id,
+                        ClinicSession.doctor_id == doctor_id,
+                        ClinicSession.date == who.today,
+                    )
+                    .order_by(ClinicSession.start_time)
+                )
+            ).all()
+        )
+    if session_id is not None:
+        chosen = next((c for c in mine if c.id == session_id), None)
+        if chosen is None:
+            raise Forbidden()
+        return chosen
+    if not mine:
+        return None
+    local_now = who.now.astimezone(_zone(who)).time()
+    running = [c for c in mine if c.start_time <= local_now < c.end_time]
+    upcoming = [c for c in mine if c.start_time > local_now]
+    return (running or upcoming or mine[-1:])[0]
+
+
+def _zone(who: FloorVisitor) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(who.hospital.timezone)
+
+
+async def _doctor_panel(
+    request: Request, who: FloorVisitor, clinic: ClinicSession, *, error: str | None = None
+) -> dict[str, Any]:
+    async with who.ctx.db.read() as session:
+        view = await visits.queue_view(session, actor=_actor(who), session_id=clinic.id)
+    return {"view": view, "clinic": clinic, "error": error}
+
+
+@router.get("/doctor", response_class=HTMLResponse)
+async def doctor(request: Request, who: StaffDep) -> Response:
+    clinic = await _doctor_session(request, who, _uuid(request.query_params.get("session")))
+    if clinic is None:
+        message = "doctor.not_linked" if who.user and who.user.doctor_id is None else None
+        return render(request, who, "doctor.html", clinic=None, message=message)
+    panel = await _doctor_panel(request, who, clinic)
+    return render(request, who, "doctor.html", message=None, **panel)
+
+
+DOCTOR_ACTIONS = ("recall", "skip", "start", "finish", "return-visit")
+
+
+@router.post("/doctor/sessions/{session_id}/{action}", response_class=HTMLResponse)
+async def doctor_action(
+    request: Request, who: StaffDep, session_id: uuid.UUID, action: str
+) -> Response:
+    """call-next on the session, or recall / skip / start / finish / return-visit on one
+    visit of it. htmx swaps the queue panel; without JavaScript the page reloads."""
+    clinic = await _doctor_session(request, who, session_id)
+    assert clinic is not None
+    actor = _actor(who)
+    form = await form_of(request, who)
+    visit_id = _uuid(form.get("visit"))
+    if action != "call-next" and (action not in DOCTOR_ACTIONS or visit_id is None):
+        raise NotFound(what="visit")
+
+    async def work(session: AsyncSession) -> QueueEvent:
+        if visit_id is not None and action != "call-next":
+            # The visit must be in this doctor's session.
+            owner = await session.scalar(select(Visit.session_id).where(Visit.id == visit_id))
+            if owner != clinic.id:
+                raise NotFound(what="visit")
+        if action == "call-next":
+            visit = await visits.call_next(session, actor=actor, session_id=clinic.id, now=who.now)
+            return visits.event_of(visit, QueueEventKind.CALLED, at=who.now)
+        assert visit_id is not None
+        if action == "recall":
+            visit = await visits.recall(session, actor=actor, visit_id=visit_id, now=who.now)
+            kind = QueueEventKind.RECALLED
+        elif action == "skip":
+            visit = await visits.skip(session, actor=actor, visit_id=visit_id, now=who.now)
+            kind = QueueEventKind.SKIPPED
+        elif action == "start":
+            visit = await visits.start(session, actor=actor, visit_id=visit_id, now=who.now)
+            kind = QueueEventKind.STARTED
+        elif action == "finish":
+            visit = await visits.finish(session, actor=actor, visit_id=visit_id, now=who.now)
+            kind = QueueEventKind.FINISHED
+        else:
+            visit = await visits.mark_return_visit(
+                session, actor=actor, visit_id=visit_id, needed=True, now=who.now
+            )
+            kind = QueueEventKind.RETURN_VISIT
+        return visits.event_of(visit, kind, at=who.now)
+
+    error: str | None = None
+    status = 200
+    try:
+        event = await _commit(who, work)
+    except YuyueError as refused:
+        error, status = refused.detail(who.locale), refused.status
+    else:
+        await _announce(who, event)
+    if not _is_htmx(request) and error is None:
+        return redirect(f"/doctor?session={clinic.id}")
+    panel = await _doctor_panel(request, who, clinic, error=error)
+    template = "_doctor_panel.html" if _is_htmx(request) else "doctor.html"
+    # htmx swaps only 2xx answers by default: a refusal is a panel with its sentence.
+    return render(
+        request, who, template, status=200 if _is_htmx(request) else status, message=None, **panel
+    )
+
+
+@router.get("/doctor/sessions/{session_id}/live")
+async def doctor_live(request: Request, who: StaffDep, session_id: uuid.UUID) -> Response:
+    """The doctor's queue panel, live: a check-in at the kiosk appears without a reload."""
+    clinic = await _doctor_session(request, who, session_id)
+    assert clinic is not None
+
+    async def snapshot() -> dict[str, Any]:
+        panel = await _doctor_panel(request, who, clinic)
+        return {"html": fragment(request, who, "_doctor_panel.html", **panel)}
+
+    return event_stream(
+        request, bus=who.ctx.live, channels=(queue_channel(clinic.id),), snapshot=snapshot
+    )
+
+
+# --- waiting-room screens -------------------------------------------------------------------
+
+
+async def screen_visitor(request: Request) -> FloorVisitor:
+    """A screen is a device set up like a kiosk (its key), or a member of staff's browser."""
+    who = await staff_visitor(request)
+    if who.actor is not None:
+        who.require(request, *VIEW_ROLES)
+        return who
+    key = request.cookies.get(KIOSK_COOKIE)
+    actor = await kiosk_actor(who, key) if key else None
+    if actor is None:
+        raise StaffSignInRequired(request.url.path)
+    who.actor, who.credential = actor, key
+    return who
+
+
+ScreenDep = Annotated[FloorVisitor, Depends(screen_visitor)]
+
+
+async def _board(who: FloorVisitor, department_id: uuid.UUID) -> list[visits.BoardRoom]:
+    async with who.ctx.db.read() as session:
+        return await visits.department_board(
+            session, actor=_actor(who), department_id=department_id, day=who.today
+        )
+
+
+async def _department(who: FloorVisitor, department_id: uuid.UUID) -> Department:
+    async with who.ctx.db.read() as session:
+        department = await session.get(Department, department_id)
+    if department is None or department.hospital_id != who.hospital.id:
+        raise NotFound(what="department")
+    return department
+
+
+def _zh_announcement(*, number: int, name: str, room: str) -> str:
+    # Always in Chinese: the whole room hears it, whatever language the screen shows.
+    return i18n.translate("screen.announce", "zh-CN", number=number, name=name, room=room)
+
+
+@router.get("/screens/{department_id}", response_class=HTMLResponse)
+async def screen(request: Request, who: ScreenDep, department_id: uuid.UUID) -> Response:
+    department = await _department(who, department_id)
+    rooms = await _board(who, department_id)
+    return render(request, who, "screen.html", department=department, rooms=rooms)
+
+
+@router.get("/screens/{department_id}/live")
+async def screen_live(request: Request, who: ScreenDep, department_id: uuid.UUID) -> Response:
+    department = await _department(who, department_id)
+
+    async def snapshot() -> dict[str, Any]:
+        rooms = await _board(who, department_id)
+        return {"html": fragment(request, who, "_board.html", department=department, rooms=rooms)}
+
+    async def forward(event: LiveEvent) -> tuple[str, Mapping[str, Any]] | None:
+        if event.get("kind") not in (QueueEventKind.CALLED, QueueEventKind.RECALLED):
+            return None
+        for room in await _board(who, department_id):
+            for row in room.current:
+                if str(row.visit_id) == event.get("visit_id"):
+                    text = _zh_announcement(
+                        number=row.queue_number, name=row.patient_name, room=room.room
+                    )
+                    return "call", {"text": text, "lang": "zh-CN", "number": row.queue_number}
+        return None
+
+    return event_stream(
+        request,
+        bus=who.ctx.live,
+        channels=(board_channel(department_id),),
+        snapshot=snapshot,
+        forward=forward,
+    )
+
+
+# --- installing ----------------------------------------------------------------------------
+
+
+def install(app: FastAPI) -> None:
+    """The floor pages and what their sign-ins answer when missing."""
+    from yuyue.frontdesk import signin
+
+    app.include_router(signin.router)
+    app.include_router(router)
+
+    async def on_staff_sign_in(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StaffSignInRequired)
+        return staff_sign_in_redirect(exc.next_path)
+
+    async def on_kiosk_setup(request: Request, exc: Exception) -> Response:
+        return redirect("/kiosk/setup")
+
+    app.add_exception_handler(StaffSignInRequired, on_staff_sign_in)
+    app.add_exception_handler(KioskSetupRequired, on_kiosk_setup)

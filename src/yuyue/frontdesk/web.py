@@ -1,0 +1,232 @@
+"""What every hospital-floor page needs: who is at the screen (a signed-in member of staff,
+or a kiosk device), their language, rendering, CSRF checks and the cookies that carry them.
+
+Staff sign in with their username and password; the staff token (the one the API issues)
+is kept in an HttpOnly, SameSite=Lax cookie. A kiosk is a device, not a person: staff set
+it up once by entering a kiosk-channel API key, which the device keeps in a cookie of its
+own; the same key lets a device in the waiting room show a department's screen.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
+
+from yuyue.booking import service as booking_service
+from yuyue.kit import crypto, i18n
+from yuyue.kit.errors import Forbidden, Unauthorized
+from yuyue.portal import formatting
+from yuyue.portal.web import CsrfFailed, page_locale, portal_hospital
+from yuyue.scheduling.models import Channel, Hospital
+from yuyue.staff import service as staff_service
+from yuyue.staff.models import Role, StaffUser
+from yuyue.staff.rules import Actor
+from yuyue.web.context import AppContext
+
+STAFF_COOKIE = "yuyue_staff"
+KIOSK_COOKIE = "yuyue_kiosk"
+KIOSK_PATH = "/kiosk"
+# A kiosk keeps its key until staff set it up again; a year, renewed at every setup.
+KIOSK_COOKIE_SECONDS = 365 * 24 * 3600
+
+# Frontdesk templates first; the patient pages' macros are shared.
+templates = Environment(
+    loader=ChoiceLoader(
+        [PackageLoader("yuyue.frontdesk", "templates"), PackageLoader("yuyue.portal", "templates")]
+    ),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class StaffSignInRequired(Exception):
+    """A staff page opened without a (valid) staff cookie: answered with the sign-in page."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+class KioskSetupRequired(Exception):
+    """A kiosk page on a device that was never set up (or whose key was revoked)."""
+
+
+@dataclass
+class FloorVisitor:
+    """Whoever uses a hospital-floor page: staff (actor + user), a kiosk, or nobody yet."""
+
+    ctx: AppContext
+    hospital: Hospital
+    locale: str
+    now: datetime
+    actor: Actor | None = None
+    user: StaffUser | None = None
+    # The credential the cookie carries; the CSRF token is derived from it.
+    credential: str | None = None
+
+    def t(self, key: str, /, **values: object) -> str:
+        return i18n.translate(key, self.locale, **values)
+
+    def pick(self, zh: str, en: str | None) -> str:
+        return en if self.locale == "en" and en else zh
+
+    @property
+    def csrf(self) -> str:
+        if self.credential is None:
+            return ""
+        return self.ctx.cipher.blind_index(self.credential, purpose="floor-csrf")[:32]
+
+    @property
+    def today(self) -> date:
+        return booking_service.local_today(self.now, self.hospital.timezone)
+
+    def require(self, request: Request, *roles: Role) -> Actor:
+        """The signed-in staff member, who must hold one of `roles` (admin holds all)."""
+        if self.actor is None:
+            raise StaffSignInRequired(request.url.path)
+        if not self.actor.has_role(*roles):
+            raise Forbidden()
+        return self.actor
+
+
+async def _visitor(request: Request) -> FloorVisitor:
+    ctx: AppContext = request.app.state.ctx
+    return FloorVisitor(
+        ctx=ctx,
+        hospital=await portal_hospital(request, ctx),
+        locale=page_locale(request),
+        now=ctx.clock.now(),
+    )
+
+
+async def staff_visitor(request: Request) -> FloorVisitor:
+    who = await _visitor(request)
+    token = request.cookies.get(STAFF_COOKIE)
+    if not token:
+        return who
+    async with who.ctx.db.read() as session:
+        try:
+            actor = await staff_service.staff_actor(
+                session, token=token, signer=who.ctx.staff_signer, now=who.now
+            )
+        except Unauthorized:
+            return who
+        if actor.hospital_id != who.hospital.id:
+            return who
+        who.user = await session.get(StaffUser, uuid.UUID(actor.id))
+    who.actor, who.credential = actor, token
+    return who
+
+
+async def kiosk_visitor(request: Request) -> FloorVisitor:
+    """The kiosk device, from its key; a device without a valid kiosk key is sent to setup."""
+    who = await _visitor(request)
+    key = request.cookies.get(KIOSK_COOKIE)
+    if not key:
+        raise KioskSetupRequired()
+    actor = await kiosk_actor(who, key)
+    if actor is None:
+        raise KioskSetupRequired()
+    who.actor, who.credential = actor, key
+    return who
+
+
+async def kiosk_actor(who: FloorVisitor, key: str) -> Actor | None:
+    """The kiosk channel's actor for `key`, or None for any other key."""
+    key = key.strip()
+    if not key.startswith(crypto.API_KEY_PREFIX):
+        return None
+    digest = crypto.api_key_digest(key)
+    cached = who.ctx.actors.get(digest)
+    if isinstance(cached, Actor):
+        actor = cached
+    else:
+        async with who.ctx.db.read() as session:
+            try:
+                actor = await staff_service.channel_actor(session, key=key)
+            except Unauthorized:
+                return None
+        who.ctx.actors.put(digest, actor)
+    if actor.channel is not Channel.KIOSK or actor.hospital_id != who.hospital.id:
+        return None
+    return actor
+
+
+def render(
+    request: Request, who: FloorVisitor, template: str, *, status: int = 200, **context: Any
+) -> HTMLResponse:
+    return HTMLResponse(fragment(request, who, template, **context), status_code=status)
+
+
+def fragment(request: Request, who: FloorVisitor, template: str, **context: Any) -> str:
+    locale, timezone = who.locale, who.hospital.timezone
+    return templates.get_template(template).render(
+        request=request,
+        v=who,
+        t=who.t,
+        pick=who.pick,
+        demo=who.ctx.settings.demo_mode,
+        day=lambda value: formatting.day(value, locale),
+        clock=formatting.clock,
+        local=lambda instant: formatting.local(instant, timezone, locale),
+        **context,
+    )
+
+
+async def form_of(request: Request, who: FloorVisitor) -> dict[str, str]:
+    """The submitted form, after checking it came from our own page."""
+    form = await request.form()
+    values = {key: value for key, value in form.items() if isinstance(value, str)}
+    sent = values.get("csrf") or request.headers.get("x-csrf-token")
+    if who.credential is not None and sent != who.csrf:
+        raise CsrfFailed()
+    return values
+
+
+def redirect(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+def staff_sign_in_redirect(next_path: str) -> RedirectResponse:
+    return redirect(f"/staff/signin?next={quote(next_path, safe='/')}")
+
+
+def secure_cookies(who: FloorVisitor) -> bool:
+    return who.ctx.settings.public_base_url.startswith("https://")
+
+
+def set_staff_cookie(response: Response, who: FloorVisitor, token: str, max_age: int) -> None:
+    response.set_cookie(
+        STAFF_COOKIE,
+        token,
+        max_age=max_age,
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(who),
+    )
+
+
+def set_kiosk_cookie(response: Response, who: FloorVisitor, key: str) -> None:
+    response.set_cookie(
+        KIOSK_COOKIE,
+        key,
+        max_age=KIOSK_COOKIE_SECONDS,
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(who),
+    )
+
+
+def home_of(actor: Actor) -> str:
+    """Where a member of staff lands after signing in."""
+    if actor.has_role(Role.DOCTOR) and not actor.has_role(Role.NURSE, Role.REGISTRAR):
+        return "/doctor"
+    return "/desk"

@@ -1,0 +1,456 @@
+"""The visit-day pages over HTTP: who may open which page, and every form refusing bad
+input with a sentence while changing nothing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import pytest_asyncio
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from tests import factories as f
+from tests.conftest import NOW, World
+from tests.helpers import row_counts
+from tests.portal.conftest import Browser, sign_in
+from yuyue.booking import service as booking_service
+from yuyue.booking.models import Appointment
+from yuyue.kit.clock import FixedClock
+from yuyue.scheduling.models import Channel
+from yuyue.staff import service as staff_service
+from yuyue.staff.models import Role
+from yuyue.staff.rules import system_actor
+from yuyue.visits.models import Visit
+from yuyue.web.context import AppContext
+
+# Monday 2026-11-23 08:10 in Shanghai: the world's 08:00–12:00 session is running.
+VISIT_MORNING = datetime(2026, 11, 23, 0, 10, tzinfo=UTC)
+
+
+@dataclass
+class Floor:
+    app: FastAPI
+    ctx: AppContext
+    world: World
+    kiosk_key: str
+    app_key: str
+
+
+@pytest_asyncio.fixture
+async def floor(app: FastAPI, ctx: AppContext, world: World, clock: FixedClock) -> Floor:
+    ctx.settings.hospital_code = world.hospital.code
+    async with ctx.db.session_scope() as s:
+        for username, roles, doctor_id in (
+            ("nurse", [Role.NURSE], None),
+            ("doctor", [Role.DOCTOR], world.doctor.id),
+            ("scheduler", [Role.SCHEDULER], None),
+        ):
+            await staff_service.create_staff(
+                s,
+                hospital_id=world.hospital.id,
+                username=username,
+                display_name=username,
+                password="secret-pass",
+                roles=roles,
+                doctor_id=doctor_id,
+                now=NOW,
+            )
+        kiosk_key = await f.make_api_key(s, hospital=world.hospital, channel=Channel.KIOSK, now=NOW)
+    clock.set(VISIT_MORNING)
+    return Floor(app, ctx, world, kiosk_key, world.api_key)
+
+
+@pytest_asyncio.fixture
+async def http(floor: Floor) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=floor.app, client=("203.0.113.9", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+async def staff(http: httpx.AsyncClient, username: str) -> Browser:
+    signed = await http.post(
+        "/staff/signin", data={"username": username, "password": "secret-pass", "next": "/"}
+    )
+    assert signed.status_code == 303, signed.text
+    browser = Browser(http)
+    return browser
+
+
+async def kiosk(http: httpx.AsyncClient, floor: Floor) -> Browser:
+    saved = await http.post("/kiosk/setup", data={"key": floor.kiosk_key})
+    assert saved.status_code == 303, saved.text
+    browser = Browser(http)
+    page = await browser.page("/kiosk")
+    assert page.status_code == 200
+    return browser
+
+
+async def book(floor: Floor) -> Appointment:
+    actor = replace(system_actor(floor.world.hospital.id, "test"), channel=Channel.APP)
+    async with floor.ctx.db.session_scope() as s:
+        booked = await booking_service.book(
+            s,
+            actor=actor,
+            patient_id=floor.world.patient.id,
+            session_id=floor.world.session.id,
+            slot_id=None,
+            now=NOW,
+        )
+        return booked.appointment
+
+
+class TestWhoMayOpenWhat:
+    @pytest.mark.parametrize("path", ["/desk", "/doctor"])
+    async def test_no_cookie_is_sent_to_staff_sign_in(
+        self, http: httpx.AsyncClient, path: str
+    ) -> None:
+        response = await http.get(path)
+        assert response.status_code == 303
+        assert response.headers["location"] == f"/staff/signin?next={path}"
+
+    async def test_a_device_without_a_kiosk_key_is_sent_to_setup(
+        self, http: httpx.AsyncClient
+    ) -> None:
+        response = await http.get("/kiosk")
+        assert response.status_code == 303
+        assert response.headers["location"] == "/kiosk/setup"
+
+    async def test_the_screen_needs_staff_or_a_set_up_device(
+        self, http: httpx.AsyncClient, floor: Floor
+    ) -> None:
+        path = f"/screens/{floor.world.department.id}"
+        assert (await http.get(path)).status_code == 303
+        await kiosk(http, floor)
+        assert (await http.get(path)).status_code == 200
+
+    async def test_a_patient_cookie_cannot_open_the_desk(
+        self, http: httpx.AsyncClient, floor: Floor
+    ) -> None:
+        patient = Browser(http)
+        await sign_in(patient, floor.ctx)
+        response = await http.get("/desk")
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/staff/signin")
+
+    async def test_a_nurse_cannot_open_the_doctor_page(self, http: httpx.AsyncClient) -> None:
+        await staff(http, "nurse")
+        assert (await http.get("/desk")).status_code == 200
+        response = await http.get("/doctor")
+        assert response.status_code == 403
+        assert "无权" in response.text
+
+    async def test_a_doctor_cannot_open_the_desk(self, http: httpx.AsyncClient) -> None:
+        await staff(http, "doctor")
+        assert (await http.get("/doctor")).status_code == 200
+        assert (await http.get("/desk")).status_code == 403
+
+    async def test_a_scheduler_cannot_open_either(self, http: httpx.AsyncClient) -> None:
+        await staff(http, "scheduler")
+        assert (await http.get("/desk")).status_code == 403
+        assert (await http.get("/doctor")).status_code == 403
+
+    async def test_signing_out_ends_it(self, http: httpx.AsyncClient) -> None:
+        nurse = await staff(http, "nurse")
+        await nurse.page("/desk")
+        assert (await nurse.submit("/staff/signout")).status_code == 303
+        assert (await http.get("/desk")).status_code == 303
+
+
+class TestSignInAndSetup:
+    async def test_wrong_password_is_a_sentence(self, http: httpx.AsyncClient) -> None:
+        response = await http.post(
+            "/staff/signin", data={"username": "nurse", "password": "nope", "next": "/"}
+        )
+        assert response.status_code == 401
+        assert "用户名或密码不正确" in response.text
+        assert "yuyue_staff" not in response.headers.get("set-cookie", "")
+
+    async def test_missing_fields_are_a_sentence(self, http: httpx.AsyncClient) -> None:
+        response = await http.post("/staff/signin", data={"username": "", "password": ""})
+        assert response.status_code == 422
+        assert "请填写用户名和密码" in response.text
+
+    async def test_staff_land_on_their_page(self, http: httpx.AsyncClient) -> None:
+        signed = await http.post(
+            "/staff/signin", data={"username": "doctor", "password": "secret-pass"}
+        )
+        assert signed.headers["location"] == "/doctor"
+        cookie = signed.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+
+    async def test_only_a_kiosk_key_sets_up_a_kiosk(
+        self, http: httpx.AsyncClient, floor: Floor
+    ) -> None:
+        for key in ("", "yk_not-a-key", floor.app_key):
+            response = await http.post("/kiosk/setup", data={"key": key})
+            assert response.status_code == 422
+            assert "不是自助机密钥" in response.text
+        assert (await http.get("/kiosk")).status_code == 303
+
+
+class TestKiosk:
+    async def test_scan_checks_in_and_shows_the_ticket_and_a_second_scan_is_harmless(
+        self, http: httpx.AsyncClient, floor: Floor
+    ) -> None:
+        appointment = await book(floor)
+        token = await _token(floor, appointment)
+        device = await kiosk(http, floor)
+        scanned = await device.submit("/kiosk/scan", {"token": token})
+        assert scanned.status_code == 303
+        ticket_path = scanned.headers["location"]
+        ticket = await http.get(ticket_path)
+        assert ticket.status_code == 200
+        number = re.search(r'data-testid="queue-number">(\d+)<', ticket.text)
+        assert number and int(number.group(1)) == appointment.sequence_number
+        before = await row_counts(floor.ctx.db)
+        again = await device.submit("/kiosk/scan", {"token": token})
+        assert again.headers["location"] == ticket_path + "?already=1"
+        assert "您已报到" in (await http.get(again.headers["location"])).text
+        assert await row_counts(floor.ctx.db) == before
+
+    async def test_code_and_phone_digits_check_in(
+        self, http: httpx.AsyncClient, floor: Floor
+    ) -> None:
+        appointment = await book(floor)
+        device = await kiosk(http, floor)
+        last4 = floor.world.patient.phone_masked[-4:]
+        done = await device.submit(
+            "/kiosk/code", {"code": appointment.voucher_code, "last4": last4}
+        )
+        assert done.status_code == 303, done.text
+        async with floor.ctx.db.read() as s:
+            assert await s.scalar(select(Visit).where(Visit.appointment_id == appointment.id))
+
+    @pytest.mark.parametrize(
+        ("form", "sentence"),
+        [
+            ({"token": ""}, "没有读到二维码"),
+            ({"token": "garbage.token"}, "无法识别该预约凭证"),
+        ],
+    )
+    async def test_bad_scans_change_nothing(
+        self, http: httpx.AsyncClient, floor: Floor, form: dict[str, str], sentence: str
+    ) -> None:
+        await book(floor)
+        device = await kiosk(http, floor)
+        before = await row_counts(floor.ctx.db)
+        response = await device.submit("/kiosk/scan", form)
+        assert response.status_code in (400, 404, 422)
+        assert sentence in response.text
+        assert await row_counts(floor.ctx.db) == before
+
+    @pytest.mark.parametrize(
+        "form", [{"code": "123", "last4": "1234"}, {"code": "12345678", "last4": "12a4"}, {}]
+    )
+    async def test_malformed_codes_change_nothing(
+        self, http: httpx.AsyncClient, floor: Floor, form: dict[str, str]
+    ) -> None:
+        device = await kiosk(http, floor)
+        before = await row_counts(floor.ctx.db)
+        response = await device.submit("/kiosk/code", form)
+        assert response.status_code == 422
+        assert "请输入 8 位数字预约码" in response.text
+        assert await row_counts(floor.ctx.db) == before
+
+    async def test_a_wrong_code_is_counted_and_nothing_else_changes(
+        self, http: httpx.AsyncClient, floor: Floor
+    ) -> None:
+        await book(floor)
+        device = await kiosk(http, floor)
+        before = await row_counts(floor.ctx.db)
+        response = await device.submit("/kiosk/code", {"code": "00000000", "last4": "0000"})
+        assert "无法识别该预约凭证" in response.text
+        after = await row_counts(floor.ctx.db)
+        assert after.pop("check_in_failure") == before.pop("check_in_failure") + 1
+        assert after == before
+
+    async def test_a_form_without_the_device_token_is_refused(
+        self, http: httpx.AsyncClient, floor: Floor
+    ) -> None:
+        await kiosk(http, floor)
+        response = await http.post("/kiosk/scan", data={"token": "x"})
+        assert response.status_code == 403
+
+
+class TestDesk:
+    async def test_search_by_code_then_check_in(
+        self, http: httpx.AsyncClient, floor: Floor
+    ) -> None:
+        appointment = await book(floor)
+        nurse = await staff(http, "nurse")
+        found = await nurse.page(f"/desk?q={appointment.voucher_code}")
+        assert found.text.count('data-testid="match"') == 1
+        assert floor.world.patient.name in found.text
+        done = await nurse.submit("/desk/check-in", {"appointment": str(appointment.id)})
+        assert done.status_code == 303
+        page = await http.get(done.headers["location"])
+        assert f"排队号 {appointment.sequence_number}" in page.text, done.headers["location"]
+
+    async def test_nothing_found_is_said(self, http: httpx.AsyncClient) -> None:
+        nurse = await staff(http, "nurse")
+        assert "没有找到今天的预约" in (await nurse.page("/desk?q=99999999")).text
+
+    async def test_walk_in_registers_and_checks_in(
+        self, http: httpx.AsyncClient, floor: Floor
+    ) -> None:
+        nurse = await staff(http, "nurse")
+        await nurse.page("/desk")
+        done = await nurse.submit(
+            "/desk/walk-in",
+            {
+                "session": str(floor.world.session.id),
+                "name": "钱多多",
+                "id_type": "resident_id",
+                "id_number": f.resident_id(),
+                "phone": f.phone(),
+            },
+        )
+        assert done.status_code == 303, done.text
+        assert "已挂号并报到" in (await http.get(done.headers["location"])).text
+        async with floor.ctx.db.read() as s:
+            walk_ins = (await s.scalars(select(Visit).where(Visit.walk_in.is_(True)))).all()
+        assert len(walk_ins) == 1
+
+    @pytest.mark.parametrize(
+        ("change", "sentence"),
+        [
+            ({"session": ""}, "请选择出诊"),
+            ({"id_type": "library_card"}, ""),
+            ({"id_number": "110101199001011234"}, ""),
+            ({"name": ""}, ""),
+            ({"phone": "123"}, ""),
+            ({"priority": "elderly", "reason": ""}, "请填写原因"),
+            ({"priority": "vip", "reason": "x"}, ""),
+        ],
+    )
+    async def test_bad_walk_ins_change_nothing(
+        self, http: httpx.AsyncClient, floor: Floor, change: dict[str, str], sentence: str
+    ) -> None:
+        nurse = await staff(http, "nurse")
+        await nurse.page("/desk")
+        form = {
+            "session": str(floor.world.session.id),
+            "name": "钱多多",
+            "id_type": "resident_id",
+            "id_number": f.resident_id(),
+            "phone": f.phone(),
+            **change,
+        }
+        before = await row_counts(floor.ctx.db)
+        response = await nurse.submit("/desk/walk-in", form)
+        assert response.status_code >= 400
+        assert 'class="notice bad" role="alert"' in response.text
+        assert sentence in response.text
+        assert await row_counts(floor.ctx.db) == before
+
+    async def test_priority_and_move_need_a_reason(
+        self, http: httpx.AsyncClient, floor: Floor
+    ) -> None:
+        first, second = await book(floor), await _book_other(floor)
+        nurse = await staff(http, "nurse")
+        await nurse.page("/desk")
+        for appointment in (first, second):
+            await nurse.submit("/desk/check-in", {"appointment": str(appointment.id)})
+        async with floor.ctx.db.read() as s:
+            visits = {v.appointment_id: v.id for v in (await s.scalars(select(Visit))).all()}
+        queue = f"/desk/queues/{floor.world.session.id}"
+        await nurse.page(queue)
+        before = await row_counts(floor.ctx.db)
+        for path, form in (
+            ("/priority", {"visit": str(visits[second.id]), "priority": "elderly"}),
+            ("/move", {"visit": str(visits[second.id]), "other": str(visits[first.id])}),
+        ):
+            refused = await nurse.submit(queue + path, {**form, "reason": " "})
+            assert refused.status_code == 422
+            assert "请填写原因" in refused.text
+        refused = await nurse.submit(
+            queue + "/move", {"visit": str(visits[second.id]), "other": "", "reason": "x"}
+        )
+        assert refused.status_code == 422
+        assert await row_counts(floor.ctx.db) == before
+        moved = await nurse.submit(
+            queue + "/move",
+            {"visit": str(visits[second.id]), "other": str(visits[first.id]), "reason": "发热"},
+        )
+        assert moved.status_code == 200
+        assert "已调整顺序" in moved.text
+
+
+class TestDoctor:
+    async def test_call_next_start_finish_and_the_screen_shows_the_call(
+        self, http: httpx.AsyncClient, floor: Floor
+    ) -> None:
+        appointment = await book(floor)
+        device = await kiosk(http, floor)
+        await device.submit("/kiosk/scan", {"token": await _token(floor, appointment)})
+        doctor = await staff(http, "doctor")
+        await doctor.page("/doctor")
+        session = f"/doctor/sessions/{floor.world.session.id}"
+        called = await doctor.http.post(
+            session + "/call-next", data={"csrf": doctor.csrf}, headers={"HX-Request": "true"}
+        )
+        assert called.status_code == 200
+        assert 'data-testid="current"' in called.text
+        screen = await http.get(f"/screens/{floor.world.department.id}")
+        assert f'<span class="number">{appointment.sequence_number}</span>' in screen.text
+        assert floor.world.patient.name not in screen.text  # masked
+        async with floor.ctx.db.read() as s:
+            visit = await s.scalar(select(Visit).where(Visit.appointment_id == appointment.id))
+        assert visit is not None
+        for action in ("start", "return-visit", "finish"):
+            done = await doctor.submit(f"{session}/{action}", {"visit": str(visit.id)})
+            assert done.status_code == 303, (action, done.text)
+        async with floor.ctx.db.read() as s:
+            finished = await s.get(Visit, visit.id)
+        assert finished is not None
+        assert finished.status == "finished" and finished.return_visit_needed
+
+    async def test_refusals_are_sentences_and_change_nothing(
+        self, http: httpx.AsyncClient, floor: Floor
+    ) -> None:
+        doctor = await staff(http, "doctor")
+        await doctor.page("/doctor")
+        session = f"/doctor/sessions/{floor.world.session.id}"
+        before = await row_counts(floor.ctx.db)
+        empty = await doctor.submit(session + "/call-next")
+        assert empty.status_code == 409 or empty.status_code >= 400
+        assert "当前没有候诊的患者" in empty.text
+        assert (await doctor.submit(session + "/start", {"visit": "nope"})).status_code == 404
+        assert (
+            await doctor.submit(session + "/dance", {"visit": str(f.new_uuid())})
+        ).status_code == 404
+        other = await doctor.submit(f"/doctor/sessions/{f.new_uuid()}/call-next")
+        assert other.status_code == 403
+        assert await row_counts(floor.ctx.db) == before
+
+
+async def _token(floor: Floor, appointment: Appointment) -> str:
+    from yuyue.booking import views
+
+    async with floor.ctx.db.read() as s:
+        fresh = await s.get(Appointment, appointment.id)
+        assert fresh is not None
+        view = await views.appointment_view(
+            s, appointment=fresh, voucher_signer=floor.ctx.voucher_signer, locale="zh-CN"
+        )
+    assert view.voucher is not None
+    return view.voucher.token
+
+
+async def _book_other(floor: Floor) -> Appointment:
+    actor = replace(system_actor(floor.world.hospital.id, "test"), channel=Channel.APP)
+    async with floor.ctx.db.session_scope() as s:
+        booked = await booking_service.book(
+            s,
+            actor=actor,
+            patient_id=floor.world.other_patient.id,
+            session_id=floor.world.session.id,
+            slot_id=None,
+            now=NOW,
+        )
+        return booked.appointment
