@@ -1,0 +1,188 @@
+"""The visit-day JSON API: kiosk check-in, refusals as problem+json, permissions, calling."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import func, select
+
+from tests import factories as f
+from tests.conftest import NOW, World
+from tests.helpers import assert_problem, row_counts, staff_auth
+from tests.visits import support as v
+from yuyue.kit.clock import FixedClock
+from yuyue.scheduling.models import Channel
+from yuyue.staff.models import Role
+from yuyue.visits.events import QueueEvent
+from yuyue.visits.models import CheckInFailure
+from yuyue.web.context import AppContext
+
+
+async def kiosk_auth(ctx: AppContext, world: World) -> dict[str, str]:
+    async with ctx.db.session_scope() as s:
+        key = await f.make_api_key(s, hospital=world.hospital, channel=Channel.KIOSK, now=NOW)
+    return {"Authorization": f"Bearer {key}"}
+
+
+class TestCheckInApi:
+    async def test_kiosk_scan_then_second_scan_and_an_event_after_commit(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World, clock: FixedClock
+    ) -> None:
+        seen: list[QueueEvent] = []
+
+        async def listen(event: QueueEvent) -> None:
+            seen.append(event)
+
+        ctx.queue_events.subscribe(listen) if hasattr(ctx, "queue_events") else None
+        appointment = await v.book(ctx, world)
+        auth = await kiosk_auth(ctx, world)
+        clock.set(v.local(7, 30))
+        token = v.token(ctx, appointment)
+        first = await client.post("/api/v1/check-ins", json={"token": token}, headers=auth)
+        assert first.status_code == 201, first.text
+        ticket = first.json()["ticket"]
+        assert first.json()["already_checked_in"] is False
+        assert (ticket["queue_number"], ticket["people_ahead"]) == (appointment.sequence_number, 0)
+        again = await client.post("/api/v1/check-ins", json={"token": token}, headers=auth)
+        assert again.status_code == 200
+        assert again.json() == {"already_checked_in": True, "ticket": ticket}
+        if hasattr(ctx, "queue_events"):
+            assert [e.kind.value for e in seen] == ["checked_in"]
+
+    async def test_forged_voucher_is_refused_with_a_sentence_and_changes_nothing(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World, clock: FixedClock
+    ) -> None:
+        appointment = await v.book(ctx, world)
+        auth = await kiosk_auth(ctx, world)
+        clock.set(v.local(7, 30))
+        body, _, mac = v.token(ctx, appointment).partition(".")
+        before = await row_counts(ctx.db)
+        response = await client.post(
+            "/api/v1/check-ins",
+            json={"token": body + "x." + mac},
+            headers={**auth, "Accept-Language": "en"},
+        )
+        problem = assert_problem(response, 422, "voucher_invalid")
+        assert "triage desk" in problem["detail"]
+        clock.set(v.local(6, 0))
+        early = await client.post(
+            "/api/v1/check-ins", json={"token": v.token(ctx, appointment)}, headers=auth
+        )
+        assert "07:00" in assert_problem(early, 409, "check_in_too_early")["detail"]
+        assert await row_counts(ctx.db) == before
+
+    async def test_wrong_short_codes_are_counted_and_then_refused(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World, clock: FixedClock
+    ) -> None:
+        appointment = await v.book(ctx, world)
+        auth = await kiosk_auth(ctx, world)
+        clock.set(v.local(7, 30))
+        wrong = {"code": appointment.voucher_code, "phone_last4": "0000"}
+        for _ in range(5):
+            response = await client.post("/api/v1/check-ins", json=wrong, headers=auth)
+            assert_problem(response, 422, "voucher_invalid")
+        locked = await client.post("/api/v1/check-ins", json=wrong, headers=auth)
+        assert assert_problem(locked, 429, "too_many_attempts")["retry_after"] > 0
+        async with ctx.db.read() as s:
+            count = await s.scalar(select(func.count()).select_from(CheckInFailure))
+        assert count == 5
+
+    async def test_an_app_key_may_not_check_in_nor_call(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World, clock: FixedClock
+    ) -> None:
+        appointment = await v.book(ctx, world)
+        clock.set(v.local(7, 30))
+        response = await client.post(
+            "/api/v1/check-ins", json={"token": v.token(ctx, appointment)}, headers=world.auth
+        )
+        assert_problem(response, 403, "forbidden")
+        response = await client.post(
+            f"/api/v1/sessions/{world.session.id}/call-next", headers=world.auth
+        )
+        assert_problem(response, 403, "forbidden")
+
+    async def test_bad_input_is_a_validation_problem(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        auth = await kiosk_auth(ctx, world)
+        response = await client.post("/api/v1/check-ins", json={"code": "123"}, headers=auth)
+        assert_problem(response, 422, "validation_error")
+
+
+class TestDeskAndCallingApi:
+    async def test_desk_walk_in_then_doctor_calls_and_nurse_moves(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World, clock: FixedClock
+    ) -> None:
+        booked = await v.book(ctx, world, ordinal=0)
+        clock.set(v.local(7, 30))
+        nurse = await staff_auth(client, ctx, world, Role.NURSE)
+        doctor = await staff_auth(client, ctx, world, Role.DOCTOR)
+        found = await client.get(
+            "/api/v1/desk/lookup", params={"q": booked.voucher_code}, headers=nurse
+        )
+        assert found.status_code == 200, found.text
+        assert [m["appointment_id"] for m in found.json()] == [str(booked.id)]
+        checked = await client.post(
+            "/api/v1/desk/check-ins", json={"appointment_id": str(booked.id)}, headers=nurse
+        )
+        assert checked.status_code == 201, checked.text
+        async with ctx.db.session_scope() as s:
+            walker = await v.book_patient_only(s, ctx, world)
+        walk = await client.post(
+            "/api/v1/walk-ins",
+            json={"patient_id": str(walker), "session_id": str(world.session.id)},
+            headers=nurse,
+        )
+        assert walk.status_code == 201, walk.text
+        walk_visit = walk.json()["ticket"]["visit_id"]
+        queue = (
+            await client.get(f"/api/v1/sessions/{world.session.id}/queue", headers=doctor)
+        ).json()
+        assert [r["visit_id"] for r in queue["waiting"]][-1] == walk_visit
+        # Only nurses reorder; a move needs a reason.
+        first = queue["waiting"][0]["visit_id"]
+        denied = await client.post(
+            f"/api/v1/visits/{walk_visit}/move",
+            json={"before": first, "reason": "行动不便"},
+            headers=doctor,
+        )
+        assert_problem(denied, 403, "forbidden")
+        no_reason = await client.post(
+            f"/api/v1/visits/{walk_visit}/move", json={"before": first}, headers=nurse
+        )
+        assert_problem(no_reason, 422, "validation_error")
+        moved = await client.post(
+            f"/api/v1/visits/{walk_visit}/move",
+            json={"before": first, "reason": "行动不便"},
+            headers=nurse,
+        )
+        assert moved.json()["position"] == 1
+        called = await client.post(f"/api/v1/sessions/{world.session.id}/call-next", headers=doctor)
+        assert (called.json()["visit_id"], called.json()["status"]) == (walk_visit, "called")
+        for action, status in (("start", "in_consultation"), ("finish", "finished")):
+            response = await client.post(f"/api/v1/visits/{walk_visit}/{action}", headers=doctor)
+            assert response.json()["status"] == status, response.text
+        refused = await client.post(f"/api/v1/visits/{walk_visit}/skip", headers=doctor)
+        assert_problem(refused, 409, "invalid_visit_state")
+        board = await client.get(f"/api/v1/departments/{world.department.id}/board", headers=doctor)
+        assert board.status_code == 200, board.text
+        assert len(board.json()[0]["next"]) == 1
+
+    async def test_openapi_documents_the_visit_routes_and_their_problems(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        schema = (await client.get("/openapi.json")).json()
+        check_in = schema["paths"]["/api/v1/check-ins"]["post"]
+        assert "voucher_invalid" in check_in["responses"]["422"]["description"]
+        assert check_in["responses"]["409"]["content"]["application/problem+json"]["schema"] == {
+            "$ref": "#/components/schemas/Problem"
+        }
+        for path in (
+            "/api/v1/desk/lookup",
+            "/api/v1/walk-ins",
+            "/api/v1/sessions/{session_id}/queue",
+            "/api/v1/sessions/{session_id}/call-next",
+            "/api/v1/visits/{visit_id}/skip",
+            "/api/v1/visits/{visit_id}/move",
+            "/api/v1/visits/{visit_id}/priority",
+        ):
+            assert path in schema["paths"], path
