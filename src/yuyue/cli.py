@@ -166,6 +166,7 @@ def demo(
     migrate.upgrade_sync(settings.async_database_url)
     summary = _seed(settings)
     key = _create_key(settings, Channel.APP, "demo app")
+    kiosk_key = _create_key(settings, Channel.KIOSK, "demo kiosk")
     first_patient = next(iter(summary.patients.values()))
     auth = f"-H 'Authorization: Bearer {key}'"
     booking = f'{{"patient_id": "{first_patient}", "session_id": "<an id from /sessions>"}}'
@@ -181,6 +182,13 @@ def demo(
                 f"  OpenAPI:     {base}/openapi.json",
                 f"  Health:      {base}/healthz",
                 f"  Database:    {_redact(settings.async_database_url)}",
+                "  Visit day (sign in at /staff/signin as nurse / nurse123, doctor / doctor123):",
+                f"    Kiosk:       {base}/kiosk   (set up once with the demo kiosk key below)",
+                f"    Triage desk: {base}/desk",
+                f"    Doctor:      {base}/doctor",
+                f"    Screens:     {base}/screens/<department id> (links on the desk page)",
+                "  Demo kiosk key (channel kiosk):",
+                f"    {kiosk_key}",
                 "  Staff logins (hospital code 'demo', POST /api/v1/auth/token):",
                 *[
                     f"    {s.username:<10} {s.password:<14} {', '.join(s.roles)}"
