@@ -21,7 +21,7 @@ def alembic_config(database_url: str, *, connect_args: dict[str, Any] | None = N
 
 
 def upgrade_sync(database_url: str, *, connect_args: dict[str, Any] | None = None) -> None:
-    command.upgrade(alembic_config(database_url, connect_args=connect_args), "heads")
+    command.upgrade(alembic_config(database_url, connect_args=connect_args), "head")
 
 
 async def upgrade(database_url: str, *, connect_args: dict[str, Any] | None = None) -> None:
