@@ -602,7 +602,7 @@ async def appointments(request: Request, who: VisitorDep) -> Response:
     return render(request, who, "appointments.html", upcoming=upcoming, past=past, names=names)
 
 
-async def _own_appointment(
+async def own_appointment(
     session: AsyncSession, who: Visitor, appointment_id: uuid.UUID
 ) -> tuple[Appointment, Patient]:
     appointment = await session.get(Appointment, appointment_id)
@@ -627,9 +627,11 @@ def qr_svg(token: str) -> str:
 async def appointment_page(
     request: Request, who: VisitorDep, appointment_id: uuid.UUID
 ) -> Response:
+    from yuyue.portal import live  # the live panel builds on these pages' helpers
+
     who.require_account(request)
     async with who.ctx.db.read() as session:
-        appointment, patient = await _own_appointment(session, who, appointment_id)
+        appointment, patient = await own_appointment(session, who, appointment_id)
         view = await booking_views.appointment_view(
             session,
             appointment=appointment,
@@ -641,10 +643,12 @@ async def appointment_page(
         campus = await session.get(Campus, department.campus_id) if department.campus_id else None
         clinic = await session.get(ClinicSession, appointment.session_id)
         reminders = await notifications.pending_reminders(session, appointment_id=appointment.id)
+        panel = await live.live_panel(session, who, appointment)
     return render(
         request,
         who,
         "appointment.html",
+        live=panel,
         reminders=reminders,
         a=view,
         patient=patient,
@@ -662,7 +666,7 @@ async def appointment_page(
 async def cancel_page(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> Response:
     who.require_account(request)
     async with who.ctx.db.read() as session:
-        appointment, patient = await _own_appointment(session, who, appointment_id)
+        appointment, patient = await own_appointment(session, who, appointment_id)
         view = await booking_views.appointment_view(
             session,
             appointment=appointment,
@@ -679,7 +683,7 @@ async def cancel(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -
     actor = who.actor
 
     async def work(session: AsyncSession) -> uuid.UUID:
-        await _own_appointment(session, who, appointment_id)
+        await own_appointment(session, who, appointment_id)
         cancelled = await booking_service.cancel(
             session,
             actor=actor,
@@ -694,7 +698,7 @@ async def cancel(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -
         session_id = await _transact(who, work)
     except YuyueError as error:
         async with who.ctx.db.read() as session:
-            appointment, patient = await _own_appointment(session, who, appointment_id)
+            appointment, patient = await own_appointment(session, who, appointment_id)
             view = await booking_views.appointment_view(
                 session,
                 appointment=appointment,
@@ -722,7 +726,7 @@ async def cancel(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -
 async def reschedule_page(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> Response:
     who.require_account(request)
     async with who.ctx.db.read() as session:
-        appointment, patient = await _own_appointment(session, who, appointment_id)
+        appointment, patient = await own_appointment(session, who, appointment_id)
         view = await booking_views.appointment_view(
             session,
             appointment=appointment,
@@ -748,7 +752,7 @@ async def reschedule_slots(
 ) -> Response:
     who.require_account(request)
     async with who.ctx.db.read() as session:
-        appointment, patient = await _own_appointment(session, who, appointment_id)
+        appointment, patient = await own_appointment(session, who, appointment_id)
         listed = await _listed(session, who, session_id)
         slots = await scheduling_service.session_slots(
             session,
@@ -779,7 +783,7 @@ async def reschedule(request: Request, who: VisitorDep, appointment_id: uuid.UUI
         raise ValidationFailed(summary="session, slot") from None
 
     async def work(session: AsyncSession) -> tuple[uuid.UUID, uuid.UUID]:
-        old, _ = await _own_appointment(session, who, appointment_id)
+        old, _ = await own_appointment(session, who, appointment_id)
         old_session = old.session_id
         booked = await booking_service.reschedule(
             session,
@@ -805,7 +809,7 @@ async def reschedule(request: Request, who: VisitorDep, appointment_id: uuid.UUI
 async def pay_page(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> Response:
     who.require_account(request)
     async with who.ctx.db.read() as session:
-        appointment, patient = await _own_appointment(session, who, appointment_id)
+        appointment, patient = await own_appointment(session, who, appointment_id)
         view = await booking_views.appointment_view(
             session,
             appointment=appointment,
@@ -826,7 +830,7 @@ async def pay(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> R
         raise NotFound(what="resource")
 
     async def work(session: AsyncSession) -> None:
-        appointment, _ = await _own_appointment(session, who, appointment_id)
+        appointment, _ = await own_appointment(session, who, appointment_id)
         await booking_service.confirm_payment(
             session,
             actor=system_actor(who.hospital.id, "demo-cashier"),
@@ -841,7 +845,7 @@ async def pay(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> R
         await _transact(who, work)
     except YuyueError as error:
         async with who.ctx.db.read() as session:
-            appointment, patient = await _own_appointment(session, who, appointment_id)
+            appointment, patient = await own_appointment(session, who, appointment_id)
             view = await booking_views.appointment_view(
                 session,
                 appointment=appointment,

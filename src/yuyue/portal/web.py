@@ -142,25 +142,33 @@ async def visitor(request: Request) -> Visitor:
     )
 
 
+def _page_context(request: Request, who: Visitor, context: dict[str, Any]) -> dict[str, Any]:
+    locale, timezone = who.locale, who.hospital.timezone
+    return {
+        "request": request,
+        "v": who,
+        "t": who.t,
+        "pick": who.pick,
+        "demo": who.ctx.settings.demo_mode,
+        "unread": who.unread,
+        "money": lambda fen: formatting.money(fen, locale),
+        "day": lambda value: formatting.day(value, locale),
+        "iso_day": lambda text: formatting.day(date.fromisoformat(text), locale),
+        "clock": formatting.clock,
+        "local": lambda instant: formatting.local(instant, timezone, locale),
+        **context,
+    }
+
+
+def render_fragment(request: Request, who: Visitor, template: str, **context: Any) -> str:
+    """A piece of a page (for htmx swaps and live updates), in the visitor's language."""
+    return templates.get_template(template).render(_page_context(request, who, context))
+
+
 def render(
     request: Request, who: Visitor, template: str, *, status: int = 200, **context: Any
 ) -> HTMLResponse:
-    locale, timezone = who.locale, who.hospital.timezone
-    body = templates.get_template(template).render(
-        request=request,
-        v=who,
-        t=who.t,
-        pick=who.pick,
-        demo=who.ctx.settings.demo_mode,
-        unread=who.unread,
-        money=lambda fen: formatting.money(fen, locale),
-        day=lambda value: formatting.day(value, locale),
-        iso_day=lambda text: formatting.day(date.fromisoformat(text), locale),
-        clock=formatting.clock,
-        local=lambda instant: formatting.local(instant, timezone, locale),
-        **context,
-    )
-    return HTMLResponse(body, status_code=status)
+    return HTMLResponse(render_fragment(request, who, template, **context), status_code=status)
 
 
 def redirect(path: str) -> RedirectResponse:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -132,6 +133,10 @@ class VisitPolicy(Base):
     estimate_min_samples: Mapped[int] = mapped_column(SmallInteger, default=3)
     code_attempts_max: Mapped[int] = mapped_column(SmallInteger, default=5)
     code_lockout_minutes: Mapped[int] = mapped_column(SmallInteger, default=15)
+    # The patient's phone says "come back to the room" with this many or fewer ahead.
+    come_back_ahead: Mapped[int] = mapped_column(SmallInteger, default=3, server_default=text("3"))
+    # Travel time for the "leave home now" notice before check-in; 0 turns it off.
+    travel_minutes: Mapped[int] = mapped_column(SmallInteger, default=0, server_default=text("0"))
 
 
 class CheckInFailure(Base):

@@ -216,6 +216,9 @@ class Policy:
     estimate_min_samples: int = 3
     code_attempts_max: int = 5
     code_lockout_minutes: int = 15
+    come_back_ahead: int = 3
+    # 0: no "leave home" notice.
+    travel_minutes: int = 0
 
 
 # --- check-in -----------------------------------------------------------------------------
@@ -469,3 +472,47 @@ def visit_transition(status: VisitStatus, action: str) -> VisitStatus:
         return TRANSITIONS[(status, action)]
     except KeyError:
         raise InvalidVisitTransition(state=status.value, action=action) from None
+
+
+# --- what the patient's phone says ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PatientNotice:
+    """A sentence for the patient's phone: a message id and its values."""
+
+    key: str
+    values: dict[str, str | int]
+
+
+def patient_notice(
+    policy: Policy, *, status: VisitStatus, people_ahead: int | None, room: str
+) -> PatientNotice | None:
+    """What to tell a checked-in patient beside their place in the line."""
+    if status is VisitStatus.CALLED:
+        return PatientNotice("visit.called", {"room": room})
+    if status is VisitStatus.IN_CONSULTATION:
+        return PatientNotice("visit.in_consultation", {})
+    if status is VisitStatus.FINISHED:
+        return PatientNotice("visit.finished", {})
+    if status is VisitStatus.SKIPPED:
+        return PatientNotice("visit.skipped", {"room": room})
+    if people_ahead is not None and people_ahead <= policy.come_back_ahead:
+        return PatientNotice("visit.come_back", {"room": room})
+    return None
+
+
+def running_behind(*, called_slot_start: datetime | None, now: datetime) -> timedelta:
+    """How far the doctor runs behind: now minus the start of the slot whose patients are
+    being called; nothing when no one has been called or the doctor is ahead."""
+    if called_slot_start is None or called_slot_start >= now:
+        return timedelta(0)
+    return now - called_slot_start
+
+
+def leave_home_by(policy: Policy, *, slot_start: datetime, behind: timedelta) -> datetime | None:
+    """When a booked patient who has not checked in should set off: their slot, pushed back
+    by how far the doctor runs behind, less the travel time; None when the notice is off."""
+    if policy.travel_minutes <= 0:
+        return None
+    return slot_start + behind - timedelta(minutes=policy.travel_minutes)

@@ -93,6 +93,8 @@ async def load_policy(session: AsyncSession, *, hospital_id: uuid.UUID) -> rules
         estimate_min_samples=row.estimate_min_samples,
         code_attempts_max=row.code_attempts_max,
         code_lockout_minutes=row.code_lockout_minutes,
+        come_back_ahead=row.come_back_ahead,
+        travel_minutes=row.travel_minutes,
     )
 
 

@@ -164,11 +164,11 @@ def create_app(
 
 def _install_pages(app: FastAPI) -> None:
     """The patient pages, their static files, and errors answered as pages."""
-    from yuyue.portal import bans, inbox, pages, waitlist
+    from yuyue.portal import bans, inbox, live, pages, waitlist
     from yuyue.portal.web import SignInRequired, sign_in_redirect
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for router in (pages.router, inbox.router, waitlist.router, bans.router):
+    for router in (pages.router, inbox.router, waitlist.router, bans.router, live.router):
         app.include_router(router)
     problems.register_page_renderer(app, pages.is_page, pages.page_error)
 
