@@ -137,6 +137,9 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+        # Waiting-room screens hold their streams open; on shutdown they reconnect to
+        # another process instead of holding this one up.
+        timeout_graceful_shutdown=5,
     )
 
 
