@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking.service import local_today
 from yuyue.staff.rules import Actor
-from yuyue.visits import events, service
+from yuyue.visits import events, rules, service
 from yuyue.visits.events import QueueEventKind
 from yuyue.visits.models import Visit
 from yuyue.visits.schemas import (
@@ -32,6 +32,8 @@ from yuyue.visits.schemas import (
     QueueRead,
     QueueTicketRead,
     ReturnVisitUpdate,
+    VisitPolicyRead,
+    VisitPolicyUpdate,
     WalkInCreate,
 )
 from yuyue.web.context import AppContext
@@ -376,3 +378,50 @@ async def move_visit(
         )
 
     return await _change(ctx, work, QueueEventKind.MOVED)
+
+
+# --- the visit-day rules -------------------------------------------------------------------
+
+
+def _policy_read(policy: rules.Policy) -> VisitPolicyRead:
+    return VisitPolicyRead(
+        check_in_minutes_before=policy.check_in_minutes_before,
+        late_grace_minutes=policy.late_grace_minutes,
+        batch_slots=policy.batch_slots,
+        elderly_age=policy.elderly_age,
+        priority_classes=list(policy.priority_classes),
+        estimate_min_samples=policy.estimate_min_samples,
+        code_attempts_max=policy.code_attempts_max,
+        code_lockout_minutes=policy.code_lockout_minutes,
+        come_back_ahead=policy.come_back_ahead,
+        travel_minutes=policy.travel_minutes,
+    )
+
+
+@router.get(
+    "/visit-policy",
+    response_model=VisitPolicyRead,
+    responses={401: _AUTH[401]},
+    summary="Check-in window, late rule, priorities, estimates and phone notices in force",
+)
+async def get_visit_policy(ctx: CtxDep, actor: ActorDep) -> VisitPolicyRead:
+    async with ctx.db.read() as session:
+        return _policy_read(await service.load_policy(session, hospital_id=actor.hospital_id))
+
+
+@router.put(
+    "/visit-policy",
+    response_model=VisitPolicyRead,
+    responses={**_AUTH, 422: {"description": "`validation_error`"}},
+    summary="Set the hospital's visit-day rules (admin)",
+)
+async def put_visit_policy(
+    body: VisitPolicyUpdate, ctx: CtxDep, actor: ActorDep
+) -> VisitPolicyRead:
+    async def work(session: AsyncSession) -> VisitPolicyRead:
+        policy = await service.update_policy(
+            session, actor=actor, changes=body.model_dump(exclude_none=True), now=ctx.clock.now()
+        )
+        return _policy_read(policy)
+
+    return await ctx.db.transact(work)

@@ -161,3 +161,39 @@ class BoardRoomRead(BaseModel):
     doctor: str | None
     current: list[QueueRowRead]
     next: list[QueueRowRead]
+
+
+class VisitPolicyRead(BaseModel):
+    check_in_minutes_before: int
+    late_grace_minutes: int
+    batch_slots: int
+    elderly_age: int
+    priority_classes: list[PriorityClass] = Field(description="classes in force, highest first")
+    estimate_min_samples: int
+    code_attempts_max: int
+    code_lockout_minutes: int
+    come_back_ahead: int
+    travel_minutes: int = Field(description='0: no "leave home" notice')
+
+
+class VisitPolicyUpdate(Input):
+    """Fields left out keep their value."""
+
+    check_in_minutes_before: Annotated[int | None, Field(ge=0, le=1440)] = None
+    late_grace_minutes: Annotated[int | None, Field(ge=0, le=240)] = None
+    batch_slots: Annotated[int | None, Field(ge=1, le=20)] = None
+    elderly_age: Annotated[int | None, Field(ge=50, le=120)] = None
+    priority_classes: Annotated[list[PriorityClass] | None, Field(max_length=10)] = None
+    estimate_min_samples: Annotated[int | None, Field(ge=1, le=100)] = None
+    code_attempts_max: Annotated[int | None, Field(ge=1, le=50)] = None
+    code_lockout_minutes: Annotated[int | None, Field(ge=1, le=1440)] = None
+    come_back_ahead: Annotated[int | None, Field(ge=0, le=50)] = None
+    travel_minutes: Annotated[int | None, Field(ge=0, le=600)] = None
+
+    @model_validator(mode="after")
+    def _classes_once(self) -> VisitPolicyUpdate:
+        if self.priority_classes is not None and len(set(self.priority_classes)) != len(
+            self.priority_classes
+        ):
+            raise ValueError("priority_classes lists a class twice")
+        return self

@@ -98,6 +98,59 @@ async def load_policy(session: AsyncSession, *, hospital_id: uuid.UUID) -> rules
     )
 
 
+POLICY_FIELDS = (
+    "check_in_minutes_before",
+    "late_grace_minutes",
+    "batch_slots",
+    "elderly_age",
+    "priority_classes",
+    "estimate_min_samples",
+    "code_attempts_max",
+    "code_lockout_minutes",
+    "come_back_ahead",
+    "travel_minutes",
+)
+
+
+async def update_policy(
+    session: AsyncSession, *, actor: Actor, changes: dict[str, Any], now: datetime
+) -> rules.Policy:
+    """Sets the hospital's visit-day rules (admin); fields left out keep their value."""
+    require_staff(actor, Role.ADMIN)
+    row = await session.scalar(
+        select(VisitPolicy).where(VisitPolicy.hospital_id == actor.hospital_id).with_for_update()
+    )
+    if row is None:
+        defaults = rules.Policy()
+        row = VisitPolicy(
+            hospital_id=actor.hospital_id,
+            **{
+                field: list(getattr(defaults, field))
+                if field == "priority_classes"
+                else getattr(defaults, field)
+                for field in POLICY_FIELDS
+            },
+        )
+        session.add(row)
+        await session.flush()
+    before = {field: getattr(row, field) for field in POLICY_FIELDS}
+    for field, value in changes.items():
+        if field in POLICY_FIELDS and value is not None:
+            setattr(row, field, [str(v) for v in value] if field == "priority_classes" else value)
+    await session.flush()
+    record_audit(
+        session,
+        actor=actor,
+        action="update_visit_policy",
+        entity_type="hospital",
+        entity_id=actor.hospital_id,
+        before=before,
+        after={field: getattr(row, field) for field in POLICY_FIELDS},
+        now=now,
+    )
+    return await load_policy(session, hospital_id=actor.hospital_id)
+
+
 async def hospital_timezone(session: AsyncSession, *, hospital_id: uuid.UUID) -> str:
     tz = await session.scalar(select(Hospital.timezone).where(Hospital.id == hospital_id))
     if tz is None:
