@@ -195,6 +195,7 @@ async def make_staff(
     roles: list[Role],
     now: datetime,
     password: str = "secret-pass",
+    doctor: Doctor | None = None,
 ) -> str:
     username = f"u{next(_counter)}"
     await staff_service.create_staff(
@@ -205,6 +206,7 @@ async def make_staff(
         password=password,
         roles=roles,
         now=now,
+        doctor_id=doctor.id if doctor else None,
     )
     return username
 

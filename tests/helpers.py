@@ -46,14 +46,16 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
 
 
 async def staff_auth(
-    client: httpx.AsyncClient, ctx: Any, world: Any, *roles: Role
+    client: httpx.AsyncClient, ctx: Any, world: Any, *roles: Role, doctor: Any = None
 ) -> dict[str, str]:
     """Headers of a freshly created staff user with these roles, signed in over HTTP."""
     from tests import factories as f
     from tests.conftest import NOW
 
     async with ctx.db.session_scope() as s:
-        username = await f.make_staff(s, hospital=world.hospital, roles=list(roles), now=NOW)
+        username = await f.make_staff(
+            s, hospital=world.hospital, roles=list(roles), now=NOW, doctor=doctor
+        )
     response = await client.post(
         "/api/v1/auth/token",
         json={"hospital": world.hospital.code, "username": username, "password": "secret-pass"},

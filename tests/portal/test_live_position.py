@@ -75,6 +75,7 @@ class TestLivePosition:
                 channel=nurse(world).channel,
                 roles=frozenset({Role.DOCTOR}),
                 name="doctor",
+                doctor_id=world.doctor.id,
             )
             for _ in range(2):
                 await visits.call_next(s, actor=doctor, session_id=world.session.id, now=MORNING)

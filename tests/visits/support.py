@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -44,7 +45,8 @@ def nurse(world: World) -> Actor:
 
 
 def doctor(world: World) -> Actor:
-    return staff(world, Role.DOCTOR, name="医生")
+    """The world's doctor, signed in: they call their own sessions."""
+    return replace(staff(world, Role.DOCTOR, name="医生"), doctor_id=world.doctor.id)
 
 
 def kiosk(world: World) -> Actor:

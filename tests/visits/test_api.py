@@ -115,7 +115,7 @@ class TestDeskAndCallingApi:
         booked = await v.book(ctx, world, ordinal=0)
         clock.set(v.local(7, 30))
         nurse = await staff_auth(client, ctx, world, Role.NURSE)
-        doctor = await staff_auth(client, ctx, world, Role.DOCTOR)
+        doctor = await staff_auth(client, ctx, world, Role.DOCTOR, doctor=world.doctor)
         found = await client.get(
             "/api/v1/desk/lookup", params={"q": booked.voucher_code}, headers=nurse
         )

@@ -25,6 +25,8 @@ class Actor:
     channel: Channel
     roles: frozenset[Role] = field(default_factory=frozenset)
     name: str = ""
+    # The doctor a staff user works as (their own sessions and queues).
+    doctor_id: uuid.UUID | None = None
 
     @property
     def audit_name(self) -> str:

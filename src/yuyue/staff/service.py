@@ -126,6 +126,7 @@ async def staff_actor(
         channel=STAFF_CHANNEL,
         roles=frozenset(Role(r) for r in user.roles),
         name=user.display_name,
+        doctor_id=user.doctor_id,
     )
 
 

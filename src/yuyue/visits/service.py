@@ -26,7 +26,7 @@ from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
 from yuyue.booking.models import Appointment, AppointmentStatus
 from yuyue.kit.crypto import FieldCipher, InvalidToken, TokenSigner
-from yuyue.kit.errors import NotFound, ValidationFailed, YuyueError
+from yuyue.kit.errors import Forbidden, NotFound, ValidationFailed, YuyueError
 from yuyue.patients import service as patient_service
 from yuyue.patients.models import Patient
 from yuyue.patients.rules import IdType, mask_name
@@ -170,6 +170,23 @@ async def _lock_queue(
     if clinic is None:
         raise NotFound(what="session")
     return clinic
+
+
+async def _check_own_session(session: AsyncSession, *, actor: Actor, clinic: ClinicSession) -> None:
+    """A doctor calls only their own sessions (or their department's, when it has no named
+    doctor); nurses and admins act on any queue of the hospital."""
+    if not actor.is_staff or actor.has_role(Role.NURSE):
+        return
+    doctor = await session.get(Doctor, actor.doctor_id) if actor.doctor_id else None
+    if doctor is None or doctor.hospital_id != actor.hospital_id:
+        raise Forbidden()
+    own = (
+        clinic.doctor_id == doctor.id
+        if clinic.doctor_id is not None
+        else clinic.department_id == doctor.department_id
+    )
+    if not own:
+        raise Forbidden()
 
 
 async def _visits(session: AsyncSession, *, session_id: uuid.UUID) -> list[Visit]:
@@ -793,7 +810,8 @@ async def _lock_visit(session: AsyncSession, *, actor: Actor, visit_id: uuid.UUI
     )
     if session_id is None:
         raise NotFound(what="visit")
-    await _lock_queue(session, hospital_id=actor.hospital_id, session_id=session_id)
+    clinic = await _lock_queue(session, hospital_id=actor.hospital_id, session_id=session_id)
+    await _check_own_session(session, actor=actor, clinic=clinic)
     visits = await _visits(session, session_id=session_id)
     visit = next(v for v in visits if v.id == visit_id)
     return _Locked(visit, visits, await load_policy(session, hospital_id=actor.hospital_id))
@@ -811,7 +829,8 @@ async def call_next(
 ) -> Visit:
     """Calls the first visit in line (叫号)."""
     require_staff(actor, *CALLING_ROLES)
-    await _lock_queue(session, hospital_id=actor.hospital_id, session_id=session_id)
+    clinic = await _lock_queue(session, hospital_id=actor.hospital_id, session_id=session_id)
+    await _check_own_session(session, actor=actor, clinic=clinic)
     visits = await _visits(session, session_id=session_id)
     line = _line(visits)
     if not line:
