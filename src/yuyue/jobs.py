@@ -20,7 +20,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
@@ -46,78 +46,86 @@ from yuyue.waitlist import service as waitlist_service
 from yuyue.web.context import AppContext
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def _each_hospital(
+    ctx: AppContext, job: str, sweep: Callable[[AsyncSession, Actor], Awaitable[T]]
+) -> list[T]:
+    """Runs one sweep per hospital, each in its own transaction, as the system actor `job`."""
+    async with ctx.db.read() as session:
+        hospitals = list((await session.scalars(select(Hospital.id))).all())
+    results: list[T] = []
+    for hospital_id in hospitals:
+        actor = system_actor(hospital_id, job)
+
+        async def work(session: AsyncSession, actor: Actor = actor) -> T:
+            return await sweep(session, actor)
+
+        results.append(await ctx.db.transact(work))
+    return results
+
+
+def _places_returned(ctx: AppContext, per_hospital: list[list[uuid.UUID]]) -> list[uuid.UUID]:
+    sessions = [session_id for sessions in per_hospital for session_id in sessions]
+    for session_id in sessions:
+        ctx.sold_out.places_returned(session_id)
+    return sessions
 
 
 async def expire_holds_once(ctx: AppContext) -> list[uuid.UUID]:
     """Expires unpaid holds in every hospital; returns the sessions that got places back."""
-    async with ctx.db.read() as session:
-        hospitals = list((await session.scalars(select(Hospital.id))).all())
-    touched: list[uuid.UUID] = []
-    for hospital_id in hospitals:
-        actor = system_actor(hospital_id, "hold-expiry")
-
-        async def work(session: AsyncSession, actor: Actor = actor) -> list[uuid.UUID]:
-            return await booking_service.expire_holds(session, actor=actor, now=ctx.clock.now())
-
-        sessions = await ctx.db.transact(work)
-        for session_id in sessions:
-            ctx.sold_out.places_returned(session_id)
-        touched.extend(sessions)
-    return touched
+    return _places_returned(
+        ctx,
+        await _each_hospital(
+            ctx,
+            "hold-expiry",
+            lambda session, actor: booking_service.expire_holds(
+                session, actor=actor, now=ctx.clock.now()
+            ),
+        ),
+    )
 
 
 async def close_waitlists_once(ctx: AppContext) -> int:
     """Closes the waitlists whose closing time has passed, in every hospital."""
-    async with ctx.db.read() as session:
-        hospitals = list((await session.scalars(select(Hospital.id))).all())
-    closed = 0
-    for hospital_id in hospitals:
-        actor = system_actor(hospital_id, "waitlist-close")
-
-        async def work(session: AsyncSession, actor: Actor = actor) -> int:
-            return await waitlist_service.close_waitlists(session, actor=actor, now=ctx.clock.now())
-
-        closed += await ctx.db.transact(work)
-    return closed
+    closed = await _each_hospital(
+        ctx,
+        "waitlist-close",
+        lambda session, actor: waitlist_service.close_waitlists(
+            session, actor=actor, now=ctx.clock.now()
+        ),
+    )
+    return sum(closed)
 
 
 async def release_reserved_once(ctx: AppContext) -> list[uuid.UUID]:
     """Hands the day's unused reserved places to on-site registration where it is time."""
-    async with ctx.db.read() as session:
-        hospitals = list((await session.scalars(select(Hospital.id))).all())
-    released: list[uuid.UUID] = []
-    for hospital_id in hospitals:
-        actor = system_actor(hospital_id, "reserved-release")
-
-        async def work(session: AsyncSession, actor: Actor = actor) -> list[uuid.UUID]:
-            return await release.release_reserved_places(session, actor=actor, now=ctx.clock.now())
-
-        sessions = await ctx.db.transact(work)
-        for session_id in sessions:
-            ctx.sold_out.places_returned(session_id)
-        released.extend(sessions)
-    return released
+    return _places_returned(
+        ctx,
+        await _each_hospital(
+            ctx,
+            "reserved-release",
+            lambda session, actor: release.release_reserved_places(
+                session, actor=actor, now=ctx.clock.now()
+            ),
+        ),
+    )
 
 
 async def mark_no_shows_once(ctx: AppContext) -> attendance_service.SweepResult:
     """Marks bookings never checked in as no-shows, and bans where the policy says so, in
     every hospital (one transaction per hospital)."""
-    async with ctx.db.read() as session:
-        hospitals = list((await session.scalars(select(Hospital.id))).all())
-    marked: list[uuid.UUID] = []
-    bans: list[uuid.UUID] = []
-    for hospital_id in hospitals:
-        actor = system_actor(hospital_id, "no-show-sweep")
-
-        async def work(
-            session: AsyncSession, actor: Actor = actor
-        ) -> attendance_service.SweepResult:
-            return await attendance_service.mark_no_shows(session, actor=actor, now=ctx.clock.now())
-
-        result = await ctx.db.transact(work)
-        marked.extend(result.marked)
-        bans.extend(result.bans)
-    return attendance_service.SweepResult(marked, bans)
+    results = await _each_hospital(
+        ctx,
+        "no-show-sweep",
+        lambda session, actor: attendance_service.mark_no_shows(
+            session, actor=actor, now=ctx.clock.now()
+        ),
+    )
+    return attendance_service.SweepResult(
+        [m for r in results for m in r.marked], [b for r in results for b in r.bans]
+    )
 
 
 def build_huey(settings: Settings, *, immediate: bool = False) -> Huey:
