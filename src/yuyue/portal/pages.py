@@ -617,6 +617,17 @@ async def own_appointment(
     return appointment, patients[appointment.patient_id]
 
 
+async def _own_view(
+    session: AsyncSession, who: Visitor, appointment_id: uuid.UUID
+) -> tuple[Appointment, Patient, AppointmentRead]:
+    """The visitor's appointment, its patient, and what its pages show."""
+    appointment, patient = await own_appointment(session, who, appointment_id)
+    view = await booking_views.appointment_view(
+        session, appointment=appointment, voucher_signer=who.ctx.voucher_signer, locale=who.locale
+    )
+    return appointment, patient, view
+
+
 def qr_svg(token: str) -> str:
     # Error correction "M" survives a cracked phone screen; the border is the quiet zone
     # scanners need.
@@ -631,13 +642,7 @@ async def appointment_page(
 
     who.require_account(request)
     async with who.ctx.db.read() as session:
-        appointment, patient = await own_appointment(session, who, appointment_id)
-        view = await booking_views.appointment_view(
-            session,
-            appointment=appointment,
-            voucher_signer=who.ctx.voucher_signer,
-            locale=who.locale,
-        )
+        appointment, patient, view = await _own_view(session, who, appointment_id)
         department = await session.get(Department, appointment.department_id)
         assert department is not None
         campus = await session.get(Campus, department.campus_id) if department.campus_id else None
@@ -666,13 +671,7 @@ async def appointment_page(
 async def cancel_page(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> Response:
     who.require_account(request)
     async with who.ctx.db.read() as session:
-        appointment, patient = await own_appointment(session, who, appointment_id)
-        view = await booking_views.appointment_view(
-            session,
-            appointment=appointment,
-            voucher_signer=who.ctx.voucher_signer,
-            locale=who.locale,
-        )
+        _, patient, view = await _own_view(session, who, appointment_id)
     return render(request, who, "cancel.html", a=view, patient=patient)
 
 
@@ -698,13 +697,7 @@ async def cancel(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -
         session_id = await _transact(who, work)
     except YuyueError as error:
         async with who.ctx.db.read() as session:
-            appointment, patient = await own_appointment(session, who, appointment_id)
-            view = await booking_views.appointment_view(
-                session,
-                appointment=appointment,
-                voucher_signer=who.ctx.voucher_signer,
-                locale=who.locale,
-            )
+            _, patient, view = await _own_view(session, who, appointment_id)
         return render(
             request,
             who,
@@ -726,13 +719,7 @@ async def cancel(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -
 async def reschedule_page(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> Response:
     who.require_account(request)
     async with who.ctx.db.read() as session:
-        appointment, patient = await own_appointment(session, who, appointment_id)
-        view = await booking_views.appointment_view(
-            session,
-            appointment=appointment,
-            voucher_signer=who.ctx.voucher_signer,
-            locale=who.locale,
-        )
+        appointment, patient, view = await _own_view(session, who, appointment_id)
         schedule = await _schedule(session, who, department_id=appointment.department_id)
     # The same doctor first (another time in the same session included), then the
     # department's other sessions with places left.
@@ -809,13 +796,7 @@ async def reschedule(request: Request, who: VisitorDep, appointment_id: uuid.UUI
 async def pay_page(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> Response:
     who.require_account(request)
     async with who.ctx.db.read() as session:
-        appointment, patient = await own_appointment(session, who, appointment_id)
-        view = await booking_views.appointment_view(
-            session,
-            appointment=appointment,
-            voucher_signer=who.ctx.voucher_signer,
-            locale=who.locale,
-        )
+        _, patient, view = await _own_view(session, who, appointment_id)
     return render(request, who, "pay.html", a=view, patient=patient)
 
 
@@ -845,13 +826,7 @@ async def pay(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> R
         await _transact(who, work)
     except YuyueError as error:
         async with who.ctx.db.read() as session:
-            appointment, patient = await own_appointment(session, who, appointment_id)
-            view = await booking_views.appointment_view(
-                session,
-                appointment=appointment,
-                voucher_signer=who.ctx.voucher_signer,
-                locale=who.locale,
-            )
+            _, patient, view = await _own_view(session, who, appointment_id)
         return render(
             request,
             who,
