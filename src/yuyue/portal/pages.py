@@ -59,10 +59,6 @@ def _today(who: Visitor) -> date:
     return booking_service.local_today(who.now, who.hospital.timezone)
 
 
-async def _transact(who: Visitor, work: Any) -> Any:
-    return await who.ctx.db.transact(work)
-
-
 def _refusal(who: Visitor, error: YuyueError) -> str:
     return error.detail(who.locale)
 
@@ -123,7 +119,7 @@ async def signin_code(request: Request, who: VisitorDep) -> Response:
         )
 
     try:
-        await _transact(who, work)
+        await who.ctx.db.transact(work)
     except YuyueError as error:
         return render(
             request,
@@ -168,7 +164,7 @@ async def signin(request: Request, who: VisitorDep) -> Response:
         return opened.id, None
 
     try:
-        session_id, refusal = await _transact(who, work)
+        session_id, refusal = await who.ctx.db.transact(work)
     except YuyueError as error:
         session_id, refusal = None, error
     if session_id is None:
@@ -207,7 +203,7 @@ async def signout(request: Request, who: VisitorDep) -> Response:
                 session, session_id=session_id, now=who.ctx.clock.now()
             )
 
-        await _transact(who, work)
+        await who.ctx.db.transact(work)
     response = redirect("/")
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -499,7 +495,7 @@ async def book(request: Request, who: VisitorDep, session_id: uuid.UUID) -> Resp
         return booked.appointment.id
 
     try:
-        appointment_id = await _transact(who, work)
+        appointment_id = await who.ctx.db.transact(work)
     except booking_rules.SoldOut as error:
 
         async def compute() -> list[dict[str, Any]]:
@@ -694,7 +690,7 @@ async def cancel(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -
         return cancelled.session_id
 
     try:
-        session_id = await _transact(who, work)
+        session_id = await who.ctx.db.transact(work)
     except YuyueError as error:
         async with who.ctx.db.read() as session:
             _, patient, view = await _own_view(session, who, appointment_id)
@@ -784,7 +780,7 @@ async def reschedule(request: Request, who: VisitorDep, appointment_id: uuid.UUI
         return booked.appointment.id, old_session
 
     try:
-        new_id, old_session = await _transact(who, work)
+        new_id, old_session = await who.ctx.db.transact(work)
     except YuyueError as error:
         return await _refused(request, who, session_id, form, error, [])
     who.ctx.sold_out.places_returned(old_session)
@@ -823,7 +819,7 @@ async def pay(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> R
         )
 
     try:
-        await _transact(who, work)
+        await who.ctx.db.transact(work)
     except YuyueError as error:
         async with who.ctx.db.read() as session:
             _, patient, view = await _own_view(session, who, appointment_id)
@@ -918,7 +914,7 @@ async def add_patient(request: Request, who: VisitorDep) -> Response:
             )
 
         try:
-            await _transact(who, work)
+            await who.ctx.db.transact(work)
         except YuyueError as error:
             return render(
                 request,
