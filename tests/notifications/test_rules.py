@@ -233,3 +233,25 @@ class TestEmail:
     def test_bad_addresses(self, raw: str) -> None:
         with pytest.raises(rules.InvalidEmail):
             rules.normalise_email(raw)
+
+
+@pytest.mark.parametrize(
+    ("local_due", "expected_local"),
+    [
+        (datetime(2026, 11, 22, 21, 59), datetime(2026, 11, 22, 21, 59)),
+        (datetime(2026, 11, 22, 22, 0), datetime(2026, 11, 23, 7, 0)),
+        (datetime(2026, 11, 23, 6, 59), datetime(2026, 11, 23, 7, 0)),
+        (datetime(2026, 11, 23, 7, 0), datetime(2026, 11, 23, 7, 0)),
+    ],
+)
+def test_default_quiet_hours_are_the_hospital_defaults_22_to_7(
+    local_due: datetime, expected_local: datetime
+) -> None:
+    shanghai = timedelta(hours=8)
+    at = rules.deliver_at(
+        K.REMINDER,
+        (local_due - shanghai).replace(tzinfo=UTC),
+        quiet=rules.DEFAULT_QUIET_HOURS,
+        tz="Asia/Shanghai",
+    )
+    assert at == (expected_local - shanghai).replace(tzinfo=UTC)
