@@ -152,6 +152,9 @@ class _HostedConsumer(Consumer):  # type: ignore[misc]
         return None
 
 
+DOORBELL_INTERVAL_SECONDS = 0.25
+
+
 class Jobs:
     """The huey instance with yuyue's tasks, the per-thread contexts they run in, and the
     doorbell that queues a delivery after a commit."""
@@ -263,7 +266,8 @@ class Jobs:
     def request_delivery(self) -> None:
         """Cheap and never raises: any number of rings before the doorbell thread wakes
         queue one delivery task."""
-        self._doorbell.set()
+        if not self._doorbell.is_set():
+            self._doorbell.set()
 
     def start_doorbell(self) -> None:
         if self._bell_thread is None:
@@ -282,6 +286,10 @@ class Jobs:
             except Exception:
                 # The periodic pass delivers within a minute anyway.
                 log.exception("could not queue a delivery")
+            # At the release peak every booking rings; queueing a task per ring would write
+            # the job store hundreds of times a second. One task per interval delivers every
+            # message written before it, so messages wait at most this long for a worker.
+            self._closing.wait(DOORBELL_INTERVAL_SECONDS)
 
     # --- the consumer ---------------------------------------------------------------------
 

@@ -161,32 +161,27 @@ async def create_appointment(
     if key is not None:
         ctx.known_keys.add(scope, key)
 
+    def render(booked: service.Booked) -> dict[str, Any]:
+        return views.render_booked(
+            booked, voucher_signer=ctx.voucher_signer, locale=locale
+        ).model_dump(mode="json")
+
+    remember = (
+        service.IdempotentRequest(scope, key, request_hash, render) if key is not None else None
+    )
+
     async def work(session: AsyncSession) -> dict[str, Any]:
-        now = ctx.clock.now()
         booked = await service.book(
             session,
             actor=actor,
             patient_id=body.patient_id,
             session_id=body.session_id,
             slot_id=body.slot_id,
-            now=now,
+            now=ctx.clock.now(),
             caches=ctx.caches,
+            idempotency=remember,
         )
-        answer = views.render_booked(
-            booked, voucher_signer=ctx.voucher_signer, locale=locale
-        ).model_dump(mode="json")
-        if key is not None:
-            service.remember_answer(
-                session,
-                hospital_id=actor.hospital_id,
-                scope=scope,
-                key=key,
-                request_hash=request_hash,
-                status_code=201,
-                response=answer,
-                now=now,
-            )
-        return answer
+        return booked.answer if booked.answer is not None else render(booked)
 
     try:
         answer = await ctx.db.transact(work)

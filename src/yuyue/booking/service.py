@@ -12,18 +12,17 @@ Session facts and the policy come from a short-lived cache.
 
 from __future__ import annotations
 
-import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking import rules
+from yuyue.booking import rules, store
 from yuyue.booking.facts import (
     PolicyCache,
     SessionInfo,
@@ -39,10 +38,18 @@ from yuyue.booking.models import (
     CancelReason,
     IdempotencyRecord,
 )
+from yuyue.booking.store import ClaimedPlace as ClaimedPlace
+from yuyue.booking.store import PatientFacts as PatientFacts
 from yuyue.kit.errors import NotFound
+from yuyue.kit.ids import new_id
+from yuyue.kit.sql import driver
 from yuyue.notifications.models import MessageKind
-from yuyue.notifications.service import enqueue, schedule_reminders, withdraw_reminders
-from yuyue.patients.models import Patient
+from yuyue.notifications.service import (
+    enqueue,
+    reminder_times_for,
+    schedule_reminders,
+    withdraw_reminders,
+)
 from yuyue.scheduling.models import (
     ClinicSession,
     Doctor,
@@ -85,79 +92,30 @@ async def session_facts(
     return info, policy
 
 
-@dataclass(frozen=True, slots=True)
-class PatientFacts:
-    id: uuid.UUID
-    birth_date: date
-    sex: str
-
-
 async def lock_patient(
     session: AsyncSession, *, hospital_id: uuid.UUID, patient_id: uuid.UUID, now: datetime
 ) -> tuple[PatientFacts, list[rules.BlacklistFacts]]:
     """Locks the patient's row, which serialises one patient's concurrent requests so the
     limits hold (SQLite: the write lock), and reads current blacklist entries with it."""
-    rows = (
-        await session.execute(
-            select(
-                Patient.id,
-                Patient.birth_date,
-                Patient.sex,
-                BlacklistEntry.starts_at,
-                BlacklistEntry.ends_at,
-                BlacklistEntry.lifted_at,
-                BlacklistEntry.reason,
-            )
-            .outerjoin(
-                BlacklistEntry,
-                and_(BlacklistEntry.patient_id == Patient.id, BlacklistEntry.ends_at > now),
-            )
-            .where(Patient.id == patient_id, Patient.hospital_id == hospital_id)
-            .with_for_update(of=Patient)
-        )
-    ).all()
-    if not rows:
-        raise NotFound(what="patient")
-    entries = [rules.BlacklistFacts(r[3], r[4], r[5], r[6]) for r in rows if r[4] is not None]
-    return PatientFacts(rows[0][0], rows[0][1], rows[0][2]), entries
+    return await store.lock_patient(
+        await driver(session), hospital_id=hospital_id, patient_id=patient_id, now=now
+    )
+
+
+def _recent_since(now: datetime) -> datetime:
+    # The longest per-patient limit looks back 90 days.
+    return now - timedelta(days=90)
 
 
 async def _existing_bookings(
     session: AsyncSession, *, patient_id: uuid.UUID, now: datetime
 ) -> list[rules.BookingFacts]:
-    rows = await session.execute(
-        select(
-            Appointment.id,
-            Appointment.session_id,
-            Appointment.visit_date,
-            Appointment.department_id,
-            Appointment.doctor_id,
-            Appointment.status,
-            Appointment.created_at,
-            Appointment.cancel_reason,
-        ).where(
-            Appointment.patient_id == patient_id,
-            (Appointment.created_at > now - timedelta(days=90))
-            | Appointment.status.in_(ACTIVE_STATUSES),
-        )
+    return await store.existing_bookings(
+        await driver(session), patient_id=patient_id, since=_recent_since(now)
     )
-    return [
-        rules.BookingFacts(r[0], r[1], r[2], r[3], r[4], AppointmentStatus(r[5]), r[6], r[7])
-        for r in rows
-    ]
 
 
 # --- the claim ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedPlace:
-    pool_id: uuid.UUID
-    slot_id: uuid.UUID
-    first_number: int
-    capacity: int
-    slot_start: time
-    slot_end: time
 
 
 async def claim_place(
@@ -167,56 +125,12 @@ async def claim_place(
     pools: Sequence[str],
     slot_id: uuid.UUID | None,
 ) -> ClaimedPlace | None:
-    """Takes the earliest free place of the given pools with one conditional UPDATE.
-
-    `taken < capacity` and `is_open` are re-checked on the row the UPDATE locks, so two
-    claimers can never both take the last place, and no claim lands after a stop-clinic;
-    the loser of a race moves on to the next candidate row.
-    """
-    free = [
-        SlotPool.session_id == session_id,
-        SlotPool.pool.in_(pools),
-        SlotPool.taken < SlotPool.capacity,
-        SlotPool.is_open.is_(True),
-    ]
-    if slot_id is not None:
-        free.append(SlotPool.slot_id == slot_id)
-    candidate = (
-        select(SlotPool.id)
-        .where(*free)
-        .order_by(SlotPool.slot_ordinal, SlotPool.first_number)
-        .limit(1)
-        .scalar_subquery()
+    """Takes the earliest free place of the given pools with one conditional UPDATE (see
+    `store.claim_place`): two claimers can never both take the last place, and no claim
+    lands after a stop-clinic."""
+    return await store.claim_place(
+        await driver(session), session_id=session_id, pools=pools, slot_id=slot_id
     )
-    for _ in range(256):
-        # One statement: pick the earliest free row and take a place in it. Under a race
-        # the row may fill between the pick and the lock; then no row is updated and we
-        # look again, unless nothing free is left at all.
-        claimed = (
-            await session.execute(
-                update(SlotPool)
-                .where(
-                    SlotPool.id == candidate,
-                    SlotPool.taken < SlotPool.capacity,
-                    SlotPool.is_open.is_(True),
-                )
-                .values(taken=SlotPool.taken + 1)
-                .returning(
-                    SlotPool.id,
-                    SlotPool.slot_id,
-                    SlotPool.first_number,
-                    SlotPool.capacity,
-                    SlotPool.slot_start,
-                    SlotPool.slot_end,
-                )
-                .execution_options(synchronize_session=False)
-            )
-        ).one_or_none()
-        if claimed is not None:
-            return ClaimedPlace(*claimed)
-        if await session.scalar(select(SlotPool.id).where(*free).limit(1)) is None:
-            return None
-    return None
 
 
 async def _explain_no_place(
@@ -249,12 +163,7 @@ async def _explain_no_place(
 
 
 async def _return_place(session: AsyncSession, pool_id: uuid.UUID) -> None:
-    await session.execute(
-        update(SlotPool)
-        .where(SlotPool.id == pool_id)
-        .values(taken=SlotPool.taken - 1)
-        .execution_options(synchronize_session=False)
-    )
+    await store.return_place(await driver(session), pool_id=pool_id)
 
 
 async def _release_place(
@@ -271,16 +180,10 @@ async def _release_place(
 
 
 async def _next_number(session: AsyncSession, place: ClaimedPlace) -> int:
-    # We hold the pool row's lock, so no one else numbers places of this pool meanwhile.
-    used = await session.scalars(
-        select(Appointment.sequence_number).where(
-            Appointment.pool_id == place.pool_id, Appointment.status.in_(ACTIVE_STATUSES)
-        )
-    )
-    return rules.lowest_free_number(place.first_number, place.capacity, used)
+    return await store.number_place(await driver(session), place)
 
 
-def snapshot(appointment: Appointment) -> dict[str, Any]:
+def snapshot(appointment: Appointment | store.AppointmentRecord) -> dict[str, Any]:
     """The audit trail's before/after picture of an appointment."""
     return {
         "status": str(appointment.status),
@@ -295,7 +198,7 @@ def snapshot(appointment: Appointment) -> dict[str, Any]:
 
 
 def _message_payload(
-    appointment: Appointment, info: SessionInfo, slot_start: time | None
+    appointment: Appointment | store.AppointmentRecord, info: SessionInfo, slot_start: time | None
 ) -> dict[str, Any]:
     return {
         "appointment_id": str(appointment.id),
@@ -313,15 +216,28 @@ def _message_payload(
 # --- use cases ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Booked:
     """A new appointment with what its answer shows, so no query is needed to render it."""
 
-    appointment: Appointment
+    appointment: store.AppointmentRecord
     info: SessionInfo
     policy: rules.Policy
     slot_start: time
     slot_end: time
+    # The answer remembered for an Idempotency-Key, when the caller asked for one.
+    answer: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentRequest:
+    """Asks `book` to keep the first answer in the booking's own statement: `render` turns
+    the booking into the answer the caller sends."""
+
+    scope: str
+    key: str
+    request_hash: str
+    render: Callable[[Booked], dict[str, Any]]
 
 
 async def book(
@@ -334,10 +250,15 @@ async def book(
     now: datetime,
     replacing: uuid.UUID | None = None,
     caches: Caches = NO_CACHE,
+    idempotency: IdempotentRequest | None = None,
 ) -> Booked:
-    """Checks every rule, claims one place and records the appointment (held or booked)."""
-    patient, blacklist = await lock_patient(
-        session, hospital_id=actor.hospital_id, patient_id=patient_id, now=now
+    """Checks every rule, claims one place and records the appointment (held or booked).
+
+    The hot path: four statements on PostgreSQL when nothing races (lock the patient, read
+    their bookings, claim with the numbers, record), see `store`."""
+    db = await driver(session)
+    patient, blacklist = await store.lock_patient(
+        db, hospital_id=actor.hospital_id, patient_id=patient_id, now=now
     )
     info, policy = await session_facts(
         session, hospital_id=actor.hospital_id, session_id=session_id, caches=caches
@@ -358,18 +279,18 @@ async def book(
     rules.check_limits(
         policy,
         facts,
-        await _existing_bookings(session, patient_id=patient.id, now=now),
+        await store.existing_bookings(db, patient_id=patient.id, since=_recent_since(now)),
         now=now,
         today=local_today(now, facts.timezone),
         replacing=replacing,
     )
     pools = pools_for_channel(actor.channel)
-    place = await claim_place(session, session_id=session_id, pools=pools, slot_id=slot_id)
+    place = await store.claim_place(db, session_id=session_id, pools=pools, slot_id=slot_id)
     while place is None:
         await _explain_no_place(
             session, actor=actor, session_id=session_id, slot_id=slot_id, now=now
         )
-        place = await claim_place(session, session_id=session_id, pools=pools, slot_id=slot_id)
+        place = await store.claim_place(db, session_id=session_id, pools=pools, slot_id=slot_id)
 
     if replacing is not None:
         await _cancel_locked(
@@ -383,8 +304,10 @@ async def book(
             now=now,
             notify=False,
         )
+        await session.flush()
     status = rules.initial_status(info.fee_fen)
-    appointment = Appointment(
+    appointment = store.AppointmentRecord(
+        id=new_id(),
         hospital_id=actor.hospital_id,
         patient_id=patient.id,
         session_id=session_id,
@@ -395,27 +318,14 @@ async def book(
         visit_date=facts.date,
         channel=actor.channel.value,
         status=status,
-        sequence_number=await _next_number(session, place),
+        sequence_number=await store.number_place(db, place),
         fee_fen=info.fee_fen,
-        voucher_code=f"{secrets.randbelow(10**8):08d}",
+        voucher_code=store.new_voucher_code(),
         hold_expires_at=now + timedelta(minutes=policy.hold_minutes) if status is S.HELD else None,
         booked_at=now if status is S.BOOKED else None,
         rescheduled_from_id=replacing,
         created_by=actor.audit_name,
         created_at=now,
-        updated_at=now,
-    )
-    session.add(appointment)
-    await session.flush()
-    record_audit(
-        session,
-        actor=actor,
-        action="reschedule" if replacing else "book",
-        entity_type="appointment",
-        entity_id=appointment.id,
-        before=None,
-        after=snapshot(appointment),
-        now=now,
     )
     kind = (
         MessageKind.RESCHEDULED
@@ -424,27 +334,40 @@ async def book(
         if status is S.BOOKED
         else MessageKind.BOOKING_HELD
     )
-    enqueue(
-        session,
-        hospital_id=actor.hospital_id,
-        kind=kind,
-        patient_id=patient.id,
-        appointment_id=appointment.id,
-        payload=_message_payload(appointment, info, place.slot_start),
-        now=now,
-    )
+    messages = [
+        store.NewMessage(kind.value, _message_payload(appointment, info, place.slot_start), now)
+    ]
     if status is S.BOOKED:
-        await schedule_reminders(
-            session,
-            hospital_id=actor.hospital_id,
-            patient_id=patient.id,
-            appointment_id=appointment.id,
-            visit_date=facts.date,
-            slot_start=place.slot_start,
-            payload={"appointment_id": str(appointment.id)},
-            now=now,
+        reminder = {"appointment_id": str(appointment.id)}
+        messages.extend(
+            store.NewMessage(MessageKind.REMINDER.value, reminder, at)
+            for at in await reminder_times_for(
+                session,
+                hospital_id=actor.hospital_id,
+                visit_date=facts.date,
+                slot_start=place.slot_start,
+                now=now,
+            )
         )
-    return Booked(appointment, info, policy, place.slot_start, place.slot_end)
+    booked = Booked(appointment, info, policy, place.slot_start, place.slot_end)
+
+    def remember() -> store.Remembered:
+        # Rendered per write attempt: a voucher code replaced after a collision is in it.
+        assert idempotency is not None
+        booked.answer = idempotency.render(booked)
+        return store.Remembered(
+            idempotency.scope, idempotency.key, idempotency.request_hash, booked.answer
+        )
+
+    await store.record(
+        db,
+        appointment,
+        audit_action="reschedule" if replacing else "book",
+        audit_after=snapshot(appointment),
+        messages=messages,
+        remember=remember if idempotency is not None else None,
+    )
+    return booked
 
 
 async def _lock_appointment(

@@ -13,6 +13,7 @@ from yuyue.booking.facts import SessionInfo
 from yuyue.booking.models import Appointment, AppointmentStatus
 from yuyue.booking.schemas import AppointmentRead, SessionBrief, SlotBrief, Voucher
 from yuyue.booking.service import NO_CACHE, Booked, Caches, session_facts
+from yuyue.booking.store import AppointmentRecord
 from yuyue.kit.crypto import TokenSigner
 from yuyue.scheduling.models import TimeSlot
 from yuyue.scheduling.schemas import DoctorBrief, Named
@@ -20,7 +21,9 @@ from yuyue.scheduling.schemas import DoctorBrief, Named
 _VOUCHER_STATUSES = {AppointmentStatus.BOOKED, AppointmentStatus.CHECKED_IN}
 
 
-def voucher_token(signer: TokenSigner, appointment: Appointment, *, timezone: str) -> str:
+def voucher_token(
+    signer: TokenSigner, appointment: Appointment | AppointmentRecord, *, timezone: str
+) -> str:
     # Valid until the end of the visit day: a screenshot of yesterday's code proves nothing.
     expires = rules.local_instant(appointment.visit_date + timedelta(days=1), time(0, 0), timezone)
     return signer.sign(
@@ -29,7 +32,7 @@ def voucher_token(signer: TokenSigner, appointment: Appointment, *, timezone: st
 
 
 def render(
-    appointment: Appointment,
+    appointment: Appointment | AppointmentRecord,
     *,
     info: SessionInfo,
     policy: rules.Policy,

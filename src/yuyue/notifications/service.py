@@ -185,6 +185,29 @@ async def schedule_reminders(
         )
 
 
+async def reminder_times_for(
+    session: AsyncSession,
+    *,
+    hospital_id: uuid.UUID,
+    visit_date: date,
+    slot_start: time,
+    now: datetime,
+) -> list[datetime]:
+    """When a booked appointment's reminders fall due (quiet hours respected); for callers
+    that write the reminder rows themselves, such as booking's hot path."""
+    settings = await load_delivery_settings(session, hospital_id=hospital_id, use_cache=True)
+    visit_start = datetime.combine(visit_date, slot_start, tzinfo=ZoneInfo(settings.timezone))
+    return list(
+        rules.reminder_times(
+            visit_start=visit_start.astimezone(UTC),
+            offsets_hours=settings.reminder_offsets_hours,
+            now=now,
+            quiet=settings.quiet,
+            tz=settings.timezone,
+        )
+    )
+
+
 # --- templates ----------------------------------------------------------------------------
 
 

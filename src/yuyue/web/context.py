@@ -15,6 +15,13 @@ from yuyue.kit.live import InProcessLiveBus, LiveBus, make_live_bus
 from yuyue.visits import live as visits_live
 from yuyue.visits.events import QueueEvents
 
+# What booking needs about a session (names, fee, rules) and the policy in force change only
+# by a scheduler's hand; this process forgets its copy at once when it makes the change,
+# and others within this time. Whether a place is free is never cached here: the claim
+# re-checks it on the row it locks. At the release peak a booking spread over hundreds of
+# sessions would otherwise read each session's facts again every few seconds.
+SESSION_FACTS_SECONDS = 30.0
+
 
 @dataclass
 class AppContext:
@@ -28,8 +35,10 @@ class AppContext:
     sold_out: SoldOutCache
     known_keys: KnownKeys
     actors: ActorCache = field(default_factory=ActorCache)
-    session_infos: SessionInfoCache = field(default_factory=lambda: SessionInfoCache(5.0))
-    policies: PolicyCache = field(default_factory=lambda: PolicyCache(5.0))
+    session_infos: SessionInfoCache = field(
+        default_factory=lambda: SessionInfoCache(SESSION_FACTS_SECONDS)
+    )
+    policies: PolicyCache = field(default_factory=lambda: PolicyCache(SESSION_FACTS_SECONDS))
     # Live events for screens and phones: Redis pub/sub when configured, else in-process.
     live: LiveBus = field(default_factory=InProcessLiveBus)
     # Subscribers to committed queue changes (`visits.events.publish`); `build` adds the
