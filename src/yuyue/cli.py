@@ -60,8 +60,8 @@ def init() -> None:
 
 
 def _seed(settings: Settings) -> DemoSummary:
-    from yuyue.booking.service import local_today
     from yuyue.demo.seed import seed_demo
+    from yuyue.kit.localtime import local_today
 
     cipher = FieldCipher(load_master_secret(settings.master_secret))
     now = SystemClock().now()

@@ -27,6 +27,7 @@ from yuyue.booking import service as booking_service
 from yuyue.booking.models import Appointment, AppointmentStatus, CancelReason
 from yuyue.kit.clock import FixedClock
 from yuyue.kit.errors import InvalidState, NotFound, YuyueError
+from yuyue.kit.localtime import local_instant
 from yuyue.notifications.models import MessageKind, OutboxMessage
 from yuyue.scheduling import service as scheduling_service
 from yuyue.scheduling.models import BookingPolicy, Channel
@@ -587,7 +588,7 @@ class TestOffers:
 
 
 def clinic_start(clinic: Any) -> Any:
-    return booking_rules.local_instant(clinic.date, clinic.start_time, "Asia/Shanghai")
+    return local_instant(clinic.date, clinic.start_time, "Asia/Shanghai")
 
 
 def staff_actor(world: World) -> Any:

@@ -23,8 +23,9 @@ from yuyue.attendance import rules
 from yuyue.attendance.models import AppealStatus, BlacklistAppeal, NoShowBan, NoShowPolicy
 from yuyue.booking import rules as booking_rules
 from yuyue.booking.models import Appointment, AppointmentStatus, BlacklistEntry
-from yuyue.booking.service import local_today, snapshot
+from yuyue.booking.service import snapshot
 from yuyue.kit.errors import InvalidState, NotFound
+from yuyue.kit.localtime import local_today
 from yuyue.notifications.models import MessageKind
 from yuyue.notifications.service import enqueue
 from yuyue.patients.models import Patient

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,6 +39,7 @@ from yuyue.booking.models import (
     IdempotencyRecord,
 )
 from yuyue.kit.errors import NotFound
+from yuyue.kit.localtime import local_today
 from yuyue.notifications.models import MessageKind
 from yuyue.notifications.service import enqueue, schedule_reminders, withdraw_reminders
 from yuyue.patients.models import Patient
@@ -67,10 +67,6 @@ class Caches:
 
 
 NO_CACHE = Caches()
-
-
-def local_today(now: datetime, tz: str) -> date:
-    return now.astimezone(ZoneInfo(tz)).date()
 
 
 async def session_facts(

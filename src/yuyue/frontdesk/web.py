@@ -19,9 +19,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 
-from yuyue.booking import service as booking_service
 from yuyue.kit import crypto, i18n
 from yuyue.kit.errors import Forbidden, Unauthorized
+from yuyue.kit.localtime import local_today
 from yuyue.portal import formatting
 from yuyue.portal.web import CsrfFailed, page_locale, portal_hospital
 from yuyue.scheduling.models import Channel, Hospital
@@ -86,7 +86,7 @@ class FloorVisitor:
 
     @property
     def today(self) -> date:
-        return booking_service.local_today(self.now, self.hospital.timezone)
+        return local_today(self.now, self.hospital.timezone)
 
     def require(self, request: Request, *roles: Role) -> Actor:
         """The signed-in staff member, who must hold one of `roles` (admin holds all)."""

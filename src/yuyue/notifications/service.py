@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking.facts import TtlCache
+from yuyue.kit.cache import TtlCache
 from yuyue.kit.errors import NotFound
 from yuyue.notifications import rules
 from yuyue.notifications.models import (

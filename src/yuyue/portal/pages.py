@@ -25,6 +25,7 @@ from yuyue.booking.models import Appointment, AppointmentStatus
 from yuyue.booking.schemas import AppointmentRead
 from yuyue.kit import i18n
 from yuyue.kit.errors import NotFound, ValidationFailed, YuyueError
+from yuyue.kit.localtime import local_today
 from yuyue.notifications import service as notifications
 from yuyue.patients import rules as patient_rules
 from yuyue.patients import service as patient_service
@@ -56,7 +57,7 @@ VisitorDep = Annotated[Visitor, Depends(visitor)]
 
 
 def _today(who: Visitor) -> date:
-    return booking_service.local_today(who.now, who.hospital.timezone)
+    return local_today(who.now, who.hospital.timezone)
 
 
 def _refusal(who: Visitor, error: YuyueError) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.booking import service as booking_service
 from yuyue.booking.facts import policy_from_row
 from yuyue.kit.errors import NotFound, ValidationFailed
+from yuyue.kit.localtime import local_today
 from yuyue.scheduling import listing, rules, service
 from yuyue.scheduling.models import (
     BookingPolicy,
@@ -140,7 +141,7 @@ async def list_sessions(
     async with ctx.db.read() as session:
         timezone = await _timezone(session, actor)
         default_policy, _ = await listing.policies(session, actor.hospital_id)
-        today = booking_service.local_today(ctx.clock.now(), timezone)
+        today = local_today(ctx.clock.now(), timezone)
         start = date_from or today
         end = date_to or today + timedelta(days=default_policy.release_days_ahead)
         if end < start or (end - start).days > MAX_RANGE_DAYS:
@@ -298,7 +299,7 @@ async def generate(body: GenerateRequest, ctx: CtxDep, actor: ActorDep) -> Gener
 
     async def work(session: AsyncSession) -> GenerateReport:
         now = ctx.clock.now()
-        today = booking_service.local_today(now, await _timezone(session, actor))
+        today = local_today(now, await _timezone(session, actor))
         if body.start is not None and body.start < today:
             raise rules.InvalidSchedule(problem="sessions cannot be generated for past days")
         report = await service.generate_sessions(
@@ -345,7 +346,7 @@ async def create_extra_session(
             session,
             actor=actor,
             shape=shape,
-            today=booking_service.local_today(now, await _timezone(session, actor)),
+            today=local_today(now, await _timezone(session, actor)),
             now=now,
         )
         return {

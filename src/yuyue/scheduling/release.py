@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking.service import local_today
+from yuyue.kit.localtime import local_today
 from yuyue.scheduling import listing, rules
 from yuyue.scheduling.models import ClinicSession, SessionStatus, SlotPool
 from yuyue.staff.rules import Actor

@@ -23,9 +23,9 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
 from yuyue.booking.models import AppointmentStatus
-from yuyue.booking.rules import age_on, format_local, local_instant
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
+from yuyue.kit.localtime import age_on, format_local, local_instant
 from yuyue.visits.models import DEFAULT_PRIORITY_ORDER, PriorityClass, VisitStatus
 
 S = AppointmentStatus

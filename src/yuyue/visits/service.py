@@ -27,6 +27,7 @@ from yuyue.booking import service as booking_service
 from yuyue.booking.models import Appointment, AppointmentStatus
 from yuyue.kit.crypto import FieldCipher, InvalidToken, TokenSigner
 from yuyue.kit.errors import Forbidden, NotFound, ValidationFailed, YuyueError
+from yuyue.kit.localtime import local_instant, local_today
 from yuyue.patients import service as patient_service
 from yuyue.patients.models import Patient
 from yuyue.patients.rules import IdType, mask_name
@@ -461,7 +462,7 @@ async def _check_in(
         session_end=clinic.end_time,
         timezone=tz,
     )
-    today = booking_service.local_today(now, tz)
+    today = local_today(now, tz)
     if not rules.check_can_check_in(policy, facts, today=today, now=now, walk_in=walk_in):
         visit = await session.scalar(select(Visit).where(Visit.appointment_id == appointment.id))
         if visit is None:
@@ -478,9 +479,7 @@ async def _check_in(
         )
 
     visits = await _visits(session, session_id=session_id)
-    late = rules.is_late(
-        policy, slot_end=booking_rules.local_instant(facts.visit_date, slot[2], tz), now=now
-    )
+    late = rules.is_late(policy, slot_end=local_instant(facts.visit_date, slot[2], tz), now=now)
     batch = rules.joining_batch(
         rules.batch_of(policy, slot[0]), late=late, being_called=_being_called(visits)
     )
@@ -702,7 +701,7 @@ async def find_for_desk(
         # People type numbers with spaces and dashes; a voucher token has neither.
         text = re.sub(r"[\s\-]", "", text)
     tz = await hospital_timezone(session, hospital_id=actor.hospital_id)
-    today = booking_service.local_today(now, tz)
+    today = local_today(now, tz)
     condition: Any
     if "." in text:
         try:

@@ -31,6 +31,7 @@ from yuyue.booking import service as booking_service
 from yuyue.booking.facts import SessionInfo, load_policy
 from yuyue.booking.models import Appointment, AppointmentStatus, CancelReason
 from yuyue.kit.errors import NotFound, YuyueError
+from yuyue.kit.localtime import local_today
 from yuyue.notifications.models import MessageKind
 from yuyue.notifications.service import enqueue, schedule_reminders
 from yuyue.scheduling.models import (
@@ -137,7 +138,7 @@ def _check_patient(
     )
     booking_rules.check_not_blacklisted(blacklist, channel=channel, now=now, tz=facts.timezone)
     booking_rules.check_limits(
-        policy, facts, existing, now=now, today=booking_service.local_today(now, facts.timezone)
+        policy, facts, existing, now=now, today=local_today(now, facts.timezone)
     )
 
 
