@@ -18,7 +18,8 @@ from yuyue.kit import migrate
 from yuyue.kit.clock import SystemClock
 from yuyue.kit.crypto import FieldCipher, load_master_secret
 from yuyue.kit.db import Database
-from yuyue.scheduling.models import Channel, Hospital
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import Hospital
 
 app = typer.Typer(
     help="yuyue (预约): outpatient appointment and registration.", no_args_is_help=True

@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from yuyue.booking.models import AppointmentStatus
 from yuyue.booking.rules import (
     TRANSITIONS,
     AgeNotAllowed,
@@ -52,9 +51,10 @@ from yuyue.booking.rules import (
     lowest_free_number,
     transition,
 )
+from yuyue.booking.states import AppointmentStatus
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
-from yuyue.scheduling.models import Channel, SessionStatus
+from yuyue.scheduling.enums import Channel, SessionStatus
 
 S = AppointmentStatus
 TZ = "Asia/Shanghai"

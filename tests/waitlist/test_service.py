@@ -24,16 +24,19 @@ from tests.waitlist.support import (
 )
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
-from yuyue.booking.models import Appointment, AppointmentStatus, CancelReason
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import AppointmentStatus, CancelReason
 from yuyue.kit.clock import FixedClock
 from yuyue.kit.errors import InvalidState, NotFound, YuyueError
 from yuyue.kit.localtime import local_instant
-from yuyue.notifications.models import MessageKind, OutboxMessage
+from yuyue.notifications.enums import MessageKind
+from yuyue.notifications.models import OutboxMessage
 from yuyue.scheduling import service as scheduling_service
-from yuyue.scheduling.models import BookingPolicy, Channel
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import BookingPolicy
 from yuyue.waitlist import rules
 from yuyue.waitlist import service as waitlist
-from yuyue.waitlist.models import WaitlistStatus
+from yuyue.waitlist.states import WaitlistStatus
 from yuyue.web.context import AppContext
 
 W = WaitlistStatus
@@ -592,7 +595,7 @@ def clinic_start(clinic: Any) -> Any:
 
 
 def staff_actor(world: World) -> Any:
-    from yuyue.staff.models import Role
+    from yuyue.staff.enums import Role
     from yuyue.staff.rules import Actor, ActorKind
 
     return Actor(

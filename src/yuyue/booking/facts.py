@@ -18,15 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.booking import rules
 from yuyue.kit.cache import TtlCache
 from yuyue.kit.errors import NotFound
+from yuyue.scheduling.enums import Period, SessionStatus
 from yuyue.scheduling.models import (
     BookingPolicy,
     ClinicSession,
     Department,
     Doctor,
     Hospital,
-    Period,
     RegistrationLevel,
-    SessionStatus,
 )
 
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from yuyue.booking.models import ACTIVE_STATUSES, AppointmentStatus, CancelReason
+from yuyue.booking.states import ACTIVE_STATUSES, AppointmentStatus, CancelReason
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
 from yuyue.kit.localtime import age_on, format_local, local_instant
-from yuyue.scheduling.models import Channel, SessionStatus
+from yuyue.scheduling.enums import Channel, SessionStatus
 
 S = AppointmentStatus
 

@@ -30,28 +30,17 @@ from yuyue.booking.facts import (
     load_policy,
     session_info,
 )
-from yuyue.booking.models import (
-    ACTIVE_STATUSES,
-    Appointment,
-    AppointmentStatus,
-    BlacklistEntry,
-    CancelReason,
-    IdempotencyRecord,
-)
+from yuyue.booking.models import Appointment, BlacklistEntry, IdempotencyRecord
+from yuyue.booking.states import ACTIVE_STATUSES, AppointmentStatus, CancelReason
 from yuyue.kit.errors import NotFound
 from yuyue.kit.localtime import local_today
-from yuyue.notifications.models import MessageKind
+from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.service import enqueue, schedule_reminders, withdraw_reminders
 from yuyue.patients.models import Patient
-from yuyue.scheduling.models import (
-    ClinicSession,
-    Doctor,
-    SessionStatus,
-    SlotPool,
-    TimeSlot,
-)
+from yuyue.scheduling.enums import SessionStatus
+from yuyue.scheduling.models import ClinicSession, Doctor, SlotPool, TimeSlot
 from yuyue.scheduling.rules import pools_for_channel
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, require_staff
 from yuyue.staff.service import record_audit
 

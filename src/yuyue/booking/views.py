@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import rules
 from yuyue.booking.facts import SessionInfo
-from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.booking.models import Appointment
 from yuyue.booking.schemas import AppointmentRead, SessionBrief, SlotBrief, Voucher
 from yuyue.booking.service import NO_CACHE, Booked, Caches, session_facts
+from yuyue.booking.states import AppointmentStatus
 from yuyue.kit.crypto import TokenSigner
 from yuyue.kit.localtime import local_instant
 from yuyue.scheduling.models import TimeSlot

@@ -24,9 +24,11 @@ from yuyue.kit.errors import Forbidden, Unauthorized
 from yuyue.kit.localtime import local_today
 from yuyue.portal import formatting
 from yuyue.portal.web import CsrfFailed, page_locale, portal_hospital
-from yuyue.scheduling.models import Channel, Hospital
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import Hospital
 from yuyue.staff import service as staff_service
-from yuyue.staff.models import Role, StaffUser
+from yuyue.staff.enums import Role
+from yuyue.staff.models import StaffUser
 from yuyue.staff.rules import Actor
 from yuyue.web.context import AppContext
 

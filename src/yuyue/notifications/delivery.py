@@ -34,7 +34,8 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking.facts import session_info
-from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import AppointmentStatus
 from yuyue.config import Settings
 from yuyue.kit import i18n
 from yuyue.kit.crypto import FieldCipher
@@ -47,6 +48,7 @@ from yuyue.notifications.channels.base import (
     SmsMessage,
     SmsSender,
 )
+from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.models import (
     AttemptOutcome,
     Delivery,
@@ -54,7 +56,6 @@ from yuyue.notifications.models import (
     DeliveryStatus,
     DemoPhoneMessage,
     InboxItem,
-    MessageKind,
     MessageTemplate,
     OutboxMessage,
     OutboxStatus,

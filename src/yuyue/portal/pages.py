@@ -21,8 +21,9 @@ from yuyue.attendance import service as attendance_service
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
 from yuyue.booking import views as booking_views
-from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.booking.models import Appointment
 from yuyue.booking.schemas import AppointmentRead
+from yuyue.booking.states import AppointmentStatus
 from yuyue.kit import i18n
 from yuyue.kit.errors import NotFound, ValidationFailed, YuyueError
 from yuyue.kit.localtime import local_today
@@ -48,7 +49,8 @@ from yuyue.portal.web import (
 )
 from yuyue.scheduling import listing
 from yuyue.scheduling import service as scheduling_service
-from yuyue.scheduling.models import Campus, ClinicSession, Department, Doctor, SessionStatus
+from yuyue.scheduling.enums import SessionStatus
+from yuyue.scheduling.models import Campus, ClinicSession, Department, Doctor
 from yuyue.scheduling.rules import pools_for_channel
 from yuyue.staff.rules import system_actor
 

@@ -16,6 +16,7 @@ from yuyue.booking.facts import policy_from_row
 from yuyue.kit.errors import NotFound, ValidationFailed
 from yuyue.kit.localtime import local_today
 from yuyue.scheduling import listing, rules, service
+from yuyue.scheduling.enums import SessionStatus
 from yuyue.scheduling.models import (
     BookingPolicy,
     Campus,
@@ -24,7 +25,6 @@ from yuyue.scheduling.models import (
     Hospital,
     RegistrationLevel,
     ScheduleTemplate,
-    SessionStatus,
 )
 from yuyue.scheduling.schemas import (
     BookingPolicyRead,
@@ -46,7 +46,7 @@ from yuyue.scheduling.schemas import (
     TemplateCreate,
     TemplateRead,
 )
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, require_staff
 from yuyue.web.deps import ActorDep, CtxDep, LocaleDep
 

@@ -13,15 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
 from yuyue.booking.facts import policy_from_row
+from yuyue.scheduling.enums import Channel, SessionStatus
 from yuyue.scheduling.models import (
     BookingPolicy,
-    Channel,
     ClinicSession,
     Department,
     Doctor,
     Hospital,
     RegistrationLevel,
-    SessionStatus,
 )
 from yuyue.scheduling.rules import pools_for_channel
 

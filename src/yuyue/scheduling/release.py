@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.kit.localtime import local_today
 from yuyue.scheduling import listing, rules
-from yuyue.scheduling.models import ClinicSession, SessionStatus, SlotPool
+from yuyue.scheduling.enums import SessionStatus
+from yuyue.scheduling.models import ClinicSession, SlotPool
 from yuyue.staff.rules import Actor
 from yuyue.staff.service import record_audit
 

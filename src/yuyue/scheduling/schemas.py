@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from yuyue.kit.schemas import Input
-from yuyue.scheduling.models import Period, SessionStatus
+from yuyue.scheduling.enums import Period, SessionStatus
 
 
 class Named(BaseModel):

@@ -16,20 +16,19 @@ from yuyue.booking.models import Appointment
 from yuyue.kit.errors import NotFound
 from yuyue.kit.ids import new_id
 from yuyue.scheduling import rules
+from yuyue.scheduling.enums import Period, SessionStatus
 from yuyue.scheduling.models import (
     BookingPolicy,
     ClinicSession,
     Department,
     Doctor,
-    Period,
     PoolRatio,
     RegistrationLevel,
     ScheduleTemplate,
-    SessionStatus,
     SlotPool,
     TimeSlot,
 )
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, require_staff
 from yuyue.staff.service import record_audit
 from yuyue.waitlist import service as waitlist_service

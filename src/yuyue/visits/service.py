@@ -24,34 +24,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
-from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import AppointmentStatus
 from yuyue.kit.crypto import FieldCipher, InvalidToken, TokenSigner
 from yuyue.kit.errors import Forbidden, NotFound, ValidationFailed, YuyueError
 from yuyue.kit.localtime import local_instant, local_today
 from yuyue.patients import service as patient_service
 from yuyue.patients.models import Patient
 from yuyue.patients.rules import IdType, mask_name
-from yuyue.scheduling.models import (
-    Channel,
-    ClinicSession,
-    Department,
-    Doctor,
-    Hospital,
-    TimeSlot,
-)
-from yuyue.staff.models import Role
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import ClinicSession, Department, Doctor, Hospital, TimeSlot
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, ActorKind, require_staff
 from yuyue.staff.service import record_audit
 from yuyue.visits import rules
 from yuyue.visits.events import QueueEvent, QueueEventKind
-from yuyue.visits.models import (
-    IN_LINE,
-    CheckInFailure,
-    PriorityClass,
-    Visit,
-    VisitPolicy,
-    VisitStatus,
-)
+from yuyue.visits.models import CheckInFailure, Visit, VisitPolicy
+from yuyue.visits.states import IN_LINE, PriorityClass, VisitStatus
 
 V = VisitStatus
 
