@@ -9,6 +9,7 @@ None), the status it returned, or `(error class, error values)`.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -55,6 +56,7 @@ from yuyue.booking.states import AppointmentStatus
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
 from yuyue.scheduling.enums import Channel, SessionStatus
+from yuyue.scheduling.service import policy_values
 
 S = AppointmentStatus
 TZ = "Asia/Shanghai"
@@ -119,6 +121,13 @@ def outcome(check: Callable[..., object], *args: Any, **kwargs: Any) -> object:
 
 
 # --- release window ----------------------------------------------------------------------
+
+
+class TestPolicyDefaults:
+    def test_a_hospital_without_a_policy_row_has_the_rules_defaults(self) -> None:
+        # The policy table (scheduling) and the rules' value (booking) both carry defaults;
+        # the API shows the table's, the booking path applies the rules'.
+        assert policy_values(None) == dataclasses.asdict(Policy())
 
 
 class TestBookingWindow:

@@ -31,7 +31,6 @@ from yuyue.kit.errors import InvalidState, NotFound, YuyueError
 from yuyue.kit.localtime import local_instant
 from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.models import OutboxMessage
-from yuyue.scheduling import service as scheduling_service
 from yuyue.scheduling.enums import Channel
 from yuyue.scheduling.models import BookingPolicy
 from yuyue.waitlist import rules
@@ -479,7 +478,7 @@ class TestOffers:
         await join_in_order(ctx, world, full.clinic, waiters)
         await call(
             ctx,
-            scheduling_service.add_extra_places,
+            booking_service.add_extra_places,
             actor=staff_actor(world),
             session_id=full.clinic.id,
             count=2,

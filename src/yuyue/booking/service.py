@@ -37,6 +37,7 @@ from yuyue.kit.localtime import local_today
 from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.service import enqueue, schedule_reminders, withdraw_reminders
 from yuyue.patients.models import Patient
+from yuyue.scheduling import service as scheduling_service
 from yuyue.scheduling.enums import SessionStatus
 from yuyue.scheduling.models import ClinicSession, Doctor, SlotPool, TimeSlot
 from yuyue.scheduling.rules import pools_for_channel
@@ -723,6 +724,35 @@ async def stop_clinic(
         now=now,
     )
     return list(active)
+
+
+async def add_extra_places(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    session_id: uuid.UUID,
+    count: int,
+    pool: str,
+    slot_id: uuid.UUID | None,
+    now: datetime,
+) -> scheduling_service.ExtraPlaces:
+    """加号: scheduling adds the places; patients waiting for the session get them first,
+    in this transaction, before any other booker can see them."""
+    from yuyue.waitlist import service as waitlist_service
+
+    added = await scheduling_service.add_extra_places(
+        session,
+        actor=actor,
+        session_id=session_id,
+        count=count,
+        pool=pool,
+        slot_id=slot_id,
+        now=now,
+    )
+    await waitlist_service.offer_places(
+        session, actor=actor, session_id=session_id, pool_id=added.pool_id, count=count, now=now
+    )
+    return added
 
 
 async def get_appointment(

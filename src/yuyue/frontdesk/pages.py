@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.booking import listing
 from yuyue.frontdesk import texts as _texts  # noqa: F401  (registers the page sentences)
 from yuyue.frontdesk.web import (
     KIOSK_COOKIE,
@@ -34,7 +35,6 @@ from yuyue.kit.errors import Forbidden, NotFound, YuyueError
 from yuyue.kit.live import LiveEvent
 from yuyue.patients import rules as patient_rules
 from yuyue.patients import service as patient_service
-from yuyue.scheduling import listing
 from yuyue.scheduling.enums import SessionStatus
 from yuyue.scheduling.models import ClinicSession, Department, Doctor
 from yuyue.staff.enums import Role

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue import jobs
 from yuyue.accounts import service as accounts_service
 from yuyue.attendance import service as attendance_service
+from yuyue.booking import listing
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
 from yuyue.booking import views as booking_views
@@ -47,7 +48,6 @@ from yuyue.portal.web import (
     templates,
     visitor,
 )
-from yuyue.scheduling import listing
 from yuyue.scheduling import service as scheduling_service
 from yuyue.scheduling.enums import SessionStatus
 from yuyue.scheduling.models import Campus, ClinicSession, Department, Doctor
