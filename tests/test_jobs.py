@@ -9,7 +9,7 @@ from tests.conftest import VISIT_DAY, World
 from tests.waitlist.support import entries, full_session, join_in_order, new_patients
 from yuyue.jobs import close_waitlists_once
 from yuyue.kit.clock import FixedClock
-from yuyue.waitlist.models import WaitlistStatus
+from yuyue.waitlist.states import WaitlistStatus
 from yuyue.web.context import AppContext
 
 

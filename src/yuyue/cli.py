@@ -18,7 +18,8 @@ from yuyue.kit import migrate
 from yuyue.kit.clock import SystemClock
 from yuyue.kit.crypto import FieldCipher, load_master_secret
 from yuyue.kit.db import Database
-from yuyue.scheduling.models import Channel, Hospital
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import Hospital
 
 app = typer.Typer(
     help="yuyue (预约): outpatient appointment and registration.", no_args_is_help=True
@@ -60,8 +61,8 @@ def init() -> None:
 
 
 def _seed(settings: Settings) -> DemoSummary:
-    from yuyue.booking.service import local_today
     from yuyue.demo.seed import seed_demo
+    from yuyue.kit.localtime import local_today
 
     cipher = FieldCipher(load_master_secret(settings.master_secret))
     now = SystemClock().now()

@@ -18,9 +18,11 @@ from yuyue.attendance import service as attendance_service
 from yuyue.attendance.models import AppealStatus, BlacklistAppeal
 from yuyue.attendance.rules import AppealAlreadyOpen
 from yuyue.booking.models import BlacklistEntry
-from yuyue.notifications.models import MessageKind, OutboxMessage
-from yuyue.scheduling.models import Channel
-from yuyue.staff.models import AuditEntry, Role
+from yuyue.notifications.enums import MessageKind
+from yuyue.notifications.models import OutboxMessage
+from yuyue.scheduling.enums import Channel
+from yuyue.staff.enums import Role
+from yuyue.staff.models import AuditEntry
 from yuyue.staff.rules import Actor, ActorKind
 from yuyue.web.context import AppContext
 

@@ -18,11 +18,14 @@ from tests.conftest import NOW, World
 from tests.helpers import row_counts
 from yuyue.attendance import service as attendance_service
 from yuyue.attendance.models import NoShowBan
-from yuyue.booking.models import Appointment, AppointmentStatus, BlacklistEntry
+from yuyue.booking.models import Appointment, BlacklistEntry
+from yuyue.booking.states import AppointmentStatus
 from yuyue.jobs import mark_no_shows_once
-from yuyue.notifications.models import MessageKind, OutboxMessage
-from yuyue.scheduling.models import SessionStatus
-from yuyue.staff.models import AuditEntry, Role
+from yuyue.notifications.enums import MessageKind
+from yuyue.notifications.models import OutboxMessage
+from yuyue.scheduling.enums import SessionStatus
+from yuyue.staff.enums import Role
+from yuyue.staff.models import AuditEntry
 from yuyue.staff.rules import Actor, ActorKind, system_actor
 from yuyue.web.context import AppContext
 

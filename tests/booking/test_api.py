@@ -16,8 +16,10 @@ from yuyue.booking.models import Appointment
 from yuyue.jobs import expire_holds_once
 from yuyue.kit.clock import FixedClock
 from yuyue.notifications.models import OutboxMessage
-from yuyue.scheduling.models import ClinicSession, Period, PoolRatio
-from yuyue.staff.models import AuditEntry, Role
+from yuyue.scheduling.enums import Period
+from yuyue.scheduling.models import ClinicSession, PoolRatio
+from yuyue.staff.enums import Role
+from yuyue.staff.models import AuditEntry
 from yuyue.web.context import AppContext
 
 

@@ -9,6 +9,7 @@ None), the status it returned, or `(error class, error values)`.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -17,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from yuyue.booking.models import AppointmentStatus
 from yuyue.booking.rules import (
     TRANSITIONS,
     AgeNotAllowed,
@@ -38,7 +38,6 @@ from yuyue.booking.rules import (
     SessionStopped,
     SexNotAllowed,
     SoldOut,
-    age_on,
     booking_window,
     cancellation_deadline,
     check_cancellable,
@@ -48,16 +47,16 @@ from yuyue.booking.rules import (
     check_payment,
     check_session_open,
     check_window,
-    format_local,
     initial_status,
     is_active,
-    local_instant,
     lowest_free_number,
     transition,
 )
+from yuyue.booking.states import AppointmentStatus
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
-from yuyue.scheduling.models import Channel, SessionStatus
+from yuyue.scheduling.enums import Channel, SessionStatus
+from yuyue.scheduling.service import policy_values
 
 S = AppointmentStatus
 TZ = "Asia/Shanghai"
@@ -124,35 +123,11 @@ def outcome(check: Callable[..., object], *args: Any, **kwargs: Any) -> object:
 # --- release window ----------------------------------------------------------------------
 
 
-class TestLocalInstants:
-    @pytest.mark.parametrize(
-        ("day", "at", "expected"),
-        [
-            case("08:00-is-00:00Z", date(2026, 11, 16), time(8, 0), utc(2026, 11, 16, 0, 0)),
-            case("07:00-is-23:00Z-before", date(2026, 11, 23), time(7, 0), utc(2026, 11, 22, 23)),
-            case("16:00-is-08:00Z", date(2026, 11, 22), time(16, 0), utc(2026, 11, 22, 8, 0)),
-        ],
-    )
-    def test_hospital_wall_clock_becomes_aware_utc(
-        self, day: date, at: time, expected: datetime
-    ) -> None:
-        instant = local_instant(day, at, TZ)
-
-        assert instant == expected
-        assert instant.tzinfo is UTC
-
-    @pytest.mark.parametrize(
-        ("instant", "expected"),
-        [
-            case("utc-midnight", utc(2026, 11, 16, 0, 0), "2026-11-16 08:00"),
-            case("crosses-midnight", utc(2026, 11, 22, 23, 0), "2026-11-23 07:00"),
-            case("seconds-dropped", sh(2026, 11, 23, 11, 0, 59), "2026-11-23 11:00"),
-        ],
-    )
-    def test_instant_is_shown_in_hospital_time_to_the_minute(
-        self, instant: datetime, expected: str
-    ) -> None:
-        assert format_local(instant, TZ) == expected
+class TestPolicyDefaults:
+    def test_a_hospital_without_a_policy_row_has_the_rules_defaults(self) -> None:
+        # The policy table (scheduling) and the rules' value (booking) both carry defaults;
+        # the API shows the table's, the booking path applies the rules'.
+        assert policy_values(None) == dataclasses.asdict(Policy())
 
 
 class TestBookingWindow:
@@ -392,23 +367,6 @@ class TestSessionOpen:
         assert caught.value.detail("en") == (
             "This clinic session has been stopped; please choose another doctor or day."
         )
-
-
-class TestAgeOn:
-    @pytest.mark.parametrize(
-        ("birth", "day", "expected"),
-        [
-            case("birthday-tomorrow", date(2011, 11, 24), date(2026, 11, 23), 14),
-            case("birthday-today", date(2011, 11, 23), date(2026, 11, 23), 15),
-            case("birthday-yesterday", date(2011, 11, 22), date(2026, 11, 23), 15),
-            case("born-today", date(2026, 11, 23), date(2026, 11, 23), 0),
-            case("leap-day-on-feb-28", date(2012, 2, 29), date(2027, 2, 28), 14),
-            case("leap-day-on-mar-1", date(2012, 2, 29), date(2027, 3, 1), 15),
-            case("leap-day-in-leap-year", date(2012, 2, 29), date(2028, 2, 29), 16),
-        ],
-    )
-    def test_age_in_completed_years(self, birth: date, day: date, expected: int) -> None:
-        assert age_on(birth, day) == expected
 
 
 def sex_refused(department: str, allowed: str, code: str) -> Refusal:

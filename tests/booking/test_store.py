@@ -11,8 +11,10 @@ from tests.conftest import NOW, World
 from yuyue.booking import service, store
 from yuyue.booking.models import Appointment
 from yuyue.kit.sql import Statement, driver
-from yuyue.notifications.models import MessageKind, OutboxMessage
-from yuyue.scheduling.models import Channel, SlotPool
+from yuyue.notifications.enums import MessageKind
+from yuyue.notifications.models import OutboxMessage
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import SlotPool
 from yuyue.staff.models import AuditEntry
 from yuyue.staff.rules import Actor, ActorKind
 from yuyue.web.context import AppContext
@@ -35,13 +37,17 @@ class TestDriver:
         """Statements sent on the driver belong to the session's transaction: if the entry
         point rolls back, they are gone (fails if the driver ran outside the transaction)."""
         pool_id = (await _pools(ctx, world.session.id))[0]
-        with pytest.raises(Boom):
+
+        async def take_then_fail() -> None:
             async with ctx.db.session_scope() as s:
                 db = await driver(s)
                 await db.execute(
                     Statement("UPDATE slot_pool SET taken = taken + 1 WHERE id = $1"), pool_id
                 )
                 raise Boom()
+
+        with pytest.raises(Boom):
+            await take_then_fail()
         async with ctx.db.read() as s:
             taken = await s.scalar(select(SlotPool.taken).where(SlotPool.id == pool_id))
         assert taken == 0

@@ -14,7 +14,7 @@ from tests.helpers import row_counts, staff_auth
 from tests.portal.conftest import Browser
 from tests.portal.test_pages import account_patient, add_father, first_slot
 from yuyue.patients.models import Patient
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.web.context import AppContext
 
 MISSED = (date(2026, 11, 2), date(2026, 11, 9), date(2026, 11, 16))

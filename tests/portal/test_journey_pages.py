@@ -12,10 +12,12 @@ from tests.conftest import NOW, VISIT_DAY, World
 from tests.helpers import row_counts
 from tests.portal.conftest import Browser, sign_in
 from yuyue.booking import service as booking_service
-from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import AppointmentStatus
 from yuyue.notifications.delivery import deliver_due
 from yuyue.patients.models import Patient
-from yuyue.scheduling.models import Channel, ClinicSession
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import ClinicSession
 from yuyue.staff.rules import system_actor
 from yuyue.web.context import AppContext
 

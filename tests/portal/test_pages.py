@@ -11,7 +11,8 @@ from tests import factories as f
 from tests.conftest import NOW, VISIT_DAY, World
 from tests.helpers import pool_state, row_counts
 from tests.portal.conftest import Browser, latest_code, sign_in
-from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import AppointmentStatus
 from yuyue.patients.models import Patient
 from yuyue.scheduling.models import BookingPolicy, TimeSlot
 from yuyue.web.context import AppContext
@@ -212,7 +213,7 @@ class TestBooking:
         async with ctx.db.session_scope() as s:
             from dataclasses import replace
 
-            from yuyue.scheduling.models import Channel
+            from yuyue.scheduling.enums import Channel
 
             await booking_service.book(
                 s,

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from yuyue.booking.models import AppointmentStatus as S
+from yuyue.booking.states import AppointmentStatus as S
 from yuyue.visits import rules
-from yuyue.visits.models import PriorityClass as P
-from yuyue.visits.models import VisitStatus as V
+from yuyue.visits.states import PriorityClass as P
+from yuyue.visits.states import VisitStatus as V
 
 DAY = date(2026, 11, 23)
 TZ = "Asia/Shanghai"

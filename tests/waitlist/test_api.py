@@ -14,7 +14,7 @@ from tests.helpers import assert_problem, row_counts, staff_auth
 from tests.waitlist.support import call, channel_actor, entries, full_session
 from yuyue.booking import service as booking_service
 from yuyue.kit.clock import FixedClock
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.web.context import AppContext
 
 

@@ -17,8 +17,8 @@ from tests.waitlist.support import (
     new_patients,
     taken,
 )
-from yuyue.booking.models import AppointmentStatus
-from yuyue.waitlist.models import WaitlistStatus
+from yuyue.booking.states import AppointmentStatus
+from yuyue.waitlist.states import WaitlistStatus
 from yuyue.web.context import AppContext
 
 W = WaitlistStatus

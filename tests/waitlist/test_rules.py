@@ -10,9 +10,9 @@ import pytest
 from yuyue.booking.rules import AlreadyBooked, LimitExceeded, Policy, SessionFacts
 from yuyue.kit import i18n
 from yuyue.kit.errors import InvalidState
-from yuyue.scheduling.models import Channel, SessionStatus
+from yuyue.scheduling.enums import Channel, SessionStatus
 from yuyue.waitlist import rules
-from yuyue.waitlist.models import WaitlistStatus
+from yuyue.waitlist.states import WaitlistStatus
 
 W = WaitlistStatus
 SESSION = SessionFacts(

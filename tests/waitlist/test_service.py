@@ -24,15 +24,18 @@ from tests.waitlist.support import (
 )
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
-from yuyue.booking.models import Appointment, AppointmentStatus, CancelReason
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import AppointmentStatus, CancelReason
 from yuyue.kit.clock import FixedClock
 from yuyue.kit.errors import InvalidState, NotFound, YuyueError
-from yuyue.notifications.models import MessageKind, OutboxMessage
-from yuyue.scheduling import service as scheduling_service
-from yuyue.scheduling.models import BookingPolicy, Channel
+from yuyue.kit.localtime import local_instant
+from yuyue.notifications.enums import MessageKind
+from yuyue.notifications.models import OutboxMessage
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import BookingPolicy
 from yuyue.waitlist import rules
 from yuyue.waitlist import service as waitlist
-from yuyue.waitlist.models import WaitlistStatus
+from yuyue.waitlist.states import WaitlistStatus
 from yuyue.web.context import AppContext
 
 W = WaitlistStatus
@@ -475,7 +478,7 @@ class TestOffers:
         await join_in_order(ctx, world, full.clinic, waiters)
         await call(
             ctx,
-            scheduling_service.add_extra_places,
+            booking_service.add_extra_places,
             actor=staff_actor(world),
             session_id=full.clinic.id,
             count=2,
@@ -587,11 +590,11 @@ class TestOffers:
 
 
 def clinic_start(clinic: Any) -> Any:
-    return booking_rules.local_instant(clinic.date, clinic.start_time, "Asia/Shanghai")
+    return local_instant(clinic.date, clinic.start_time, "Asia/Shanghai")
 
 
 def staff_actor(world: World) -> Any:
-    from yuyue.staff.models import Role
+    from yuyue.staff.enums import Role
     from yuyue.staff.rules import Actor, ActorKind
 
     return Actor(

@@ -22,14 +22,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.attendance import rules
 from yuyue.attendance.models import AppealStatus, BlacklistAppeal, NoShowBan, NoShowPolicy
 from yuyue.booking import rules as booking_rules
-from yuyue.booking.models import Appointment, AppointmentStatus, BlacklistEntry
-from yuyue.booking.service import local_today, snapshot
+from yuyue.booking.models import Appointment, BlacklistEntry
+from yuyue.booking.service import snapshot
+from yuyue.booking.states import AppointmentStatus
 from yuyue.kit.errors import InvalidState, NotFound
-from yuyue.notifications.models import MessageKind
+from yuyue.kit.localtime import local_today
+from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.service import enqueue
 from yuyue.patients.models import Patient
-from yuyue.scheduling.models import ClinicSession, Hospital, SessionStatus
-from yuyue.staff.models import Role
+from yuyue.scheduling.enums import SessionStatus
+from yuyue.scheduling.models import ClinicSession, Hospital
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, require_staff
 from yuyue.staff.service import record_audit
 

@@ -27,7 +27,7 @@ from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
 from yuyue.patients import service as patient_service
 from yuyue.scheduling.rules import pools_for_channel
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, require_staff
 from yuyue.web.context import AppContext
 from yuyue.web.deps import ActorDep, CtxDep, LocaleDep

@@ -9,14 +9,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from yuyue.booking.models import ACTIVE_STATUSES, AppointmentStatus, CancelReason
+from yuyue.booking.states import ACTIVE_STATUSES, AppointmentStatus, CancelReason
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
-from yuyue.scheduling.models import Channel, SessionStatus
+from yuyue.kit.localtime import age_on, format_local, local_instant
+from yuyue.scheduling.enums import Channel, SessionStatus
 
 S = AppointmentStatus
 
@@ -320,14 +320,6 @@ class BookingWindow:
     closes_at: datetime
 
 
-def local_instant(day: date, at: time, tz: str) -> datetime:
-    return datetime.combine(day, at, tzinfo=ZoneInfo(tz)).astimezone(UTC)
-
-
-def format_local(instant: datetime, tz: str) -> str:
-    return instant.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
-
-
 def booking_window(policy: Policy, session: SessionFacts) -> BookingWindow:
     """When a session can be booked from a remote channel.
 
@@ -386,10 +378,6 @@ def check_window(policy: Policy, session: SessionFacts, *, channel: Channel, now
 def check_session_open(session: SessionFacts) -> None:
     if session.status is not SessionStatus.OPEN:
         raise SessionStopped()
-
-
-def age_on(birth_date: date, day: date) -> int:
-    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
 
 
 def check_demographics(

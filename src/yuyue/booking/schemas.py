@@ -6,9 +6,9 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from yuyue.booking.models import AppointmentStatus
+from yuyue.booking.states import AppointmentStatus
 from yuyue.kit.schemas import Input
-from yuyue.scheduling.models import Period
+from yuyue.scheduling.enums import Period
 from yuyue.scheduling.schemas import DoctorBrief, Named
 
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,35 +29,26 @@ from yuyue.booking.facts import (
     load_policy,
     session_info,
 )
-from yuyue.booking.models import (
-    ACTIVE_STATUSES,
-    Appointment,
-    AppointmentStatus,
-    BlacklistEntry,
-    CancelReason,
-    IdempotencyRecord,
-)
+from yuyue.booking.models import Appointment, BlacklistEntry, IdempotencyRecord
+from yuyue.booking.states import ACTIVE_STATUSES, AppointmentStatus, CancelReason
 from yuyue.booking.store import ClaimedPlace as ClaimedPlace
 from yuyue.booking.store import PatientFacts as PatientFacts
 from yuyue.kit.errors import NotFound
 from yuyue.kit.ids import new_id
+from yuyue.kit.localtime import local_today
 from yuyue.kit.sql import driver
-from yuyue.notifications.models import MessageKind
+from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.service import (
     enqueue,
     reminder_times_for,
     schedule_reminders,
     withdraw_reminders,
 )
-from yuyue.scheduling.models import (
-    ClinicSession,
-    Doctor,
-    SessionStatus,
-    SlotPool,
-    TimeSlot,
-)
+from yuyue.scheduling import service as scheduling_service
+from yuyue.scheduling.enums import SessionStatus
+from yuyue.scheduling.models import ClinicSession, Doctor, SlotPool, TimeSlot
 from yuyue.scheduling.rules import pools_for_channel
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, require_staff
 from yuyue.staff.service import record_audit
 
@@ -74,10 +64,6 @@ class Caches:
 
 
 NO_CACHE = Caches()
-
-
-def local_today(now: datetime, tz: str) -> date:
-    return now.astimezone(ZoneInfo(tz)).date()
 
 
 async def session_facts(
@@ -661,6 +647,35 @@ async def stop_clinic(
         now=now,
     )
     return list(active)
+
+
+async def add_extra_places(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    session_id: uuid.UUID,
+    count: int,
+    pool: str,
+    slot_id: uuid.UUID | None,
+    now: datetime,
+) -> scheduling_service.ExtraPlaces:
+    """加号: scheduling adds the places; patients waiting for the session get them first,
+    in this transaction, before any other booker can see them."""
+    from yuyue.waitlist import service as waitlist_service
+
+    added = await scheduling_service.add_extra_places(
+        session,
+        actor=actor,
+        session_id=session_id,
+        count=count,
+        pool=pool,
+        slot_id=slot_id,
+        now=now,
+    )
+    await waitlist_service.offer_places(
+        session, actor=actor, session_id=session_id, pool_id=added.pool_id, count=count, now=now
+    )
+    return added
 
 
 async def get_appointment(

@@ -36,7 +36,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 from yuyue.booking import rules
-from yuyue.booking.models import ACTIVE_STATUSES, AppointmentStatus
+from yuyue.booking.states import ACTIVE_STATUSES, AppointmentStatus
 from yuyue.kit.errors import NotFound
 from yuyue.kit.ids import new_id
 from yuyue.kit.sql import Driver, Statement

@@ -13,15 +13,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking.facts import TtlCache
+from yuyue.kit.cache import TtlCache
 from yuyue.kit.errors import NotFound
 from yuyue.notifications import rules
+from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.models import (
     Delivery,
     DeliveryStatus,
     DemoPhoneMessage,
     InboxItem,
-    MessageKind,
     MessageTemplate,
     NotificationSettings,
     OutboxMessage,
@@ -30,7 +30,7 @@ from yuyue.notifications.models import (
 from yuyue.notifications.templates import DEFAULTS
 from yuyue.patients.models import Account
 from yuyue.scheduling.models import Department, Hospital
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, require_staff
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking.facts import load_policy
-from yuyue.booking.service import local_today
+from yuyue.kit.localtime import local_today
 from yuyue.patients import service
 from yuyue.patients.models import Patient
 from yuyue.patients.rules import IdType, Sex

@@ -18,13 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue import jobs
 from yuyue.accounts import service as accounts_service
 from yuyue.attendance import service as attendance_service
+from yuyue.booking import listing
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
 from yuyue.booking import views as booking_views
-from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.booking.models import Appointment
 from yuyue.booking.schemas import AppointmentRead
+from yuyue.booking.states import AppointmentStatus
 from yuyue.kit import i18n
 from yuyue.kit.errors import NotFound, ValidationFailed, YuyueError
+from yuyue.kit.localtime import local_today
 from yuyue.notifications import service as notifications
 from yuyue.patients import rules as patient_rules
 from yuyue.patients import service as patient_service
@@ -45,9 +48,9 @@ from yuyue.portal.web import (
     templates,
     visitor,
 )
-from yuyue.scheduling import listing
 from yuyue.scheduling import service as scheduling_service
-from yuyue.scheduling.models import Campus, ClinicSession, Department, Doctor, SessionStatus
+from yuyue.scheduling.enums import SessionStatus
+from yuyue.scheduling.models import Campus, ClinicSession, Department, Doctor
 from yuyue.scheduling.rules import pools_for_channel
 from yuyue.staff.rules import system_actor
 
@@ -56,7 +59,7 @@ VisitorDep = Annotated[Visitor, Depends(visitor)]
 
 
 def _today(who: Visitor) -> date:
-    return booking_service.local_today(who.now, who.hospital.timezone)
+    return local_today(who.now, who.hospital.timezone)
 
 
 def _refusal(who: Visitor, error: YuyueError) -> str:

@@ -1,69 +1,48 @@
-"""Departments, doctors, sessions and slots (read by every channel) and the scheduler's
-operations (templates, generation, extra sessions and places, stop-clinic)."""
+"""Departments, doctors and slots (read by every channel) and the scheduler's operations
+(templates, generation, extra sessions, pool ratios, the booking policy). The session list,
+extra places and stop-clinic touch bookings, so their routes live in booking."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking import service as booking_service
-from yuyue.booking.facts import policy_from_row
 from yuyue.kit.errors import NotFound, ValidationFailed
-from yuyue.scheduling import listing, rules, service
+from yuyue.kit.localtime import local_today
+from yuyue.scheduling import rules, service
 from yuyue.scheduling.models import (
     BookingPolicy,
     Campus,
     Department,
     Doctor,
-    Hospital,
     RegistrationLevel,
     ScheduleTemplate,
-    SessionStatus,
 )
 from yuyue.scheduling.schemas import (
     BookingPolicyRead,
     BookingPolicyUpdate,
     DepartmentRead,
-    DoctorBrief,
     DoctorRead,
-    ExtraPlacesCreate,
     ExtraSessionCreate,
     GenerateReport,
     GenerateRequest,
-    LevelRead,
     Named,
     PoolRatiosUpdate,
-    SessionRead,
     SlotRead,
-    StopClinicRequest,
-    StopClinicResult,
     TemplateCreate,
     TemplateRead,
+    level_read,
+    pick,
 )
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, require_staff
 from yuyue.web.deps import ActorDep, CtxDep, LocaleDep
 
 router = APIRouter(prefix="/api/v1", tags=["scheduling"])
-MAX_RANGE_DAYS = 31
-
-
-def _pick(zh: str, en: str, locale: str) -> str:
-    return en if locale == "en" and en else zh
-
-
-def _level(level: RegistrationLevel, locale: str) -> LevelRead:
-    return LevelRead(
-        code=level.code,
-        name=_pick(level.name, level.name_en, locale),
-        name_en=level.name_en,
-        fee=level.fee_fen,
-    )
 
 
 @router.get("/departments", response_model=list[DepartmentRead])
@@ -79,17 +58,17 @@ async def list_departments(ctx: CtxDep, actor: ActorDep, locale: LocaleDep) -> l
             DepartmentRead(
                 id=d.id,
                 code=d.code,
-                name=_pick(d.name, d.name_en, locale),
+                name=pick(d.name, d.name_en, locale),
                 name_en=d.name_en,
-                category=_pick(d.category, d.category_en, locale),
+                category=pick(d.category, d.category_en, locale),
                 pinyin=d.pinyin,
-                location=_pick(d.location, d.location_en, locale),
-                campus=_pick(campus or "", campus_en or "", locale) or None,
+                location=pick(d.location, d.location_en, locale),
+                campus=pick(campus or "", campus_en or "", locale) or None,
                 min_age_years=d.min_age_years,
                 max_age_years=d.max_age_years,
                 sex_restriction=d.sex_restriction,
-                description=_pick(d.description, d.description_en, locale),
-                what_to_bring=_pick(d.what_to_bring, d.what_to_bring_en, locale),
+                description=pick(d.description, d.description_en, locale),
+                what_to_bring=pick(d.what_to_bring, d.what_to_bring_en, locale),
             )
             for d, campus, campus_en in rows
         ]
@@ -115,83 +94,14 @@ async def list_doctors(
                 code=doc.code,
                 name=doc.name,
                 sex=doc.sex,
-                title=_pick(doc.title, doc.title_en, locale),
+                title=pick(doc.title, doc.title_en, locale),
                 title_en=doc.title_en,
-                department=Named(id=dep.id, name=_pick(dep.name, dep.name_en, locale)),
-                level=_level(level, locale),
-                specialty=_pick(doc.specialty, doc.specialty_en, locale),
+                department=Named(id=dep.id, name=pick(dep.name, dep.name_en, locale)),
+                level=level_read(level, locale),
+                specialty=pick(doc.specialty, doc.specialty_en, locale),
             )
             for doc, dep, level in await session.execute(query)
         ]
-
-
-@router.get("/sessions", response_model=list[SessionRead])
-async def list_sessions(
-    ctx: CtxDep,
-    actor: ActorDep,
-    locale: LocaleDep,
-    department_id: uuid.UUID | None = None,
-    doctor_id: uuid.UUID | None = None,
-    date_from: Annotated[date | None, Query(description="defaults to today")] = None,
-    date_to: Annotated[
-        date | None, Query(description="defaults to the end of the release window")
-    ] = None,
-) -> list[SessionRead]:
-    async with ctx.db.read() as session:
-        timezone = await _timezone(session, actor)
-        default_policy, _ = await listing.policies(session, actor.hospital_id)
-        today = booking_service.local_today(ctx.clock.now(), timezone)
-        start = date_from or today
-        end = date_to or today + timedelta(days=default_policy.release_days_ahead)
-        if end < start or (end - start).days > MAX_RANGE_DAYS:
-            raise ValidationFailed(
-                errors=[
-                    {
-                        "field": "date_to",
-                        "message": "must be on or after date_from, "
-                        f"at most {MAX_RANGE_DAYS} days later",
-                    }
-                ],
-                summary="date_from, date_to",
-            )
-        sessions = await listing.list_sessions(
-            session,
-            hospital_id=actor.hospital_id,
-            channel=actor.channel,
-            start=start,
-            end=end,
-            department_id=department_id,
-            doctor_id=doctor_id,
-        )
-    return [
-        SessionRead(
-            id=s.clinic.id,
-            date=s.clinic.date,
-            period=s.clinic.period,
-            start=s.clinic.start_time,
-            end=s.clinic.end_time,
-            department=Named(
-                id=s.department.id, name=_pick(s.department.name, s.department.name_en, locale)
-            ),
-            doctor=DoctorBrief(
-                id=s.doctor.id,
-                name=s.doctor.name,
-                title=_pick(s.doctor.title, s.doctor.title_en, locale),
-            )
-            if s.doctor
-            else None,
-            level=_level(s.level, locale),
-            fee=s.clinic.fee_fen,
-            status=s.clinic.status,
-            is_extra=s.clinic.is_extra,
-            capacity=s.clinic.capacity,
-            remaining=s.remaining,
-            booking_opens_at=s.window.opens_at,
-            booking_closes_at=s.window.closes_at,
-            stop_reason=s.clinic.stop_reason,
-        )
-        for s in sessions
-    ]
 
 
 @router.get("/sessions/{session_id}/slots", response_model=list[SlotRead])
@@ -234,13 +144,6 @@ async def _level_id(
         errors=[{"field": "level_code", "message": "required without a doctor"}],
         summary="level_code",
     )
-
-
-async def _timezone(session: AsyncSession, actor: Actor) -> str:
-    timezone = await session.scalar(
-        select(Hospital.timezone).where(Hospital.id == actor.hospital_id)
-    )
-    return timezone or "Asia/Shanghai"
 
 
 @router.post(
@@ -298,7 +201,7 @@ async def generate(body: GenerateRequest, ctx: CtxDep, actor: ActorDep) -> Gener
 
     async def work(session: AsyncSession) -> GenerateReport:
         now = ctx.clock.now()
-        today = booking_service.local_today(now, await _timezone(session, actor))
+        today = local_today(now, await service.hospital_timezone(session, actor.hospital_id))
         if body.start is not None and body.start < today:
             raise rules.InvalidSchedule(problem="sessions cannot be generated for past days")
         report = await service.generate_sessions(
@@ -345,7 +248,7 @@ async def create_extra_session(
             session,
             actor=actor,
             shape=shape,
-            today=booking_service.local_today(now, await _timezone(session, actor)),
+            today=local_today(now, await service.hospital_timezone(session, actor.hospital_id)),
             now=now,
         )
         return {
@@ -356,51 +259,6 @@ async def create_extra_session(
         }
 
     return await ctx.db.transact(work)
-
-
-@router.post("/sessions/{session_id}/extra-places", tags=["scheduler"], summary="Add places (加号)")
-async def add_extra_places(
-    session_id: uuid.UUID, body: ExtraPlacesCreate, ctx: CtxDep, actor: ActorDep
-) -> dict[str, Any]:
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        clinic = await service.add_extra_places(
-            session,
-            actor=actor,
-            session_id=session_id,
-            count=body.count,
-            pool=body.pool,
-            slot_id=body.slot_id,
-            now=ctx.clock.now(),
-        )
-        return {"id": str(clinic.id), "capacity": clinic.capacity}
-
-    result = await ctx.db.transact(work)
-    ctx.sold_out.places_returned(session_id)
-    return result
-
-
-@router.post(
-    "/sessions/{session_id}/stop",
-    response_model=StopClinicResult,
-    tags=["scheduler"],
-    summary="Stop a clinic (停诊)",
-)
-async def stop_session(
-    session_id: uuid.UUID, body: StopClinicRequest, ctx: CtxDep, actor: ActorDep
-) -> StopClinicResult:
-    async def work(session: AsyncSession) -> StopClinicResult:
-        cancelled = await booking_service.stop_clinic(
-            session, actor=actor, session_id=session_id, reason=body.reason, now=ctx.clock.now()
-        )
-        return StopClinicResult(
-            session_id=session_id,
-            status=SessionStatus.STOPPED,
-            cancelled_appointments=[a.id for a in cancelled],
-        )
-
-    result = await ctx.db.transact(work)
-    ctx.session_infos.forget(session_id)
-    return result
 
 
 @router.put(
@@ -430,10 +288,7 @@ async def put_pool_ratios(body: PoolRatiosUpdate, ctx: CtxDep, actor: ActorDep) 
 
 
 def _policy_read(row: BookingPolicy | None, department_id: uuid.UUID | None) -> BookingPolicyRead:
-    policy = policy_from_row(row)
-    return BookingPolicyRead(
-        department_id=department_id, **{f: getattr(policy, f) for f in service.POLICY_FIELDS}
-    )
+    return BookingPolicyRead(department_id=department_id, **service.policy_values(row))
 
 
 @router.get(

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.kit.errors import NotFound
 from yuyue.kit.schemas import Input
-from yuyue.scheduling.models import Channel, Hospital
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import Hospital
 from yuyue.staff import service
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import require_staff
 from yuyue.web.deps import ActorDep, CtxDep
 

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking.service import local_today
+from yuyue.kit.localtime import local_today
 from yuyue.staff.rules import Actor
 from yuyue.visits import events, rules, service
 from yuyue.visits.events import QueueEventKind

@@ -22,11 +22,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
-from yuyue.booking.models import AppointmentStatus
-from yuyue.booking.rules import age_on, format_local, local_instant
+from yuyue.booking.states import AppointmentStatus
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
-from yuyue.visits.models import DEFAULT_PRIORITY_ORDER, PriorityClass, VisitStatus
+from yuyue.kit.localtime import age_on, format_local, local_instant
+from yuyue.visits.states import DEFAULT_PRIORITY_ORDER, PriorityClass, VisitStatus
 
 S = AppointmentStatus
 V = VisitStatus

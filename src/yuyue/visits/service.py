@@ -24,33 +24,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
-from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import AppointmentStatus
 from yuyue.kit.crypto import FieldCipher, InvalidToken, TokenSigner
 from yuyue.kit.errors import Forbidden, NotFound, ValidationFailed, YuyueError
+from yuyue.kit.localtime import local_instant, local_today
 from yuyue.patients import service as patient_service
 from yuyue.patients.models import Patient
 from yuyue.patients.rules import IdType, mask_name
-from yuyue.scheduling.models import (
-    Channel,
-    ClinicSession,
-    Department,
-    Doctor,
-    Hospital,
-    TimeSlot,
-)
-from yuyue.staff.models import Role
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import ClinicSession, Department, Doctor, Hospital, TimeSlot
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, ActorKind, require_staff
 from yuyue.staff.service import record_audit
 from yuyue.visits import rules
 from yuyue.visits.events import QueueEvent, QueueEventKind
-from yuyue.visits.models import (
-    IN_LINE,
-    CheckInFailure,
-    PriorityClass,
-    Visit,
-    VisitPolicy,
-    VisitStatus,
-)
+from yuyue.visits.models import CheckInFailure, Visit, VisitPolicy
+from yuyue.visits.states import IN_LINE, PriorityClass, VisitStatus
 
 V = VisitStatus
 
@@ -461,7 +451,7 @@ async def _check_in(
         session_end=clinic.end_time,
         timezone=tz,
     )
-    today = booking_service.local_today(now, tz)
+    today = local_today(now, tz)
     if not rules.check_can_check_in(policy, facts, today=today, now=now, walk_in=walk_in):
         visit = await session.scalar(select(Visit).where(Visit.appointment_id == appointment.id))
         if visit is None:
@@ -478,9 +468,7 @@ async def _check_in(
         )
 
     visits = await _visits(session, session_id=session_id)
-    late = rules.is_late(
-        policy, slot_end=booking_rules.local_instant(facts.visit_date, slot[2], tz), now=now
-    )
+    late = rules.is_late(policy, slot_end=local_instant(facts.visit_date, slot[2], tz), now=now)
     batch = rules.joining_batch(
         rules.batch_of(policy, slot[0]), late=late, being_called=_being_called(visits)
     )
@@ -702,7 +690,7 @@ async def find_for_desk(
         # People type numbers with spaces and dashes; a voucher token has neither.
         text = re.sub(r"[\s\-]", "", text)
     tz = await hospital_timezone(session, hospital_id=actor.hospital_id)
-    today = booking_service.local_today(now, tz)
+    today = local_today(now, tz)
     condition: Any
     if "." in text:
         try:

@@ -9,8 +9,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from yuyue.kit.schemas import Input
-from yuyue.scheduling.models import Period
-from yuyue.waitlist.models import WaitlistStatus
+from yuyue.scheduling.enums import Period
+from yuyue.waitlist.states import WaitlistStatus
 
 
 class WaitlistJoin(Input):

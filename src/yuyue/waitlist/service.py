@@ -29,25 +29,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
 from yuyue.booking.facts import SessionInfo, load_policy
-from yuyue.booking.models import Appointment, AppointmentStatus, CancelReason
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import AppointmentStatus, CancelReason
 from yuyue.kit.errors import NotFound, YuyueError
-from yuyue.notifications.models import MessageKind
+from yuyue.kit.localtime import local_today
+from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.service import enqueue, schedule_reminders
-from yuyue.scheduling.models import (
-    Channel,
-    ClinicSession,
-    Department,
-    Doctor,
-    Hospital,
-    Period,
-    SessionStatus,
-    SlotPool,
-)
+from yuyue.scheduling.enums import Channel, Period, SessionStatus
+from yuyue.scheduling.models import ClinicSession, Department, Doctor, Hospital, SlotPool
 from yuyue.scheduling.rules import pools_for_channel
 from yuyue.staff.rules import Actor
 from yuyue.staff.service import record_audit
 from yuyue.waitlist import rules
-from yuyue.waitlist.models import ACTIVE_ENTRY_STATUSES, WaitlistEntry, WaitlistStatus
+from yuyue.waitlist.models import WaitlistEntry
+from yuyue.waitlist.states import ACTIVE_ENTRY_STATUSES, WaitlistStatus
 
 W = WaitlistStatus
 NO_CACHE = booking_service.NO_CACHE
@@ -137,7 +132,7 @@ def _check_patient(
     )
     booking_rules.check_not_blacklisted(blacklist, channel=channel, now=now, tz=facts.timezone)
     booking_rules.check_limits(
-        policy, facts, existing, now=now, today=booking_service.local_today(now, facts.timezone)
+        policy, facts, existing, now=now, today=local_today(now, facts.timezone)
     )
 
 

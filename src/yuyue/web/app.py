@@ -19,6 +19,7 @@ from yuyue import __version__
 from yuyue.attendance import api as attendance_api
 from yuyue.booking import api as booking_api
 from yuyue.booking import service as booking_service
+from yuyue.booking import sessions_api as booking_sessions_api
 from yuyue.booking.fastpath import SoldOutFastPath
 from yuyue.config import Settings
 from yuyue.jobs import Jobs, attach, detach, worker_context
@@ -149,6 +150,7 @@ def create_app(
 
     for router in (
         scheduling_api.router,
+        booking_sessions_api.router,
         patients_api.router,
         booking_api.router,
         staff_api.router,

@@ -1,5 +1,6 @@
 """Sessions as a channel sees them: with the places left in its pools and the window in
-which it may book. Shared by the JSON API and the patient pages."""
+which it may book. Booking's read side, shared by the JSON API, the patient pages and the
+desk."""
 
 from __future__ import annotations
 
@@ -13,15 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
 from yuyue.booking.facts import policy_from_row
+from yuyue.scheduling import service as scheduling_service
+from yuyue.scheduling.enums import Channel, SessionStatus
 from yuyue.scheduling.models import (
     BookingPolicy,
-    Channel,
     ClinicSession,
     Department,
     Doctor,
-    Hospital,
     RegistrationLevel,
-    SessionStatus,
 )
 from yuyue.scheduling.rules import pools_for_channel
 
@@ -38,11 +38,6 @@ class ListedSession:
     @property
     def is_open(self) -> bool:
         return self.clinic.status == SessionStatus.OPEN
-
-
-async def hospital_timezone(session: AsyncSession, hospital_id: uuid.UUID) -> str:
-    timezone = await session.scalar(select(Hospital.timezone).where(Hospital.id == hospital_id))
-    return timezone or "Asia/Shanghai"
 
 
 async def policies(
@@ -67,7 +62,7 @@ async def list_sessions(
     doctor_id: uuid.UUID | None = None,
     session_id: uuid.UUID | None = None,
 ) -> list[ListedSession]:
-    timezone = await hospital_timezone(session, hospital_id)
+    timezone = await scheduling_service.hospital_timezone(session, hospital_id)
     default_policy, by_department = await policies(session, hospital_id)
     in_range = [
         ClinicSession.hospital_id == hospital_id,
