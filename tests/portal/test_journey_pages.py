@@ -206,6 +206,27 @@ class TestChangeAndPay:
             other.id: AppointmentStatus.BOOKED,
         }
 
+    async def test_an_unpaid_hold_is_not_titled_a_voucher_until_it_is_paid(
+        self, signed_in: Browser, ctx: AppContext, world: World
+    ) -> None:
+        ctx.settings.demo_mode = True
+        paid_session = await one_place_session(ctx, world, fee=True)
+        await add_patient(signed_in, "王建国")
+        father = await patient_named(ctx, "王建国")
+        held = await book_directly(ctx, world, father.id, paid_session.id)
+        page = await signed_in.page(f"/appointments/{held.id}")
+        assert '<h1 data-testid="heading">号源已保留 <span' in page.text
+        assert "<title>号源已保留" in page.text
+        assert "就诊凭证" not in page.text
+        await signed_in.page(f"/appointments/{held.id}/pay")
+        assert (await signed_in.submit(f"/appointments/{held.id}/pay")).status_code == 303
+        paid = await signed_in.page(f"/appointments/{held.id}")
+        assert '<h1 data-testid="heading">就诊凭证 <span' in paid.text
+        english = await signed_in.page(
+            f"/appointments/{held.id}", headers={"accept-language": "en"}
+        )
+        assert '<h1 data-testid="heading">Visit voucher <span' in english.text
+
     async def test_demo_cashier_confirms_a_held_booking(
         self, signed_in: Browser, ctx: AppContext, world: World
     ) -> None:
