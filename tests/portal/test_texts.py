@@ -9,6 +9,7 @@ import pytest
 
 import yuyue.portal
 from yuyue.booking.states import AppointmentStatus
+from yuyue.frontdesk import texts  # noqa: F401  (the live notices share the front desk sentences)
 from yuyue.kit import i18n
 from yuyue.patients.rules import IdType
 from yuyue.portal import pages  # noqa: F401  (registers the page sentences)

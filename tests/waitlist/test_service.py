@@ -308,6 +308,7 @@ class TestOffers:
         assert payload["waitlist_entry_id"] == str(offer.id)
         assert payload["appointment_id"] == str(held.id)
         assert payload["offer_expires_at"] == offer.offer_expires_at.isoformat()
+        assert payload["minutes"] == 30
         assert payload["date"] == full.clinic.date.isoformat()
         assert payload["period"] == "afternoon"
         assert payload["department"] == world.department.name

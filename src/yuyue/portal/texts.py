@@ -117,6 +117,9 @@ i18n.register(
         "page.alt_same_doctor": ("同一医生的其他出诊", "The same doctor, another day"),
         "page.alt_same_level": ("同科室同级别医生", "Same department and level"),
         "page.voucher": ("就诊凭证", "Visit voucher"),
+        # An unpaid hold, or an appointment that ended without a visit, is no voucher.
+        "page.held_place": ("号源已保留", "Place held"),
+        "page.appointment": ("预约详情", "Appointment"),
         "page.qr_label": (
             "就诊二维码，到院后在自助机或分诊台扫码报到",
             "Voucher QR code for check-in",

@@ -620,6 +620,7 @@ async def _offer(
             "waitlist_entry_id": str(entry.id),
             "appointment_id": str(appointment.id),
             "offer_expires_at": expires.isoformat(),
+            "minutes": policy.waitlist_offer_minutes,
             "date": info.date.isoformat(),
             "period": info.period.value,
             "department": info.department_name,
