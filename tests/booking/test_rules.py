@@ -24,6 +24,8 @@ from yuyue.booking.rules import (
     AlreadyBooked,
     Blacklisted,
     BlacklistFacts,
+    Bookability,
+    BookableState,
     BookingClosed,
     BookingFacts,
     BookingWindow,
@@ -38,6 +40,7 @@ from yuyue.booking.rules import (
     SessionStopped,
     SexNotAllowed,
     SoldOut,
+    bookability,
     booking_window,
     cancellation_deadline,
     check_cancellable,
@@ -352,6 +355,157 @@ class TestWindowWithHospitalReleasePolicy:
 
 
 # --- session and patient eligibility -----------------------------------------------------
+
+
+# --- bookability: what a listing says, by the window booking enforces ----------------------
+
+OPEN = BookableState.OPEN
+RELEASE_AT_8 = (BookableState.NOT_RELEASED, sh(2026, 11, 16, 8, 0))
+SAME_DAY_AT_7 = (BookableState.SAME_DAY_LATER, sh(2026, 11, 23, 7, 0))
+CLOSED = BookableState.CLOSED
+
+
+def app_expected(day: date, hour: int) -> object:
+    """The default policy for a remote channel, hour by hour, written out by hand."""
+    if day == date(2026, 11, 16):  # release day: 08:00
+        return RELEASE_AT_8 if hour < 8 else OPEN
+    if day == date(2026, 11, 22):  # the day before: advance booking until 16:00
+        return OPEN if hour < 16 else SAME_DAY_AT_7
+    assert day == VISIT  # same-day registration 07:00, closes an hour before the end (12:00)
+    if hour < 7:
+        return SAME_DAY_AT_7
+    return OPEN if hour < 11 else CLOSED
+
+
+def summary(found: Bookability) -> object:
+    if found.state is BookableState.OPEN:
+        assert found.bookable_now and found.opens_at is None
+        return OPEN
+    assert not found.bookable_now
+    return (found.state, found.opens_at) if found.opens_at is not None else found.state
+
+
+EVERY_HOUR = [
+    case(f"{day:%m-%d}-{hour:02d}:{minute:02d}", day, hour, minute)
+    for day in (date(2026, 11, 16), date(2026, 11, 22), VISIT)
+    for hour in range(24)
+    for minute in (0, 59)
+]
+
+
+class TestBookabilityEveryHour:
+    @pytest.mark.parametrize(("day", "hour", "minute"), EVERY_HOUR)
+    def test_app_listing_follows_release_cutoff_gap_and_same_day_opening(
+        self, day: date, hour: int, minute: int
+    ) -> None:
+        now = sh(day.year, day.month, day.day, hour, minute)
+
+        found = bookability(Policy(), make_session(), channel=Channel.APP, now=now, places=5)
+
+        assert summary(found) == app_expected(day, hour)
+
+    @pytest.mark.parametrize(("day", "hour", "minute"), EVERY_HOUR)
+    @pytest.mark.parametrize("same_day_booking", [True, False], ids=["same-day-on", "same-day-off"])
+    @pytest.mark.parametrize("channel", list(Channel), ids=str)
+    def test_listing_and_booking_never_disagree(
+        self, day: date, hour: int, minute: int, channel: Channel, same_day_booking: bool
+    ) -> None:
+        now = sh(day.year, day.month, day.day, hour, minute)
+        policy = Policy(same_day_booking=same_day_booking)
+
+        found = bookability(policy, make_session(), channel=channel, now=now, places=1)
+        refused = outcome(check_window, policy, make_session(), channel=channel, now=now)
+
+        assert found.bookable_now is (refused is ALLOWED)
+        if found.bookable_now:
+            return
+        assert isinstance(refused, tuple)
+        error, values = refused
+        if found.opens_at is None:
+            assert error is BookingClosed and "reopens_at" not in values
+            return
+        announced = values["opens_at"] if error is OutsideReleaseWindow else values["reopens_at"]
+        assert announced == found.opens_at.isoformat()
+        # ...and at that instant booking is allowed.
+        opened = outcome(check_window, policy, make_session(), channel=channel, now=found.opens_at)
+        assert opened is ALLOWED
+
+    @pytest.mark.parametrize(("day", "hour", "minute"), EVERY_HOUR)
+    @pytest.mark.parametrize("channel", [Channel.APP, Channel.WINDOW], ids=str)
+    def test_the_answer_holds_until_it_says_it_changes(
+        self, day: date, hour: int, minute: int, channel: Channel
+    ) -> None:
+        now = sh(day.year, day.month, day.day, hour, minute)
+
+        found = bookability(Policy(), make_session(), channel=channel, now=now, places=1)
+
+        later = [now + timedelta(minutes=m) for m in range(0, 48 * 60, 7)]
+        if found.changes_at is not None:
+            assert found.changes_at > now
+            later = [t for t in later if t < found.changes_at]
+            later.append(found.changes_at - timedelta(microseconds=1))
+        for moment in later:
+            again = bookability(Policy(), make_session(), channel=channel, now=moment, places=1)
+            assert again.state is found.state, moment
+
+
+class TestBookabilityBeyondTheWindow:
+    def test_gap_between_cutoff_and_same_day_opening_is_not_bookable(self) -> None:
+        found = bookability(
+            Policy(), make_session(), channel=Channel.WEB, now=sh(2026, 11, 22, 18, 0), places=9
+        )
+
+        assert found == Bookability(
+            BookableState.SAME_DAY_LATER, sh(2026, 11, 23, 7, 0), sh(2026, 11, 23, 7, 0)
+        )
+        assert not found.bookable_now
+
+    def test_the_registrar_window_books_through_the_gap(self) -> None:
+        found = bookability(
+            Policy(), make_session(), channel=Channel.WINDOW, now=sh(2026, 11, 23, 6, 59), places=1
+        )
+
+        assert found.bookable_now and found.opens_at is None
+        assert found.changes_at == sh(2026, 11, 23, 12, 0)
+
+    def test_a_stopped_session_never_opens(self) -> None:
+        stopped = make_session(status=SessionStatus.STOPPED)
+
+        for now in (sh(2026, 11, 10, 9), sh(2026, 11, 20, 9), sh(2026, 11, 22, 18)):
+            found = bookability(Policy(), stopped, channel=Channel.APP, now=now, places=5)
+            assert found == Bookability(BookableState.STOPPED, None, None)
+
+    @pytest.mark.parametrize(
+        "now",
+        [
+            case("in-window", sh(2026, 11, 20, 9)),
+            case("gap", sh(2026, 11, 22, 18)),
+            case("before-release", sh(2026, 11, 10, 9)),
+        ],
+    )
+    def test_no_place_for_the_channel_is_never_announced_as_opening(self, now: datetime) -> None:
+        found = bookability(Policy(), make_session(), channel=Channel.APP, now=now, places=0)
+
+        assert found.state is BookableState.FULL
+        assert not found.bookable_now and found.opens_at is None
+
+    def test_a_past_session_is_closed_even_when_full(self) -> None:
+        found = bookability(
+            Policy(), make_session(), channel=Channel.APP, now=sh(2026, 11, 24, 9), places=0
+        )
+
+        assert found == Bookability(BookableState.CLOSED, None, None)
+
+    def test_without_same_day_booking_the_cutoff_closes_for_good(self) -> None:
+        found = bookability(
+            Policy(same_day_booking=False),
+            make_session(),
+            channel=Channel.APP,
+            now=sh(2026, 11, 22, 18, 0),
+            places=3,
+        )
+
+        assert found == Bookability(BookableState.CLOSED, None, None)
 
 
 class TestSessionOpen:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from enum import StrEnum
 from typing import Any
 
 from yuyue.booking.states import ACTIVE_STATUSES, AppointmentStatus, CancelReason
@@ -346,33 +347,122 @@ def booking_window(policy: Policy, session: SessionFacts) -> BookingWindow:
     return BookingWindow(opens_at, advance_closes, same_day_opens, closes_at)
 
 
-def check_window(policy: Policy, session: SessionFacts, *, channel: Channel, now: datetime) -> None:
+class WindowState(StrEnum):
+    """Where `now` falls in a session's booking window, for one channel."""
+
+    OPEN = "open"
+    # Not released yet: opens at the release.
+    NOT_RELEASED = "not_released"
+    # Advance booking is over and same-day registration comes later (16:00 → 07:00).
+    SAME_DAY_LATER = "same_day_later"
+    # Closed for good (past the cut-off, or the session is over).
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowVerdict:
+    state: WindowState
+    # When booking (next) opens: the release, or the same-day opening.
+    opens_at: datetime | None
+    # The close a refusal names.
+    closed_at: datetime | None
+    # The next instant at which the verdict may change (None: it never will), so an answer
+    # built on it can be kept exactly that long.
+    changes_at: datetime | None
+
+
+def window_verdict(
+    policy: Policy, session: SessionFacts, *, channel: Channel, now: datetime
+) -> WindowVerdict:
+    """The booking window's decision for `channel` at `now`, without raising: the one
+    place the window's rules are written, for `check_window` and `bookability` alike."""
     window = booking_window(policy, session)
-    tz = session.timezone
     if now < window.opens_at:
-        raise OutsideReleaseWindow(
-            opens_at=window.opens_at.isoformat(), opens_local=format_local(window.opens_at, tz)
-        )
-    session_end = local_instant(session.date, session.end_time, tz)
+        return WindowVerdict(WindowState.NOT_RELEASED, window.opens_at, None, window.opens_at)
+    session_end = local_instant(session.date, session.end_time, session.timezone)
     if channel is Channel.WINDOW:
         # Registrars serve patients standing in front of them until the clinic ends.
         if now >= session_end:
-            raise BookingClosed(closed_local=format_local(session_end, tz))
-        return
+            return WindowVerdict(WindowState.CLOSED, None, session_end, None)
+        return WindowVerdict(WindowState.OPEN, None, None, session_end)
     if now < window.advance_closes_at:
-        return
+        return WindowVerdict(WindowState.OPEN, None, None, window.advance_closes_at)
     reopens = window.same_day_opens_at
     if reopens is not None and reopens <= now < window.closes_at:
-        return
+        return WindowVerdict(WindowState.OPEN, None, None, window.closes_at)
     if reopens is not None and now < reopens:
         # Released long ago, advance booking is over, same-day registration comes later.
-        raise BookingClosed(
-            closed_local=format_local(window.advance_closes_at, tz),
-            reopens_at=reopens.isoformat(),
-            reopens_local=format_local(reopens, tz),
-        )
+        return WindowVerdict(WindowState.SAME_DAY_LATER, reopens, window.advance_closes_at, reopens)
     closed = window.closes_at if now >= window.closes_at else window.advance_closes_at
-    raise BookingClosed(closed_local=format_local(closed, tz))
+    return WindowVerdict(WindowState.CLOSED, None, closed, None)
+
+
+def check_window(policy: Policy, session: SessionFacts, *, channel: Channel, now: datetime) -> None:
+    verdict = window_verdict(policy, session, channel=channel, now=now)
+    tz = session.timezone
+    if verdict.state is WindowState.OPEN:
+        return
+    if verdict.state is WindowState.NOT_RELEASED:
+        assert verdict.opens_at is not None
+        raise OutsideReleaseWindow(
+            opens_at=verdict.opens_at.isoformat(), opens_local=format_local(verdict.opens_at, tz)
+        )
+    assert verdict.closed_at is not None
+    if verdict.state is WindowState.SAME_DAY_LATER:
+        assert verdict.opens_at is not None
+        raise BookingClosed(
+            closed_local=format_local(verdict.closed_at, tz),
+            reopens_at=verdict.opens_at.isoformat(),
+            reopens_local=format_local(verdict.opens_at, tz),
+        )
+    raise BookingClosed(closed_local=format_local(verdict.closed_at, tz))
+
+
+class BookableState(StrEnum):
+    """Why a session can or cannot be booked by a channel at a moment."""
+
+    OPEN = "open"
+    NOT_RELEASED = "not_released"
+    SAME_DAY_LATER = "same_day_later"
+    FULL = "full"
+    CLOSED = "closed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class Bookability:
+    state: BookableState
+    # When the channel can next book it, if not now; None when it cannot now and no
+    # instant is known at which it will (stopped, over, or no place left for the channel).
+    opens_at: datetime | None
+    # The next instant at which this answer may change by the clock alone (places taken
+    # and returned change it too); None when only places can change it.
+    changes_at: datetime | None
+
+    @property
+    def bookable_now(self) -> bool:
+        return self.state is BookableState.OPEN
+
+
+def bookability(
+    policy: Policy, session: SessionFacts, *, channel: Channel, now: datetime, places: int
+) -> Bookability:
+    """Whether `channel` can book the session at `now`, and if not, when it next can.
+
+    The same checks, in the same order, as booking: a stopped session first, then the
+    window (`window_verdict`, the very function `check_window` raises from), then whether
+    the channel's pools have a place left (`places`).
+    """
+    if session.status is not SessionStatus.OPEN:
+        return Bookability(BookableState.STOPPED, None, None)
+    verdict = window_verdict(policy, session, channel=channel, now=now)
+    if verdict.state is WindowState.CLOSED:
+        return Bookability(BookableState.CLOSED, None, None)
+    if places <= 0:
+        return Bookability(BookableState.FULL, None, verdict.changes_at)
+    if verdict.state is WindowState.OPEN:
+        return Bookability(BookableState.OPEN, None, verdict.changes_at)
+    return Bookability(BookableState(verdict.state.value), verdict.opens_at, verdict.changes_at)
 
 
 def check_session_open(session: SessionFacts) -> None:
