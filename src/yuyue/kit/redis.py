@@ -76,7 +76,8 @@ class RedisLink:
         self._handlers: dict[str, MessageHandler] = {}
         self._reconnected: list[Reconnected] = []
         self._reader: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
+        # Set after the first attempt to subscribe, whatever its outcome.
+        self._tried = asyncio.Event()
         self._down_until = 0.0
         self._down = False
 
@@ -87,9 +88,12 @@ class RedisLink:
 
     @property
     def up(self) -> bool:
-        """False for `retry_seconds` after a failure; then one command tries again (a
-        request pays at most the short timeout for it, and only every `retry_seconds`)."""
-        return not self._down or self._now() >= self._down_until
+        """False from a failure until Redis answers again. The reader (when started)
+        probes in the background, so no request waits on a sick Redis; without a reader
+        one command tries again every `retry_seconds`."""
+        if not self._down:
+            return True
+        return self._reader is None and self._now() >= self._down_until
 
     def redis(self) -> aioredis.Redis:
         if self._client is None:
@@ -149,13 +153,13 @@ class RedisLink:
         self._reconnected.append(reload)
 
     async def start(self, *, wait: float = 1.0) -> None:
-        """Starts the reader; waits up to `wait` seconds for the first subscription, and
-        carries on without it (the reader keeps trying)."""
+        """Starts the reader; waits up to `wait` seconds for the first subscription (and
+        the reloads it triggers), and carries on without it (the reader keeps trying)."""
         if self._reader is not None or not self._handlers:
             return
         self._reader = asyncio.get_running_loop().create_task(self._read(), name="yuyue-redis-link")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._subscribed.wait(), wait)
+            await asyncio.wait_for(self._tried.wait(), wait)
 
     async def _read(self) -> None:
         # Its own client without a read timeout: the subscription idles for long.
@@ -188,21 +192,34 @@ class RedisLink:
                 for reload in self._reconnected:
                     with contextlib.suppress(RedisUnavailable):
                         await reload()
-                self._subscribed.set()
+                self._tried.set()
                 while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
+                    message = await pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=self.retry_seconds
+                    )
                     if message is not None and message.get("type") == "message":
                         self._dispatch(str(message["channel"]), message["data"])
+                    if self._down and self._now() >= self._down_until:
+                        await self._probe()
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError, TimeoutError) as error:
-                self._subscribed.clear()
                 self.failed(error)
+                self._tried.set()
                 await asyncio.sleep(self.retry_seconds)
             finally:
                 if pubsub is not None:
                     with contextlib.suppress(RedisError, OSError):
                         await pubsub.aclose()
+
+    async def _probe(self) -> None:
+        """Commands failed while the subscription lives on: are they back?"""
+        try:
+            await asyncio.wait_for(self.redis().ping(), self.timeout)
+        except (RedisError, OSError, TimeoutError):
+            self._down_until = self._now() + self.retry_seconds
+        else:
+            self._recovered()
 
     def _dispatch(self, channel: str, data: Any) -> None:
         handler = self._handlers.get(channel)
