@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import time as time_module
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from tests.conftest import VISIT_DAY, World
+from tests.redis_support import closed_port_url
 from tests.waitlist.support import entries, full_session, join_in_order, new_patients
-from yuyue.jobs import close_waitlists_once
+from yuyue.config import Settings
+from yuyue.jobs import Jobs, close_waitlists_once
 from yuyue.kit.clock import FixedClock
+from yuyue.kit.crypto import generate_master_secret
 from yuyue.waitlist.models import WaitlistStatus
 from yuyue.web.context import AppContext
 
@@ -30,3 +35,25 @@ class TestCloseWaitlists:
         assert await close_waitlists_once(ctx) == 2
         assert {e.status for e in await entries(ctx, full.clinic)} == {WaitlistStatus.CLOSED}
         assert await close_waitlists_once(ctx) == 0  # idempotent
+
+
+class TestDoorbellWithoutJobStorage:
+    def test_a_missing_redis_is_logged_once_however_many_bookings_ring(
+        self, tmp_path, caplog
+    ) -> None:
+        settings = Settings(
+            database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db",
+            secret_key=generate_master_secret(),
+            redis_url=closed_port_url(),
+        )
+        jobs = Jobs(settings)
+        jobs.start_doorbell()
+        try:
+            with caplog.at_level(logging.WARNING, logger="yuyue.jobs"):
+                for _ in range(4):
+                    jobs.request_delivery()
+                    time_module.sleep(0.7)  # each ring is tried: the bell wakes every 0.5 s
+        finally:
+            jobs.close()
+        failures = [r for r in caplog.records if "could not queue" in r.getMessage()]
+        assert len(failures) == 1

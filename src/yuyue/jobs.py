@@ -281,6 +281,7 @@ class Jobs:
             self._bell_thread.start()
 
     def _ring(self) -> None:
+        failing = False
         while not self._closing.is_set():
             if not self._doorbell.wait(0.5):
                 continue
@@ -288,8 +289,15 @@ class Jobs:
             try:
                 self.deliver_now()
             except Exception:
-                # The periodic pass delivers within a minute anyway.
-                log.exception("could not queue a delivery")
+                # The periodic pass delivers within a minute anyway. Logged once while the
+                # job storage (Redis, say) stays away, not on every booking.
+                if not failing:
+                    log.exception("could not queue a delivery; retrying with each ring")
+                failing = True
+            else:
+                if failing:
+                    log.warning("deliveries are queued again")
+                failing = False
 
     # --- the consumer ---------------------------------------------------------------------
 

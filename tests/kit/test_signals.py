@@ -164,6 +164,19 @@ class TestWithoutRedis:
         assert link.up  # one request probes again
         await link.close()
 
+    async def test_with_a_reader_no_request_probes_a_sick_redis_the_reader_does(
+        self, two_links: tuple[RedisLink, RedisLink]
+    ) -> None:
+        one, _ = two_links
+        one.retry_seconds = 0.05
+        one.on_message("c", lambda message: None)
+        await one.start()
+        one.failed(ConnectionError("a command failed"))
+        with pytest.raises(RedisUnavailable):
+            await one.call(lambda redis: redis.ping())  # refused without trying
+        await eventually(lambda: one.up)  # the reader found Redis answering again
+        assert await one.call(lambda redis: redis.ping())
+
     async def test_a_link_ignores_its_own_messages(
         self, two_links: tuple[RedisLink, RedisLink]
     ) -> None:
