@@ -375,6 +375,46 @@ class BoundedSet:
 RecentKeys = Callable[[], Awaitable[Iterable[tuple[str, str]]]]
 
 
+class _Coalesced:
+    """Runs `run` once for all the names asked during one turn of the event loop: at the
+    release second hundreds of requests share one round trip to Redis."""
+
+    def __init__(
+        self, run: Callable[[list[str]], Awaitable[dict[str, bool]]], background: _Background
+    ) -> None:
+        self._run = run
+        self._background = background
+        self._batch: dict[str, list[asyncio.Future[bool]]] | None = None
+
+    async def __call__(self, name: str) -> bool:
+        if self._batch is None:
+            self._batch = {}
+            self._background.spawn(self._flush())
+        waiting: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._batch.setdefault(name, []).append(waiting)
+        return await waiting
+
+    async def _flush(self) -> None:
+        batch, self._batch = self._batch or {}, None
+        waiters = [waiting for group in batch.values() for waiting in group]
+        try:
+            answers = await self._run(list(batch))
+        except asyncio.CancelledError:
+            for waiting in waiters:
+                waiting.cancel()
+            raise
+        except Exception as error:
+            # Each request fails with it (and is logged there), none waits forever.
+            for waiting in waiters:
+                if not waiting.done():
+                    waiting.set_exception(error)
+            return
+        for name, waiters in batch.items():
+            for waiting in waiters:
+                if not waiting.done():
+                    waiting.set_result(answers[name])
+
+
 class KnownKeys:
     """Idempotency keys that may have a remembered answer.
 
@@ -439,9 +479,10 @@ class SharedKnownKeys(KnownKeys):
         self.settle_seconds = settle_seconds
         self._complete_key = link.key("idem", "complete")
         self._recent: RecentKeys | None = None
-        self._batch: dict[str, asyncio.Future[bool]] | None = None
         self._unshared: OrderedDict[str, None] = OrderedDict()
         self._background = _Background()
+        self._look_up = _Coalesced(self._look_up_all, self._background)
+        self._write = _Coalesced(self._write_all, self._background)
         self._filling = False
 
     def _name(self, scope: str, key: str) -> str:
@@ -458,44 +499,36 @@ class SharedKnownKeys(KnownKeys):
             self._background.spawn(self._fill())
 
     async def add(self, scope: str, key: str) -> None:
-        name = self._name(scope, key)
+        await self._write(self._name(scope, key))
+
+    async def _write_all(self, names: list[str]) -> dict[str, bool]:
+        """Writes the keys of this turn of the loop in one pipeline."""
         try:
-            await self.link.call(lambda redis: redis.set(name, 1, ex=self.TTL_SECONDS))
+            await self._set_all(names)
         except RedisUnavailable:
             # Written when Redis is back. Until then every process asks the database
             # (its own link is down too); see docs/operations.md for a node cut off alone.
-            self._unshared[name] = None
+            self._unshared.update(dict.fromkeys(names))
             while len(self._unshared) > 100_000:
                 self._unshared.popitem(last=False)
+            return dict.fromkeys(names, False)
+        return dict.fromkeys(names, True)
 
     async def may_have_answer(self, scope: str, key: str) -> bool:
-        name = self._name(scope, key)
-        if self._batch is None:
-            self._batch = {}
-            self._background.spawn(self._look_up())
-        waiting = self._batch.get(name)
-        if waiting is None:
-            waiting = self._batch[name] = asyncio.get_running_loop().create_future()
-        return await asyncio.shield(waiting)
+        return await self._look_up(self._name(scope, key))
 
-    async def _look_up(self) -> None:
+    async def _look_up_all(self, names: list[str]) -> dict[str, bool]:
         """Answers every `may_have_answer` of this turn of the loop with one MGET."""
-        batch, self._batch = self._batch or {}, None
-        names = list(batch)
         try:
             values = await self.link.call(lambda redis: redis.mget(self._complete_key, *names))
         except RedisUnavailable:
-            answers = dict.fromkeys(names, True)
-        else:
-            complete, found = values[0] is not None, values[1:]
-            answers = {n: not complete or v is not None for n, v in zip(names, found, strict=True)}
-            if not complete:
-                self._background.spawn(self._fill())
-            if self._unshared:
-                self._background.spawn(self._write_unshared())
-        for name, waiting in batch.items():
-            if not waiting.done():
-                waiting.set_result(answers[name])
+            return dict.fromkeys(names, True)
+        complete, found = values[0] is not None, values[1:]
+        if not complete:
+            self._background.spawn(self._fill())
+        if self._unshared:
+            self._background.spawn(self._write_unshared())
+        return {n: not complete or v is not None for n, v in zip(names, found, strict=True)}
 
     async def _write_unshared(self) -> None:
         names, self._unshared = list(self._unshared), OrderedDict()
