@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time as time_module
+import uuid
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,9 +13,10 @@ from tests.conftest import VISIT_DAY, World
 from tests.redis_support import closed_port_url
 from tests.waitlist.support import entries, full_session, join_in_order, new_patients
 from yuyue.config import Settings
-from yuyue.jobs import Jobs, close_waitlists_once
+from yuyue.jobs import Jobs, close_waitlists_once, worker_context
 from yuyue.kit.clock import FixedClock
 from yuyue.kit.crypto import generate_master_secret
+from yuyue.kit.signals import PlaceChange, PlacesChanged
 from yuyue.waitlist.models import WaitlistStatus
 from yuyue.web.context import AppContext
 
@@ -57,3 +60,29 @@ class TestDoorbellWithoutJobStorage:
             jobs.close()
         failures = [r for r in caplog.records if "could not queue" in r.getMessage()]
         assert len(failures) == 1
+
+
+class TestHostedWorker:
+    async def test_places_a_job_returns_reach_the_serving_loops_caches(self, tmp_path) -> None:
+        settings = Settings(
+            database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", secret_key=generate_master_secret()
+        )
+        base = AppContext.build(settings)
+        heard: list[PlacesChanged] = []
+        base.places.subscribe(heard.append)
+        hospital, session = uuid.uuid4(), uuid.uuid4()
+        host = asyncio.get_running_loop()
+
+        def job() -> None:
+            worker = worker_context(settings, base=base, host=host)
+            loop = asyncio.new_event_loop()
+            try:
+                loop.run_until_complete(worker.places_returned(hospital, session))
+                loop.run_until_complete(worker.db.dispose())
+            finally:
+                loop.close()
+
+        await asyncio.to_thread(job)
+        await asyncio.sleep(0)  # the forwarded call runs on this loop
+        assert heard == [PlacesChanged(hospital, session, PlaceChange.RETURNED)]
+        await base.db.dispose()
