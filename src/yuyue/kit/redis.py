@@ -5,7 +5,7 @@ when ``YUYUE_REDIS_URL`` is set, through one :class:`RedisLink` per process (per
 loop): short commands on a pooled client, and one pub/sub connection whose reader hands
 each message to the handler registered for its channel.
 
-Redis is a helper, never the truth: the database decides every booking. So a Redis that
+Redis speeds things up and is never the truth: the database decides every booking. So a Redis that
 goes away must cost speed, not correctness. Every command runs through :meth:`RedisLink.call`,
 which raises :class:`RedisUnavailable` at once while Redis is known to be down, and each
 user then takes its in-process or database path. The outage is logged once, and once when
