@@ -141,7 +141,7 @@ async def create_appointment(
     key = check_idempotency_key(idempotency_key)
     scope = scope_of(actor)
     request_hash = _request_hash(body)
-    if key is not None and ctx.known_keys.may_have_answer(scope, key):
+    if key is not None and await ctx.known_keys.may_have_answer(scope, key):
         async with ctx.db.read() as session:
             record = await service.find_idempotent(session, scope=scope, key=key)
         if record is not None:
@@ -159,7 +159,7 @@ async def create_appointment(
         )
 
     if key is not None:
-        ctx.known_keys.add(scope, key)
+        await ctx.known_keys.add(scope, key)
 
     def render(booked: service.Booked) -> dict[str, Any]:
         return views.render_booked(
@@ -216,6 +216,7 @@ async def create_appointment(
         ctx.sold_out.release(cache_key)
         raise
     ctx.sold_out.forget(cache_key)
+    ctx.places_taken(actor.hospital_id, body.session_id)
     request_delivery(ctx)
     return JSONResponse(answer, status_code=201)
 
@@ -282,7 +283,7 @@ async def cancel_appointment(
         return await _view(ctx, session, appointment, locale)
 
     result = await ctx.db.transact(work)
-    ctx.sold_out.places_returned(result.session.id)
+    await ctx.places_returned(actor.hospital_id, result.session.id)
     request_delivery(ctx)
     return result
 
@@ -315,7 +316,8 @@ async def reschedule_appointment(
         return view, old_session
 
     result, old_session = await ctx.db.transact(work)
-    ctx.sold_out.places_returned(old_session)
+    await ctx.places_returned(actor.hospital_id, old_session)
+    ctx.places_taken(actor.hospital_id, result.session.id)
     request_delivery(ctx)
     return result
 

@@ -119,7 +119,7 @@ async def add_extra_places(
         return {"id": str(added.clinic.id), "capacity": added.clinic.capacity}
 
     result = await ctx.db.transact(work)
-    ctx.sold_out.places_returned(session_id)
+    await ctx.places_returned(actor.hospital_id, session_id)
     return result
 
 
@@ -144,4 +144,7 @@ async def stop_session(
 
     result = await ctx.db.transact(work)
     ctx.session_infos.forget(session_id)
+    # Its places come back with the cancellations, though no one can take them: the
+    # next request learns `session_stopped` from the database instead of `sold_out`.
+    await ctx.places_returned(actor.hospital_id, session_id)
     return result

@@ -361,6 +361,7 @@ async def desk_walk_in(request: Request, who: StaffDep) -> Response:
         checked, event = await _commit(who, work)
     except YuyueError as error:
         return await refuse(error.detail(who.locale), error.status)
+    who.ctx.places_taken(who.hospital.id, session_id)
     await _announce(who, event)
     return redirect(f"/desk?done=walk_in&number={checked.ticket.queue_number}")
 

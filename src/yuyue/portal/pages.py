@@ -521,6 +521,7 @@ async def book(request: Request, who: VisitorDep, session_id: uuid.UUID) -> Resp
         sold_out.release(key)
         raise
     sold_out.forget(key)
+    who.ctx.places_taken(who.hospital.id, session_id)
     request_delivery(who)
     return redirect(f"/appointments/{appointment_id}?booked=1")
 
@@ -706,7 +707,7 @@ async def cancel(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -
             patient=patient,
             error=_refusal(who, error),
         )
-    who.ctx.sold_out.places_returned(session_id)
+    await who.ctx.places_returned(who.hospital.id, session_id)
     request_delivery(who)
     return redirect(f"/appointments/{appointment_id}?cancelled=1")
 
@@ -786,7 +787,8 @@ async def reschedule(request: Request, who: VisitorDep, appointment_id: uuid.UUI
         new_id, old_session = await who.ctx.db.transact(work)
     except YuyueError as error:
         return await _refused(request, who, session_id, form, error, [])
-    who.ctx.sold_out.places_returned(old_session)
+    await who.ctx.places_returned(who.hospital.id, old_session)
+    who.ctx.places_taken(who.hospital.id, session_id)
     request_delivery(who)
     return redirect(f"/appointments/{new_id}?booked=1")
 

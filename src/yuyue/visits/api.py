@@ -194,7 +194,9 @@ async def create_walk_in(body: WalkInCreate, ctx: CtxDep, actor: ActorDep) -> JS
             payment_reference=body.payment_reference,
         )
 
-    return await _answer_check_in(ctx, await ctx.db.transact(work))
+    result = await ctx.db.transact(work)
+    ctx.places_taken(actor.hospital_id, body.session_id)
+    return await _answer_check_in(ctx, result)
 
 
 @router.get(

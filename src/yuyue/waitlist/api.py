@@ -142,7 +142,7 @@ async def _change(
 
     result = await ctx.db.transact(work)
     # A declined offer with nobody left in line returned its place to the pool.
-    ctx.sold_out.places_returned(result.session.id)
+    await ctx.places_returned(actor.hospital_id, result.session.id)
     return result
 
 

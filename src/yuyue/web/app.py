@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from fastapi.staticfiles import StaticFiles
 from yuyue import __version__
 from yuyue.attendance import api as attendance_api
 from yuyue.booking import api as booking_api
-from yuyue.booking import service as booking_service
 from yuyue.booking import sessions_api as booking_sessions_api
 from yuyue.booking.fastpath import SoldOutFastPath
 from yuyue.config import Settings
@@ -65,11 +63,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with ctx.db.read() as session:
-            for scope, key in await booking_service.recent_idempotency_keys(
-                session, since=ctx.clock.now() - timedelta(days=1)
-            ):
-                ctx.known_keys.add(scope, key)
+        await ctx.start()
         # run_worker=False (tests, scripts): no background machinery at all. Otherwise the
         # doorbell queues deliveries for whichever consumer runs: this process's
         # (worker_in_process) or a separate `yuyue worker`.
@@ -89,6 +83,7 @@ def create_app(
             if jobs is not None:
                 detach(ctx)
                 await asyncio.to_thread(jobs.close)
+            await ctx.stop()
             await ctx.live.close()
             if database is None:
                 await ctx.db.dispose()
