@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import time, timedelta
 from typing import Any
 
@@ -334,7 +335,7 @@ class TestCancel:
             headers={**world.auth, "Accept-Language": "en"},
         )
         body = assert_problem(response, 409, "cancellation_closed")
-        assert "2026-11-22 15:00" in body["detail"]
+        assert "Sun 22 Nov 15:00" in body["detail"]
         assert await row_counts(ctx.db) == before
         assert await pool_state(ctx.db) == pools
 
@@ -570,7 +571,29 @@ class TestRulesOverHttp:
         before = await row_counts(ctx.db)
         body = assert_problem(await book(client, world, session=far), 409, "outside_release_window")
         assert body["opens_at"] == "2026-11-21T00:00:00+00:00"
-        assert "2026-11-21 08:00" in body["detail"]
+        assert "11月21日 周六 08:00" in body["detail"]
+        assert await row_counts(ctx.db) == before
+
+    async def test_after_the_cut_off_one_sentence_writes_both_times_one_way(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World, clock: FixedClock
+    ) -> None:
+        clock.advance(timedelta(days=2, hours=7))  # Sunday 17:00 Shanghai: after the cut-off
+        before = await row_counts(ctx.db)
+        sentences = {}
+        for language in ("zh-CN", "en"):
+            response = await client.post(
+                "/api/v1/appointments",
+                json={"patient_id": str(world.patient.id), "session_id": str(world.session.id)},
+                headers={**world.auth, "Accept-Language": language},
+            )
+            sentences[language] = assert_problem(response, 409, "booking_closed")["detail"]
+        assert sentences == {
+            "zh-CN": "该出诊的预约已截止（截止时间 11月22日 周日 16:00）。"
+            "当日挂号将于 11月23日 周一 07:00 开放。",
+            "en": "Booking for this session closed at Sun 22 Nov 16:00. "
+            "Same-day registration opens at Mon 23 Nov 07:00.",
+        }
+        assert not any(re.search(r"\d{4}-\d{2}-\d{2}", s) for s in sentences.values())
         assert await row_counts(ctx.db) == before
 
     async def test_age_restriction_of_paediatrics(
