@@ -11,6 +11,7 @@ i18n.register(
         "page.large_text": ("大字版", "Large text"),
         "page.normal_text": ("标准字号", "Normal text"),
         "page.inbox": ("消息", "Messages"),
+        "page.inbox_unread": ("消息，{n} 条未读", "Messages, {n} unread"),
         "page.inbox_hint": ("预约通知与提醒", "Notices and reminders"),
         "page.sign_in": ("登录", "Sign in"),
         "page.sign_out": ("退出登录", "Sign out"),
