@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date, datetime
+from types import MappingProxyType
 from typing import Final
 
 DEFAULT_LOCALE: Final = "zh-CN"
@@ -56,6 +57,11 @@ def translate(key: str, locale: str = DEFAULT_LOCALE, /, **values: object) -> st
 
 def message_ids(locale: str) -> set[str]:
     return set(_CATALOGUES[locale])
+
+
+def catalogue(locale: str) -> Mapping[str, str]:
+    """Every registered sentence of one language, read-only (for checks over all of them)."""
+    return MappingProxyType(_CATALOGUES[locale])
 
 
 # --- dates and times as a person reads them --------------------------------------------------
