@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
+import uuid
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,18 @@ class TestDemo:
         with sqlite3.connect(env) as connection:
             digests = {r[0] for r in connection.execute("SELECT digest FROM api_key")}
         assert api_key_digest(key) in digests
+
+    def test_the_printed_booking_carries_a_fresh_idempotency_key_like_the_readme(
+        self, env: Path
+    ) -> None:
+        result = runner.invoke(app, ["demo", "--no-serve"])
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        start = next(i for i, line in enumerate(lines) if "-H 'Content-Type" in line)
+        command = " ".join(line.strip().rstrip("\\") for line in lines[start : start + 4])
+        assert "-X POST http://127.0.0.1:8000/api/v1/appointments" in command
+        found = re.search(r"-H 'Idempotency-Key: ([^']+)'", command)
+        assert found is not None, command
+        assert uuid.UUID(found.group(1)).version == 4
+        readme = (Path(__file__).parents[1] / "README.md").read_text("utf-8")
+        assert "-H 'Idempotency-Key: " in readme

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -202,7 +203,9 @@ def demo(
                 "  Try it:",
                 f"    curl {auth} {base}/api/v1/departments",
                 f"    curl {auth} '{base}/api/v1/sessions'",
+                "    # The same Idempotency-Key makes a retry return the first answer.",
                 f"    curl {auth} -H 'Content-Type: application/json' \\",
+                f"      -H 'Idempotency-Key: {uuid.uuid4()}' \\",
                 f"      -X POST {base}/api/v1/appointments \\",
                 f"      -d '{booking}'",
                 "  Demo API key (channel app):",
