@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from datetime import time, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import delete, func, select
 
 from tests import factories as f
@@ -322,6 +324,53 @@ class TestCancel:
         assert response.json()["cancel_reason"] == "patient"
         assert response.json()["voucher"] is None
         assert await remaining(client, world) == 15
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"reason": "家里有事，改天再来"},
+            {"note": "家里有事，改天再来"},
+            {"reason": "家里有事，改天再来", "note": "家里有事，改天再来"},
+        ],
+        ids=["reason", "note", "both-agreeing"],
+    )
+    async def test_the_reason_for_cancelling_is_kept_under_either_name(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World, body: dict[str, str]
+    ) -> None:
+        booked = (await book(client, world)).json()
+        response = await client.post(
+            f"/api/v1/appointments/{booked['id']}/cancel", json=body, headers=world.auth
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "cancelled"
+        async with ctx.db.read() as s:
+            appointment = await s.get(Appointment, uuid.UUID(booked["id"]))
+            message = await s.scalar(
+                select(OutboxMessage).where(
+                    OutboxMessage.appointment_id == uuid.UUID(booked["id"]),
+                    OutboxMessage.kind == "cancelled",
+                )
+            )
+        assert appointment is not None and appointment.cancel_note == "家里有事，改天再来"
+        assert message is not None and message.payload["note"] == "家里有事，改天再来"
+
+    async def test_a_reason_and_a_different_note_are_refused_and_change_nothing(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        booked = (await book(client, world)).json()
+        before = await row_counts(ctx.db)
+        pools = await pool_state(ctx.db)
+        response = await client.post(
+            f"/api/v1/appointments/{booked['id']}/cancel",
+            json={"reason": "家里有事", "note": "不想去了"},
+            headers=world.auth,
+        )
+        body = assert_problem(response, 422, "validation_error")
+        assert [e["field"] for e in body["errors"]] == ["reason"]
+        assert await row_counts(ctx.db) == before
+        assert await pool_state(ctx.db) == pools
+        again = await client.get(f"/api/v1/appointments/{booked['id']}", headers=world.auth)
+        assert again.json()["status"] == "booked"
 
     async def test_cancel_after_the_deadline_is_refused_and_changes_nothing(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World, clock: FixedClock
