@@ -139,7 +139,7 @@ class TestBannedPatients:
         before = await row_counts(ctx.db)
         refused = await book(client, world, world.auth)
         body = assert_problem(refused, 403, "blacklisted")
-        assert "2027-05-19" in body["detail"]
+        assert "2027年5月19日 周三 10:00" in body["detail"]
         assert body["until"].startswith("2027-05-19")
         assert await row_counts(ctx.db) == before
 
@@ -170,7 +170,7 @@ class TestAppeals:
         assert item["id"] == str(appeal_id)
         assert item["patient_name"] == world.patient.name
         assert item["ban"]["ends_at"].startswith("2027-05-19")
-        assert "2026-11-02" in item["ban"]["reason"]
+        assert "11月2日" in item["ban"]["reason"]
         none = await client.get("/api/v1/appeals?status=accepted", headers=headers)
         assert none.json() == []
         bad = await client.get("/api/v1/appeals?status=maybe", headers=headers)

@@ -192,7 +192,7 @@ class TestBans:
         assert entry.starts_at == NOW
         assert entry.ends_at == NOW + timedelta(days=180)
         assert entry.lifted_at is None
-        assert entry.reason == "365 天内爽约 3 次（2026-11-02、2026-11-09、2026-11-16）"
+        assert entry.reason == "365 天内爽约 3 次（11月2日 周一、11月9日 周一、11月16日 周一）"
         async with ctx.db.read() as s:
             message = await s.scalar(
                 select(OutboxMessage).where(OutboxMessage.kind == MessageKind.BLACKLISTED.value)

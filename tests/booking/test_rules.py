@@ -251,10 +251,8 @@ class TestRemoteChannelWindowWithDefaultPolicy:
         assert error.code == "outside_release_window"
         assert error.status == 409
         assert error.extensions() == {"opens_at": "2026-11-16T00:00:00+00:00"}
-        assert "2026-11-16 08:00" in error.detail("zh-CN")
-        assert "2026-11-16 08:00" in error.detail("en")
-        assert error.detail("zh-CN") == "该出诊尚未开放预约，将于 2026-11-16 08:00 放号。"
-        assert error.detail("en") == "Booking for this session opens at 2026-11-16 08:00."
+        assert error.detail("zh-CN") == "该出诊尚未开放预约，将于 11月16日 周一 08:00 放号。"
+        assert error.detail("en") == "Booking for this session opens at Mon 16 Nov 08:00."
         assert error.title("en") == "Not yet released"
 
     def test_closed_error_names_the_cutoff_in_both_languages(self) -> None:
@@ -265,8 +263,8 @@ class TestRemoteChannelWindowWithDefaultPolicy:
         assert error.code == "booking_closed"
         assert error.status == 409
         assert error.extensions() == {}
-        assert error.detail("zh-CN") == "该出诊的预约已截止（截止时间 2026-11-23 11:00）。"
-        assert error.detail("en") == "Booking for this session closed at 2026-11-23 11:00."
+        assert error.detail("zh-CN") == "该出诊的预约已截止（截止时间 11月23日 周一 11:00）。"
+        assert error.detail("en") == "Booking for this session closed at Mon 23 Nov 11:00."
 
 
 class TestWindowWithoutSameDayBooking:
@@ -721,10 +719,11 @@ class TestBlacklist:
         assert error.status == 403
         assert error.extensions() == {"until": "2027-05-01T00:00:00+00:00"}
         assert error.detail("zh-CN") == (
-            "该就诊人因爽约，2027-05-01 08:00 前不能通过自助渠道预约，可到医院窗口挂号或提出申诉。"
+            "该就诊人因爽约，2027年5月1日 周六 08:00 前不能通过自助渠道预约，"
+            "可到医院窗口挂号或提出申诉。"
         )
         assert error.detail("en") == (
-            "Self-service booking is suspended for this patient until 2027-05-01 08:00 (爽约); "
+            "Self-service booking is suspended for this patient until Sat 1 May 2027 08:00 (爽约); "
             "registration at the hospital window is still possible, and you may appeal."
         )
 
@@ -1180,10 +1179,10 @@ class TestCancellable:
         assert error.code == "cancellation_closed"
         assert error.status == 409
         assert error.detail("zh-CN") == (
-            "已超过退号截止时间（2026-11-22 15:00），不能在线取消，请联系医院窗口。"
+            "已超过退号截止时间（11月22日 周日 15:00），不能在线取消，请联系医院窗口。"
         )
         assert error.detail("en") == (
-            "The cancellation deadline (2026-11-22 15:00) has passed; please contact the hospital."
+            "The cancellation deadline (Sun 22 Nov 15:00) has passed; please contact the hospital."
         )
 
 

@@ -69,7 +69,7 @@ class TestTheBanPage:
             f"/sessions/{world.session.id}/book", {"slot": str(slot), "patient": str(father.id)}
         )
         assert refused.status_code == 403
-        assert "2027-05-19" in refused.text and "窗口" in refused.text
+        assert "2027年5月19日" in refused.text and "窗口" in refused.text
         assert await row_counts(ctx.db) == before
 
     async def test_someone_elses_patient_is_not_found(

@@ -76,7 +76,13 @@ class TestMessages:
         assert booked.status_code == 303
         await deliver_due(ctx)
         home = await signed_in.page("/")
-        assert 'data-testid="inbox-link"' in home.text and "消息 (" in home.text
+        # A count badge, not "消息 (1)": words in brackets widen the header past a phone.
+        header = home.text[home.text.index("<header") : home.text.index("</header>")]
+        link = header[header.index('data-testid="inbox-link"') :]
+        link = link[: link.index("</a>")]
+        assert 'aria-label="消息，1 条未读"' in link
+        assert '<span class="count" data-testid="unread-count">1</span>' in link
+        assert "(" not in link and "（" not in link
         inbox = await signed_in.page("/inbox")
         assert 'data-kind="booking_confirmed"' in inbox.text
         async with ctx.db.read() as session:
@@ -84,7 +90,8 @@ class TestMessages:
                 select(Appointment).where(Appointment.patient_id == father.id)
             )
         assert appointment is not None and appointment.voucher_code in inbox.text
-        assert "消息 (" not in (await signed_in.page("/")).text
+        read = (await signed_in.page("/")).text
+        assert 'data-testid="inbox-link"' in read and 'data-testid="unread-count"' not in read
 
     async def test_demo_phone_shows_the_code_only_in_demo_mode(
         self, portal: Browser, ctx: AppContext

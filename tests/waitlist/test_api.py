@@ -110,7 +110,7 @@ class TestJoinOverHttp:
         response = await join(client, world, full.clinic.id, world.patient.id)
         body = assert_problem(response, 409, "waitlist_closed")
         assert body["closed_at"] == "2026-11-23T03:30:00+00:00"
-        assert "2026-11-23 11:30" in body["detail"]
+        assert "11月23日 周一 11:30" in body["detail"]
 
     async def test_without_credentials_or_from_another_hospital(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World

@@ -59,7 +59,7 @@ class TestClosing:
     def test_the_closed_refusal_names_the_local_time(self) -> None:
         with pytest.raises(rules.WaitlistClosed) as refused:
             rules.check_open(Policy(), SESSION, now=CLOSES)
-        assert "2026-11-23 11:30" in refused.value.detail()
+        assert "11月23日 周一 11:30" in refused.value.detail()
         assert refused.value.extensions() == {"closed_at": CLOSES.isoformat()}
 
 

@@ -276,7 +276,7 @@ async def cancel_appointment(
             session,
             actor=actor,
             appointment_id=appointment_id,
-            note=body.note if body else None,
+            note=body.cancel_note if body else None,
             now=ctx.clock.now(),
             caches=ctx.caches,
         )

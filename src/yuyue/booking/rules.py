@@ -50,10 +50,11 @@ class BookingClosed(YuyueError):
     status = 409
 
     def detail(self, locale: str = i18n.DEFAULT_LOCALE) -> str:
-        closed = i18n.translate("error.booking_closed", locale, **self.values)
-        if "reopens_local" not in self.values:
+        values = self.sentence_values(locale)
+        closed = i18n.translate("error.booking_closed", locale, **values)
+        if "reopens_local" not in values:
             return closed
-        return closed + i18n.translate("booking_reopens", locale, **self.values)
+        return closed + i18n.translate("booking_reopens", locale, **values)
 
     def extensions(self) -> dict[str, Any]:
         return {"reopens_at": self.values["reopens_at"]} if "reopens_at" in self.values else {}
@@ -102,6 +103,7 @@ class LimitExceeded(YuyueError):
 class Blacklisted(YuyueError):
     code = "blacklisted"
     status = 403
+    dated = True
 
     def extensions(self) -> dict[str, Any]:
         return {"until": self.values["until"]}
