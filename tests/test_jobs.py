@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from tests.booking.waitlist.support import entries, full_session, join_in_order, new_patients
 from tests.conftest import VISIT_DAY, World
-from tests.waitlist.support import entries, full_session, join_in_order, new_patients
+from yuyue.booking.waitlist.states import WaitlistStatus
 from yuyue.jobs import close_waitlists_once
 from yuyue.kit.clock import FixedClock
-from yuyue.waitlist.states import WaitlistStatus
 from yuyue.web.context import AppContext
 
 

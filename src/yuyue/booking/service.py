@@ -250,7 +250,7 @@ async def _release_place(
     waitlist takes it again at once for them, in this transaction and under the pool row's
     lock, so the place is never visible to other bookers meanwhile."""
     # The waitlist builds on booking; importing it here keeps the import graph one-way.
-    from yuyue.waitlist import service as waitlist_service
+    from yuyue.booking.waitlist import service as waitlist_service
 
     await _return_place(session, appointment.pool_id)
     await waitlist_service.place_returned(session, actor=actor, appointment=appointment, now=now)
@@ -738,7 +738,7 @@ async def add_extra_places(
 ) -> scheduling_service.ExtraPlaces:
     """加号: scheduling adds the places; patients waiting for the session get them first,
     in this transaction, before any other booker can see them."""
-    from yuyue.waitlist import service as waitlist_service
+    from yuyue.booking.waitlist import service as waitlist_service
 
     added = await scheduling_service.add_extra_places(
         session,

@@ -31,6 +31,9 @@ from yuyue.booking import service as booking_service
 from yuyue.booking.facts import SessionInfo, load_policy
 from yuyue.booking.models import Appointment
 from yuyue.booking.states import AppointmentStatus, CancelReason
+from yuyue.booking.waitlist import rules
+from yuyue.booking.waitlist.models import WaitlistEntry
+from yuyue.booking.waitlist.states import ACTIVE_ENTRY_STATUSES, WaitlistStatus
 from yuyue.kit.errors import NotFound, YuyueError
 from yuyue.kit.localtime import local_today
 from yuyue.notifications.enums import MessageKind
@@ -40,9 +43,6 @@ from yuyue.scheduling.models import ClinicSession, Department, Doctor, Hospital,
 from yuyue.scheduling.rules import pools_for_channel
 from yuyue.staff.rules import Actor
 from yuyue.staff.service import record_audit
-from yuyue.waitlist import rules
-from yuyue.waitlist.models import WaitlistEntry
-from yuyue.waitlist.states import ACTIVE_ENTRY_STATUSES, WaitlistStatus
 
 W = WaitlistStatus
 NO_CACHE = booking_service.NO_CACHE
