@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -687,6 +687,7 @@ async def expire_holds(
 
 # The transitions that neither take nor return a place, with the message each sends.
 StatusAction = Literal["check_in", "complete", "mark_no_show"]
+_STATUS_ACTIONS: frozenset[str] = frozenset(get_args(StatusAction))
 _STATUS_MESSAGES: dict[str, MessageKind] = {"mark_no_show": MessageKind.NO_SHOW}
 
 
@@ -701,6 +702,10 @@ async def change_status(
     """Check-in (visits), completion after the consultation (visits) and no-show
     (attendance): the transition by the rules, its audit row and its message, together.
     The caller holds the appointment's lock (`lock_appointment`, or its own sweep's)."""
+    if action not in _STATUS_ACTIONS:
+        # Cancel, expire, accept and payment move places, reminders or holds: each has its
+        # own function here.
+        raise ValueError(f"change_status cannot {action!r}")
     before = snapshot(appointment)
     appointment.status = rules.transition(AppointmentStatus(appointment.status), action)
     appointment.updated_at = now
