@@ -9,15 +9,15 @@ import uuid
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from tests.booking.waitlist.support import entries, full_session, join_in_order, new_patients
 from tests.conftest import VISIT_DAY, World
 from tests.redis_support import closed_port_url
-from tests.waitlist.support import entries, full_session, join_in_order, new_patients
+from yuyue.booking.waitlist.states import WaitlistStatus
 from yuyue.config import Settings
 from yuyue.jobs import Jobs, close_waitlists_once, worker_context
 from yuyue.kit.clock import FixedClock
 from yuyue.kit.crypto import generate_master_secret
 from yuyue.kit.signals import PlaceChange, PlacesChanged
-from yuyue.waitlist.states import WaitlistStatus
 from yuyue.web.context import AppContext
 
 

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.attendance import service as attendance_service
 from yuyue.booking import service as booking_service
+from yuyue.booking.waitlist import service as waitlist_service
 from yuyue.config import Settings
 from yuyue.kit.db import Database
 from yuyue.kit.live import InProcessLiveBus
@@ -42,7 +43,6 @@ from yuyue.notifications.delivery import (
 from yuyue.scheduling import release
 from yuyue.scheduling.models import Hospital
 from yuyue.staff.rules import Actor, system_actor
-from yuyue.waitlist import service as waitlist_service
 from yuyue.web.context import AppContext
 
 log = logging.getLogger(__name__)

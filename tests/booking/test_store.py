@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from tests.conftest import NOW, World
 from yuyue.booking import service, store
 from yuyue.booking.models import Appointment
+from yuyue.booking.states import ACTIVE_STATUSES
 from yuyue.kit.sql import Statement, driver
 from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.models import OutboxMessage
@@ -146,3 +147,18 @@ class TestRecord:
         assert set(kinds[1:]) <= {MessageKind.REMINDER.value}
         assert messages[0].payload["voucher_code"] == stored.voucher_code
         assert all(m.status == "pending" and m.patient_id == world.patient.id for m in messages)
+
+
+class TestPatientFactsFunction:
+    async def test_the_function_counts_the_same_statuses_as_active(self, ctx: AppContext) -> None:
+        """`yuyue_patient_facts` spells the active statuses out in SQL; they must be the
+        ones that occupy a place, or the per-patient limits would miss bookings."""
+        if ctx.db.is_sqlite:
+            pytest.skip("PostgreSQL only: SQLite sends the two statements")
+        async with ctx.db.read() as s:
+            source = await s.scalar(
+                select(func.pg_get_functiondef(text("'yuyue_patient_facts'::regproc")))
+            )
+        assert source is not None
+        listed = source.split("a.status IN (", 1)[1].split(")", 1)[0]
+        assert {v.strip(" '") for v in listed.split(",")} == {s.value for s in ACTIVE_STATUSES}

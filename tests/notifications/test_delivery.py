@@ -297,7 +297,7 @@ class TestLeases:
 
         async def claim(session: AsyncSession) -> Any:
             return await _claim(
-                session, ctx=ctx, now=ctx.clock.now(), limit=10, report=DeliveryReport()
+                session, env=ctx, now=ctx.clock.now(), limit=10, report=DeliveryReport()
             )
 
         assert len(await ctx.db.transact(claim)) == 1  # ...and the worker dies here

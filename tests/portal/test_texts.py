@@ -9,12 +9,12 @@ import pytest
 
 import yuyue.portal
 from yuyue.booking.states import AppointmentStatus
+from yuyue.booking.waitlist.states import WaitlistStatus
 from yuyue.frontdesk import texts  # noqa: F401  (the live notices share the front desk sentences)
 from yuyue.kit import i18n
 from yuyue.patients.rules import IdType
 from yuyue.portal import pages  # noqa: F401  (registers the page sentences)
 from yuyue.scheduling.enums import Period
-from yuyue.waitlist.states import WaitlistStatus
 
 PORTAL = Path(yuyue.portal.__file__).parent
 LITERAL = re.compile(r"""\bt\(\s*["']([a-z_.]+)["']""")

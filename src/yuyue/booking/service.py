@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,7 +45,7 @@ from yuyue.notifications.service import (
     withdraw_reminders,
 )
 from yuyue.scheduling import service as scheduling_service
-from yuyue.scheduling.enums import SessionStatus
+from yuyue.scheduling.enums import Channel, SessionStatus
 from yuyue.scheduling.models import ClinicSession, Doctor, SlotPool, TimeSlot
 from yuyue.scheduling.rules import pools_for_channel
 from yuyue.staff.enums import Role
@@ -110,12 +110,18 @@ async def claim_place(
     session_id: uuid.UUID,
     pools: Sequence[str],
     slot_id: uuid.UUID | None,
+    pool_id: uuid.UUID | None = None,
 ) -> ClaimedPlace | None:
     """Takes the earliest free place of the given pools with one conditional UPDATE (see
     `store.claim_place`): two claimers can never both take the last place, and no claim
-    lands after a stop-clinic."""
+    lands after a stop-clinic. `pool_id` limits the claim to one row: the waitlist re-takes
+    exactly the place just returned, whose lock it holds."""
     return await store.claim_place(
-        await driver(session), session_id=session_id, pools=pools, slot_id=slot_id
+        await driver(session),
+        session_id=session_id,
+        pools=pools,
+        slot_id=slot_id,
+        pool_id=pool_id,
     )
 
 
@@ -157,12 +163,18 @@ async def _release_place(
 ) -> None:
     """Returns the appointment's place to its pool; if someone waits for the session, the
     waitlist takes it again at once for them, in this transaction and under the pool row's
-    lock, so the place is never visible to other bookers meanwhile."""
-    # The waitlist builds on booking; importing it here keeps the import graph one-way.
-    from yuyue.waitlist import service as waitlist_service
+    lock, so the place is never visible to other bookers meanwhile. The one release of a
+    place: cancel, reschedule, stop-clinic, expiry and a declined offer all come here."""
+    # The waitlist's service builds on this module, so it is imported when first needed.
+    from yuyue.booking.waitlist import service as waitlist_service
 
     await _return_place(session, appointment.pool_id)
-    await waitlist_service.place_returned(session, actor=actor, appointment=appointment, now=now)
+    if await waitlist_service.place_returned(
+        session, actor=actor, appointment=appointment, now=now
+    ):
+        # An offer the patient never took is not a booking they made: it must not count
+        # against their 7- and 90-day limits.
+        appointment.cancel_reason = CancelReason.WAITLIST_OFFER.value
 
 
 async def _next_number(session: AsyncSession, place: ClaimedPlace) -> int:
@@ -240,11 +252,11 @@ async def book(
 ) -> Booked:
     """Checks every rule, claims one place and records the appointment (held or booked).
 
-    The hot path: four statements on PostgreSQL when nothing races (lock the patient, read
-    their bookings, claim with the numbers, record), see `store`."""
+    The hot path: three statements on PostgreSQL when nothing races (lock the patient and
+    read their facts, claim with the numbers, record), see `store`."""
     db = await driver(session)
-    patient, blacklist = await store.lock_patient(
-        db, hospital_id=actor.hospital_id, patient_id=patient_id, now=now
+    patient, blacklist, existing = await store.patient_facts(
+        db, hospital_id=actor.hospital_id, patient_id=patient_id, now=now, since=_recent_since(now)
     )
     info, policy = await session_facts(
         session, hospital_id=actor.hospital_id, session_id=session_id, caches=caches
@@ -265,7 +277,7 @@ async def book(
     rules.check_limits(
         policy,
         facts,
-        await store.existing_bookings(db, patient_id=patient.id, since=_recent_since(now)),
+        existing,
         now=now,
         today=local_today(now, facts.timezone),
         replacing=replacing,
@@ -282,7 +294,7 @@ async def book(
         await _cancel_locked(
             session,
             actor=actor,
-            appointment=await _lock_appointment(
+            appointment=await lock_appointment(
                 session, hospital_id=actor.hospital_id, appointment_id=replacing
             ),
             reason=CancelReason.RESCHEDULED,
@@ -356,13 +368,15 @@ async def book(
     return booked
 
 
-async def _lock_appointment(
+async def lock_appointment(
     session: AsyncSession, *, hospital_id: uuid.UUID, appointment_id: uuid.UUID
 ) -> Appointment:
+    """The appointment's row, locked and read afresh, for a change that follows."""
     appointment = await session.scalar(
         select(Appointment)
         .where(Appointment.id == appointment_id, Appointment.hospital_id == hospital_id)
         .with_for_update()
+        .execution_options(populate_existing=True)
     )
     if appointment is None:
         raise NotFound(what="appointment")
@@ -421,7 +435,7 @@ async def cancel(
     caches: Caches = NO_CACHE,
 ) -> Appointment:
     """Cancels within the deadline and returns the place to its pool at once."""
-    appointment = await _lock_appointment(
+    appointment = await lock_appointment(
         session, hospital_id=actor.hospital_id, appointment_id=appointment_id
     )
     info, policy = await session_facts(
@@ -490,7 +504,7 @@ async def confirm_payment(
     caches: Caches = NO_CACHE,
 ) -> Appointment:
     """The single entry point the payment gateway calls when a fee is paid."""
-    appointment = await _lock_appointment(
+    appointment = await lock_appointment(
         session, hospital_id=actor.hospital_id, appointment_id=appointment_id
     )
     before = snapshot(appointment)
@@ -594,6 +608,242 @@ async def expire_holds(
     return sorted({a.session_id for a in expired})
 
 
+# --- changes other contexts ask for -------------------------------------------------------
+
+# The transitions that neither take nor return a place, with the message each sends.
+StatusAction = Literal["check_in", "complete", "mark_no_show"]
+_STATUS_ACTIONS: frozenset[str] = frozenset(get_args(StatusAction))
+_STATUS_MESSAGES: dict[str, MessageKind] = {"mark_no_show": MessageKind.NO_SHOW}
+
+
+async def change_status(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    appointment: Appointment,
+    action: StatusAction,
+    now: datetime,
+) -> None:
+    """Check-in (visits), completion after the consultation (visits) and no-show
+    (attendance): the transition by the rules, its audit row and its message, together.
+    The caller holds the appointment's lock (`lock_appointment`, or its own sweep's)."""
+    if action not in _STATUS_ACTIONS:
+        # Cancel, expire, accept and payment move places, reminders or holds: each has its
+        # own function here.
+        raise ValueError(f"change_status cannot {action!r}")
+    before = snapshot(appointment)
+    appointment.status = rules.transition(AppointmentStatus(appointment.status), action)
+    appointment.updated_at = now
+    record_audit(
+        session,
+        actor=actor,
+        action=action,
+        entity_type="appointment",
+        entity_id=appointment.id,
+        before=before,
+        after=snapshot(appointment),
+        now=now,
+    )
+    kind = _STATUS_MESSAGES.get(action)
+    if kind is not None:
+        enqueue(
+            session,
+            hospital_id=appointment.hospital_id,
+            kind=kind,
+            patient_id=appointment.patient_id,
+            appointment_id=appointment.id,
+            payload={"appointment_id": str(appointment.id)},
+            now=now,
+        )
+
+
+# --- the waitlist's offers ------------------------------------------------------------------
+
+
+async def check_may_book(
+    session: AsyncSession,
+    *,
+    info: SessionInfo,
+    policy: rules.Policy,
+    patient: PatientFacts,
+    blacklist: Sequence[rules.BlacklistFacts],
+    channel: Channel,
+    now: datetime,
+) -> None:
+    """Raises the refusal the booking rules about the patient (age and sex, blacklist,
+    limits) would give them for this session. The waitlist asks before a patient joins a
+    line and again before offering a place: whoever cannot take a place must not wait for
+    one, nor be offered one. The caller holds the patient's lock (`lock_patient`)."""
+    facts = info.facts
+    rules.check_demographics(
+        department_name=info.department_name,
+        min_age=info.min_age,
+        max_age=info.max_age,
+        sex_restriction=info.sex_restriction,
+        birth_date=patient.birth_date,
+        sex=patient.sex,
+        visit_date=facts.date,
+    )
+    rules.check_not_blacklisted(blacklist, channel=channel, now=now, tz=facts.timezone)
+    rules.check_limits(
+        policy,
+        facts,
+        await _existing_bookings(session, patient_id=patient.id, now=now),
+        now=now,
+        today=local_today(now, facts.timezone),
+    )
+
+
+async def hold_offered_place(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    info: SessionInfo,
+    pool_id: uuid.UUID,
+    pool: str,
+    patient_id: uuid.UUID,
+    channel: str,
+    expires_at: datetime,
+    waitlist_entry_id: uuid.UUID,
+    now: datetime,
+) -> Appointment | None:
+    """Takes one place of the pool row `pool_id` (of pool `pool`) for a waiter and holds
+    it until `expires_at`, with the offer's audit row and message; None when the row has no
+    free place. Called while a place was just returned or added to that row in this
+    transaction, so nobody else can have taken it meanwhile."""
+    place = await claim_place(
+        session, session_id=info.id, pools=(pool,), slot_id=None, pool_id=pool_id
+    )
+    if place is None:
+        return None
+    appointment = Appointment(
+        hospital_id=info.hospital_id,
+        patient_id=patient_id,
+        session_id=info.id,
+        slot_id=place.slot_id,
+        pool_id=place.pool_id,
+        department_id=info.department_id,
+        doctor_id=info.doctor_id,
+        visit_date=info.date,
+        channel=channel,
+        status=S.HELD,
+        sequence_number=await _next_number(session, place),
+        fee_fen=info.fee_fen,
+        voucher_code=store.new_voucher_code(),
+        hold_expires_at=expires_at,
+        created_by=actor.audit_name,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(appointment)
+    await session.flush()
+    record_audit(
+        session,
+        actor=actor,
+        action="waitlist_offer",
+        entity_type="appointment",
+        entity_id=appointment.id,
+        before=None,
+        after=snapshot(appointment),
+        now=now,
+    )
+    enqueue(
+        session,
+        hospital_id=info.hospital_id,
+        kind=MessageKind.WAITLIST_OFFER,
+        patient_id=patient_id,
+        appointment_id=appointment.id,
+        payload={
+            "waitlist_entry_id": str(waitlist_entry_id),
+            "appointment_id": str(appointment.id),
+            "offer_expires_at": expires_at.isoformat(),
+            "minutes": max(1, round((expires_at - now).total_seconds() / 60)),
+            "date": info.date.isoformat(),
+            "period": info.period.value,
+            "department": info.department_name,
+            "doctor": info.doctor_name,
+            "location": info.location,
+            "slot_start": place.slot_start.strftime("%H:%M"),
+            "sequence_number": appointment.sequence_number,
+            "fee_fen": appointment.fee_fen,
+        },
+        now=now,
+    )
+    return appointment
+
+
+async def accept_offered_place(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    appointment: Appointment,
+    info: SessionInfo,
+    pay_by: datetime,
+    now: datetime,
+) -> None:
+    """The waiter takes the held place (locked by the caller): a free one is booked at
+    once, with its confirmation and reminders; a paid one stays held until `pay_by`."""
+    before = snapshot(appointment)
+    if appointment.fee_fen == 0:
+        appointment.status = rules.transition(AppointmentStatus(appointment.status), "accept")
+        appointment.booked_at = now
+        appointment.hold_expires_at = None
+        kind = MessageKind.BOOKING_CONFIRMED
+    else:
+        appointment.hold_expires_at = pay_by
+        kind = MessageKind.BOOKING_HELD
+    appointment.updated_at = now
+    record_audit(
+        session,
+        actor=actor,
+        action="accept_offer",
+        entity_type="appointment",
+        entity_id=appointment.id,
+        before=before,
+        after=snapshot(appointment),
+        now=now,
+    )
+    slot_start = await session.scalar(
+        select(SlotPool.slot_start).where(SlotPool.id == appointment.pool_id)
+    )
+    enqueue(
+        session,
+        hospital_id=actor.hospital_id,
+        kind=kind,
+        patient_id=appointment.patient_id,
+        appointment_id=appointment.id,
+        payload=_message_payload(appointment, info, slot_start),
+        now=now,
+    )
+    if AppointmentStatus(appointment.status) is S.BOOKED:
+        await schedule_reminders(
+            session,
+            hospital_id=actor.hospital_id,
+            patient_id=appointment.patient_id,
+            appointment_id=appointment.id,
+            visit_date=appointment.visit_date,
+            slot_start=slot_start or info.start_time,
+            payload={"appointment_id": str(appointment.id)},
+            now=now,
+        )
+
+
+async def decline_offered_place(
+    session: AsyncSession, *, actor: Actor, appointment: Appointment, now: datetime
+) -> None:
+    """The waiter gives the held place (locked by the caller) up; the release passes it to
+    the next eligible waiter, or back to the pool. No message: the waiter chose this."""
+    await _cancel_locked(
+        session,
+        actor=actor,
+        appointment=appointment,
+        reason=CancelReason.PATIENT,
+        note=None,
+        now=now,
+        notify=False,
+    )
+
+
 async def stop_clinic(
     session: AsyncSession, *, actor: Actor, session_id: uuid.UUID, reason: str, now: datetime
 ) -> list[Appointment]:
@@ -661,7 +911,7 @@ async def add_extra_places(
 ) -> scheduling_service.ExtraPlaces:
     """加号: scheduling adds the places; patients waiting for the session get them first,
     in this transaction, before any other booker can see them."""
-    from yuyue.waitlist import service as waitlist_service
+    from yuyue.booking.waitlist import service as waitlist_service
 
     added = await scheduling_service.add_extra_places(
         session,

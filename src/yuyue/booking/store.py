@@ -3,19 +3,20 @@
 This is the release-peak hot path, so it is written by hand on the driver connection
 (`kit.sql`), counted in round trips, and says here what each statement guarantees:
 
-1. `LOCK_PATIENT` locks the patient's row (SQLite: the writer already holds the database
-   lock) and reads any current blacklist entry. One patient's concurrent requests queue
-   here, so the limits below are checked against everything they booked before.
-2. `EXISTING` reads the patient's recent and active bookings, in a statement of its own:
-   on PostgreSQL a statement that waited for a lock still reads its older snapshot, so
-   the read must come after the lock, not with it.
-3. `CLAIM_*` takes one place with a conditional UPDATE (`taken < capacity AND is_open`,
+1. `PATIENT_FACTS` locks the patient's row and reads any blacklist entry in force and the
+   patient's recent and active bookings, in one call of the PL/pgSQL function
+   `yuyue_patient_facts` (migration 3f1c9a2b7d40). One patient's concurrent requests queue
+   on that lock, so the limits are checked against everything they booked before. The
+   reads are separate statements inside the function: on PostgreSQL a statement that
+   waited for a lock still reads the snapshot it took before waiting. On SQLite the
+   writer already holds the database lock, and `LOCK_PATIENT` and `EXISTING` are sent.
+2. `CLAIM_*` takes one place with a conditional UPDATE (`taken < capacity AND is_open`,
    re-checked on the locked row; `CHECK (taken <= capacity)` is the last defence). On
    PostgreSQL the same statement reads the pool's used sequence numbers, but only claims
    if the pool row is the version its snapshot saw (`ctid`): then no one changed the pool
    since, and the numbers are current. If it was changed, the claim is made again without
    that condition and the numbers are read in a fresh statement.
-4. `RECORD_*` writes the appointment, its audit row and its messages (confirmation or
+3. `RECORD_*` writes the appointment, its audit row and its messages (confirmation or
    hold notice, and the reminders) in one statement on PostgreSQL. A voucher code that
    collides with another of the hospital is never shown: the insert does nothing and is
    sent again with a new code.
@@ -68,10 +69,15 @@ EXISTING = Statement(
     """
 )
 
+PATIENT_FACTS = Statement(
+    "SELECT kind, id, day, sex, t1, t2, t3, note, session_id, department_id, doctor_id, status"
+    " FROM yuyue_patient_facts($1, $2, $3, $4)"
+)
+
 _CANDIDATE = """
     SELECT id{extra} FROM slot_pool
     WHERE session_id = $1 AND pool = ANY($2::text[]) AND taken < capacity AND is_open
-      AND ($3::uuid IS NULL OR slot_id = $3)
+      AND ($3::uuid IS NULL OR slot_id = $3) AND ($4::uuid IS NULL OR id = $4)
     ORDER BY slot_ordinal, first_number
     LIMIT 1
 """
@@ -102,6 +108,7 @@ CLAIM = Statement(
         SELECT id FROM slot_pool
         WHERE session_id = $1 AND pool IN (SELECT value FROM json_each($2))
           AND taken < capacity AND is_open AND ($3 IS NULL OR slot_id = $3)
+          AND ($4 IS NULL OR id = $4)
         ORDER BY slot_ordinal, first_number
         LIMIT 1
     ) AND taken < capacity AND is_open
@@ -113,13 +120,14 @@ ANY_FREE = Statement(
     """
     SELECT 1 FROM slot_pool
     WHERE session_id = $1 AND pool = ANY($2::text[]) AND taken < capacity AND is_open
-      AND ($3::uuid IS NULL OR slot_id = $3)
+      AND ($3::uuid IS NULL OR slot_id = $3) AND ($4::uuid IS NULL OR id = $4)
     LIMIT 1
     """,
     sqlite="""
     SELECT 1 FROM slot_pool
     WHERE session_id = $1 AND pool IN (SELECT value FROM json_each($2))
       AND taken < capacity AND is_open AND ($3 IS NULL OR slot_id = $3)
+      AND ($4 IS NULL OR id = $4)
     LIMIT 1
     """,
 )
@@ -295,6 +303,37 @@ async def existing_bookings(
     ]
 
 
+async def patient_facts(
+    db: Driver, *, hospital_id: uuid.UUID, patient_id: uuid.UUID, now: datetime, since: datetime
+) -> tuple[PatientFacts, list[rules.BlacklistFacts], list[rules.BookingFacts]]:
+    """Locks the patient and reads what the rules need of them: on PostgreSQL one call of
+    `yuyue_patient_facts` (its reads follow its lock, each with a fresh snapshot), on SQLite
+    the two statements, under the writer's lock."""
+    if db.is_sqlite:
+        locked, entries = await lock_patient(
+            db, hospital_id=hospital_id, patient_id=patient_id, now=now
+        )
+        return locked, entries, await existing_bookings(db, patient_id=patient_id, since=since)
+    rows = await db.fetch(PATIENT_FACTS, patient_id, hospital_id, now, since)
+    patient: PatientFacts | None = None
+    blacklist: list[rules.BlacklistFacts] = []
+    bookings: list[rules.BookingFacts] = []
+    for r in rows:
+        if r[0] == 0:
+            patient = PatientFacts(r[1], r[2], r[3])
+        elif r[0] == 1:
+            blacklist.append(rules.BlacklistFacts(r[4], r[5], r[6], r[7]))
+        else:
+            bookings.append(
+                rules.BookingFacts(
+                    r[1], r[8], r[2], r[9], r[10], AppointmentStatus(r[11]), r[4], r[7]
+                )
+            )
+    if patient is None:
+        raise NotFound(what="patient")
+    return patient, blacklist, bookings
+
+
 def _place(db: Driver, row: Sequence[Any], used: tuple[int, ...] | None) -> ClaimedPlace:
     return ClaimedPlace(
         db.uuid(row[0]),
@@ -308,21 +347,27 @@ def _place(db: Driver, row: Sequence[Any], used: tuple[int, ...] | None) -> Clai
 
 
 async def claim_place(
-    db: Driver, *, session_id: uuid.UUID, pools: Sequence[str], slot_id: uuid.UUID | None
+    db: Driver,
+    *,
+    session_id: uuid.UUID,
+    pools: Sequence[str],
+    slot_id: uuid.UUID | None,
+    pool_id: uuid.UUID | None = None,
 ) -> ClaimedPlace | None:
-    """Takes the earliest free place of the given pools, or None when none is free."""
+    """Takes the earliest free place of the given pools (of one pool row, with `pool_id`),
+    or None when none is free."""
     pool_list = list(pools)
     if not db.is_sqlite:
-        row = await db.fetchrow(CLAIM_UNCHANGED, session_id, pool_list, slot_id)
+        row = await db.fetchrow(CLAIM_UNCHANGED, session_id, pool_list, slot_id, pool_id)
         if row is not None:
             return _place(db, row, tuple(row[6]))
     # A row that fills between the pick and the lock updates nothing; look again unless
     # nothing free is left at all.
     for _ in range(256):
-        row = await db.fetchrow(CLAIM, session_id, pool_list, slot_id)
+        row = await db.fetchrow(CLAIM, session_id, pool_list, slot_id, pool_id)
         if row is not None:
             return _place(db, row, None)
-        if await db.fetchrow(ANY_FREE, session_id, pool_list, slot_id) is None:
+        if await db.fetchrow(ANY_FREE, session_id, pool_list, slot_id, pool_id) is None:
             return None
     return None
 

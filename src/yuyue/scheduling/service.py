@@ -39,6 +39,14 @@ async def hospital_timezone(session: AsyncSession, hospital_id: uuid.UUID) -> st
     return timezone or "Asia/Shanghai"
 
 
+async def hospital_id_by_code(session: AsyncSession, code: str) -> uuid.UUID | None:
+    return await session.scalar(select(Hospital.id).where(Hospital.code == code))
+
+
+async def hospital_exists(session: AsyncSession, hospital_id: uuid.UUID) -> bool:
+    return await session.scalar(select(Hospital.id).where(Hospital.id == hospital_id)) is not None
+
+
 async def pool_ratios(
     session: AsyncSession,
     *,

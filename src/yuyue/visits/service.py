@@ -428,13 +428,9 @@ async def _check_in(
     if session_id is None:
         raise NotFound(what="appointment")
     clinic = await _lock_queue(session, hospital_id=hospital_id, session_id=session_id)
-    appointment = await session.scalar(
-        select(Appointment)
-        .where(Appointment.id == appointment_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    appointment = await booking_service.lock_appointment(
+        session, hospital_id=hospital_id, appointment_id=appointment_id
     )
-    assert appointment is not None
     policy = await load_policy(session, hospital_id=hospital_id)
     tz = await hospital_timezone(session, hospital_id=hospital_id)
     slot = (
@@ -502,18 +498,8 @@ async def _check_in(
     visits.append(visit)
     _write_line(visits, rules.join(policy, _line(visits), _entry(visit)))
 
-    before = booking_service.snapshot(appointment)
-    appointment.status = booking_rules.transition(AppointmentStatus(appointment.status), "check_in")
-    appointment.updated_at = now
-    record_audit(
-        session,
-        actor=actor,
-        action="check_in",
-        entity_type="appointment",
-        entity_id=appointment.id,
-        before=before,
-        after=booking_service.snapshot(appointment),
-        now=now,
+    await booking_service.change_status(
+        session, actor=actor, appointment=appointment, action="check_in", now=now
     )
     _audit(session, actor=actor, action="check_in", visit=visit, before=None, now=now)
     await session.flush()
@@ -907,22 +893,11 @@ async def finish(
     visit.status = rules.visit_transition(VisitStatus(visit.status), "finish")
     visit.finished_at = now
     visit.updated_at = now
-    appointment = await session.scalar(
-        select(Appointment).where(Appointment.id == visit.appointment_id).with_for_update()
+    appointment = await booking_service.lock_appointment(
+        session, hospital_id=visit.hospital_id, appointment_id=visit.appointment_id
     )
-    assert appointment is not None
-    appointment_before = booking_service.snapshot(appointment)
-    appointment.status = booking_rules.transition(AppointmentStatus(appointment.status), "complete")
-    appointment.updated_at = now
-    record_audit(
-        session,
-        actor=actor,
-        action="complete",
-        entity_type="appointment",
-        entity_id=appointment.id,
-        before=appointment_before,
-        after=booking_service.snapshot(appointment),
-        now=now,
+    await booking_service.change_status(
+        session, actor=actor, appointment=appointment, action="complete", now=now
     )
     _audit(session, actor=actor, action="finish", visit=visit, before=before, now=now)
     await session.flush()

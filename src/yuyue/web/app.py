@@ -19,6 +19,7 @@ from yuyue.attendance import api as attendance_api
 from yuyue.booking import api as booking_api
 from yuyue.booking import sessions_api as booking_sessions_api
 from yuyue.booking.fastpath import SoldOutFastPath
+from yuyue.booking.waitlist import api as waitlist_api
 from yuyue.config import Settings
 from yuyue.jobs import Jobs, attach, detach, worker_context
 from yuyue.kit.clock import Clock
@@ -28,7 +29,6 @@ from yuyue.patients import api as patients_api
 from yuyue.scheduling import api as scheduling_api
 from yuyue.staff import api as staff_api
 from yuyue.visits import api as visits_api
-from yuyue.waitlist import api as waitlist_api
 from yuyue.web import problems
 from yuyue.web.context import AppContext
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from yuyue.booking.rules import LimitExceeded, Policy, SessionFacts
+from yuyue.booking.waitlist.states import ACTIVE_ENTRY_STATUSES, WaitlistStatus
 from yuyue.kit import i18n
 from yuyue.kit.errors import InvalidState, YuyueError
 from yuyue.kit.localtime import format_local, local_instant
 from yuyue.scheduling.enums import Channel
 from yuyue.scheduling.rules import pools_for_channel
-from yuyue.waitlist.states import ACTIVE_ENTRY_STATUSES, WaitlistStatus
 
 W = WaitlistStatus
 

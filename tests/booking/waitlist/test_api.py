@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 
 from tests import factories as f
+from tests.booking.waitlist.support import call, channel_actor, entries, full_session
 from tests.conftest import NOW, World
 from tests.helpers import assert_problem, row_counts, staff_auth
-from tests.waitlist.support import call, channel_actor, entries, full_session
 from yuyue.booking import service as booking_service
 from yuyue.kit.clock import FixedClock
 from yuyue.staff.enums import Role

@@ -10,9 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from tests import factories as f
-from tests.conftest import NOW, World
-from tests.helpers import row_counts
-from tests.waitlist.support import (
+from tests.booking.waitlist.support import (
     active_appointments,
     call,
     channel_actor,
@@ -22,10 +20,15 @@ from tests.waitlist.support import (
     new_patients,
     taken,
 )
+from tests.conftest import NOW, World
+from tests.helpers import row_counts
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
 from yuyue.booking.models import Appointment
 from yuyue.booking.states import AppointmentStatus, CancelReason
+from yuyue.booking.waitlist import rules
+from yuyue.booking.waitlist import service as waitlist
+from yuyue.booking.waitlist.states import WaitlistStatus
 from yuyue.kit.clock import FixedClock
 from yuyue.kit.errors import InvalidState, NotFound, YuyueError
 from yuyue.kit.localtime import local_instant
@@ -33,9 +36,6 @@ from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.models import OutboxMessage
 from yuyue.scheduling.enums import Channel
 from yuyue.scheduling.models import BookingPolicy
-from yuyue.waitlist import rules
-from yuyue.waitlist import service as waitlist
-from yuyue.waitlist.states import WaitlistStatus
 from yuyue.web.context import AppContext
 
 W = WaitlistStatus

@@ -9,16 +9,16 @@ from typing import Any, Protocol
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.kit import i18n
-from yuyue.patients import service as patient_service
-from yuyue.staff.rules import Actor
-from yuyue.waitlist import rules, service
-from yuyue.waitlist.schemas import (
+from yuyue.booking.waitlist import rules, service
+from yuyue.booking.waitlist.schemas import (
     WaitlistEntryRead,
     WaitlistJoin,
     WaitlistOffer,
     WaitlistSession,
 )
+from yuyue.kit import i18n
+from yuyue.patients import service as patient_service
+from yuyue.staff.rules import Actor
 from yuyue.web.context import AppContext
 from yuyue.web.deps import ActorDep, CtxDep, LocaleDep
 from yuyue.web.problems import register_constraint

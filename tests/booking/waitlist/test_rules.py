@@ -8,11 +8,11 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 
 from yuyue.booking.rules import AlreadyBooked, LimitExceeded, Policy, SessionFacts
+from yuyue.booking.waitlist import rules
+from yuyue.booking.waitlist.states import WaitlistStatus
 from yuyue.kit import i18n
 from yuyue.kit.errors import InvalidState
 from yuyue.scheduling.enums import Channel, SessionStatus
-from yuyue.waitlist import rules
-from yuyue.waitlist.states import WaitlistStatus
 
 W = WaitlistStatus
 SESSION = SessionFacts(

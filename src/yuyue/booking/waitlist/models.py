@@ -12,9 +12,9 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from yuyue.booking.waitlist.states import ACTIVE_ENTRY_STATUSES, WaitlistStatus
 from yuyue.kit.db import Base
 from yuyue.kit.ids import new_id
-from yuyue.waitlist.states import ACTIVE_ENTRY_STATUSES, WaitlistStatus
 
 _ACTIVE_SQL = text("status IN (" + ", ".join(f"'{s.value}'" for s in ACTIVE_ENTRY_STATUSES) + ")")
 _ALL_SQL = "status IN (" + ", ".join(f"'{s.value}'" for s in WaitlistStatus) + ")"

@@ -8,9 +8,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from yuyue.booking.waitlist.states import WaitlistStatus
 from yuyue.kit.schemas import Input
 from yuyue.scheduling.enums import Period
-from yuyue.waitlist.states import WaitlistStatus
 
 
 class WaitlistJoin(Input):
