@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
@@ -11,7 +12,7 @@ from tests.conftest import NOW, World
 from yuyue.booking import service, store
 from yuyue.booking.models import Appointment
 from yuyue.booking.states import ACTIVE_STATUSES
-from yuyue.kit.sql import Statement, driver
+from yuyue.kit.sql import Driver, Statement, driver
 from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.models import OutboxMessage
 from yuyue.scheduling.enums import Channel
@@ -162,3 +163,41 @@ class TestPatientFactsFunction:
         assert source is not None
         listed = source.split("a.status IN (", 1)[1].split(")", 1)[0]
         assert {v.strip(" '") for v in listed.split(",")} == {s.value for s in ACTIVE_STATUSES}
+
+
+class TestHotLane:
+    async def test_a_failed_lane_transaction_changes_nothing_and_the_lane_goes_on(
+        self, ctx: AppContext, world: World
+    ) -> None:
+        pool_id = (await _pools(ctx, world.session.id))[0]
+        take = Statement("UPDATE slot_pool SET taken = taken + 1 WHERE id = $1")
+
+        async def take_then_fail(db: Driver) -> None:
+            await db.execute(take, pool_id)
+            raise Boom()
+
+        async def take_one(db: Driver) -> None:
+            await db.execute(take, pool_id)
+
+        for _ in range(3):
+            with pytest.raises(Boom):
+                await ctx.db.transact_driver(take_then_fail)
+        await ctx.db.transact_driver(take_one)
+        async with ctx.db.read() as s:
+            taken = await s.scalar(select(SlotPool.taken).where(SlotPool.id == pool_id))
+        assert taken == 1
+
+    async def test_a_broken_connection_is_replaced(self, ctx: AppContext, world: World) -> None:
+        if ctx.db.hot_lane is None:
+            pytest.skip("PostgreSQL only: SQLite books on its single writer")
+        seen: list[Any] = []
+
+        async def grab(db: Driver) -> None:
+            seen.append(db)
+            await db.fetch(Statement("SELECT 1"))
+
+        await ctx.db.transact_driver(grab)
+        connection = seen[0]._connection
+        await connection.close()
+        await ctx.db.transact_driver(grab)
+        assert seen[1]._connection is not connection

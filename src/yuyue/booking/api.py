@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from datetime import date, datetime, time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
@@ -25,6 +26,8 @@ from yuyue.booking.schemas import (
 from yuyue.jobs import request_delivery
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
+from yuyue.kit.sql import Driver
+from yuyue.notifications import service as notification_service
 from yuyue.patients import service as patient_service
 from yuyue.scheduling.rules import pools_for_channel
 from yuyue.staff.enums import Role
@@ -183,8 +186,50 @@ async def create_appointment(
         )
         return booked.answer if booked.answer is not None else render(booked)
 
+    now = ctx.clock.now()
+
+    async def reminders(visit_date: date, slot_start: time) -> list[datetime]:
+        times = notification_service.cached_reminder_times(
+            hospital_id=actor.hospital_id, visit_date=visit_date, slot_start=slot_start, now=now
+        )
+        if times is not None:
+            return times
+        async with ctx.db.read() as session:
+            return await notification_service.reminder_times_for(
+                session,
+                hospital_id=actor.hospital_id,
+                visit_date=visit_date,
+                slot_start=slot_start,
+                now=now,
+            )
+
+    async def on_lane(db: Driver) -> dict[str, Any]:
+        booked = await service.book_on_lane(
+            db,
+            actor=actor,
+            patient_id=body.patient_id,
+            info=info,
+            policy=policy,
+            slot_id=body.slot_id,
+            now=now,
+            reminders=reminders,
+            idempotency=remember,
+        )
+        return booked.answer if booked.answer is not None else render(booked)
+
     try:
-        answer = await ctx.db.transact(work)
+        info, policy = await service.cached_session_facts(
+            ctx.db.read,
+            hospital_id=actor.hospital_id,
+            session_id=body.session_id,
+            caches=ctx.caches,
+        )
+        try:
+            # The release peak's path: no ORM session, the facts already in hand. Only a
+            # request with no free place needs the full path (overdue holds, the reason).
+            answer = await ctx.db.transact_driver(on_lane)
+        except service.NeedsTransaction:
+            answer = await ctx.db.transact(work)
     except YuyueError as refusal:
         if key is not None:
             # A twin of this request may have booked while we waited for the patient's

@@ -13,9 +13,10 @@ Session facts and the policy come from a short-lived cache.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, Literal, get_args
 
 from sqlalchemy import func, select, update
@@ -36,7 +37,7 @@ from yuyue.booking.store import PatientFacts as PatientFacts
 from yuyue.kit.errors import NotFound
 from yuyue.kit.ids import new_id
 from yuyue.kit.localtime import local_today
-from yuyue.kit.sql import driver
+from yuyue.kit.sql import Driver, driver
 from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.service import (
     enqueue,
@@ -76,6 +77,26 @@ async def session_facts(
         session, hospital_id=hospital_id, department_id=info.department_id, cache=caches.policies
     )
     return info, policy
+
+
+async def cached_session_facts(
+    read: Callable[[], AbstractAsyncContextManager[AsyncSession]],
+    *,
+    hospital_id: uuid.UUID,
+    session_id: uuid.UUID,
+    caches: Caches,
+) -> tuple[SessionInfo, rules.Policy]:
+    """`session_facts` from the caches when both are there; otherwise read in a session of
+    its own (`read`), so a hot-lane transaction never waits on the ORM."""
+    info = caches.sessions.get(session_id) if caches.sessions is not None else None
+    if info is not None and info.hospital_id == hospital_id and caches.policies is not None:
+        policy = caches.policies.get((hospital_id, info.department_id))
+        if policy is not None:
+            return info, policy
+    async with read() as session:
+        return await session_facts(
+            session, hospital_id=hospital_id, session_id=session_id, caches=caches
+        )
 
 
 async def lock_patient(
@@ -238,6 +259,11 @@ class IdempotentRequest:
     render: Callable[[Booked], dict[str, Any]]
 
 
+class NeedsTransaction(Exception):
+    """`book_on_lane` met what only `book` handles: no free place for the request (overdue
+    holds may have to be expired first, or the refusal explained). Nothing was written."""
+
+
 async def book(
     session: AsyncSession,
     *,
@@ -250,16 +276,113 @@ async def book(
     caches: Caches = NO_CACHE,
     idempotency: IdempotentRequest | None = None,
 ) -> Booked:
-    """Checks every rule, claims one place and records the appointment (held or booked).
-
-    The hot path: three statements on PostgreSQL when nothing races (lock the patient and
-    read their facts, claim with the numbers, record), see `store`."""
-    db = await driver(session)
-    patient, blacklist, existing = await store.patient_facts(
-        db, hospital_id=actor.hospital_id, patient_id=patient_id, now=now, since=_recent_since(now)
-    )
+    """Checks every rule, claims one place and records the appointment (held or booked),
+    in the caller's ORM transaction."""
     info, policy = await session_facts(
         session, hospital_id=actor.hospital_id, session_id=session_id, caches=caches
+    )
+
+    async def explain() -> None:
+        await _explain_no_place(
+            session, actor=actor, session_id=session_id, slot_id=slot_id, now=now
+        )
+
+    async def cancel_replaced() -> None:
+        assert replacing is not None
+        await _cancel_locked(
+            session,
+            actor=actor,
+            appointment=await lock_appointment(
+                session, hospital_id=actor.hospital_id, appointment_id=replacing
+            ),
+            reason=CancelReason.RESCHEDULED,
+            note=None,
+            now=now,
+            notify=False,
+        )
+        await session.flush()
+
+    async def reminders(visit_date: date, slot_start: time) -> list[datetime]:
+        return await reminder_times_for(
+            session,
+            hospital_id=actor.hospital_id,
+            visit_date=visit_date,
+            slot_start=slot_start,
+            now=now,
+        )
+
+    return await _book(
+        await driver(session),
+        actor=actor,
+        patient_id=patient_id,
+        info=info,
+        policy=policy,
+        slot_id=slot_id,
+        now=now,
+        replacing=replacing,
+        cancel_replaced=cancel_replaced if replacing is not None else None,
+        explain=explain,
+        reminders=reminders,
+        idempotency=idempotency,
+    )
+
+
+async def book_on_lane(
+    db: Driver,
+    *,
+    actor: Actor,
+    patient_id: uuid.UUID,
+    info: SessionInfo,
+    policy: rules.Policy,
+    slot_id: uuid.UUID | None,
+    now: datetime,
+    reminders: Callable[[date, time], Awaitable[list[datetime]]],
+    idempotency: IdempotentRequest | None = None,
+) -> Booked:
+    """The release peak's booking: the same rules and statements as `book`, on a driver
+    transaction of the database's hot lane (no ORM session), with the session's facts and
+    policy loaded by the caller before the transaction. When no place is free it raises
+    `NeedsTransaction` and the caller runs `book` instead."""
+
+    async def explain() -> None:
+        raise NeedsTransaction()
+
+    return await _book(
+        db,
+        actor=actor,
+        patient_id=patient_id,
+        info=info,
+        policy=policy,
+        slot_id=slot_id,
+        now=now,
+        replacing=None,
+        cancel_replaced=None,
+        explain=explain,
+        reminders=reminders,
+        idempotency=idempotency,
+    )
+
+
+async def _book(
+    db: Driver,
+    *,
+    actor: Actor,
+    patient_id: uuid.UUID,
+    info: SessionInfo,
+    policy: rules.Policy,
+    slot_id: uuid.UUID | None,
+    now: datetime,
+    replacing: uuid.UUID | None,
+    cancel_replaced: Callable[[], Awaitable[None]] | None,
+    explain: Callable[[], Awaitable[None]],
+    reminders: Callable[[date, time], Awaitable[list[datetime]]],
+    idempotency: IdempotentRequest | None,
+) -> Booked:
+    """The one booking: three statements on PostgreSQL when nothing races (lock the
+    patient and read their facts, claim with the numbers, record), see `store`."""
+    session_id = info.id
+    patient, blacklist, existing = await store.patient_facts(
+        db, hospital_id=actor.hospital_id, patient_id=patient_id, now=now, since=_recent_since(now)
     )
     facts = info.facts
     rules.check_session_open(facts)
@@ -285,24 +408,11 @@ async def book(
     pools = pools_for_channel(actor.channel)
     place = await store.claim_place(db, session_id=session_id, pools=pools, slot_id=slot_id)
     while place is None:
-        await _explain_no_place(
-            session, actor=actor, session_id=session_id, slot_id=slot_id, now=now
-        )
+        await explain()
         place = await store.claim_place(db, session_id=session_id, pools=pools, slot_id=slot_id)
 
-    if replacing is not None:
-        await _cancel_locked(
-            session,
-            actor=actor,
-            appointment=await lock_appointment(
-                session, hospital_id=actor.hospital_id, appointment_id=replacing
-            ),
-            reason=CancelReason.RESCHEDULED,
-            note=None,
-            now=now,
-            notify=False,
-        )
-        await session.flush()
+    if cancel_replaced is not None:
+        await cancel_replaced()
     status = rules.initial_status(info.fee_fen)
     appointment = store.AppointmentRecord(
         id=new_id(),
@@ -339,13 +449,7 @@ async def book(
         reminder = {"appointment_id": str(appointment.id)}
         messages.extend(
             store.NewMessage(MessageKind.REMINDER.value, reminder, at)
-            for at in await reminder_times_for(
-                session,
-                hospital_id=actor.hospital_id,
-                visit_date=facts.date,
-                slot_start=place.slot_start,
-                now=now,
-            )
+            for at in await reminders(facts.date, place.slot_start)
         )
     booked = Booked(appointment, info, policy, place.slot_start, place.slot_end)
 

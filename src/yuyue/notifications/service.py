@@ -185,6 +185,31 @@ async def schedule_reminders(
         )
 
 
+def cached_reminder_times(
+    *, hospital_id: uuid.UUID, visit_date: date, slot_start: time, now: datetime
+) -> list[datetime] | None:
+    """`reminder_times_for` when the hospital's settings are in memory, else None."""
+    settings = _SETTINGS_CACHE.get(hospital_id)
+    if settings is None:
+        return None
+    return _reminder_times(settings, visit_date, slot_start, now)
+
+
+def _reminder_times(
+    settings: DeliverySettings, visit_date: date, slot_start: time, now: datetime
+) -> list[datetime]:
+    visit_start = datetime.combine(visit_date, slot_start, tzinfo=ZoneInfo(settings.timezone))
+    return list(
+        rules.reminder_times(
+            visit_start=visit_start.astimezone(UTC),
+            offsets_hours=settings.reminder_offsets_hours,
+            now=now,
+            quiet=settings.quiet,
+            tz=settings.timezone,
+        )
+    )
+
+
 async def reminder_times_for(
     session: AsyncSession,
     *,
@@ -196,16 +221,7 @@ async def reminder_times_for(
     """When a booked appointment's reminders fall due (quiet hours respected); for callers
     that write the reminder rows themselves, such as booking's hot path."""
     settings = await load_delivery_settings(session, hospital_id=hospital_id, use_cache=True)
-    visit_start = datetime.combine(visit_date, slot_start, tzinfo=ZoneInfo(settings.timezone))
-    return list(
-        rules.reminder_times(
-            visit_start=visit_start.astimezone(UTC),
-            offsets_hours=settings.reminder_offsets_hours,
-            now=now,
-            quiet=settings.quiet,
-            tz=settings.timezone,
-        )
-    )
+    return _reminder_times(settings, visit_date, slot_start, now)
 
 
 # --- templates ----------------------------------------------------------------------------
