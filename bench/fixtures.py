@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
+from cpu import CpuSnapshot, process_tree
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -595,7 +596,7 @@ class Server:
                     response = await client.get("/healthz")
                     if response.status_code == 200 and response.text == "ok":
                         if self.workers > 1:
-                            await self._all_workers_up(client)
+                            await self._all_workers_up()
                         return
                 except httpx.HTTPError:
                     pass
@@ -603,11 +604,9 @@ class Server:
         await self.stop()
         raise SetupError(f"the server did not become healthy in {timeout_s}s:\n{self.log_tail()}")
 
-    async def _all_workers_up(self, client: httpx.AsyncClient) -> None:
+    async def _all_workers_up(self) -> None:
         """The first answer came from one worker; the others may still be importing. Waits
         until the process tree has all workers and a burst of connections is answered."""
-        from cpu import CpuSnapshot, process_tree
-
         assert self.process is not None
         for _ in range(100):
             tree = process_tree(CpuSnapshot.take().processes, self.process.pid)

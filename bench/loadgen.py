@@ -600,6 +600,7 @@ class ClosedLoopClient:
     async def _open(self) -> None:
         """Opens one client's connection and sends its first request; retried while the
         run goes on, so a dropped connection is replaced."""
+        failures = 0
         while not self.stopping:
             try:
                 _transport, conn = await self.loop.create_connection(
@@ -607,6 +608,11 @@ class ClosedLoopClient:
                 )
             except OSError:
                 self.result.transport_errors += 1
+                failures += 1
+                if failures >= 200:
+                    raise ConnectionError(
+                        f"no connection to {self.host}:{self.port} for 10 s"
+                    ) from None
                 await asyncio.sleep(0.05)
                 continue
             self.result.connections_opened += 1

@@ -309,3 +309,104 @@ def markdown(report: dict[str, Any]) -> str:
     if not text:
         return f"### {report['database']}\n\n(no summary: the run did not finish)\n"
     return text
+
+
+# --- the configurations side by side ---------------------------------------------------
+
+
+def _configuration(report: dict[str, Any]) -> str:
+    config = report["config"]
+    workers = config["workers"]
+    name = "yuyue, 1 process" if workers == 1 else f"yuyue, `--workers {workers}`"
+    return name + (" + Redis" if config.get("redis_url") else "")
+
+
+def _cell(steps: dict[str, dict[str, Any]], figure: str) -> str:
+    trivial = steps.get("trivial")
+    base = trivial["achieved_rate"] if trivial else None
+
+    def ratio(rate: float) -> str:
+        return f" ({rate / base:.2f}× trivial)" if base else ""
+
+    def cpu(step: dict[str, Any]) -> str:
+        ms = step["cpu_ms_per_request"]
+        return f"{_fmt(ms.get('server'), 2)} · {_fmt(ms.get('postgres'), 2)}"
+
+    if figure == "trivial":
+        return f"{_fmt(trivial['achieved_rate'], 0)}/s" if trivial else ""
+    if figure in ("bookings", "reads"):
+        step = steps.get(figure)
+        if step is None:
+            return ""
+        rate = step["success_rate"] if figure == "bookings" else step["achieved_rate"]
+        return f"{_fmt(rate, 0)}/s, p99 {_fmt(step['latency_ms']['p99'], 0)} ms" + ratio(rate)
+    if figure.startswith("cpu "):
+        step = steps.get(figure[4:])
+        return cpu(step) if step else ""
+    if figure == "mixed":
+        step = steps.get("mixed")
+        if step is None:
+            return ""
+        kinds = step.get("by_kind") or {}
+        parts = []
+        for label, names in (
+            ("reads", ("session_list", "slot_list")),
+            ("bookings", ("booking", "booking_hot")),
+            ("cancellations", ("cancellation",)),
+        ):
+            latencies = [kinds[n]["latency_ms"]["p99"] for n in names if n in kinds]
+            if latencies:
+                parts.append(f"{label} {_fmt(max(latencies), 0)}")
+        hot = step.get("hot") or {}
+        return (
+            f"p99 {_fmt(step['latency_ms']['p99'], 0)} ms ("
+            + ", ".join(parts)
+            + f"); {_fmt(step['achieved_rate'], 0)}/s answered"
+            + (f"; hot {hot['winners']}/{hot['places']}" if hot else "")
+        )
+    if figure == "release_moment":
+        step = steps.get("release_moment")
+        if step is None:
+            return ""
+        hot = step.get("hot") or {}
+        return f"p99 {_fmt(step['latency_ms']['p99'], 0)} ms" + (
+            f"; {hot['winners']} winners for {hot['places']} places"
+            + ("" if hot.get("exact") else " (NOT EXACT)")
+            if hot
+            else ""
+        )
+    return ""
+
+
+COMPARISON_ROWS = (
+    ("trivial", "`GET /healthz`, 32 clients"),
+    ("bookings", "successful bookings, spread over open sessions"),
+    ("reads", "availability reads (session lists and slot lists)"),
+    ("cpu bookings", "CPU ms per booking answer: server · PostgreSQL"),
+    ("cpu reads", "CPU ms per read: server · PostgreSQL"),
+    ("mixed", "mixed peak at {rate} requests/s offered: p99 (per kind, ms)"),
+    ("release_moment", "open loop at 1,000 attempts/s, sell-out inside the window"),
+)
+
+
+def markdown_comparison(reports: list[dict[str, Any]]) -> str:
+    """The sitting's figures of every server configuration side by side, as in the issue's
+    table (a column for another system measured in the same sitting is added by hand)."""
+    measured = [r for r in reports if r.get("sitting")]
+    if not measured:
+        return ""
+    clients = measured[0]["config"]["clients"]
+    lines = [
+        f"### {measured[0]['database']}: the sitting side by side",
+        "",
+        "| figure | " + " | ".join(_configuration(r) for r in measured) + " |",
+        "| --- |" + " --- |" * len(measured),
+    ]
+    for figure, label in COMPARISON_ROWS:
+        cells = [_cell(r["sitting"], figure) for r in measured]
+        if any(cells):
+            label = label.replace("32 clients", f"{clients} clients").replace(
+                "{rate}", f"{measured[0]['config']['mixed_rate']:,.0f}"
+            )
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

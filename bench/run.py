@@ -65,7 +65,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -100,7 +100,7 @@ from loadgen import (
     RequestFactory,
     RunResult,
 )
-from report import markdown, summarise_searches, table_rows
+from report import markdown, markdown_comparison, summarise_searches, table_rows
 from workload import Bookings, Mix, MixedPeak, PatientPicker, Reads, get
 
 from yuyue.kit.crypto import generate_master_secret
@@ -130,11 +130,14 @@ class Config:
     ladders: dict[str, list[float]]
     scenarios: tuple[str, ...] = SCENARIOS
     clients: int = 32
+    # The server configurations measured one after the other on the same fixture.
+    workers_list: tuple[int, ...] = (1,)
     workers: int = 1
     redis_url: str | None = None
     capacity_factor: int = 10
     release_days: int = 13
     db_pool_size: int | None = None
+    db_pool_size_given: int | None = None
     children: float = 0.1
     mixed_rate: float = PEAK_RATE
     max_p99_ms: float = 100.0
@@ -149,13 +152,11 @@ class Config:
         common: dict[str, Any] = {
             "scenarios": chosen,
             "clients": args.clients,
-            "workers": args.workers,
+            "workers_list": parse_workers(args.workers),
             "redis_url": (args.redis_url or DEFAULT_REDIS_URL) if args.redis else None,
             "capacity_factor": args.capacity_factor,
             "release_days": args.release_days,
-            # Several processes with the server's default pool (40 each) would together
-            # exhaust PostgreSQL's usual max_connections of 100.
-            "db_pool_size": args.db_pool_size or (64 // args.workers if args.workers > 1 else None),
+            "db_pool_size_given": args.db_pool_size,
             "max_connections": args.connections,
             "mixed_rate": args.mixed_rate,
         }
@@ -192,6 +193,23 @@ class Config:
             },
             **common,
         )
+
+    def for_workers(self, workers: int) -> Config:
+        """This configuration for one server configuration of `workers_list`."""
+        # Several processes with the server's default pool (40 each) would together
+        # exhaust PostgreSQL's usual max_connections of 100.
+        pool = self.db_pool_size_given or (64 // workers if workers > 1 else None)
+        return replace(self, workers=workers, db_pool_size=pool)
+
+
+def parse_workers(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"--workers takes numbers >= 1, e.g. 1,2: {text!r}")
+    return values
 
 
 def parse_scenarios(text: str) -> tuple[str, ...]:
@@ -1051,9 +1069,16 @@ class Bench:
         self.report["sitting"][step.scenario] = step.summary()
         return step
 
-    async def run(self) -> dict[str, Any]:
+    async def run(self, fixture: Fixture | None = None) -> Fixture:
+        """Prepares the fixture (or takes over the one an earlier configuration prepared,
+        from its snapshot) and runs the chosen scenarios."""
         chosen = set(self.config.scenarios)
-        fixture = await self.prepare()
+        if fixture is None:
+            fixture = await self.prepare()
+        else:
+            await self.backend.restore()
+            self.baseline_active = fixture.setup["baseline"]["active_appointments"]
+            self.report["setup"] = {**fixture.setup, "shared_with_earlier_configuration": True}
         searches: dict[str, Search] = {}
         peak: Step | None = None
         moment: Step | None = None
@@ -1122,8 +1147,7 @@ class Bench:
         finally:
             await self.server.stop()
             self._collect_log("shutdown")
-            await self.backend.cleanup()
-        return self.report
+        return fixture
 
 
 def machine() -> dict[str, Any]:
@@ -1153,36 +1177,47 @@ def result_path(stamp: str, db: str, config: Config) -> Path:
     return RESULTS / f"{stamp}-{db}{suffix}.json"
 
 
-async def bench_one(db: str, config: Config, stamp: str) -> dict[str, Any]:
+async def bench_one(db: str, config: Config, stamp: str) -> list[dict[str, Any]]:
+    """Every server configuration of `config.workers_list` on one database, from one
+    fixture; a report (and a JSON file) each."""
     workdir = make_workdir()
     backend: Backend = SqliteBackend(workdir) if db == "sqlite" else PostgresBackend()
-    bench = Bench(config, backend, workdir)
-    bench.report.update({"started_at": stamp, "machine": machine()})
-    error: BaseException | None = None
+    reports: list[dict[str, Any]] = []
+    fixture: Fixture | None = None
     # Ctrl-C or SIGTERM cancels the run, so the server is stopped and the results written.
     loop, task = asyncio.get_running_loop(), asyncio.current_task()
     assert task is not None
 
     def stop(signum: signal.Signals) -> None:
-        bench.log(f"received {signum.name}: stopping")
+        print(f"[{db}] received {signum.name}: stopping", file=sys.stderr, flush=True)
         task.cancel()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop, signum)
     try:
-        await bench.run()
-    except BaseException as failure:
-        error = failure
-        bench.report["error"] = f"{type(failure).__name__}: {failure}"
-        raise
+        for workers in config.workers_list:
+            single = config.for_workers(workers)
+            bench = Bench(single, backend, workdir)
+            bench.report.update({"started_at": stamp, "machine": machine()})
+            error: BaseException | None = None
+            try:
+                fixture = await bench.run(fixture)
+            except BaseException as failure:
+                error = failure
+                bench.report["error"] = f"{type(failure).__name__}: {failure}"
+                raise
+            finally:
+                RESULTS.mkdir(exist_ok=True)
+                path = result_path(stamp, db, single)
+                path.write_text(json.dumps(bench.report, indent=2, ensure_ascii=False, default=str))
+                bench.log(f"results written to {path}" + (" (incomplete)" if error else ""))
+                reports.append(bench.report)
     finally:
-        RESULTS.mkdir(exist_ok=True)
-        path = result_path(stamp, db, config)
-        path.write_text(json.dumps(bench.report, indent=2, ensure_ascii=False, default=str))
-        bench.log(f"results written to {path}" + (" (incomplete)" if error else ""))
+        with contextlib.suppress(Exception):
+            await backend.cleanup()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-    return bench.report
+    return reports
 
 
 def exclusive_run() -> IO[str]:
@@ -1216,12 +1251,17 @@ def main() -> int:
     parser.add_argument("--duration", type=float, help="measured seconds per run (default 10)")
     parser.add_argument("--warmup", type=float, help="warm-up seconds per run (default 2)")
     parser.add_argument("--clients", type=int, default=32, help="closed-loop clients")
-    parser.add_argument("--workers", type=int, default=1, help="`yuyue serve --workers N`")
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="`yuyue serve --workers N`; a list (e.g. 1,2) measures each configuration in "
+        "turn from the same fixture",
+    )
     parser.add_argument(
         "--db-pool-size",
         type=int,
         help="YUYUE_DB_POOL_SIZE for each serving process (default: the server's own with one "
-        "process, 64 / N with --workers N)",
+        "process, 64 / N with N processes)",
     )
     parser.add_argument(
         "--redis",
@@ -1290,7 +1330,7 @@ def run_all(args: argparse.Namespace, config: Config) -> int:
     failed = False
     for db in databases:
         try:
-            reports.append(runner(bench_one(db, config, stamp)))
+            reports.extend(runner(bench_one(db, config, stamp)))
         except (OverbookingError, SetupError) as error:
             print(f"\n[{db}] FAILED: {type(error).__name__}: {error}", file=sys.stderr)
             failed = True
@@ -1300,6 +1340,10 @@ def run_all(args: argparse.Namespace, config: Config) -> int:
     print()
     for report in reports:
         print(markdown(report))
+    for db in databases:
+        comparison = markdown_comparison([r for r in reports if r["database"] == db])
+        if comparison:
+            print(comparison)
     return 1 if failed else 0
 
 
