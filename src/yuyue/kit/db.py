@@ -32,7 +32,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from yuyue.config import normalise_database_url
-from yuyue.kit.sql import Driver, HotLane, driver
+from yuyue.kit.sql import SQLITE_WRITER, Driver, HotLane, driver
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -86,7 +86,10 @@ def _is_retryable(error: BaseException) -> bool:
 
 def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        # The writer's transactions hold the database's write lock from BEGIN on; the
+        # driver may then run its statements without waiting (kit.sql.SqliteDriver).
+        record.info[SQLITE_WRITER] = immediate
         # Take transaction control from the driver so BEGIN is ours to emit.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
