@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     # How long a "sold out" answer may be served from memory before the database is asked
     # again. Places returned by this process clear it at once; other processes within this.
     sold_out_cache_seconds: float = 2.0
+    # How long a finished session or slot list may be served before it is built again
+    # (0 turns the cache off). Places taken or returned by this process drop it at once;
+    # other processes' changes show within this. One second is the promised bound.
+    availability_cache_seconds: float = Field(default=1.0, ge=0.0, le=1.0)
     # Serving processes; with more than one and no Redis, caches cannot vouch for
     # idempotency keys seen by other processes, so those requests consult the database.
     serving_processes: int = 1

@@ -38,6 +38,17 @@ class SoldOutCache:
         self._now = monotonic
         self._entries: dict[SoldOutKey, SoldOutEntry] = {}
         self._in_flight: dict[SoldOutKey, asyncio.Future[list[dict[str, Any]]]] = {}
+        self._listeners: list[Callable[[uuid.UUID | None], None]] = []
+
+    def on_change(self, listener: Callable[[uuid.UUID | None], None]) -> None:
+        """Calls `listener(session_id)` whenever this process took or returned a place of
+        that session (`forget`, `places_returned`), and `listener(None)` when anything may
+        have changed (`clear`): the moments other in-process memories must forget too."""
+        self._listeners.append(listener)
+
+    def _tell(self, session_id: uuid.UUID | None) -> None:
+        for listener in self._listeners:
+            listener(session_id)
 
     async def remember(
         self, key: SoldOutKey, compute: Callable[[], Awaitable[list[dict[str, Any]]]]
@@ -105,6 +116,7 @@ class SoldOutCache:
     def forget(self, key: SoldOutKey) -> None:
         """A place was found: the entry was wrong, drop it."""
         self._entries.pop(key, None)
+        self._tell(key[0])
 
     def put(self, key: SoldOutKey, alternatives: list[dict[str, Any]]) -> None:
         if self.ttl > 0:
@@ -113,9 +125,11 @@ class SoldOutCache:
     def places_returned(self, session_id: uuid.UUID) -> None:
         for key in [k for k in self._entries if k[0] == session_id]:
             self._entries.pop(key, None)
+        self._tell(session_id)
 
     def clear(self) -> None:
         self._entries.clear()
+        self._tell(None)
 
 
 class BoundedSet:

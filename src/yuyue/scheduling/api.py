@@ -4,17 +4,19 @@ operations (templates, generation, extra sessions and places, stop-clinic)."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.booking import readpath
 from yuyue.booking import service as booking_service
 from yuyue.booking.facts import policy_from_row
 from yuyue.kit.errors import NotFound, ValidationFailed
-from yuyue.scheduling import listing, rules, service
+from yuyue.scheduling import rules, service
 from yuyue.scheduling.models import (
     BookingPolicy,
     Campus,
@@ -29,7 +31,6 @@ from yuyue.scheduling.schemas import (
     BookingPolicyRead,
     BookingPolicyUpdate,
     DepartmentRead,
-    DoctorBrief,
     DoctorRead,
     ExtraPlacesCreate,
     ExtraSessionCreate,
@@ -50,7 +51,6 @@ from yuyue.staff.rules import Actor, require_staff
 from yuyue.web.deps import ActorDep, CtxDep, LocaleDep
 
 router = APIRouter(prefix="/api/v1", tags=["scheduling"])
-MAX_RANGE_DAYS = 31
 
 
 def _pick(zh: str, en: str, locale: str) -> str:
@@ -125,8 +125,13 @@ async def list_doctors(
         ]
 
 
-@router.get("/sessions", response_model=list[SessionRead])
+@router.get(
+    "/sessions",
+    response_model=list[SessionRead],
+    summary="Sessions with the places left for the caller's channel, and whether it can book now",
+)
 async def list_sessions(
+    request: Request,
     ctx: CtxDep,
     actor: ActorDep,
     locale: LocaleDep,
@@ -136,77 +141,29 @@ async def list_sessions(
     date_to: Annotated[
         date | None, Query(description="defaults to the end of the release window")
     ] = None,
-) -> list[SessionRead]:
-    async with ctx.db.read() as session:
-        timezone = await _timezone(session, actor)
-        default_policy, _ = await listing.policies(session, actor.hospital_id)
-        today = booking_service.local_today(ctx.clock.now(), timezone)
-        start = date_from or today
-        end = date_to or today + timedelta(days=default_policy.release_days_ahead)
-        if end < start or (end - start).days > MAX_RANGE_DAYS:
-            raise ValidationFailed(
-                errors=[
-                    {
-                        "field": "date_to",
-                        "message": "must be on or after date_from, "
-                        f"at most {MAX_RANGE_DAYS} days later",
-                    }
-                ],
-                summary="date_from, date_to",
-            )
-        sessions = await listing.list_sessions(
-            session,
-            hospital_id=actor.hospital_id,
-            channel=actor.channel,
-            start=start,
-            end=end,
-            department_id=department_id,
-            doctor_id=doctor_id,
-        )
-    return [
-        SessionRead(
-            id=s.clinic.id,
-            date=s.clinic.date,
-            period=s.clinic.period,
-            start=s.clinic.start_time,
-            end=s.clinic.end_time,
-            department=Named(
-                id=s.department.id, name=_pick(s.department.name, s.department.name_en, locale)
-            ),
-            doctor=DoctorBrief(
-                id=s.doctor.id,
-                name=s.doctor.name,
-                title=_pick(s.doctor.title, s.doctor.title_en, locale),
-            )
-            if s.doctor
-            else None,
-            level=_level(s.level, locale),
-            fee=s.clinic.fee_fen,
-            status=s.clinic.status,
-            is_extra=s.clinic.is_extra,
-            capacity=s.clinic.capacity,
-            remaining=s.remaining,
-            booking_opens_at=s.window.opens_at,
-            booking_closes_at=s.window.closes_at,
-            stop_reason=s.clinic.stop_reason,
-        )
-        for s in sessions
-    ]
+) -> Response:
+    # Rendered once from plain values and kept for at most a second (booking/readpath.py).
+    body = await readpath.sessions_answer(
+        ctx,
+        actor=actor,
+        locale=locale,
+        query_string=request.scope.get("query_string", b""),
+        department_id=department_id,
+        doctor_id=doctor_id,
+        date_from=date_from,
+        date_to=date_to,
+    )
+    return Response(body, media_type=readpath.JSON)
 
 
-@router.get("/sessions/{session_id}/slots", response_model=list[SlotRead])
-async def list_slots(session_id: uuid.UUID, ctx: CtxDep, actor: ActorDep) -> list[SlotRead]:
-    async with ctx.db.read() as session:
-        rows = await service.session_slots(
-            session,
-            hospital_id=actor.hospital_id,
-            session_id=session_id,
-            pools=rules.pools_for_channel(actor.channel),
-        )
-    return [
-        SlotRead(id=slot.id, start=slot.start_time, end=slot.end_time, remaining=left)
-        for slot, left in rows
-    ]
+@router.get(
+    "/sessions/{session_id}/slots",
+    response_model=list[SlotRead],
+    summary="Time slots with the places left for the caller's channel, and whether it can book now",
+)
+async def list_slots(session_id: uuid.UUID, ctx: CtxDep, actor: ActorDep) -> Response:
+    body = await readpath.slots_answer(ctx, actor=actor, session_id=session_id)
+    return Response(body, media_type=readpath.JSON)
 
 
 # --- scheduler operations ------------------------------------------------------------------

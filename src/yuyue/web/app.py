@@ -20,6 +20,7 @@ from yuyue.attendance import api as attendance_api
 from yuyue.booking import api as booking_api
 from yuyue.booking import service as booking_service
 from yuyue.booking.fastpath import SoldOutFastPath
+from yuyue.booking.readpath import AvailabilityFastPath
 from yuyue.config import Settings
 from yuyue.jobs import Jobs, attach, detach, worker_context
 from yuyue.kit.clock import Clock
@@ -127,6 +128,7 @@ def create_app(
     app.state.ctx = ctx
     problems.install(app)
     app.add_middleware(SoldOutFastPath, ctx=ctx)
+    app.add_middleware(AvailabilityFastPath, ctx=ctx)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

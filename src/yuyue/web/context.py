@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from yuyue.booking.availability import ActorCache, KnownKeys, SoldOutCache
 from yuyue.booking.facts import PolicyCache, SessionInfoCache
+from yuyue.booking.readpath import ReadCache
 from yuyue.booking.service import Caches
 from yuyue.config import Settings
 from yuyue.kit.clock import Clock, SystemClock
@@ -30,6 +31,8 @@ class AppContext:
     actors: ActorCache = field(default_factory=ActorCache)
     session_infos: SessionInfoCache = field(default_factory=lambda: SessionInfoCache(5.0))
     policies: PolicyCache = field(default_factory=lambda: PolicyCache(5.0))
+    # Finished session and slot lists (booking/readpath.py), dropped when a place changes.
+    reads: ReadCache = field(default_factory=ReadCache)
     # Live events for screens and phones: Redis pub/sub when configured, else in-process.
     live: LiveBus = field(default_factory=InProcessLiveBus)
     # Subscribers to committed queue changes (`visits.events.publish`); `build` adds the
@@ -61,7 +64,11 @@ class AppContext:
                 authoritative=settings.serving_processes == 1 and not settings.redis_url
             ),
             live=make_live_bus(settings.redis_url),
+            reads=ReadCache(settings.availability_cache_seconds),
         )
+        # Every path that takes or returns a place tells the sold-out memory; the kept
+        # availability answers hear it from there.
+        ctx.sold_out.on_change(ctx.reads.changed)
         # Committed queue changes reach the screens and phones of every process.
         ctx.queue_events.subscribe(visits_live.forward_to(ctx.live))
         return ctx
