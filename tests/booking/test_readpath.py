@@ -45,9 +45,8 @@ def instant(text: str | None) -> datetime | None:
 async def listed(
     client: httpx.AsyncClient, world: World, session_id: uuid.UUID | None = None, **headers: str
 ) -> dict[str, Any]:
-    response = await client.get(
-        "/api/v1/sessions", params=WINDOW, headers={**world.auth, **headers}
-    )
+    """The session as the default list (today and the release window) shows it."""
+    response = await client.get("/api/v1/sessions", headers={**world.auth, **headers})
     assert response.status_code == 200, response.text
     wanted = str(session_id or world.session.id)
     found: dict[str, Any] = next(s for s in response.json() if s["id"] == wanted)
@@ -238,6 +237,68 @@ class TestHonestLists:
             assert instant(refused.get("reopens_at")) == instant(session["opens_at"]), local
         # Bookable 00:00–15:00 on Sunday and 07:00–10:00 on Monday: 20 of the app's 72.
         assert (await listed(client, world, roomy.id))["remaining"] == 72 - 20
+
+
+class TestBoardAndDirectReadsAgree:
+    """Most answers are rendered from the board (the coming days read in one go); questions
+    reaching outside it, and sessions whose places just changed here, are read directly.
+    Both must give the same bytes."""
+
+    @pytest.mark.parametrize(
+        "moment",
+        [NOW, EVENING_BEFORE, EARLY_MORNING, SAME_DAY_OPENS, RELEASE - timedelta(hours=1)],
+        ids=["open", "evening-gap", "morning-gap", "same-day", "before-release"],
+    )
+    async def test_same_answers_from_the_board_and_from_the_database(
+        self,
+        client: httpx.AsyncClient,
+        ctx: AppContext,
+        clock: FixedClock,
+        world: World,
+        moment: datetime,
+    ) -> None:
+        async with ctx.db.session_scope() as s:
+            for hour, capacity in ((13, 1), (15, 4)):
+                extra = await f.make_session(
+                    s,
+                    hospital=world.hospital,
+                    department=world.department,
+                    level=world.free_level,
+                    day=VISIT_DAY,
+                    start=world.session.start_time.replace(hour=hour),
+                    end=world.session.end_time.replace(hour=hour + 2),
+                    capacity=capacity,
+                    now=NOW,
+                )
+            await s.execute(
+                update(ClinicSession)
+                .where(ClinicSession.id == extra.id)
+                .values(status=SessionStatus.STOPPED, stop_reason="外出会诊")
+            )
+        await fill_app_places(ctx, world.session.id)
+        clock.set(moment)
+        paths = [
+            "/api/v1/sessions",
+            f"/api/v1/sessions?department_id={world.department.id}",
+            f"/api/v1/sessions?doctor_id={world.doctor.id}",
+            *(f"/api/v1/sessions/{s}/slots" for s in await self.session_ids(client, world)),
+        ]
+
+        from_board = [await client.get(p, headers=world.auth) for p in paths]
+        assert ctx.reads._boards, "the answers came from a board"
+        ctx.reads = ReadCache(0.0)  # keeps nothing, reads every answer directly
+        direct = [await client.get(p, headers=world.auth) for p in paths]
+
+        for path, board_answer, direct_answer in zip(paths, from_board, direct, strict=True):
+            assert board_answer.status_code == direct_answer.status_code == 200, path
+            assert board_answer.content == direct_answer.content, path
+
+    @staticmethod
+    async def session_ids(client: httpx.AsyncClient, world: World) -> list[str]:
+        response = await client.get("/api/v1/sessions", headers=world.auth)
+        ids = [s["id"] for s in response.json()]
+        assert len(ids) == 3
+        return ids
 
 
 # --- kept answers -------------------------------------------------------------------------------

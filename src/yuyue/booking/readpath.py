@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -42,10 +43,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from yuyue.kit import crypto, i18n
 from yuyue.kit.errors import ValidationFailed
 from yuyue.scheduling import listing
+from yuyue.scheduling.rules import pools_for_channel
 from yuyue.staff.rules import Actor
 
 if TYPE_CHECKING:
     from yuyue.web.context import AppContext
+
+log = logging.getLogger(__name__)
 
 SESSIONS_PATH = "/api/v1/sessions"
 _SLOTS_SUFFIX = "/slots"
@@ -63,6 +67,10 @@ class Built:
     sessions: tuple[uuid.UUID, ...]
     # The clock instant from which the answer is wrong by time alone (None: never).
     valid_until: datetime | None
+    # When it was rendered from a board: when and at which change number the board's data
+    # was read (its age counts from then).
+    read_started: float | None = None
+    read_tick: int | None = None
 
 
 @dataclass(slots=True)
@@ -77,6 +85,24 @@ class _Kept:
 class _Flight:
     future: asyncio.Future[bytes]
     tick: int
+
+
+# (hospital, the channel's pools)
+BoardKey = tuple[uuid.UUID, tuple[str, ...]]
+BoardLoad = Callable[[], Awaitable[tuple[listing.RangeRead, listing.HospitalRules]]]
+
+
+@dataclass(slots=True)
+class Board:
+    """The coming days of one hospital as one channel sees them, read in one go: most
+    answers are rendered from it without a query. Sessions whose places changed here since
+    it was read are `dirty`: answers showing them are read afresh instead."""
+
+    read: listing.RangeRead
+    rules: listing.HospitalRules
+    started: float
+    tick: int
+    dirty: set[uuid.UUID]
 
 
 class ReadCache:
@@ -96,6 +122,8 @@ class ReadCache:
         self._kept: dict[ReadKey, _Kept] = {}
         self._by_session: dict[uuid.UUID, set[ReadKey]] = {}
         self._flights: dict[ReadKey, _Flight] = {}
+        self._boards: dict[BoardKey, Board] = {}
+        self._board_loads: dict[BoardKey, asyncio.Task[Board | None]] = {}
         # Changes are numbered; a build remembers the number it started at, so a change
         # that happened while it read is seen when it wants to keep its answer.
         self._tick = 0
@@ -142,8 +170,65 @@ class ReadCache:
             if self._flights.get(key) is mine:
                 del self._flights[key]
         future.set_result(built.body)
+        if built.read_started is not None and built.read_tick is not None:
+            tick, started = built.read_tick, built.read_started
         self._keep(key, built, tick=tick, started=started, now=now)
         return built.body
+
+    async def board(self, key: BoardKey, load: BoardLoad) -> Board | None:
+        """A board younger than `ttl`, or None (then answers are read one by one)."""
+        if self.ttl <= 0:
+            return None
+        board = self._boards.get(key)
+        if board is not None and self._now() - board.started < self.ttl:
+            return board
+        return await asyncio.shield(self.load_board(key, load))
+
+    def refresh_due(self, key: BoardKey) -> bool:
+        """Whether the board is past half its life with nobody reading it again: under
+        steady traffic it is read again in the background while it still serves, so no
+        request waits for it."""
+        board = self._boards.get(key)
+        return (
+            board is not None
+            and key not in self._board_loads
+            and self._now() - board.started >= self.ttl / 2
+        )
+
+    def load_board(self, key: BoardKey, load: BoardLoad) -> asyncio.Task[Board | None]:
+        """Reads the board (once, however many ask at the same time)."""
+        task = self._board_loads.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._read_board(key, load))
+            self._board_loads[key] = task
+            task.add_done_callback(lambda done: self._board_loaded(key, done))
+        return task
+
+    async def close(self) -> None:
+        """Stops boards being read (the application is shutting down)."""
+        loads = list(self._board_loads.values())
+        for task in loads:
+            task.cancel()
+        await asyncio.gather(*loads, return_exceptions=True)
+
+    async def _read_board(self, key: BoardKey, load: BoardLoad) -> Board | None:
+        tick, started = self._tick, self._now()
+        read, rules = await load()
+        if self._cleared > tick:
+            return None  # anything may have changed while it read
+        dirty = {s for s, at in self._changed.items() if at > tick and s in read.by_id}
+        board = Board(read, rules, started, tick, dirty)
+        current = self._boards.get(key)
+        if current is None or current.started <= started:
+            self._boards[key] = board
+        return board
+
+    def _board_loaded(self, key: BoardKey, task: asyncio.Task[Board | None]) -> None:
+        if self._board_loads.get(key) is task:
+            del self._board_loads[key]
+        if not task.cancelled() and task.exception() is not None:
+            # A request waiting for it has its error; a background refresh only logs it.
+            log.warning("reading the availability board failed: %r", task.exception())
 
     def _keep(
         self, key: ReadKey, built: Built, *, tick: int, started: float, now: datetime
@@ -169,6 +254,7 @@ class ReadCache:
             self._kept.clear()
             self._by_session.clear()
             self._changed.clear()
+            self._boards.clear()
             self._cleared = self._tick
             if session_id is None:
                 self.rules.clear()
@@ -176,6 +262,9 @@ class ReadCache:
         self._changed[session_id] = self._tick
         for key in self._by_session.pop(session_id, ()):
             self._kept.pop(key, None)
+        for board in self._boards.values():
+            if session_id in board.read.by_id:
+                board.dirty.add(session_id)
 
 
 # --- keys -----------------------------------------------------------------------------------
@@ -274,6 +363,62 @@ def _next_midnight(now: datetime, timezone: str) -> datetime:
     )
 
 
+def board_key(actor: Actor) -> BoardKey:
+    return (actor.hospital_id, pools_for_channel(actor.channel))
+
+
+def _board_load(ctx: AppContext, actor: Actor) -> BoardLoad:
+    async def load() -> tuple[listing.RangeRead, listing.HospitalRules]:
+        async with listing.read_connection(ctx.db) as conn:
+            rules = await listing.hospital_rules(conn, actor.hospital_id, cache=ctx.reads.rules)
+            today = ctx.clock.now().astimezone(ZoneInfo(rules.timezone)).date()
+            # Every day some department releases, and the next, which patients look at too.
+            ahead = max(
+                p.release_days_ahead for p in (rules.default, *rules.by_department.values())
+            )
+            read = await listing.read_range(
+                conn,
+                hospital_id=actor.hospital_id,
+                channel=actor.channel,
+                start=today,
+                end=today + timedelta(days=ahead + 1),
+            )
+        return read, rules
+
+    return load
+
+
+async def _board(ctx: AppContext, actor: Actor) -> Board | None:
+    return await ctx.reads.board(board_key(actor), _board_load(ctx, actor))
+
+
+def keep_board_fresh(ctx: AppContext, actor: Actor) -> None:
+    """Starts reading the caller's board again once it is past half its life."""
+    key = board_key(actor)
+    if ctx.reads.refresh_due(key):
+        ctx.reads.load_board(key, _board_load(ctx, actor))
+
+
+def _range(
+    rules: listing.HospitalRules, now: datetime, date_from: date | None, date_to: date | None
+) -> tuple[date, date]:
+    today = now.astimezone(ZoneInfo(rules.timezone)).date()
+    start = date_from or today
+    end = date_to or today + timedelta(days=rules.default.release_days_ahead)
+    if end < start or (end - start).days > MAX_RANGE_DAYS:
+        raise ValidationFailed(
+            errors=[
+                {
+                    "field": "date_to",
+                    "message": "must be on or after date_from, "
+                    f"at most {MAX_RANGE_DAYS} days later",
+                }
+            ],
+            summary="date_from, date_to",
+        )
+    return start, end
+
+
 async def sessions_answer(
     ctx: AppContext,
     *,
@@ -287,24 +432,42 @@ async def sessions_answer(
 ) -> bytes:
     """The JSON body of `GET /api/v1/sessions` for this caller and query."""
     now = ctx.clock.now()
+    keep_board_fresh(ctx, actor)
+
+    def built(
+        sessions: list[listing.ListedSession], rules: listing.HospitalRules, board: Board | None
+    ) -> Built:
+        # Without both dates the question itself moves at midnight ("from today").
+        midnight = (
+            _next_midnight(now, rules.timezone) if date_from is None or date_to is None else None
+        )
+        return Built(
+            _render([session_json(s, locale) for s in sessions]),
+            tuple(s.id for s in sessions),
+            _earliest(midnight, *(s.bookability.changes_at for s in sessions)),
+            board.started if board else None,
+            board.tick if board else None,
+        )
 
     async def build() -> Built:
+        board = await _board(ctx, actor)
+        if board is not None:
+            start, end = _range(board.rules, now, date_from, date_to)
+            if board.read.covers(start, end):
+                sessions = board.read.sessions(
+                    rules=board.rules,
+                    channel=actor.channel,
+                    now=now,
+                    start=start,
+                    end=end,
+                    department_id=department_id,
+                    doctor_id=doctor_id,
+                )
+                if not any(s.id in board.dirty for s in sessions):
+                    return built(sessions, board.rules, board)
         async with listing.read_connection(ctx.db) as conn:
             rules = await listing.hospital_rules(conn, actor.hospital_id, cache=ctx.reads.rules)
-            today = now.astimezone(ZoneInfo(rules.timezone)).date()
-            start = date_from or today
-            end = date_to or today + timedelta(days=rules.default.release_days_ahead)
-            if end < start or (end - start).days > MAX_RANGE_DAYS:
-                raise ValidationFailed(
-                    errors=[
-                        {
-                            "field": "date_to",
-                            "message": "must be on or after date_from, "
-                            f"at most {MAX_RANGE_DAYS} days later",
-                        }
-                    ],
-                    summary="date_from, date_to",
-                )
+            start, end = _range(rules, now, date_from, date_to)
             sessions = await listing.list_sessions(
                 conn,
                 hospital_id=actor.hospital_id,
@@ -316,15 +479,7 @@ async def sessions_answer(
                 department_id=department_id,
                 doctor_id=doctor_id,
             )
-        # Without both dates the question itself moves at midnight ("from today").
-        midnight = (
-            _next_midnight(now, rules.timezone) if date_from is None or date_to is None else None
-        )
-        return Built(
-            _render([session_json(s, locale) for s in sessions]),
-            tuple(s.id for s in sessions),
-            _earliest(midnight, *(s.bookability.changes_at for s in sessions)),
-        )
+        return built(sessions, rules, None)
 
     return await ctx.reads.answer(sessions_key(actor, query_string, locale), now, build)
 
@@ -332,8 +487,25 @@ async def sessions_answer(
 async def slots_answer(ctx: AppContext, *, actor: Actor, session_id: uuid.UUID) -> bytes:
     """The JSON body of `GET /api/v1/sessions/{id}/slots` for this caller."""
     now = ctx.clock.now()
+    keep_board_fresh(ctx, actor)
+
+    def built(found: listing.SlotListing, board: Board | None) -> Built:
+        return Built(
+            _render([slot_json(slot) for slot in found.slots]),
+            (session_id,),
+            found.bookability.changes_at,
+            board.started if board else None,
+            board.tick if board else None,
+        )
 
     async def build() -> Built:
+        board = await _board(ctx, actor)
+        if board is not None and session_id not in board.dirty:
+            found = board.read.slot_listing(
+                session_id, rules=board.rules, channel=actor.channel, now=now
+            )
+            if found is not None:
+                return built(found, board)
         async with listing.read_connection(ctx.db) as conn:
             rules = await listing.hospital_rules(conn, actor.hospital_id, cache=ctx.reads.rules)
             found = await listing.list_slots(
@@ -344,11 +516,7 @@ async def slots_answer(ctx: AppContext, *, actor: Actor, session_id: uuid.UUID) 
                 session_id=session_id,
                 now=now,
             )
-        return Built(
-            _render([slot_json(slot) for slot in found.slots]),
-            (session_id,),
-            found.bookability.changes_at,
-        )
+        return built(found, None)
 
     return await ctx.reads.answer(slots_key(actor, session_id), now, build)
 
@@ -418,4 +586,7 @@ class AvailabilityFastPath:
         else:
             locale = i18n.negotiate(language.decode("latin-1") or None)
             key = sessions_key(actor, scope.get("query_string", b""), locale)
-        return self.ctx.reads.get(key, self.ctx.clock.now())
+        body = self.ctx.reads.get(key, self.ctx.clock.now())
+        if body is not None:
+            keep_board_fresh(self.ctx, actor)
+        return body

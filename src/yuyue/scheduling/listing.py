@@ -11,6 +11,7 @@ construction), and the hospital's time zone and policies from a short-lived cach
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -300,7 +301,100 @@ _SLOTS = (
 )
 
 
+_RANGE_SESSIONS = (
+    select(*_SESSION_COLUMNS[:-1])
+    .join(Department, Department.id == ClinicSession.department_id)
+    .outerjoin(Doctor, Doctor.id == ClinicSession.doctor_id)
+    .join(RegistrationLevel, RegistrationLevel.id == ClinicSession.level_id)
+    .where(
+        ClinicSession.hospital_id == bindparam("hospital"),
+        ClinicSession.date >= bindparam("start"),
+        ClinicSession.date <= bindparam("end"),
+    )
+    .order_by(ClinicSession.date, ClinicSession.start_time, Department.sort_order, Doctor.code)
+)
+_RANGE_SLOTS = (
+    select(
+        TimeSlot.session_id, TimeSlot.id, TimeSlot.start_time, TimeSlot.end_time, _SLOT_REMAINING
+    )
+    .join(ClinicSession, ClinicSession.id == TimeSlot.session_id)
+    .where(
+        ClinicSession.hospital_id == bindparam("hospital"),
+        ClinicSession.date >= bindparam("start"),
+        ClinicSession.date <= bindparam("end"),
+    )
+    .order_by(TimeSlot.session_id, TimeSlot.ordinal)
+)
+
+
 # --- the reads ----------------------------------------------------------------------------------
+
+
+def _listed(
+    row: Sequence[Any],
+    remaining: int,
+    *,
+    rules: HospitalRules,
+    channel: Channel,
+    now: datetime,
+) -> ListedSession:
+    """One session from its row (the `_SESSION_COLUMNS` before the places)."""
+    status = SessionStatus(row[5])
+    facts = booking_rules.SessionFacts(
+        row[0], row[1], row[3], row[4], row[11], row[16], status, rules.timezone
+    )
+    policy = rules.policy_for(row[11])
+    left = remaining if status is SessionStatus.OPEN else 0
+    return ListedSession(
+        id=row[0],
+        date=row[1],
+        period=Period(row[2]),
+        start_time=row[3],
+        end_time=row[4],
+        status=status,
+        stop_reason=row[6],
+        is_extra=bool(row[7]),
+        capacity=row[8],
+        fee_fen=row[9],
+        room=row[10] or "",
+        doctor_id=row[16],
+        department=DepartmentNames(row[11], row[12], row[13], row[14], row[15]),
+        doctor=DoctorNames(row[16], row[17], row[18] or "", row[19] or "")
+        if row[16] is not None
+        else None,
+        level=LevelNames(row[20], row[21], row[22], row[23]),
+        remaining=left,
+        window=booking_rules.booking_window(policy, facts),
+        bookability=booking_rules.bookability(policy, facts, channel=channel, now=now, places=left),
+    )
+
+
+SlotRow = tuple[uuid.UUID, time, time, int]
+
+
+def _slot_listing(
+    facts: booking_rules.SessionFacts,
+    slots: Sequence[SlotRow],
+    *,
+    rules: HospitalRules,
+    channel: Channel,
+    now: datetime,
+) -> SlotListing:
+    session = booking_rules.bookability(
+        rules.policy_for(facts.department_id),
+        facts,
+        channel=channel,
+        now=now,
+        places=sum(s[3] for s in slots),
+    )
+    return SlotListing(
+        facts.id,
+        session,
+        [
+            ListedSlot(slot_id, start, end, left, session.for_places(left))
+            for slot_id, start, end, left in slots
+        ],
+    )
 
 
 async def list_sessions(
@@ -333,41 +427,10 @@ async def list_sessions(
         params["doctor"] = doctor_id
     if session_id is not None:
         params["session"] = session_id
-    listed: list[ListedSession] = []
-    for row in await conn.execute(statement, params):
-        status = SessionStatus(row[5])
-        facts = booking_rules.SessionFacts(
-            row[0], row[1], row[3], row[4], row[11], row[16], status, rules.timezone
-        )
-        policy = rules.policy_for(row[11])
-        remaining = int(row[24] or 0) if status is SessionStatus.OPEN else 0
-        listed.append(
-            ListedSession(
-                id=row[0],
-                date=row[1],
-                period=Period(row[2]),
-                start_time=row[3],
-                end_time=row[4],
-                status=status,
-                stop_reason=row[6],
-                is_extra=bool(row[7]),
-                capacity=row[8],
-                fee_fen=row[9],
-                room=row[10] or "",
-                doctor_id=row[16],
-                department=DepartmentNames(row[11], row[12], row[13], row[14], row[15]),
-                doctor=DoctorNames(row[16], row[17], row[18] or "", row[19] or "")
-                if row[16] is not None
-                else None,
-                level=LevelNames(row[20], row[21], row[22], row[23]),
-                remaining=remaining,
-                window=booking_rules.booking_window(policy, facts),
-                bookability=booking_rules.bookability(
-                    policy, facts, channel=channel, now=now, places=remaining
-                ),
-            )
-        )
-    return listed
+    return [
+        _listed(row, int(row[24] or 0), rules=rules, channel=channel, now=now)
+        for row in await conn.execute(statement, params)
+    ]
 
 
 async def list_slots(
@@ -380,16 +443,12 @@ async def list_slots(
     now: datetime,
 ) -> SlotListing:
     """The session's time slots with the places left for the channel, in order."""
-    rows = (
-        await conn.execute(
-            _SLOTS,
-            {
-                "session": session_id,
-                "hospital": hospital_id,
-                "pools": list(pools_for_channel(channel)),
-            },
-        )
-    ).all()
+    params = {
+        "session": session_id,
+        "hospital": hospital_id,
+        "pools": list(pools_for_channel(channel)),
+    }
+    rows = (await conn.execute(_SLOTS, params)).all()
     if not rows:
         raise NotFound(what="session")
     first = rows[0]
@@ -403,20 +462,79 @@ async def list_slots(
         SessionStatus(first[0]),
         rules.timezone,
     )
-    policy = rules.policy_for(first[4])
     slots = [(row[6], row[7], row[8], int(row[9] or 0)) for row in rows if row[6] is not None]
+    return _slot_listing(facts, slots, rules=rules, channel=channel, now=now)
 
-    def verdict(places: int) -> booking_rules.Bookability:
-        return booking_rules.bookability(policy, facts, channel=channel, now=now, places=places)
 
-    return SlotListing(
-        session_id,
-        verdict(sum(s[3] for s in slots)),
-        [
-            ListedSlot(slot_id, start, end, left, verdict(left))
-            for slot_id, start, end, left in slots
-        ],
-    )
+@dataclass(frozen=True, slots=True)
+class RangeRead:
+    """Every session of a hospital between two dates, with its slots and the places left in
+    one channel's pools, read together: two statements answer every session list and slot
+    list inside the range (the read path's board, `booking/readpath.py`)."""
+
+    start: date
+    end: date
+    # Session rows in listing order, and by id.
+    rows: list[Sequence[Any]]
+    by_id: dict[uuid.UUID, Sequence[Any]]
+    slots: dict[uuid.UUID, list[SlotRow]]
+
+    def covers(self, start: date, end: date) -> bool:
+        return self.start <= start and end <= self.end
+
+    def sessions(
+        self,
+        *,
+        rules: HospitalRules,
+        channel: Channel,
+        now: datetime,
+        start: date,
+        end: date,
+        department_id: uuid.UUID | None = None,
+        doctor_id: uuid.UUID | None = None,
+    ) -> list[ListedSession]:
+        """What `list_sessions` answers for a question inside the range."""
+        if not self.covers(start, end):
+            raise ValueError("the question reaches outside the range read")
+        return [
+            _listed(
+                row,
+                sum(slot[3] for slot in self.slots.get(row[0], ())),
+                rules=rules,
+                channel=channel,
+                now=now,
+            )
+            for row in self.rows
+            if start <= row[1] <= end
+            and (department_id is None or row[11] == department_id)
+            and (doctor_id is None or row[16] == doctor_id)
+        ]
+
+    def slot_listing(
+        self, session_id: uuid.UUID, *, rules: HospitalRules, channel: Channel, now: datetime
+    ) -> SlotListing | None:
+        """What `list_slots` answers, or None for a session outside the range."""
+        row = self.by_id.get(session_id)
+        if row is None:
+            return None
+        facts = booking_rules.SessionFacts(
+            row[0], row[1], row[3], row[4], row[11], row[16], SessionStatus(row[5]), rules.timezone
+        )
+        return _slot_listing(
+            facts, self.slots.get(session_id, []), rules=rules, channel=channel, now=now
+        )
+
+
+async def read_range(
+    conn: AsyncConnection, *, hospital_id: uuid.UUID, channel: Channel, start: date, end: date
+) -> RangeRead:
+    params: dict[str, Any] = {"hospital": hospital_id, "start": start, "end": end}
+    rows: list[Sequence[Any]] = list((await conn.execute(_RANGE_SESSIONS, params)).all())
+    slots: dict[uuid.UUID, list[SlotRow]] = {}
+    params["pools"] = list(pools_for_channel(channel))
+    for session_id, slot_id, slot_start, slot_end, left in await conn.execute(_RANGE_SLOTS, params):
+        slots.setdefault(session_id, []).append((slot_id, slot_start, slot_end, int(left or 0)))
+    return RangeRead(start, end, rows, {row[0]: row for row in rows}, slots)
 
 
 async def listed_session(

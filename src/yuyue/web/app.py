@@ -89,6 +89,7 @@ def create_app(
             if jobs is not None:
                 detach(ctx)
                 await asyncio.to_thread(jobs.close)
+            await ctx.reads.close()
             await ctx.live.close()
             if database is None:
                 await ctx.db.dispose()
