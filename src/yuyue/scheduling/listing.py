@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import BindParameter, Select, bindparam, func, select
+from sqlalchemy import BindParameter, Select, String, bindparam, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from yuyue.booking import rules as booking_rules
@@ -313,9 +313,15 @@ _RANGE_SESSIONS = (
     )
     .order_by(ClinicSession.date, ClinicSession.start_time, Department.sort_order, Doctor.code)
 )
+# The ids as stored (text on SQLite), turned into UUIDs through `_ID_CACHE`: a board reads
+# thousands of slot rows a second, and parsing their ids again was most of its cost.
 _RANGE_SLOTS = (
     select(
-        TimeSlot.session_id, TimeSlot.id, TimeSlot.start_time, TimeSlot.end_time, _SLOT_REMAINING
+        type_coerce(TimeSlot.session_id, String),
+        type_coerce(TimeSlot.id, String),
+        TimeSlot.start_time,
+        TimeSlot.end_time,
+        _SLOT_REMAINING,
     )
     .join(ClinicSession, ClinicSession.id == TimeSlot.session_id)
     .where(
@@ -533,8 +539,24 @@ async def read_range(
     slots: dict[uuid.UUID, list[SlotRow]] = {}
     params["pools"] = list(pools_for_channel(channel))
     for session_id, slot_id, slot_start, slot_end, left in await conn.execute(_RANGE_SLOTS, params):
-        slots.setdefault(session_id, []).append((slot_id, slot_start, slot_end, int(left or 0)))
+        slots.setdefault(_stored_id(session_id), []).append(
+            (_stored_id(slot_id), slot_start, slot_end, int(left or 0))
+        )
     return RangeRead(start, end, rows, {row[0]: row for row in rows}, slots)
+
+
+_ID_CACHE: dict[Any, uuid.UUID] = {}
+
+
+def _stored_id(raw: Any) -> uuid.UUID:
+    """A UUID from an id as the database returned it (text or a UUID), parsed once."""
+    found = _ID_CACHE.get(raw)
+    if found is None:
+        found = raw if isinstance(raw, uuid.UUID) else uuid.UUID(str(raw))
+        if len(_ID_CACHE) >= 1_000_000:
+            _ID_CACHE.clear()
+        _ID_CACHE[raw] = found
+    return found
 
 
 async def listed_session(
