@@ -322,6 +322,24 @@ class TestKeptAnswers:
         assert cancelled.status_code == 200, cancelled.text
         assert (await listed(client, world))["remaining"] == before["remaining"]
 
+    async def test_a_clinic_stopped_here_shows_at_once(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        assert (await listed(client, world))["bookable_now"] is True
+        scheduler = await staff_auth(client, ctx, world, Role.SCHEDULER)
+
+        stopped = await client.post(
+            f"/api/v1/sessions/{world.session.id}/stop",
+            json={"reason": "医生外出会诊"},
+            headers=scheduler,
+        )
+        assert stopped.status_code == 200, stopped.text
+
+        session = await listed(client, world)
+        assert session["status"] == "stopped" and session["remaining"] == 0
+        assert session["bookable_now"] is False and session["opens_at"] is None
+        assert not any(t["bookable_now"] for t in await slots(client, world))
+
     async def test_a_place_taken_elsewhere_shows_within_the_bound(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World
     ) -> None:

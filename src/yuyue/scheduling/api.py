@@ -357,6 +357,8 @@ async def stop_session(
 
     result = await ctx.db.transact(work)
     ctx.session_infos.forget(session_id)
+    # Its bookings gave their places back and its pools closed: lists show it at once.
+    ctx.sold_out.places_returned(session_id)
     return result
 
 
