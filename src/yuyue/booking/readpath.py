@@ -1,9 +1,13 @@
 """Availability reads at the release peak: session lists and slot lists as finished bytes.
 
-At 08:00 thousands of patients refresh the same few lists. Each answer is built once
-(`scheduling/listing.py`: one statement, no ORM objects, the hospital's rules from memory),
-rendered once to JSON from plain values, and kept as bytes per (hospital, channel, list,
-normalised query, language):
+At 08:00 thousands of patients refresh the same lists. Each answer is built once, rendered
+once to JSON from plain values (`scheduling/listing.py`: no ORM objects, the hospital's
+rules from memory) and kept as bytes per (hospital, channel, list, normalised query,
+language). It is built from the caller's *board* — every session of the hospital from today
+to the end of the furthest release window, with its slots and the places left in the
+channel's pools, read in two statements and read again in the background once it is half
+a second old — or, for a question outside the board, from one statement of its own. It is
+kept:
 
 - for at most `ttl` seconds (`YUYUE_AVAILABILITY_CACHE_SECONDS`, at most 1) from the
   moment its data was read. That is the staleness bound everywhere, across processes too:
