@@ -24,6 +24,7 @@ from tests import factories as f
 from tests.conftest import NOW, VISIT_DAY, World
 from tests.helpers import assert_problem, staff_auth
 from yuyue.booking.readpath import AvailabilityFastPath, Built, ReadCache
+from yuyue.booking.rules import Policy
 from yuyue.kit.clock import FixedClock
 from yuyue.scheduling import listing
 from yuyue.scheduling.models import ClinicSession, Department, SessionStatus, SlotPool
@@ -43,10 +44,13 @@ def instant(text: str | None) -> datetime | None:
 
 
 async def listed(
-    client: httpx.AsyncClient, world: World, session_id: uuid.UUID | None = None, **headers: str
+    client: httpx.AsyncClient,
+    world: World,
+    session_id: uuid.UUID | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The session as the default list (today and the release window) shows it."""
-    response = await client.get("/api/v1/sessions", headers={**world.auth, **headers})
+    response = await client.get("/api/v1/sessions", headers={**world.auth, **(headers or {})})
     assert response.status_code == 200, response.text
     wanted = str(session_id or world.session.id)
     found: dict[str, Any] = next(s for s in response.json() if s["id"] == wanted)
@@ -379,8 +383,8 @@ class TestKeptAnswers:
                 .values(name_en="Internal medicine")
             )
         for _ in range(2):
-            chinese = await listed(client, world, **{"Accept-Language": "zh-CN"})
-            english = await listed(client, world, **{"Accept-Language": "en"})
+            chinese = await listed(client, world, headers={"Accept-Language": "zh-CN"})
+            english = await listed(client, world, headers={"Accept-Language": "en"})
             assert chinese["department"]["name"] == "内科"
             assert english["department"]["name"] == "Internal medicine"
 
@@ -621,9 +625,7 @@ class TestReadCache:
     async def test_anything_changed_forgets_everything_and_the_rules(self) -> None:
         cache = ReadCache(1.0)
         await cache.answer(key("x"), AT, Builder(A))
-        cache.rules.put(
-            HOSPITAL, listing.HospitalRules("Asia/Shanghai", listing.booking_rules.Policy(), {})
-        )
+        cache.rules.put(HOSPITAL, listing.HospitalRules("Asia/Shanghai", Policy(), {}))
 
         cache.changed(None)
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
 from tests import factories as f
 from tests.conftest import NOW, VISIT_DAY, World
@@ -174,7 +175,7 @@ class TestFullSessionPage:
         later = await make_session_on(ctx, world, days_after_visit=1)
         async with ctx.db.session_scope() as s:
             await s.execute(
-                SlotPool.__table__.update()
+                update(SlotPool)
                 .where(SlotPool.session_id == world.session.id)
                 .values(taken=SlotPool.capacity)
             )
