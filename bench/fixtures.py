@@ -1,9 +1,12 @@
-"""Benchmark fixtures: synthetic identities, fresh databases with snapshot/restore, the
-server subprocess, and the zero-overbooking check run directly against the database."""
+"""Benchmark fixtures: synthetic identities registered in bulk, more places in the demo
+hospital, fresh databases with snapshot/restore, the server subprocess (one process or
+several), and the zero-overbooking check run directly against the database."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
 import shutil
 import signal
@@ -13,13 +16,24 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
+from sqlalchemy import insert, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from yuyue.config import normalise_database_url
+from yuyue.kit.crypto import FieldCipher, load_master_secret
+from yuyue.kit.ids import new_id
+from yuyue.patients import rules as patient_rules
+from yuyue.patients.models import Account, Patient
+from yuyue.patients.service import identity_index, phone_index
+from yuyue.scheduling.models import Hospital
 
 # The statuses that occupy a place, as the brief for the check states them (deliberately not
 # imported from the server: the check should not trust the code it checks).
@@ -64,16 +78,16 @@ class Identity:
 
 
 class IdentityFactory:
-    """Unique adults (born 1960–2000), each with a phone of their own (an account phone
-    may hold at most five patients)."""
+    """Unique people (adults born 1960–2000 unless told otherwise), each with a phone of
+    their own (an account phone may hold at most five patients)."""
 
     def __init__(self, seed: int = 20261123) -> None:
         self.rng = random.Random(seed)
         self.ids: set[str] = set()
         self.count = 0
 
-    def next(self) -> Identity:
-        start, span = date(1960, 1, 1), (date(2000, 12, 31) - date(1960, 1, 1)).days
+    def next(self, born: tuple[date, date] = (date(1960, 1, 1), date(2000, 12, 31))) -> Identity:
+        start, span = born[0], (born[1] - born[0]).days
         while True:
             number = resident_id(
                 self.rng.randint(110101, 110199),
@@ -90,52 +104,218 @@ class IdentityFactory:
         return Identity(name=name, id_number=number, phone=f"139{self.count:08d}")
 
 
-async def create_patients(
-    base_url: str, key: str, count: int, *, concurrency: int = 16
-) -> tuple[list[str], dict[str, int]]:
-    """Registers `count` patients through the API; returns their ids and failure counts.
+@dataclass(frozen=True)
+class BenchPatient:
+    id: str
+    sex: str
+    birth_date: date
+    identity: Identity
 
-    A failed registration is retried with a new identity (a lost answer may have been
-    committed, and the same identity would then be refused as already registered).
-    """
+
+async def register_patients_in_bulk(
+    database_url: str,
+    master_secret: str,
+    count: int,
+    *,
+    children: float = 0.1,
+    hospital_code: str = "demo",
+    chunk: int = 1000,
+) -> list[BenchPatient]:
+    """Registers `count` patients (a share of them children aged 2–12, the rest adults)
+    straight into the database, each under an account of their own, as
+    `POST /api/v1/patients` would store them: the project's own identity rules, field
+    cipher and blind indexes, with the server's master secret. Thousands of patients take
+    seconds this way instead of minutes through HTTP; :func:`check_bulk_patients` then
+    confirms through the API that the server finds them."""
+    cipher = FieldCipher(load_master_secret(master_secret))
+    now = datetime.now(UTC)
+    today = now.date()
     factory = IdentityFactory()
-    ids: list[str] = []
-    failures: dict[str, int] = {}
-    queue: asyncio.Queue[None] = asyncio.Queue()
-    for _ in range(count):
-        queue.put_nowait(None)
-    headers = {"Authorization": f"Bearer {key}"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        while not queue.empty():
-            queue.get_nowait()
-            for _attempt in range(5):
-                try:
-                    response = await client.post(
-                        "/api/v1/patients", json=factory.next().payload(), headers=headers
-                    )
-                except httpx.HTTPError as error:
-                    label = type(error).__name__
-                else:
-                    if response.status_code == 201:
-                        ids.append(str(response.json()["id"]))
-                        break
-                    label = f"{response.status_code} {_code(response)}"
-                failures[label] = failures.get(label, 0) + 1
-            else:
-                raise SetupError(f"could not register a patient; failures so far: {failures}")
-
-    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-    return ids, failures
-
-
-def _code(response: httpx.Response) -> str:
+    young = (today - timedelta(days=12 * 365), today - timedelta(days=2 * 365))
+    engine = create_async_engine(normalise_database_url(database_url))
+    patients: list[BenchPatient] = []
     try:
-        return str(response.json().get("code", "-"))
-    except ValueError:
-        return "-"
+        async with engine.begin() as connection:
+            hospital_id = await connection.scalar(
+                select(Hospital.id).where(Hospital.code == hospital_code)
+            )
+            if hospital_id is None:
+                raise SetupError(f"no hospital {hospital_code!r} to register patients in")
+            n_children = round(count * children)
+            for first in range(0, count, chunk):
+                accounts: list[dict[str, Any]] = []
+                rows: list[dict[str, Any]] = []
+                for n in range(first, min(first + chunk, count)):
+                    person = factory.next(young) if n < n_children else factory.next()
+                    parsed = patient_rules.parse_identity(
+                        patient_rules.IdType.RESIDENT_ID, person.id_number, today=today
+                    )
+                    assert parsed.birth_date is not None
+                    assert parsed.sex is not None
+                    mobile = patient_rules.normalise_mobile(person.phone)
+                    account_id, patient_id = new_id(), new_id()
+                    accounts.append(
+                        {
+                            "id": account_id,
+                            "hospital_id": hospital_id,
+                            "phone_cipher": cipher.encrypt(mobile),
+                            "phone_index": phone_index(cipher, mobile),
+                            "phone_masked": patient_rules.mask_phone(mobile),
+                            "email": None,
+                            "locale": "zh-CN",
+                            "created_at": now,
+                        }
+                    )
+                    rows.append(
+                        {
+                            "id": patient_id,
+                            "hospital_id": hospital_id,
+                            "account_id": account_id,
+                            "name": patient_rules.validate_name(person.name),
+                            "id_type": parsed.id_type.value,
+                            "id_cipher": cipher.encrypt(parsed.number),
+                            "id_index": identity_index(cipher, parsed.id_type, parsed.number),
+                            "id_masked": patient_rules.mask_id_number(parsed.number),
+                            "birth_date": parsed.birth_date,
+                            "sex": parsed.sex.value,
+                            "phone_cipher": cipher.encrypt(mobile),
+                            "phone_index": phone_index(cipher, mobile),
+                            "phone_masked": patient_rules.mask_phone(mobile),
+                            "created_at": now,
+                        }
+                    )
+                    patients.append(
+                        BenchPatient(str(patient_id), parsed.sex.value, parsed.birth_date, person)
+                    )
+                await connection.execute(insert(Account.__table__), accounts)
+                await connection.execute(insert(Patient.__table__), rows)
+    finally:
+        await engine.dispose()
+    return patients
+
+
+async def check_bulk_patients(base_url: str, key: str, sample: list[BenchPatient]) -> int:
+    """Registers a few of the bulk patients again through the API: each must be refused as
+    already registered, naming the same patient (so the server's cipher and blind index
+    find them). Returns how many were checked."""
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client:
+        for patient in sample:
+            response = await client.post("/api/v1/patients", json=patient.identity.payload())
+            found = response.json() if response.status_code == 409 else {}
+            if found.get("code") != "patient_already_registered" or found.get("patient_id") != (
+                patient.id
+            ):
+                raise SetupError(
+                    "a patient registered in bulk is not found by the server: "
+                    f"{response.status_code} {response.text[:300]}"
+                )
+    return len(sample)
+
+
+# The most places a schedule template may have (the server's CHECK constraint).
+MOST_PER_CLINIC = 500
+# Sessions of the demo hospital's department clinics (those without a named doctor).
+_DEPARTMENT_SESSIONS = (
+    "SELECT s.id FROM clinic_session s JOIN schedule_template t ON t.id = s.template_id"
+    " WHERE t.doctor_id IS NULL"
+)
+
+
+async def enlarge_inventory(database_url: str, factor: int, release_days: int) -> dict[str, int]:
+    """More places to book, so that a fast server does not run out in a booking run.
+
+    The capacity of the demo hospital's department clinics (普通门诊, no named doctor) is
+    multiplied by `factor` (up to :data:`MOST_PER_CLINIC`) and their generated sessions
+    removed, so that `yuyue seed-demo`, run again, generates them anew with the larger
+    capacity (slots, pools and numbers laid out by the server's own generator): a large
+    hospital's general clinics take hundreds of patients a half-day. The doctors' sessions,
+    where a release is contested, keep their size. And the hospital's booking policy
+    releases sessions `release_days` ahead instead of seven (the demo generates two weeks).
+    Only for a database without appointments."""
+    engine = create_async_engine(normalise_database_url(database_url))
+    try:
+        async with engine.begin() as connection:
+            booked = await connection.scalar(text("SELECT COUNT(*) FROM appointment"))
+            if booked:
+                raise SetupError(f"{booked} appointments exist; cannot regenerate sessions")
+            sessions = 0
+            templates = 0
+            if factor > 1:
+                sessions = int(
+                    await connection.scalar(
+                        text(f"SELECT COUNT(*) FROM ({_DEPARTMENT_SESSIONS}) AS d")
+                    )
+                    or 0
+                )
+                for table in ("slot_pool", "time_slot"):
+                    await connection.execute(
+                        text(f"DELETE FROM {table} WHERE session_id IN ({_DEPARTMENT_SESSIONS})")
+                    )
+                await connection.execute(
+                    text(
+                        "DELETE FROM clinic_session WHERE template_id IN"
+                        " (SELECT id FROM schedule_template WHERE doctor_id IS NULL)"
+                    )
+                )
+                changed = await connection.execute(
+                    text(
+                        "UPDATE schedule_template SET capacity = CASE"
+                        " WHEN capacity * :factor > :most THEN :most ELSE capacity * :factor END"
+                        " WHERE doctor_id IS NULL"
+                    ),
+                    {"factor": factor, "most": MOST_PER_CLINIC},
+                )
+                templates = changed.rowcount
+            policies = await connection.execute(
+                text("UPDATE booking_policy SET release_days_ahead = :days"),
+                {"days": release_days},
+            )
+    finally:
+        await engine.dispose()
+    return {
+        "templates_enlarged": templates,
+        "sessions_regenerated": sessions,
+        "policies_release_days_ahead": policies.rowcount,
+    }
+
+
+async def count_active(database_url: str, session_ids: list[str]) -> dict[str, int]:
+    """Active appointments (places taken) per session."""
+    if not session_ids:
+        return {}
+    engine = create_async_engine(normalise_database_url(database_url))
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    f"SELECT session_id, COUNT(*) FROM appointment WHERE {_ACTIVE_SQL}"
+                    " GROUP BY session_id"
+                )
+            )
+            counts = {str(_as_uuid(sid)): n for sid, n in rows}
+    finally:
+        await engine.dispose()
+    return {sid: counts.get(sid, 0) for sid in session_ids}
+
+
+def _as_uuid(value: Any) -> Any:
+    """SQLite keeps UUIDs as 32 hex digits; the API shows them with dashes."""
+    return value if not isinstance(value, str) else uuid.UUID(value)
+
+
+async def flush_redis(url: str) -> None:
+    """Empties the Redis database the benchmark's servers use (a restored database must
+    not meet sold-out marks, cached answers or idempotency keys of an earlier run)."""
+    from redis.asyncio import from_url
+
+    client = from_url(url)
+    try:
+        await client.flushdb()
+    except OSError as error:
+        raise SetupError(f"Redis at {url} is not reachable: {error}") from error
+    finally:
+        await client.aclose()
 
 
 # --- databases -------------------------------------------------------------------------
@@ -375,12 +555,14 @@ def free_port() -> int:
 
 
 class Server:
-    """`yuyue serve` as a subprocess (one process), logging to a file we scan for errors."""
+    """`yuyue serve` as a subprocess (`workers` serving processes under one parent, in a
+    process group of their own), logging to a file we scan for errors."""
 
-    def __init__(self, env: dict[str, str], cwd: Path, log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path, log_path: Path, *, workers: int = 1) -> None:
         self.env = env
         self.cwd = cwd
         self.log_path = log_path
+        self.workers = workers
         self.port = 0
         self.process: asyncio.subprocess.Process | None = None
         self._log_offset = 0
@@ -396,10 +578,13 @@ class Server:
             self.process = await asyncio.create_subprocess_exec(
                 yuyue_executable(),
                 *("serve", "--host", "127.0.0.1", "--port", str(self.port)),
+                *(("--workers", str(self.workers)) if self.workers > 1 else ()),
                 env=self.env,
                 cwd=self.cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # Its own group, so a server that will not stop is killed with its workers.
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient(base_url=self.base_url, timeout=5) as client:
@@ -409,12 +594,29 @@ class Server:
                 try:
                     response = await client.get("/healthz")
                     if response.status_code == 200 and response.text == "ok":
+                        if self.workers > 1:
+                            await self._all_workers_up(client)
                         return
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.1)
         await self.stop()
         raise SetupError(f"the server did not become healthy in {timeout_s}s:\n{self.log_tail()}")
+
+    async def _all_workers_up(self, client: httpx.AsyncClient) -> None:
+        """The first answer came from one worker; the others may still be importing. Waits
+        until the process tree has all workers and a burst of connections is answered."""
+        from cpu import CpuSnapshot, process_tree
+
+        assert self.process is not None
+        for _ in range(100):
+            tree = process_tree(CpuSnapshot.take().processes, self.process.pid)
+            if len(tree) > self.workers:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=10) as fresh:
+            await asyncio.gather(*(fresh.get("/healthz") for _ in range(4 * self.workers)))
 
     async def wait_idle(self, timeout_s: float = 30.0) -> float:
         """Waits until /healthz answers within 50 ms (a backlog has drained); returns the
@@ -451,8 +653,13 @@ class Server:
             try:
                 await asyncio.wait_for(process.wait(), 15)
             except TimeoutError:
-                process.kill()
-        return await process.wait()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+        code = await process.wait()
+        # Workers left behind by a parent that died first.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        return code
 
     def new_log(self) -> str:
         """Log written since the last start."""

@@ -1,4 +1,4 @@
-"""An open-loop HTTP/1.1 load generator on raw asyncio protocols.
+"""Open-loop and closed-loop HTTP/1.1 load generators on raw asyncio protocols.
 
 Open loop: request ``i`` of a run at rate ``R`` has the *intended* send time ``t0 + i / R``
 and is dispatched at that time whatever happened to earlier requests. Its latency is measured
@@ -19,6 +19,18 @@ a tick; that delay is part of the measured latency. Responses are parsed just en
 ``Content-Length`` or chunked body, ``Connection: close``); the problem ``code`` of non-2xx
 JSON answers is kept so that, e.g., ``409 sold_out`` and ``409 limit_exceeded`` are counted
 apart. Everything runs from loop callbacks: no task per request, to keep the client cheap.
+
+Closed loop (:class:`ClosedLoopClient`): a fixed number of keep-alive clients, each sending
+its next request as soon as the previous answer arrives; after a warm-up, the requests sent
+in the measured window give the latencies (from the moment of sending) and the answers
+received in it the throughput. This is how the figures against other systems are taken
+(their benchmarks are closed loops too); the open loop is the honest one for a fixed
+arrival rate.
+
+A request factory returns the raw bytes of request ``i``, or a :class:`Request` that also
+names its kind (latency and statuses are then kept per kind as well) and carries a tag that
+an answer hook receives back with the status and body (e.g. to remember booked appointments
+or sold-out sessions while the run goes on).
 """
 
 from __future__ import annotations
@@ -32,11 +44,23 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 LATE_SEND_S = 0.010
 TICK_S = 0.001
-RequestFactory = Callable[[int], bytes]
+
+
+class Request(NamedTuple):
+    kind: str
+    payload: bytes
+    tag: Any = None
+
+
+RequestFactory = Callable[[int], bytes | Request]
+# (kind, tag, status, body) of every answer, warm-up included; status 0 = none came.
+AnswerHook = Callable[[str, Any, int, bytes], None]
+# Called with True when the measured window opens and False when it closes.
+WindowHook = Callable[[bool], None]
 
 
 @dataclass
@@ -45,14 +69,46 @@ class _Pending:
     measured: bool
     payload: bytes
     sent: float = 0.0
+    kind: str = ""
+    tag: Any = None
+
+
+def _pending(intended: float, measured: bool, request: bytes | Request) -> _Pending:
+    if isinstance(request, Request):
+        return _Pending(intended, measured, request.payload, kind=request.kind, tag=request.tag)
+    return _Pending(intended, measured, request)
+
+
+@dataclass
+class KindStats:
+    """Latency and answers of one kind of request in a mixed run."""
+
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)
+    codes: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> dict[str, Any]:
+        latencies = sorted(self.latencies_ms)
+        return {
+            "requests": len(latencies),
+            "statuses": dict(sorted(self.statuses.items())),
+            "codes": dict(sorted(self.codes.items())),
+            "latency_ms": {
+                q: round(percentile(latencies, v, presorted=True), 2)
+                for q, v in (("p50", 50), ("p99", 99), ("max", 100))
+            },
+        }
 
 
 @dataclass
 class RunResult:
-    """What one open-loop run observed in its measured window."""
+    """What one run observed in its measured window (open loop: `offered_rate` > 0;
+    closed loop: `clients` > 0)."""
 
     offered_rate: float
     duration_s: float
+    clients: int = 0
+    kinds: dict[str, KindStats] = field(default_factory=dict)
     scheduled: int = 0
     completed: int = 0
     received_in_window: int = 0
@@ -75,12 +131,39 @@ class RunResult:
     client_cpu_s: float = 0.0
     wall_s: float = 0.0
 
-    def record(self, intended: float, now: float, status: int) -> None:
+    def record(self, intended: float, now: float, status: int, kind: str = "") -> None:
         """Latency of one measured request; status 0 = no answer (transport error, timeout,
         never sent), whose latency is the time it had waited when given up: a lower bound."""
         latency = (now - intended) * 1000
         self.latencies_ms.append(latency)
         self.events.append((int(intended - self.window_start), latency, status))
+        if kind:
+            stats = self.kinds.get(kind)
+            if stats is None:
+                stats = self.kinds[kind] = KindStats()
+            stats.latencies_ms.append(latency)
+            stats.statuses[str(status)] += 1
+
+    def count_answer(
+        self, window: tuple[float, float], request: _Pending, status: int, body: bytes, now: float
+    ) -> None:
+        """Books one answer: into the throughput when it arrived inside the window, into
+        the latencies and statuses when its request was measured."""
+        if window[0] <= now <= window[1]:
+            self.received_in_window += 1
+            if 200 <= status < 300:
+                self.ok_in_window += 1
+        if request.measured:
+            self.completed += 1
+            self.statuses[str(status)] += 1
+            self.record(request.intended, now, status, request.kind)
+            if status >= 300:
+                code = f"{status} {_problem_code(body)}"
+                self.codes[code] += 1
+                if request.kind:
+                    self.kinds[request.kind].codes[code] += 1
+        else:
+            self.warmup_statuses[str(status)] += 1
 
     @property
     def achieved_rate(self) -> float:
@@ -104,6 +187,7 @@ class RunResult:
         lags = sorted(self.send_lag_ms)
         return {
             "offered_rate": self.offered_rate,
+            **({"clients": self.clients} if self.clients else {}),
             "duration_s": self.duration_s,
             "scheduled": self.scheduled,
             "completed": self.completed,
@@ -131,6 +215,11 @@ class RunResult:
             if self.wall_s
             else 0.0,
             "per_second": self.timeline(),
+            **(
+                {"by_kind": {k: v.summary() for k, v in sorted(self.kinds.items())}}
+                if self.kinds
+                else {}
+            ),
         }
 
     def timeline(self) -> list[dict[str, Any]]:
@@ -164,8 +253,16 @@ def percentile(values: list[float], q: float, *, presorted: bool = False) -> flo
     return ordered[min(rank, len(ordered)) - 1]
 
 
+class _Owner(Protocol):
+    def on_response(
+        self, conn: _Connection, request: _Pending, status: int, body: bytes, close: bool
+    ) -> None: ...
+
+    def on_lost(self, conn: _Connection) -> None: ...
+
+
 class _Connection(asyncio.Protocol):
-    def __init__(self, client: OpenLoopClient) -> None:
+    def __init__(self, client: _Owner) -> None:
         self.client = client
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
@@ -255,8 +352,15 @@ class OpenLoopClient:
     """Runs open-loop load against one host:port. Reuse it across runs of one server."""
 
     def __init__(
-        self, host: str, port: int, *, max_connections: int = 256, drain_timeout_s: float = 10.0
+        self,
+        host: str,
+        port: int,
+        *,
+        max_connections: int = 256,
+        drain_timeout_s: float = 10.0,
+        on_answer: AnswerHook | None = None,
     ) -> None:
+        self.on_answer = on_answer
         self.host = host
         self.port = port
         self.max_connections = max_connections
@@ -324,20 +428,10 @@ class OpenLoopClient:
     ) -> None:
         now = time.perf_counter()
         self.busy.discard(conn)
-        result = self.result
-        if result is not None:
-            if self.window[0] <= now <= self.window[1]:
-                result.received_in_window += 1
-                if 200 <= status < 300:
-                    result.ok_in_window += 1
-            if request.measured:
-                result.completed += 1
-                result.statuses[str(status)] += 1
-                result.record(request.intended, now, status)
-                if status >= 300:
-                    result.codes[f"{status} {_problem_code(body)}"] += 1
-            else:
-                result.warmup_statuses[str(status)] += 1
+        if self.result is not None:
+            self.result.count_answer(self.window, request, status, body, now)
+        if self.on_answer is not None:
+            self.on_answer(request.kind, request.tag, status, body)
         self.in_flight -= 1
         if close:
             assert conn.transport is not None
@@ -358,9 +452,11 @@ class OpenLoopClient:
         if self.result is not None:
             if request.measured:
                 self.result.transport_errors += 1
-                self.result.record(request.intended, time.perf_counter(), 0)
+                self.result.record(request.intended, time.perf_counter(), 0, request.kind)
             else:
                 self.result.warmup_unanswered += 1
+        if self.on_answer is not None:
+            self.on_answer(request.kind, request.tag, 0, b"")
         self.in_flight -= 1
         self._check_drained()
 
@@ -385,12 +481,14 @@ class OpenLoopClient:
         duration_s: float,
         warmup_s: float = 2.0,
         warmup_factory: RequestFactory | None = None,
+        at_window: WindowHook | None = None,
     ) -> RunResult:
         """Offers `rate` requests/s for `warmup_s` (not recorded) and then `duration_s`.
 
-        `factory(i)` returns the raw bytes of request `i`; `warmup_factory`, when given,
-        builds the warm-up requests instead (e.g. reads before a run that must start from
-        untouched inventory).
+        `factory(i)` returns request `i`; `warmup_factory`, when given, builds the warm-up
+        requests instead (e.g. reads before a run that must start from untouched
+        inventory). `at_window` is called as the first measured request is due and after
+        the last one was.
         """
         result = RunResult(offered_rate=rate, duration_s=duration_s)
         self.result = result
@@ -408,26 +506,30 @@ class OpenLoopClient:
             now = time.perf_counter()
             while i < total and t0 + i / rate <= now:
                 measured = i >= warm_n
+                if i == warm_n and at_window is not None:
+                    at_window(True)
                 build = factory if measured or warmup_factory is None else warmup_factory
-                payload = build(i)
+                request = build(i)
                 self.in_flight += 1
                 if measured:
                     result.scheduled += 1
-                self._dispatch(_Pending(t0 + i / rate, measured, payload))
+                self._dispatch(_pending(t0 + i / rate, measured, request))
                 i += 1
             if i < total:
                 # Never sleep less than a tick: a shorter timer would spin the CPU the server
                 # needs. Latency still counts from the intended time, lateness included.
                 delay = t0 + i / rate - time.perf_counter()
                 await asyncio.sleep(max(delay, TICK_S))
+        if at_window is not None:
+            at_window(False)
         # Requests still waiting for a connection were never sent in time: drop them.
         abandoned = time.perf_counter()
         while self.waiting:
-            request = self.waiting.popleft()
+            waiting = self.waiting.popleft()
             self.in_flight -= 1
-            if request.measured:
+            if waiting.measured:
                 result.unsent += 1
-                result.record(request.intended, abandoned, 0)
+                result.record(waiting.intended, abandoned, 0, waiting.kind)
         self._drained = asyncio.Event()
         self._check_drained()
         with contextlib.suppress(TimeoutError):
@@ -438,9 +540,9 @@ class OpenLoopClient:
             result.timeouts = sum(1 for r in outstanding if r.measured)
             result.warmup_unanswered += sum(1 for r in outstanding if not r.measured)
             abandoned = time.perf_counter()
-            for request in outstanding:
-                if request.measured:
-                    result.record(request.intended, abandoned, 0)
+            for lost in outstanding:
+                if lost.measured:
+                    result.record(lost.intended, abandoned, 0, lost.kind)
             for conn in list(self.busy):
                 conn.current = None
                 if conn.transport is not None:
@@ -449,6 +551,150 @@ class OpenLoopClient:
         result.wall_s = time.perf_counter() - wall0
         result.client_cpu_s = _cpu_seconds() - cpu0
         self.result = None
+        return result
+
+
+class ClosedLoopClient:
+    """`clients` keep-alive connections, each sending its next request as soon as the
+    previous answer arrived. Requests sent inside the measured window are measured (latency
+    from the moment of sending); answers received inside it make the throughput."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        clients: int = 32,
+        drain_timeout_s: float = 10.0,
+        on_answer: AnswerHook | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.clients = clients
+        self.drain_timeout_s = drain_timeout_s
+        self.on_answer = on_answer
+        self.loop = asyncio.get_running_loop()
+        self.connections: set[_Connection] = set()
+        self.factory: RequestFactory = lambda _i: b""
+        self.result = RunResult(offered_rate=0.0, duration_s=0.0, clients=clients)
+        self.window = (math.inf, math.inf)
+        self.stopping = False
+        self.sent = 0
+        self.in_flight = 0
+        self._drained: asyncio.Event | None = None
+
+    def _next(self, conn: _Connection) -> None:
+        if self.stopping or conn.closed:
+            self._check_drained()
+            return
+        request = self.factory(self.sent)
+        self.sent += 1
+        now = time.perf_counter()
+        measured = self.window[0] <= now < self.window[1]
+        pending = _pending(now, measured, request)
+        if measured:
+            self.result.scheduled += 1
+        self.in_flight += 1
+        conn.send(pending)
+
+    async def _open(self) -> None:
+        """Opens one client's connection and sends its first request; retried while the
+        run goes on, so a dropped connection is replaced."""
+        while not self.stopping:
+            try:
+                _transport, conn = await self.loop.create_connection(
+                    lambda: _Connection(self), self.host, self.port
+                )
+            except OSError:
+                self.result.transport_errors += 1
+                await asyncio.sleep(0.05)
+                continue
+            self.result.connections_opened += 1
+            self.connections.add(conn)
+            self._next(conn)
+            return
+
+    def on_response(
+        self, conn: _Connection, request: _Pending, status: int, body: bytes, close: bool
+    ) -> None:
+        now = time.perf_counter()
+        self.result.count_answer(self.window, request, status, body, now)
+        if self.on_answer is not None:
+            self.on_answer(request.kind, request.tag, status, body)
+        self.in_flight -= 1
+        if close:
+            assert conn.transport is not None
+            conn.transport.close()
+            return  # on_lost opens the replacement
+        self._next(conn)
+
+    def on_lost(self, conn: _Connection) -> None:
+        self.connections.discard(conn)
+        if conn.current is not None:
+            request, conn.current = conn.current, None
+            self.in_flight -= 1
+            if request.measured:
+                self.result.transport_errors += 1
+                self.result.record(request.intended, time.perf_counter(), 0, request.kind)
+            else:
+                self.result.warmup_unanswered += 1
+            if self.on_answer is not None:
+                self.on_answer(request.kind, request.tag, 0, b"")
+        if self.stopping:
+            self._check_drained()
+        else:
+            self.loop.create_task(self._open())
+
+    def _check_drained(self) -> None:
+        if self._drained is not None and self.in_flight <= 0:
+            self._drained.set()
+
+    async def run(
+        self,
+        factory: RequestFactory,
+        *,
+        duration_s: float,
+        warmup_s: float = 2.0,
+        at_window: WindowHook | None = None,
+    ) -> RunResult:
+        """Runs the clients for `warmup_s` (not recorded) and then `duration_s`, stops them
+        and waits for the answers still owed."""
+        result = self.result = RunResult(
+            offered_rate=0.0, duration_s=duration_s, clients=self.clients
+        )
+        self.factory = factory
+        cpu0 = _cpu_seconds()
+        wall0 = time.perf_counter()
+        await asyncio.gather(*(self._open() for _ in range(self.clients)))
+        await asyncio.sleep(warmup_s)
+        start = time.perf_counter()
+        self.window = (start, start + duration_s)
+        result.window_start = start
+        if at_window is not None:
+            at_window(True)
+        await asyncio.sleep(duration_s)
+        if at_window is not None:
+            at_window(False)
+        self.stopping = True
+        self._drained = asyncio.Event()
+        self._check_drained()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), self.drain_timeout_s)
+        abandoned = time.perf_counter()
+        for conn in list(self.connections):
+            request, conn.current = conn.current, None
+            if request is not None:
+                if request.measured:
+                    result.timeouts += 1
+                    result.record(request.intended, abandoned, 0, request.kind)
+                else:
+                    result.warmup_unanswered += 1
+            if conn.transport is not None:
+                conn.transport.close()
+        self.connections.clear()
+        self.in_flight = 0
+        result.wall_s = time.perf_counter() - wall0
+        result.client_cpu_s = _cpu_seconds() - cpu0
         return result
 
 

@@ -2,44 +2,50 @@
 
 Usage::
 
-    python bench/run.py [--db sqlite|postgresql|both] [--quick]
+    python bench/run.py [--db sqlite|postgresql|both] [--scenarios a,b,...] [--workers N]
+                        [--redis] [--clients 32] [--duration S] [--quick]
 
 Method
 ------
 For each database the harness prepares a fresh database, loads the demo hospital
-(``yuyue seed-demo``), creates an ``app`` channel API key and registers a few thousand
-patients through the API. It snapshots that state, then starts ``yuyue serve`` (one process)
-and drives it from this process with an *open-loop* load generator (:mod:`loadgen`):
+(``yuyue seed-demo``) with its department clinics enlarged (``--capacity-factor``), creates
+an ``app`` channel API key and registers thousands of patients in bulk with the server's
+own identity rules and cipher. It snapshots that state, then starts ``yuyue serve`` (one
+process, or ``--workers N``) and drives it from this process.
 
-* Requests are scheduled at a constant arrival rate R: request ``i`` is due at the intended
-  send time ``t0 + i / R``, whether or not earlier requests have been answered.
-* Latency is measured from the intended send time, so queueing in front of a saturated
-  server (or of a busy connection pool) counts; nothing is hidden by the client slowing
-  down (no coordinated omission). Requests that had to wait for a connection, were sent
-  late, or were never sent before the window closed are counted separately.
-* Each run offers R for a warm-up (not recorded) and then for the measured window.
+The sitting (the figures compared with other systems; one server configuration, one run):
 
-A run is *sustainable* when the answers received in the window reach 95% of the offered
-rate, p99 latency is at most 100 ms, and under 1% of requests failed (5xx, transport
-error, timeout or never sent). For each scenario the offered rate climbs a ladder until a
-run is not sustainable, then bisects between the last good and the first bad rate; the last
-good run gives the scenario's maximum sustainable throughput.
+* ``trivial``, ``reads``, ``bookings`` -- closed loop: ``--clients`` keep-alive clients, each
+  sending its next request as soon as the previous answer arrives, for a warm-up and then
+  the measured window. ``trivial`` is ``GET /healthz``; ``reads`` half session lists of a
+  department for the next days, half slot lists; ``bookings`` ``POST /api/v1/appointments``
+  spread over every open free session of the hospital (weighted by free places; patients
+  in round-robin, admitted by each department's rules), so most succeed. Each reports
+  answers/s, successes/s, latency, statuses and CPU per request of the server processes,
+  PostgreSQL and this load generator, and its rate as a ratio of ``trivial``'s.
+* ``mixed`` -- open loop at 1,000 requests/s offered: 85 % reads, 13 % booking attempts
+  (in the window half of them for three hot sessions that sell out in it), 2 %
+  cancellations of bookings made earlier in the run; latency per kind of request.
+* ``release_moment`` -- open loop at 1,000 booking attempts/s on the three hot sessions,
+  the window opening on untouched inventory, so it contains the sell-out; p99 and the
+  number of winners against the places.
 
-Scenarios, in order: ``trivial`` (GET /healthz; its capacity C is the yardstick),
-``availability`` (session lists and slot lists), ``release_peak`` (everyone booking three
-hot sessions that are already sold out: ``409 sold_out`` refusals; once at 1,000
-attempts/s and then searched), ``release_moment`` (the same at 1,000 attempts/s, but the
-window opens on untouched inventory, so it contains the sell-out itself) and ``spread``
-(bookings over all open free sessions, mostly successful). Every booking run starts from
-the snapshot with a freshly started server (after a short burst of reads that opens its
-database connections) and its warm-up books like the window does; for ``release_peak``
-the hot sessions are first booked out by a few closed-loop clients and the server left to
-settle; ``release_moment`` warms up with GET /healthz instead. After every booking run the
-database itself is checked for overbooking (:data:`fixtures.CHECKS`); a violation fails
-the benchmark.
+The open-loop searches (``open_trivial``, ``availability``, ``release_peak``, ``spread``)
+find the highest *sustainable* rate of each scenario: request ``i`` at rate ``R`` is due
+at ``t0 + i / R`` whatever happened before and its latency counts from then, so queueing
+is never hidden (no coordinated omission). A run is sustainable when the answers reach 95 %
+of the offered rate, p99 <= 100 ms and under 1 % failed; the rate climbs a ladder and then
+bisects. ``release_peak`` is the refusals that follow a sell-out (once at 1,000 attempts/s
+and then searched), ``spread`` bookings over the open free sessions of unrestricted
+departments; ratios are to ``open_trivial``'s capacity.
 
-Results go to ``bench/results/<timestamp>-<db>.json`` and a Markdown table per database
-is printed, with each scenario's throughput as a ratio of C.
+Every booking run starts from the snapshot (and an empty Redis database with ``--redis``)
+on a freshly started server, and is followed by the zero-overbooking checks in the
+database (:data:`fixtures.CHECKS`) and a check that every acknowledged booking is there; a
+violation fails the benchmark.
+
+Results go to ``bench/results/<timestamp>-<db>[-wN][-redis][-quick].json`` and Markdown
+tables are printed at the end.
 """
 
 from __future__ import annotations
@@ -58,41 +64,57 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
+from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import httpx
 from cpu import CpuSnapshot, usage, wait_for_quiet
 from fixtures import (
     Backend,
+    BenchPatient,
     OverbookingError,
     PostgresBackend,
     Server,
     SetupError,
     SqliteBackend,
     Verification,
-    create_patients,
+    check_bulk_patients,
+    count_active,
+    enlarge_inventory,
+    flush_redis,
     make_workdir,
+    register_patients_in_bulk,
     run_cli,
     scan_log,
     source_fingerprint,
 )
-from loadgen import OpenLoopClient, RequestFactory, RunResult, build_request
+from loadgen import (
+    AnswerHook,
+    ClosedLoopClient,
+    OpenLoopClient,
+    RequestFactory,
+    RunResult,
+)
+from report import markdown, summarise_searches, table_rows
+from workload import Bookings, Mix, MixedPeak, PatientPicker, Reads, get
 
 from yuyue.kit.crypto import generate_master_secret
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LOCK_PATH = Path(tempfile.gettempdir()) / "yuyue-bench.lock"
 HOST = "127.0.0.1"
-GOAL_REFUSALS = 0.7
-GOAL_BOOKINGS = 0.25
-GOAL_P99_MS = 100.0
 PEAK_RATE = 1000.0
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
+
+SITTING = ("trivial", "reads", "bookings", "mixed", "release_moment")
+SEARCHES = ("open_trivial", "availability", "release_peak", "spread")
+SCENARIOS = SITTING + SEARCHES
+MIX = Mix()  # 85 % reads, 13 % booking attempts, 2 % cancellations
 
 
 @dataclass(frozen=True)
@@ -106,6 +128,15 @@ class Config:
     max_connections: int
     quiet_timeout_s: float
     ladders: dict[str, list[float]]
+    scenarios: tuple[str, ...] = SCENARIOS
+    clients: int = 32
+    workers: int = 1
+    redis_url: str | None = None
+    capacity_factor: int = 10
+    release_days: int = 13
+    db_pool_size: int | None = None
+    children: float = 0.1
+    mixed_rate: float = PEAK_RATE
     max_p99_ms: float = 100.0
     min_achieved: float = 0.95
     max_failed: float = 0.01
@@ -114,44 +145,80 @@ class Config:
 
     @classmethod
     def build(cls, args: argparse.Namespace) -> Config:
+        chosen = parse_scenarios(args.scenarios)
+        common: dict[str, Any] = {
+            "scenarios": chosen,
+            "clients": args.clients,
+            "workers": args.workers,
+            "redis_url": (args.redis_url or DEFAULT_REDIS_URL) if args.redis else None,
+            "capacity_factor": args.capacity_factor,
+            "release_days": args.release_days,
+            # Several processes with the server's default pool (40 each) would together
+            # exhaust PostgreSQL's usual max_connections of 100.
+            "db_pool_size": args.db_pool_size or (64 // args.workers if args.workers > 1 else None),
+            "max_connections": args.connections,
+            "mixed_rate": args.mixed_rate,
+        }
         if args.quick:
             return cls(
                 quick=True,
                 duration_s=args.duration or 2.0,
-                warmup_s=0.5,
-                patients=args.patients or 300,
+                warmup_s=args.warmup if args.warmup is not None else 0.5,
+                patients=args.patients or 1000,
                 refine=0,
                 max_down_steps=1,
-                max_connections=args.connections,
                 quiet_timeout_s=0.0 if args.no_wait else 10.0,
                 ladders={
-                    "trivial": [500, 1000],
+                    "open_trivial": [500, 1000],
                     "availability": [25, 50],
                     "release_peak": [100, 1000],
                     "spread": [10, 25],
                 },
+                **common,
             )
         return cls(
             quick=False,
             duration_s=args.duration or 10.0,
-            warmup_s=2.0,
-            patients=args.patients or 3000,
+            warmup_s=args.warmup if args.warmup is not None else 2.0,
+            patients=args.patients or 10000,
             refine=2,
             max_down_steps=4,
-            max_connections=args.connections,
             quiet_timeout_s=0.0 if args.no_wait else 30.0,
             ladders={
-                "trivial": [500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000],
+                "open_trivial": [500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000],
                 "availability": [25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000],
                 "release_peak": [50, 100, 200, 500, 1000, 2000, 3000, 4000, 6000, 8000, 10000],
                 "spread": [10, 25, 50, 100, 150, 200, 300, 400, 500, 750, 1000],
             },
+            **common,
         )
+
+
+def parse_scenarios(text: str) -> tuple[str, ...]:
+    """`all`, `sitting`, `searches` or a comma-separated list, in the harness's order."""
+    names: set[str] = set()
+    for part in (p.strip() for p in text.split(",")):
+        if part == "all":
+            names.update(SCENARIOS)
+        elif part == "sitting":
+            names.update(SITTING)
+        elif part == "searches":
+            names.update(SEARCHES)
+        elif part in SCENARIOS:
+            names.add(part)
+        elif part:
+            raise argparse.ArgumentTypeError(
+                f"unknown scenario {part!r}; choose from {', '.join(SCENARIOS)}, "
+                "or all, sitting, searches"
+            )
+    if names & {"availability", "release_peak", "spread"}:
+        names.add("open_trivial")  # their ratios are to its capacity
+    return tuple(s for s in SCENARIOS if s in names)
 
 
 @dataclass
 class Step:
-    """One open-loop run and what it says."""
+    """One run (open loop at `rate`, or closed loop with `result.clients`) and what it says."""
 
     scenario: str
     rate: float
@@ -164,10 +231,25 @@ class Step:
     server_log: dict[str, Any] = field(default_factory=dict)
     verification: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    cancelled: int = 0
+    hot: dict[str, Any] | None = None
+    places: dict[str, Any] | None = None
 
     @property
     def p99(self) -> float:
         return self.result.percentile(99)
+
+    @property
+    def cpu_ms_per_request(self) -> dict[str, float]:
+        """CPU milliseconds per answer in the window, by process category."""
+        rate = self.result.achieved_rate
+        if rate <= 0:
+            return {}
+        return {
+            k: round(1000 * v / rate, 3)
+            for k, v in self.cpu_cores.items()
+            if k in ("server", "postgres", "load_generator", "other")
+        }
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -175,9 +257,13 @@ class Step:
             "sustainable": self.sustainable,
             **self.result.summary(),
             "cpu_cores": self.cpu_cores,
+            "cpu_ms_per_request": self.cpu_ms_per_request,
             "before_run_other_load": self.quiet_wait,
             "db_connections_peak": self.db_connections_peak,
             "sold_out_before_run": self.presold,
+            "cancelled": self.cancelled,
+            "hot": self.hot,
+            "places": self.places,
             "server_log": self.server_log,
             "verification": self.verification,
             "notes": self.notes,
@@ -187,11 +273,17 @@ class Step:
         r = self.result
         codes = ", ".join(f"{k}: {v}" for k, v in sorted(r.codes.items()))
         statuses = ", ".join(f"{k}: {v}" for k, v in sorted(r.statuses.items()))
+        load = f"clients {r.clients:>4}" if r.clients else f"offered {self.rate:>7.0f}/s"
+        verdict = (
+            ("ok" if self.sustainable else "FAILURES")
+            if r.clients
+            else ("good" if self.sustainable else "NOT sustainable")
+        )
         return (
-            f"  {self.scenario:<13} offered {self.rate:>7.0f}/s  achieved {r.achieved_rate:>7.1f}/s"
+            f"  {self.scenario:<14} {load}  achieved {r.achieved_rate:>7.1f}/s"
             f"  ok {r.success_rate:>7.1f}/s  p50 {r.percentile(50):>7.1f} ms"
             f"  p99 {self.p99:>8.1f} ms  max {r.percentile(100):>8.1f} ms"
-            f"  [{'good' if self.sustainable else 'NOT sustainable'}]"
+            f"  [{verdict}]"
             f"  statuses {{{statuses}}}"
             + (f" codes {{{codes}}}" if codes else "")
             + (f"  queued {r.queued} late {r.late_sends} unsent {r.unsent}" if r.queued else "")
@@ -244,12 +336,32 @@ class Search:
 class Fixture:
     key: str
     today: date
-    patients: list[str]
-    departments: list[str]
+    patients: list[BenchPatient]
+    departments: list[dict[str, Any]]
     all_sessions: list[str]
     hot_sessions: list[dict[str, Any]]
+    # every open free session of the hospital some patient may book (the sitting)
+    bookable_sessions: list[dict[str, Any]]
+    # those of departments without age or sex rules (the open-loop `spread` search)
     spread_sessions: list[dict[str, Any]]
     setup: dict[str, Any]
+
+    def picker(self, seed: int) -> PatientPicker:
+        return PatientPicker(self.patients, self.departments, self.today, seed)
+
+
+def _bookable(session: dict[str, Any], now: datetime, margin: datetime, today: date) -> bool:
+    """Bookable by the app channel now and for the rest of the benchmark; reads the
+    listing's `bookable_now` when it has one, else its booking window."""
+    if session.get("bookable_now") is False:
+        return False
+    opens, closes = session.get("booking_opens_at"), session.get("booking_closes_at")
+    if opens is not None and datetime.fromisoformat(opens) > now:
+        return False
+    if closes is not None:
+        return datetime.fromisoformat(closes) > margin
+    # No closing time shown: today's sessions may close during the run.
+    return session["date"] != str(today) and ("bookable_now" in session or opens is not None)
 
 
 # --- the run for one database ---------------------------------------------------------
@@ -266,18 +378,33 @@ class Bench:
             "YUYUE_SECRET_KEY": generate_master_secret(),
             "YUYUE_WORKER_IN_PROCESS": "false",
         }
-        for name in ("YUYUE_REDIS_URL", "YUYUE_SERVING_PROCESSES"):
+        for name in ("YUYUE_REDIS_URL", "YUYUE_SERVING_PROCESSES", "YUYUE_DB_POOL_SIZE"):
             self.env.pop(name, None)
-        self.server = Server(self.env, workdir, workdir / f"server-{backend.name}.log")
+        if config.redis_url:
+            self.env["YUYUE_REDIS_URL"] = config.redis_url
+        if config.db_pool_size:
+            self.env["YUYUE_DB_POOL_SIZE"] = str(config.db_pool_size)
+        self.server = Server(
+            self.env, workdir, workdir / f"server-{backend.name}.log", workers=config.workers
+        )
         self.report: dict[str, Any] = {
             "database": backend.name,
             "database_url": backend.url,
             "workdir": str(workdir),
             "config": {
                 "quick": config.quick,
+                "scenarios": list(config.scenarios),
+                "workers": config.workers,
+                "redis_url": config.redis_url,
+                "clients": config.clients,
                 "duration_s": config.duration_s,
                 "warmup_s": config.warmup_s,
                 "patients": config.patients,
+                "children_share": config.children,
+                "capacity_factor": config.capacity_factor,
+                "release_days_ahead": config.release_days,
+                "db_pool_size_per_process": config.db_pool_size or "server default",
+                "mixed_rate": config.mixed_rate,
                 "max_connections": config.max_connections,
                 "wait_for_other_load_below_cores": config.quiet_limit_cores,
                 "wait_for_other_load_up_to_s": config.quiet_timeout_s,
@@ -287,6 +414,7 @@ class Bench:
                     "failed_fraction_below": config.max_failed,
                 },
             },
+            "sitting": {},
             "scenarios": {},
             "server_problems": [],
         }
@@ -295,7 +423,10 @@ class Bench:
         self.report["source_fingerprint"] = self.source
 
     async def start_server(self) -> list[str]:
-        """Starts the server; notes when the yuyue sources differ from the setup's."""
+        """Starts the server (on an emptied Redis database, when one is used); notes when
+        the yuyue sources differ from the setup's."""
+        if self.config.redis_url:
+            await flush_redis(self.config.redis_url)
         await self.server.start()
         now = source_fingerprint()
         if now == self.source:
@@ -316,18 +447,29 @@ class Bench:
         await self.backend.prepare()
         self.log("seeding the demo hospital")
         seed_output = await asyncio.to_thread(run_cli, ["seed-demo"], self.env, self.workdir)
+        enlarged = await enlarge_inventory(
+            self.backend.url, self.config.capacity_factor, self.config.release_days
+        )
+        if enlarged["sessions_regenerated"]:
+            await asyncio.to_thread(run_cli, ["seed-demo"], self.env, self.workdir)
         key = await asyncio.to_thread(
             run_cli, ["api-key", "create", "--channel", "app"], self.env, self.workdir
         )
         key = key.strip().splitlines()[-1].strip()
-        await self.server.start()
+        self.log(f"registering {self.config.patients} patients in bulk")
+        t = time.monotonic()
+        patients = await register_patients_in_bulk(
+            self.backend.url,
+            self.env["YUYUE_SECRET_KEY"],
+            self.config.patients,
+            children=self.config.children,
+        )
+        patients_s = time.monotonic() - t
+        await self.start_server()
         try:
-            self.log(f"registering {self.config.patients} patients")
-            t = time.monotonic()
-            patients, failures = await create_patients(
-                self.server.base_url, key, self.config.patients
+            checked = await check_bulk_patients(
+                self.server.base_url, key, [patients[0], patients[len(patients) // 2], patients[-1]]
             )
-            patients_s = time.monotonic() - t
             fixture = await self._catalogue(key, patients)
         finally:
             await self.server.stop()
@@ -335,9 +477,17 @@ class Bench:
         fixture.setup.update(
             {
                 "seed_output": seed_output.strip()[:300],
+                "inventory": {
+                    "capacity_factor": self.config.capacity_factor,
+                    "release_days_ahead": self.config.release_days,
+                    **enlarged,
+                },
                 "patients": len(patients),
+                "children": sum(
+                    1 for p in patients if (fixture.today - p.birth_date).days < 18 * 365
+                ),
                 "patient_registration_s": round(patients_s, 1),
-                "patient_registration_failures": failures,
+                "patients_checked_through_api": checked,
             }
         )
         await self.backend.snapshot()
@@ -349,14 +499,15 @@ class Bench:
         fixture.setup["setup_s"] = round(time.monotonic() - started, 1)
         self.report["setup"] = fixture.setup
         self.log(
-            f"ready in {fixture.setup['setup_s']}s: {len(patients)} patients, "
-            f"{len(fixture.departments)} departments, {len(fixture.spread_sessions)} open free "
-            f"sessions with {fixture.setup['spread_places']} places, hot sessions "
+            f"ready in {fixture.setup['setup_s']}s: {len(patients)} patients "
+            f"(registered in {patients_s:.1f}s), {len(fixture.departments)} departments, "
+            f"{len(fixture.bookable_sessions)} open free sessions with "
+            f"{fixture.setup['bookable_places']} places, hot sessions "
             f"{[s['remaining'] for s in fixture.hot_sessions]} places"
         )
         return fixture
 
-    async def _catalogue(self, key: str, patients: list[str]) -> Fixture:
+    async def _catalogue(self, key: str, patients: list[BenchPatient]) -> Fixture:
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(
             base_url=self.server.base_url, headers=headers, timeout=60
@@ -368,14 +519,17 @@ class Bench:
                 (
                     await client.get(
                         "/api/v1/sessions",
-                        params={"date_from": str(today), "date_to": str(today + timedelta(7))},
+                        params={
+                            "date_from": str(today),
+                            "date_to": str(today + timedelta(self.config.release_days + 1)),
+                        },
                     )
                 )
                 .raise_for_status()
                 .json()
             )
-        # Adults born 1960–2000 may book any department without an age or sex rule that
-        # could refuse them.
+        picker = PatientPicker(patients, departments, today, 0)
+        # Departments without an age or sex rule that could refuse an adult.
         open_to_all = {
             d["id"]
             for d in departments
@@ -391,31 +545,34 @@ class Bench:
             if s["status"] == "open"
             and s["remaining"] > 0
             and s["fee"] == 0
-            and s["department"]["id"] in open_to_all
-            and datetime.fromisoformat(s["booking_opens_at"]) <= now
-            and datetime.fromisoformat(s["booking_closes_at"]) > margin
+            and picker.admits_anyone(s["department"]["id"])
+            and _bookable(s, now, margin, today)
         ]
-        if len(bookable) < 3:
-            raise SetupError(f"only {len(bookable)} open free sessions to book")
-        with_doctor = [s for s in bookable if s["doctor"] is not None]
+        spread = [s for s in bookable if s["department"]["id"] in open_to_all]
+        if len(spread) < 3:
+            raise SetupError(f"only {len(spread)} open free sessions to book")
+        with_doctor = [s for s in spread if s["doctor"] is not None]
         # The hot sessions: the newest released day's doctor sessions, as at a real release.
-        pool = with_doctor if len(with_doctor) >= 3 else bookable
+        pool = with_doctor if len(with_doctor) >= 3 else spread
         latest = max(s["date"] for s in pool)
         hot = sorted(pool, key=lambda s: (s["date"] != latest, -s["remaining"]))[:3]
         return Fixture(
             key=key,
             today=today,
             patients=patients,
-            departments=[d["id"] for d in departments],
+            departments=departments,
             all_sessions=[s["id"] for s in sessions],
             hot_sessions=hot,
-            spread_sessions=bookable,
+            bookable_sessions=bookable,
+            spread_sessions=spread,
             setup={
                 "today": str(today),
                 "departments": len(departments),
                 "sessions_in_range": len(sessions),
-                "spread_sessions": len(bookable),
-                "spread_places": sum(s["remaining"] for s in bookable),
+                "bookable_sessions": len(bookable),
+                "bookable_places": sum(s["remaining"] for s in bookable),
+                "spread_sessions": len(spread),
+                "spread_places": sum(s["remaining"] for s in spread),
                 "hot_sessions": [
                     {
                         k: s[k] if k != "doctor" else (s["doctor"] or {}).get("name")
@@ -428,65 +585,52 @@ class Bench:
 
     # --- request factories ------------------------------------------------------------
 
-    @staticmethod
-    def _get(path: str, key: str | None = None) -> bytes:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return build_request("GET", path, host=HOST, headers=headers)
-
     def trivial_requests(self) -> RequestFactory:
-        payload = self._get("/healthz")
+        payload = get("/healthz")
         return lambda _i: payload
 
-    def availability_requests(self, fixture: Fixture) -> RequestFactory:
-        rng = random.Random(1)
-        window = f"date_from={fixture.today}&date_to={fixture.today + timedelta(7)}"
-        lists = [
-            self._get(f"/api/v1/sessions?department_id={d}&{window}", fixture.key)
-            for d in fixture.departments
-        ]
-        slots = [
-            self._get(f"/api/v1/sessions/{s}/slots", fixture.key) for s in fixture.all_sessions
-        ]
-        return lambda i: rng.choice(lists if i % 2 == 0 else slots)
+    def read_requests(self, fixture: Fixture) -> Reads:
+        return Reads(
+            fixture.key,
+            fixture.today,
+            [d["id"] for d in fixture.departments],
+            fixture.all_sessions,
+            seed=1,
+        )
 
-    def booking_requests(self, fixture: Fixture, sessions: list[dict[str, Any]]) -> RequestFactory:
-        rng = random.Random(2)
-        patients = fixture.patients
-        session_ids = [s["id"] for s in sessions]
-        auth = f"Bearer {fixture.key}"
-
-        def build(_i: int) -> bytes:
-            body = json.dumps(
-                {"patient_id": rng.choice(patients), "session_id": rng.choice(session_ids)}
-            ).encode()
-            headers = {
-                "Authorization": auth,
-                "Idempotency-Key": str(uuid.uuid4()),
-                "Content-Type": "application/json",
-            }
-            return build_request(
-                "POST", "/api/v1/appointments", host=HOST, headers=headers, body=body
-            )
-
-        return build
+    def booking_requests(
+        self,
+        fixture: Fixture,
+        sessions: list[dict[str, Any]],
+        *,
+        seed: int = 2,
+        kind: str = "booking",
+    ) -> Bookings:
+        return Bookings(fixture.key, sessions, fixture.picker(seed), seed=seed, kind=kind)
 
     # --- runs ---------------------------------------------------------------------------
 
     def _sustainable(self, result: RunResult) -> bool:
         c = self.config
+        if result.clients:
+            return result.failures < c.max_failed * max(result.scheduled, 1)
         return (
             result.achieved_rate >= c.min_achieved * result.offered_rate
             and result.percentile(99) <= c.max_p99_ms
             and result.failures < c.max_failed * max(result.scheduled, 1)
         )
 
-    async def _open_loop(
+    async def _load(
         self,
         scenario: str,
-        rate: float,
         factory: RequestFactory,
+        *,
+        rate: float | None = None,
         warmup_factory: RequestFactory | None = None,
+        on_answer: AnswerHook | None = None,
     ) -> Step:
+        """One run: open loop at `rate`, or closed loop with the configured clients when
+        no rate is given. CPU is measured over the measured window only."""
         quiet: dict[str, float] = {}
         if self.config.quiet_timeout_s > 0:
             waited, load = await wait_for_quiet(
@@ -497,29 +641,54 @@ class Bench:
             quiet = {"waited_s": round(waited, 1), "other_cores": round(load, 2)}
             if waited >= 2:
                 self.log(f"waited {waited:.0f}s for other load to settle (now {load:.2f} cores)")
-        client = OpenLoopClient(HOST, self.server.port, max_connections=self.config.max_connections)
+        snapshots: dict[bool, CpuSnapshot] = {}
+
+        def at_window(opening: bool) -> None:
+            snapshots[opening] = CpuSnapshot.take()
+
         connections: dict[str, int] = {}
         watcher = asyncio.create_task(self.backend.watch_connections(connections))
-        before = CpuSnapshot.take()
         try:
-            result = await client.run(
-                factory,
-                rate=rate,
-                duration_s=self.config.duration_s,
-                warmup_s=self.config.warmup_s,
-                warmup_factory=warmup_factory,
-            )
+            if rate is None:
+                closed = ClosedLoopClient(
+                    HOST, self.server.port, clients=self.config.clients, on_answer=on_answer
+                )
+                result = await closed.run(
+                    factory,
+                    duration_s=self.config.duration_s,
+                    warmup_s=self.config.warmup_s,
+                    at_window=at_window,
+                )
+            else:
+                client = OpenLoopClient(
+                    HOST,
+                    self.server.port,
+                    max_connections=self.config.max_connections,
+                    on_answer=on_answer,
+                )
+                try:
+                    result = await client.run(
+                        factory,
+                        rate=rate,
+                        duration_s=self.config.duration_s,
+                        warmup_s=self.config.warmup_s,
+                        warmup_factory=warmup_factory,
+                        at_window=at_window,
+                    )
+                finally:
+                    client.close_all()
         finally:
-            client.close_all()
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+        end = snapshots.get(False) or CpuSnapshot.take()
+        start = snapshots.get(True) or end
         return Step(
             scenario=scenario,
-            rate=rate,
+            rate=rate or 0.0,
             result=result,
             sustainable=self._sustainable(result),
-            cpu_cores=usage(before, CpuSnapshot.take(), server_pid=self.server.pid),
+            cpu_cores=usage(start, end, server_pid=self.server.pid),
             quiet_wait=quiet,
             db_connections_peak=connections,
         )
@@ -532,15 +701,38 @@ class Bench:
             self._problem(f"the server had exited (code {code}); restarted")
         await self.start_server()
 
-    async def read_step(self, scenario: str, rate: float, factory: RequestFactory) -> Step:
+    async def read_step(
+        self, scenario: str, factory: RequestFactory, rate: float | None = None
+    ) -> Step:
+        """A run that changes nothing, on the running server (open loop at `rate`, or
+        closed loop)."""
         await self._ensure_server()
         waited = await self.server.wait_idle()
-        step = await self._open_loop(scenario, rate, factory)
+        step = await self._load(scenario, factory, rate=rate)
         if waited > 1:
             step.notes.append(f"waited {waited:.1f}s for the previous backlog to drain")
-        step.server_log = self._collect_log(f"{scenario} @ {rate:.0f}/s", keep_open=True)
+        label = f"{scenario} @ {rate:.0f}/s" if rate else scenario
+        step.server_log = self._collect_log(label, keep_open=True)
         self.log(step.line())
         return step
+
+    async def _fresh_server(self, fixture: Fixture, sessions: list[dict[str, Any]]) -> list[str]:
+        """The snapshot restored, a server started on it, its connections opened."""
+        await self.server.stop()
+        await self.backend.restore()
+        notes = await self.start_server()
+        await self._warm_database(fixture, sessions)
+        return notes
+
+    async def _finish_booking_run(self, step: Step, label: str, notes: list[str]) -> None:
+        step.notes[:0] = notes
+        code = await self.server.stop()
+        if code not in (0, None):
+            step.notes.append(f"the server exited with code {code}")
+        step.server_log = self._collect_log(label)
+        verification = await self.backend.verify()
+        step.verification = verification.summary()
+        self._check_bookings(step, verification)
 
     async def booking_step(
         self,
@@ -552,36 +744,142 @@ class Bench:
         release_in_window: bool = False,
         sell_out_first: bool = False,
     ) -> Step:
-        """A booking run from the snapshot on a fresh server; its warm-up books like the
-        window does. With `sell_out_first` the sessions are booked out beforehand and the
-        server left to settle, so the run measures the refusals that follow a release.
-        With `release_in_window` the warm-up offers GET /healthz instead and the window
-        opens on untouched inventory, so it measures the moment of release itself."""
-        await self.server.stop()
-        await self.backend.restore()
-        notes = await self.start_server()
-        await self._warm_database(fixture, sessions)
+        """An open-loop booking run from the snapshot on a fresh server; its warm-up books
+        like the window does. With `sell_out_first` the sessions are booked out beforehand
+        and the server left to settle, so the run measures the refusals that follow a
+        release. With `release_in_window` the warm-up offers GET /healthz instead and the
+        window opens on untouched inventory, so it measures the moment of release itself
+        (and the winners are counted against the places)."""
+        notes = await self._fresh_server(fixture, sessions)
+        places = await self._places(fixture, sessions) if release_in_window else {}
         presold: dict[str, int] = {}
         if sell_out_first:
             presold = await self._sell_out(fixture, sessions)
             await self.server.wait_idle()
-        step = await self._open_loop(
+        kind = "booking_hot" if release_in_window else "booking"
+        bookings = self.booking_requests(fixture, sessions, kind=kind)
+        step = await self._load(
             scenario,
-            rate,
-            self.booking_requests(fixture, sessions),
+            bookings,
+            rate=rate,
             warmup_factory=self.trivial_requests() if release_in_window else None,
+            on_answer=bookings.on_answer,
         )
-        step.notes.extend(notes)
         step.presold = presold
-        code = await self.server.stop()
-        if code not in (0, None):
-            step.notes.append(f"the server exited with code {code}")
-        step.server_log = self._collect_log(f"{scenario} @ {rate:.0f}/s")
-        verification = await self.backend.verify()
-        step.verification = verification.summary()
-        self._check_bookings(step, verification)
+        await self._finish_booking_run(step, f"{scenario} @ {rate:.0f}/s", notes)
+        if release_in_window:
+            step.hot = await self._winners(step, places, bookings, kind=kind)
         self.log(step.line())
         return step
+
+    async def closed_booking_step(self, fixture: Fixture) -> Step:
+        """Closed-loop bookings over every open free session, from the snapshot."""
+        sessions = fixture.bookable_sessions
+        notes = await self._fresh_server(fixture, sessions)
+        bookings = self.booking_requests(fixture, sessions, seed=5)
+        step = await self._load("bookings", bookings, on_answer=bookings.on_answer)
+        await self._finish_booking_run(step, "bookings", notes)
+        available = sum(s["remaining"] for s in sessions)
+        made = bookings.tally.created
+        step.places = {
+            "sessions": len(sessions),
+            "places": available,
+            "booked": made,
+            "used_share": round(made / available, 3) if available else None,
+            "sessions_sold_out": len(bookings.places.sold_out),
+            "answers": bookings.tally.by_kind.get("booking", {}),
+        }
+        if available and made > 0.6 * available:
+            step.notes.append(
+                f"{made} of {available} places were booked: the run nearly ran out; raise "
+                "--capacity-factor or --release-days"
+            )
+            self._problem(step.notes[-1])
+        limited = sum(n for code, n in step.result.codes.items() if "limit" in code)
+        if limited > 0.01 * max(step.result.completed, 1):
+            step.notes.append(
+                f"{limited} attempts were refused by per-patient limits: raise --patients"
+            )
+            self._problem(step.notes[-1])
+        self.log(step.line())
+        return step
+
+    async def mixed_step(self, fixture: Fixture, rate: float) -> Step:
+        """The release peak as a crowd makes it, open loop (see :class:`MixedPeak`)."""
+        hot = fixture.hot_sessions
+        notes = await self._fresh_server(fixture, fixture.bookable_sessions)
+        places = await self._places(fixture, hot)
+        mixed = MixedPeak(
+            fixture.key,
+            self.read_requests(fixture),
+            hot,
+            fixture.bookable_sessions,
+            fixture.picker(7),
+            mix=MIX,
+            seed=7,
+        )
+        step = await self._load(
+            "mixed",
+            mixed.window,
+            rate=rate,
+            warmup_factory=mixed.warmup,
+            on_answer=mixed.on_answer,
+        )
+        step.cancelled = mixed.tally.cancelled
+        await self._finish_booking_run(step, f"mixed @ {rate:.0f}/s", notes)
+        step.hot = await self._winners(step, places, mixed.hot, kind="booking_hot")
+        step.places = {"answers_by_kind": mixed.tally.by_kind}
+        self.log(step.line())
+        return step
+
+    async def _places(self, fixture: Fixture, sessions: list[dict[str, Any]]) -> dict[str, int]:
+        """The free places of each session for the app channel, as the server lists them
+        right before the run."""
+        headers = {"Authorization": f"Bearer {fixture.key}"}
+        async with httpx.AsyncClient(
+            base_url=self.server.base_url, headers=headers, timeout=30
+        ) as client:
+            places = {}
+            for s in sessions:
+                slots = (await client.get(f"/api/v1/sessions/{s['id']}/slots")).json()
+                places[s["id"]] = sum(int(slot["remaining"]) for slot in slots)
+        return places
+
+    async def _winners(
+        self,
+        step: Step,
+        places: dict[str, int],
+        bookings: Bookings,
+        *,
+        kind: str,
+    ) -> dict[str, Any]:
+        """The hot sessions' winners (active bookings, from the database) against their
+        places: a sell-out must give every place once and no more."""
+        active = await count_active(self.backend.url, list(places))
+        winners = sum(active.values())
+        total = sum(places.values())
+        acknowledged = bookings.tally.by_kind.get(kind, {}).get("201", 0)
+        sold_out = bookings.tally.by_kind.get(kind, {}).get("409 sold_out", 0)
+        first = bookings.first_sold_out
+        found = {
+            "places": total,
+            "winners": winners,
+            "acknowledged_201": acknowledged,
+            "sold_out_answers": sold_out,
+            "first_sold_out_s": round(first - step.result.window_start, 2) if first else None,
+            "per_session": {sid: {"places": places[sid], "active": active[sid]} for sid in places},
+            # Sold out: every place went, once; and every winner was told so.
+            "exact": winners == total and acknowledged == winners,
+        }
+        if winners > total:
+            self._problem(f"{step.scenario}: {winners} winners for {total} places")
+            raise OverbookingError(f"{step.scenario}: {winners} winners for {total} places")
+        if not found["exact"]:
+            step.notes.append(
+                f"hot sessions: {winners} winners, {acknowledged} answered 201, {total} places"
+                + ("" if sold_out else " (never sold out)")
+            )
+        return found
 
     async def _warm_database(self, fixture: Fixture, sessions: list[dict[str, Any]]) -> None:
         """Reads that open the server's database connections before a booking run."""
@@ -598,9 +896,10 @@ class Bench:
         """Books the sessions until each has answered `sold_out` (16 clients in a closed
         loop); returns the answers by status and code."""
         rng = random.Random(3)
+        picker = fixture.picker(3)
         headers = {"Authorization": f"Bearer {fixture.key}"}
         answers: dict[str, int] = {}
-        pending = {s["id"] for s in sessions}
+        pending = {s["id"]: s["department"]["id"] for s in sessions}
         attempts = 0
 
         async def client_loop(client: httpx.AsyncClient) -> None:
@@ -610,14 +909,14 @@ class Bench:
                 session_id = rng.choice(sorted(pending))
                 response = await client.post(
                     "/api/v1/appointments",
-                    json={"patient_id": rng.choice(fixture.patients), "session_id": session_id},
-                    headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
+                    json={"patient_id": picker.next(pending[session_id]), "session_id": session_id},
+                    headers={**headers, "Idempotency-Key": str(uuid4())},
                 )
                 code = "" if response.is_success else f" {response.json().get('code', '-')}"
                 label = f"{response.status_code}{code}"
                 answers[label] = answers.get(label, 0) + 1
                 if label == "409 sold_out":
-                    pending.discard(session_id)
+                    pending.pop(session_id, None)
 
         async with httpx.AsyncClient(base_url=self.server.base_url, timeout=60) as client:
             await asyncio.gather(*(client_loop(client) for _ in range(16)))
@@ -637,23 +936,26 @@ class Bench:
             result.statuses.get("201", 0)
             + result.warmup_statuses.get("201", 0)
             + step.presold.get("201", 0)
+            - step.cancelled
         )
         step.verification = {
             **(step.verification or {}),
             "new_active": created,
-            "acknowledged_201": acknowledged,
+            "acknowledged": acknowledged,
+            "cancelled": step.cancelled,
         }
         if created < acknowledged:
             self._problem(
-                f"{step.scenario} @ {step.rate:.0f}/s: {acknowledged} bookings answered 201 "
-                f"but only {created} active appointments were added"
+                f"{step.scenario} @ {step.rate:.0f}/s: {acknowledged} bookings acknowledged "
+                f"(201 less cancellations) but only {created} active appointments were added"
             )
             raise OverbookingError("acknowledged bookings are missing from the database")
         if created > acknowledged:
             unanswered = result.timeouts + result.transport_errors + result.warmup_unanswered
             note = (
-                f"{created - acknowledged} appointments were created without a 201 reaching "
-                f"the client ({unanswered} sent requests timed out or lost their connection)"
+                f"{created - acknowledged} appointments were created (or not cancelled) "
+                f"without a 201 (200) reaching the client ({unanswered} sent requests timed "
+                "out or lost their connection)"
             )
             step.notes.append(note)
             if unanswered == 0:
@@ -745,176 +1047,83 @@ class Bench:
         self.report["scenarios"][scenario] = found.summary()
         return found
 
+    def _sat(self, step: Step) -> Step:
+        self.report["sitting"][step.scenario] = step.summary()
+        return step
+
     async def run(self) -> dict[str, Any]:
+        chosen = set(self.config.scenarios)
         fixture = await self.prepare()
         searches: dict[str, Search] = {}
+        peak: Step | None = None
+        moment: Step | None = None
         try:
-            await self.start_server()
-            trivial = self.trivial_requests()
-            searches["trivial"] = await self.search(
-                "trivial", lambda r: self.read_step("trivial", r, trivial)
-            )
-            availability = self.availability_requests(fixture)
-            searches["availability"] = await self.search(
-                "availability", lambda r: self.read_step("availability", r, availability)
-            )
+            # Reads first, on one server from the snapshot: they change nothing.
+            if chosen & {"trivial", "reads", "open_trivial", "availability"}:
+                await self.start_server()
+            if "trivial" in chosen:
+                self._sat(await self.read_step("trivial", self.trivial_requests()))
+            if "reads" in chosen:
+                self._sat(await self.read_step("reads", self.read_requests(fixture)))
+            if "open_trivial" in chosen:
+                trivial = self.trivial_requests()
+                searches["open_trivial"] = await self.search(
+                    "open_trivial", lambda r: self.read_step("open_trivial", trivial, r)
+                )
+            if "availability" in chosen:
+                reads = self.read_requests(fixture)
+                searches["availability"] = await self.search(
+                    "availability", lambda r: self.read_step("availability", reads, r)
+                )
             await self.server.stop()
+            if "bookings" in chosen:
+                self._sat(await self.closed_booking_step(fixture))
+            if "mixed" in chosen:
+                self._sat(await self.mixed_step(fixture, self.config.mixed_rate))
             hot, spread = fixture.hot_sessions, fixture.spread_sessions
             set_aside: list[Step] = []
-            peak = await self.measure(
-                lambda r: self.booking_step("release_peak", r, fixture, hot, sell_out_first=True),
-                PEAK_RATE,
-                discarded=set_aside,
+            if "release_moment" in chosen:
+                moment = await self.measure(
+                    lambda r: self.booking_step(
+                        "release_moment", r, fixture, hot, release_in_window=True
+                    ),
+                    PEAK_RATE,
+                    discarded=set_aside,
+                )
+                self._sat(moment)
+                self.report["release_moment_at_1000"] = moment.summary()
+            if "release_peak" in chosen:
+                peak = await self.measure(
+                    lambda r: self.booking_step(
+                        "release_peak", r, fixture, hot, sell_out_first=True
+                    ),
+                    PEAK_RATE,
+                    discarded=set_aside,
+                )
+                self.report["release_peak_at_1000"] = {
+                    **peak.summary(),
+                    "set_aside_noisy_runs": [s.summary() for s in set_aside],
+                }
+                searches["release_peak"] = await self.search(
+                    "release_peak",
+                    lambda r: self.booking_step(
+                        "release_peak", r, fixture, hot, sell_out_first=True
+                    ),
+                    known=[peak],
+                )
+            if "spread" in chosen:
+                searches["spread"] = await self.search(
+                    "spread", lambda r: self.booking_step("spread", r, fixture, spread)
+                )
+            self.report["table"] = table_rows(self.report["sitting"])
+            self.report["summary"] = summarise_searches(
+                searches, peak, moment if searches else None, PEAK_RATE
             )
-            self.report["release_peak_at_1000"] = {
-                **peak.summary(),
-                "set_aside_noisy_runs": [s.summary() for s in set_aside],
-            }
-            moment = await self.measure(
-                lambda r: self.booking_step(
-                    "release_moment", r, fixture, hot, release_in_window=True
-                ),
-                PEAK_RATE,
-                discarded=set_aside,
-            )
-            self.report["release_moment_at_1000"] = moment.summary()
-            searches["release_peak"] = await self.search(
-                "release_peak",
-                lambda r: self.booking_step("release_peak", r, fixture, hot, sell_out_first=True),
-                known=[peak],
-            )
-            searches["spread"] = await self.search(
-                "spread", lambda r: self.booking_step("spread", r, fixture, spread)
-            )
-            self.report["summary"] = summarise(searches, peak, moment)
         finally:
             await self.server.stop()
             self._collect_log("shutdown")
             await self.backend.cleanup()
         return self.report
-
-
-# --- reporting --------------------------------------------------------------------------
-
-
-def summarise(searches: dict[str, Search], peak: Step, moment: Step) -> dict[str, Any]:
-    trivial = searches["trivial"].best
-    capacity = trivial.result.achieved_rate if trivial else float("nan")
-
-    def row(
-        label: str, step: Step | None, *, basis_of: str = "answers/s", at_least: bool = False
-    ) -> dict[str, Any]:
-        if step is None:
-            return {"scenario": label, "sustainable": False}
-        if at_least:
-            label += " (highest rate tried; the limit is higher)"
-        r = step.result
-        basis = {
-            "answers/s": r.achieved_rate,
-            "successful bookings/s": r.success_rate,
-            "refusals/s": r.achieved_rate - r.success_rate,
-        }[basis_of]
-        return {
-            "scenario": label,
-            "offered": step.rate,
-            "achieved": round(r.achieved_rate, 1),
-            "success": round(r.success_rate, 1),
-            "p50_ms": round(r.percentile(50), 2),
-            "p99_ms": round(r.percentile(99), 2),
-            "ratio": round(basis / capacity, 3),
-            "ratio_of": basis_of,
-            "sustainable": step.sustainable,
-            "codes": dict(r.codes),
-        }
-
-    release = searches["release_peak"].best
-    spread = searches["spread"].best_success
-    rows = [
-        row("trivial (max sustainable)", trivial, at_least=searches["trivial"].ceiling_not_found),
-        row(
-            "availability (max sustainable)",
-            searches["availability"].best,
-            at_least=searches["availability"].ceiling_not_found,
-        ),
-        row(f"release_peak @ {PEAK_RATE:.0f}/s", peak, basis_of="refusals/s"),
-        row(f"release moment @ {PEAK_RATE:.0f}/s (window opens at release)", moment),
-        row(
-            "release_peak (max sustainable)",
-            release,
-            basis_of="refusals/s",
-            at_least=searches["release_peak"].ceiling_not_found,
-        ),
-        row(
-            "spread (max sustainable)",
-            spread,
-            basis_of="successful bookings/s",
-            at_least=searches["spread"].ceiling_not_found,
-        ),
-    ]
-    refusal_ratio = (
-        (release.result.achieved_rate - release.result.success_rate) / capacity if release else 0.0
-    )
-    booking_ratio = spread.result.success_rate / capacity if spread else 0.0
-    peak_p99 = peak.result.percentile(99)
-    moment_p99 = moment.result.percentile(99)
-    return {
-        "trivial_capacity": round(capacity, 1),
-        "rows": rows,
-        "goals": [
-            {
-                "goal": f"sold-out refusals >= {GOAL_REFUSALS}x trivial",
-                "measured": round(refusal_ratio, 3),
-                "met": refusal_ratio >= GOAL_REFUSALS,
-            },
-            {
-                "goal": f"successful bookings >= {GOAL_BOOKINGS}x trivial",
-                "measured": round(booking_ratio, 3),
-                "met": booking_ratio >= GOAL_BOOKINGS,
-            },
-            {
-                "goal": f"p99 <= {GOAL_P99_MS:.0f} ms at {PEAK_RATE:.0f} attempts/s",
-                "measured": round(peak_p99, 2),
-                "met": peak_p99 <= GOAL_P99_MS,
-            },
-            {
-                "goal": f"(stricter reading) p99 <= {GOAL_P99_MS:.0f} ms at {PEAK_RATE:.0f} "
-                "attempts/s with the moment of release inside the window",
-                "measured": round(moment_p99, 2),
-                "met": moment_p99 <= GOAL_P99_MS,
-            },
-        ],
-    }
-
-
-def markdown(report: dict[str, Any]) -> str:
-    summary = report.get("summary")
-    if not summary:
-        return f"### {report['database']}\n\n(no summary: the run did not finish)\n"
-    lines = [
-        f"### {report['database']} (trivial capacity C = {summary['trivial_capacity']:.0f}/s)",
-        "",
-        "| scenario | offered/s | achieved/s | success/s | p50 ms | p99 ms | ratio to C |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for row in summary["rows"]:
-        if "offered" not in row:
-            lines.append(f"| {row['scenario']} | no sustainable rate found | | | | | |")
-            continue
-        flag = "" if row["sustainable"] else " (not sustainable)"
-        lines.append(
-            f"| {row['scenario']}{flag} | {row['offered']:.0f} | {row['achieved']:.0f} | "
-            f"{row['success']:.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
-            f"{row['ratio']:.2f} ({row['ratio_of']}) |"
-        )
-    lines.append("")
-    for goal in summary["goals"]:
-        lines.append(
-            f"- {goal['goal']}: measured {goal['measured']} — {'MET' if goal['met'] else 'NOT MET'}"
-        )
-    problems = report.get("server_problems") or []
-    if problems:
-        lines.append(f"- server problems seen: {len(problems)} (see JSON `server_problems`)")
-    return "\n".join(lines) + "\n"
 
 
 def machine() -> dict[str, Any]:
@@ -933,6 +1142,15 @@ def machine() -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "harness_nice": os.getpriority(os.PRIO_PROCESS, 0),
     }
+
+
+def result_path(stamp: str, db: str, config: Config) -> Path:
+    suffix = (
+        (f"-w{config.workers}" if config.workers > 1 else "")
+        + ("-redis" if config.redis_url else "")
+        + ("-quick" if config.quick else "")
+    )
+    return RESULTS / f"{stamp}-{db}{suffix}.json"
 
 
 async def bench_one(db: str, config: Config, stamp: str) -> dict[str, Any]:
@@ -959,7 +1177,7 @@ async def bench_one(db: str, config: Config, stamp: str) -> dict[str, Any]:
         raise
     finally:
         RESULTS.mkdir(exist_ok=True)
-        path = RESULTS / f"{stamp}-{db}{'-quick' if config.quick else ''}.json"
+        path = result_path(stamp, db, config)
         path.write_text(json.dumps(bench.report, indent=2, ensure_ascii=False, default=str))
         bench.log(f"results written to {path}" + (" (incomplete)" if error else ""))
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -988,10 +1206,52 @@ def exclusive_run() -> IO[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument(
+        "--scenarios",
+        default="all",
+        help=f"comma-separated, in this order: {', '.join(SCENARIOS)}; or `sitting` "
+        f"({', '.join(SITTING)}), `searches`, `all` (default)",
+    )
     parser.add_argument("--quick", action="store_true", help="short runs for a smoke check")
-    parser.add_argument("--duration", type=float, help="measured seconds per run")
-    parser.add_argument("--patients", type=int, help="patients to register")
-    parser.add_argument("--connections", type=int, default=256, help="client connection limit")
+    parser.add_argument("--duration", type=float, help="measured seconds per run (default 10)")
+    parser.add_argument("--warmup", type=float, help="warm-up seconds per run (default 2)")
+    parser.add_argument("--clients", type=int, default=32, help="closed-loop clients")
+    parser.add_argument("--workers", type=int, default=1, help="`yuyue serve --workers N`")
+    parser.add_argument(
+        "--db-pool-size",
+        type=int,
+        help="YUYUE_DB_POOL_SIZE for each serving process (default: the server's own with one "
+        "process, 64 / N with --workers N)",
+    )
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="serve with YUYUE_REDIS_URL (emptied before every server start)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        help=f"the Redis database the benchmark may empty (default {DEFAULT_REDIS_URL})",
+    )
+    parser.add_argument(
+        "--patients", type=int, help="patients to register (default 10000; 1000 with --quick)"
+    )
+    parser.add_argument(
+        "--capacity-factor",
+        type=int,
+        default=10,
+        help="multiply the places of the demo's department clinics (default 10)",
+    )
+    parser.add_argument(
+        "--release-days",
+        type=int,
+        default=13,
+        help="days ahead the booking policy releases sessions (default 13: all the demo's "
+        "two weeks; the demo's own policy says 7)",
+    )
+    parser.add_argument(
+        "--mixed-rate", type=float, default=PEAK_RATE, help="requests/s offered in `mixed`"
+    )
+    parser.add_argument("--connections", type=int, default=256, help="open-loop connection limit")
     parser.add_argument(
         "--nice",
         type=int,
@@ -1005,7 +1265,10 @@ def main() -> int:
         help="do not wait before each run for other processes' CPU load to settle",
     )
     args = parser.parse_args()
-    config = Config.build(args)
+    try:
+        config = Config.build(args)
+    except argparse.ArgumentTypeError as error:
+        parser.error(str(error))
     try:
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)
     except OSError as error:

@@ -13,19 +13,18 @@ from yuyue.patients import service as patient_service
 from yuyue.patients.models import Patient
 from yuyue.patients.rules import IdType
 from yuyue.scheduling import service as scheduling_service
+from yuyue.scheduling.enums import Channel, Period
 from yuyue.scheduling.models import (
     BookingPolicy,
-    Channel,
     ClinicSession,
     Department,
     Doctor,
     Hospital,
-    Period,
     PoolRatio,
     RegistrationLevel,
 )
 from yuyue.staff import service as staff_service
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 
 _counter = itertools.count(1)
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from yuyue.kit.db import Database
 from yuyue.models import Base
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 
 
 async def row_counts(db: Database) -> dict[str, int]:

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import queue
+import re
+import signal
+import socket
 import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -94,3 +106,72 @@ class TestDemo:
         with sqlite3.connect(env) as connection:
             digests = {r[0] for r in connection.execute("SELECT digest FROM api_key")}
         assert api_key_digest(key) in digests
+
+    def test_the_printed_booking_carries_a_fresh_idempotency_key_like_the_readme(
+        self, env: Path
+    ) -> None:
+        result = runner.invoke(app, ["demo", "--no-serve"])
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        start = next(i for i, line in enumerate(lines) if "-H 'Content-Type" in line)
+        command = " ".join(line.strip().rstrip("\\") for line in lines[start : start + 4])
+        assert "-X POST http://127.0.0.1:8000/api/v1/appointments" in command
+        found = re.search(r"-H 'Idempotency-Key: ([^']+)'", command)
+        assert found is not None, command
+        assert uuid.UUID(found.group(1)).version == 4
+        readme = (Path(__file__).parents[1] / "README.md").read_text("utf-8")
+        assert "-H 'Idempotency-Key: " in readme
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class TestServe:
+    @pytest.mark.parametrize("workers", [1, 2])
+    def test_serve_says_once_that_it_is_up_and_where(
+        self, env: Path, tmp_path: Path, workers: int
+    ) -> None:
+        assert runner.invoke(app, ["init"]).exit_code == 0
+        port = free_port()
+        command = [sys.executable, "-m", "yuyue.cli", "serve", "--port", str(port)]
+        server = subprocess.Popen(
+            [*command, "--workers", str(workers)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "YUYUE_WORKER_IN_PROCESS": "false", "PYTHONUNBUFFERED": "1"},
+            cwd=tmp_path,
+        )
+        lines: queue.Queue[str] = queue.Queue()
+
+        def read() -> None:
+            for line in server.stdout or ():
+                lines.put(line)
+
+        threading.Thread(target=read, daemon=True).start()
+        seen: list[str] = []
+        try:
+            deadline = time.monotonic() + 60
+            while not any("yuyue is serving" in line for line in seen):
+                assert time.monotonic() < deadline, seen
+                assert server.poll() is None, seen
+                with contextlib.suppress(queue.Empty):
+                    seen.append(lines.get(timeout=0.5))
+            ready = next(line for line in seen if "yuyue is serving" in line)
+            url = f"http://127.0.0.1:{port}/"
+            assert ready.strip() == (
+                f"yuyue is serving on {url} (API docs: {url}docs) — Ctrl-C stops it"
+            )
+            # It was up when it said so.
+            with urllib.request.urlopen(f"{url}healthz", timeout=5) as answer:
+                assert answer.read() == b"ok"
+            time.sleep(1.5)  # time enough for a second process to speak up, were it to
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
+        while not lines.empty():
+            seen.append(lines.get())
+        assert sum("yuyue is serving" in line for line in seen) == 1, seen

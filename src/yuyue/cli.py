@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import logging
 import os
+import threading
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -18,7 +22,8 @@ from yuyue.kit import migrate
 from yuyue.kit.clock import SystemClock
 from yuyue.kit.crypto import FieldCipher, load_master_secret
 from yuyue.kit.db import Database
-from yuyue.scheduling.models import Channel, Hospital
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import Hospital
 
 app = typer.Typer(
     help="yuyue (预约): outpatient appointment and registration.", no_args_is_help=True
@@ -60,8 +65,8 @@ def init() -> None:
 
 
 def _seed(settings: Settings) -> DemoSummary:
-    from yuyue.booking.service import local_today
     from yuyue.demo.seed import seed_demo
+    from yuyue.kit.localtime import local_today
 
     cipher = FieldCipher(load_master_secret(settings.master_secret))
     now = SystemClock().now()
@@ -129,6 +134,7 @@ def serve(
     if workers > 1 and _settings().async_database_url.startswith("sqlite"):
         # One process runs the sweeps; the others only serve.
         typer.echo("note: several processes on SQLite share one writer; PostgreSQL scales better.")
+    _announce_when_ready(host, port)
     uvicorn.run(
         "yuyue.web.app:create_app",
         factory=True,
@@ -141,6 +147,40 @@ def serve(
         # another process instead of holding this one up.
         timeout_graceful_shutdown=5,
     )
+
+
+def _announce_when_ready(host: str, port: int, *, give_up_after: float = 600.0) -> None:
+    """Prints one line once the server answers its health check, so whoever started it can
+    tell it is up (uvicorn itself is told to log warnings only). The check runs in this
+    process, which with several workers is their supervisor: one line however many there
+    are, and only once one of them has finished starting."""
+    probe_host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    shown = f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+    line = f"yuyue is serving on {shown} (API docs: {shown}docs) — Ctrl-C stops it"
+
+    def answers() -> bool:
+        # http.client rather than urllib: a proxy from the environment must not answer.
+        connection = http.client.HTTPConnection(probe_host, port, timeout=1)
+        try:
+            connection.request("GET", "/healthz")
+            response = connection.getresponse()
+            return response.status == 200 and response.read() == b"ok"
+        except (OSError, http.client.HTTPException):
+            return False
+        finally:
+            connection.close()
+
+    def watch() -> None:
+        deadline = time.monotonic() + give_up_after
+        while time.monotonic() < deadline:
+            if answers():
+                typer.echo(line)
+                return
+            time.sleep(0.1)
+
+    if answers():
+        return  # something already serves there; uvicorn will say it cannot bind
+    threading.Thread(target=watch, name="ready-line", daemon=True).start()
 
 
 @app.command()
@@ -202,7 +242,9 @@ def demo(
                 "  Try it:",
                 f"    curl {auth} {base}/api/v1/departments",
                 f"    curl {auth} '{base}/api/v1/sessions'",
+                "    # The same Idempotency-Key makes a retry return the first answer.",
                 f"    curl {auth} -H 'Content-Type: application/json' \\",
+                f"      -H 'Idempotency-Key: {uuid.uuid4()}' \\",
                 f"      -X POST {base}/api/v1/appointments \\",
                 f"      -d '{booking}'",
                 "  Demo API key (channel app):",

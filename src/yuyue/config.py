@@ -30,20 +30,26 @@ class Settings(BaseSettings):
     # which suits a single machine; production sets it from a secret store.
     secret_key: str | None = Field(default=None, repr=False)
     secret_file: Path = Path(".yuyue/secret")
+    # Shared by every serving process and node: the sold-out memory, idempotency keys,
+    # "places changed" signals, the live bus and huey's queue (`kit/redis.py`). Optional:
+    # without it each process keeps its own, which is right for one process.
     redis_url: str | None = None
     hospital_code: str = "demo"
     # Background jobs (message delivery, reminders, expired holds, closing waitlists) run
     # inside `yuyue serve` unless a separate `yuyue worker` is deployed.
     worker_in_process: bool = True
     # How long a "sold out" answer may be served from memory before the database is asked
-    # again. Places returned by this process clear it at once; other processes within this.
+    # again. A place given back clears it at once: in this process, and with Redis in every
+    # process; without Redis other processes see it within this.
     sold_out_cache_seconds: float = 2.0
     # How long a finished session or slot list may be served before it is built again
-    # (0 turns the cache off). Places taken or returned by this process drop it at once;
-    # other processes' changes show within this. One second is the promised bound.
+    # (0 turns the cache off). Places taken or given back drop it at once: in this
+    # process, and with Redis in every process; without Redis other processes' changes
+    # show within this. One second is the promised bound.
     availability_cache_seconds: float = Field(default=1.0, ge=0.0, le=1.0)
-    # Serving processes; with more than one and no Redis, caches cannot vouch for
-    # idempotency keys seen by other processes, so those requests consult the database.
+    # Serving processes on this machine (`serve --workers`); with more than one and no
+    # Redis, caches cannot vouch for idempotency keys seen by other processes, so those
+    # requests consult the database.
     serving_processes: int = 1
     staff_token_hours: int = 12
     # Database connections kept open per serving process (PostgreSQL); several processes

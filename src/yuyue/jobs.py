@@ -18,7 +18,7 @@ import logging
 import signal
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,10 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.attendance import service as attendance_service
 from yuyue.booking import service as booking_service
-from yuyue.booking.availability import SoldOutCache
+from yuyue.booking.waitlist import service as waitlist_service
 from yuyue.config import Settings
 from yuyue.kit.db import Database
 from yuyue.kit.live import InProcessLiveBus
+from yuyue.kit.signals import InProcessPlaceSignals, PlacesChanged, RedisPlaceSignals
 from yuyue.notifications.delivery import (
     DeliveryReport,
     Senders,
@@ -42,7 +43,6 @@ from yuyue.notifications.delivery import (
 from yuyue.scheduling import release
 from yuyue.scheduling.models import Hospital
 from yuyue.staff.rules import Actor, system_actor
-from yuyue.waitlist import service as waitlist_service
 from yuyue.web.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -53,31 +53,39 @@ async def _each_hospital(
     ctx: AppContext, job: str, sweep: Callable[[AsyncSession, Actor], Awaitable[T]]
 ) -> list[T]:
     """Runs one sweep per hospital, each in its own transaction, as the system actor `job`."""
+    return [result for _, result in await _per_hospital(ctx, job, sweep)]
+
+
+async def _per_hospital(
+    ctx: AppContext, job: str, sweep: Callable[[AsyncSession, Actor], Awaitable[T]]
+) -> list[tuple[uuid.UUID, T]]:
     async with ctx.db.read() as session:
         hospitals = list((await session.scalars(select(Hospital.id))).all())
-    results: list[T] = []
+    results: list[tuple[uuid.UUID, T]] = []
     for hospital_id in hospitals:
         actor = system_actor(hospital_id, job)
 
         async def work(session: AsyncSession, actor: Actor = actor) -> T:
             return await sweep(session, actor)
 
-        results.append(await ctx.db.transact(work))
+        results.append((hospital_id, await ctx.db.transact(work)))
     return results
 
 
-def _places_returned(ctx: AppContext, per_hospital: list[list[uuid.UUID]]) -> list[uuid.UUID]:
-    sessions = [session_id for sessions in per_hospital for session_id in sessions]
-    for session_id in sessions:
-        ctx.sold_out.places_returned(session_id)
-    return sessions
+async def _places_returned(
+    ctx: AppContext, per_hospital: list[tuple[uuid.UUID, list[uuid.UUID]]]
+) -> list[uuid.UUID]:
+    for hospital_id, sessions in per_hospital:
+        if sessions:
+            await ctx.places_returned(hospital_id, *sessions)
+    return [session_id for _, sessions in per_hospital for session_id in sessions]
 
 
 async def expire_holds_once(ctx: AppContext) -> list[uuid.UUID]:
     """Expires unpaid holds in every hospital; returns the sessions that got places back."""
-    return _places_returned(
+    return await _places_returned(
         ctx,
-        await _each_hospital(
+        await _per_hospital(
             ctx,
             "hold-expiry",
             lambda session, actor: booking_service.expire_holds(
@@ -101,9 +109,9 @@ async def close_waitlists_once(ctx: AppContext) -> int:
 
 async def release_reserved_once(ctx: AppContext) -> list[uuid.UUID]:
     """Hands the day's unused reserved places to on-site registration where it is time."""
-    return _places_returned(
+    return await _places_returned(
         ctx,
-        await _each_hospital(
+        await _per_hospital(
             ctx,
             "reserved-release",
             lambda session, actor: release.release_reserved_places(
@@ -150,6 +158,9 @@ class _HostedConsumer(Consumer):  # type: ignore[misc]
 
     def _set_signal_handlers(self) -> None:
         return None
+
+
+DOORBELL_INTERVAL_SECONDS = 0.25
 
 
 class Jobs:
@@ -263,7 +274,8 @@ class Jobs:
     def request_delivery(self) -> None:
         """Cheap and never raises: any number of rings before the doorbell thread wakes
         queue one delivery task."""
-        self._doorbell.set()
+        if not self._doorbell.is_set():
+            self._doorbell.set()
 
     def start_doorbell(self) -> None:
         if self._bell_thread is None:
@@ -273,6 +285,7 @@ class Jobs:
             self._bell_thread.start()
 
     def _ring(self) -> None:
+        failing = False
         while not self._closing.is_set():
             if not self._doorbell.wait(0.5):
                 continue
@@ -280,8 +293,19 @@ class Jobs:
             try:
                 self.deliver_now()
             except Exception:
-                # The periodic pass delivers within a minute anyway.
-                log.exception("could not queue a delivery")
+                # The periodic pass delivers within a minute anyway. Logged once while the
+                # job storage (Redis, say) stays away, not on every booking.
+                if not failing:
+                    log.exception("could not queue a delivery; retrying with each ring")
+                failing = True
+            else:
+                if failing:
+                    log.warning("deliveries are queued again")
+                failing = False
+            # At the release peak every booking rings; queueing a task per ring would write
+            # the job store hundreds of times a second. One task per interval delivers every
+            # message written before it, so messages wait at most this long for a worker.
+            self._closing.wait(DOORBELL_INTERVAL_SECONDS)
 
     # --- the consumer ---------------------------------------------------------------------
 
@@ -323,6 +347,7 @@ class Jobs:
 
 def _dispose(state: _ThreadState) -> None:
     try:
+        state.loop.run_until_complete(state.ctx.stop())
         state.loop.run_until_complete(state.ctx.db.dispose())
     except Exception:
         log.exception("could not close a worker's database connections")
@@ -337,12 +362,15 @@ def worker_context(
     host: asyncio.AbstractEventLoop | None = None,
 ) -> AppContext:
     """A worker thread's own context: its own database engines, a small pool. Hosted in a
-    serving process (`base`), it shares the clock and tells the host's sold-out memory
-    when places come back."""
+    serving process (`base`), it shares the clock and tells the host's caches when places
+    come back (with Redis, its own link tells every process)."""
     db = Database(settings.async_database_url, echo=settings.sql_echo, pool_size=2)
     ctx = AppContext.build(settings, clock=base.clock if base else None, db=db)
     if base is not None and host is not None:
-        ctx.sold_out = _HostSoldOut(base.sold_out, host)
+        if isinstance(base.places, InProcessPlaceSignals) and not isinstance(
+            base.places, RedisPlaceSignals
+        ):
+            ctx.places = _HostPlaces(base.places, host)
         if isinstance(base.live, InProcessLiveBus):
             # Without Redis a job's live events reach the screens through the host's bus
             # (thread-safe); with Redis the worker has a connection of its own.
@@ -350,19 +378,18 @@ def worker_context(
     return ctx
 
 
-class _HostSoldOut(SoldOutCache):
-    """Forwards "places came back" to the serving process's memory, on its own loop
-    (the cache is not thread-safe)."""
+class _HostPlaces(InProcessPlaceSignals):
+    """Forwards "places changed" to the serving process's listeners, on its own loop
+    (the caches there are not thread-safe)."""
 
-    def __init__(self, host_cache: SoldOutCache, host: asyncio.AbstractEventLoop) -> None:
-        super().__init__(host_cache.ttl)
-        self._host_cache = host_cache
+    def __init__(self, host_signals: InProcessPlaceSignals, host: asyncio.AbstractEventLoop):
+        super().__init__()
+        self._host_signals = host_signals
         self._host = host
 
-    def places_returned(self, session_id: uuid.UUID) -> None:
-        super().places_returned(session_id)
+    def deliver(self, changes: Iterable[PlacesChanged]) -> None:
         if not self._host.is_closed():
-            self._host.call_soon_threadsafe(self._host_cache.places_returned, session_id)
+            self._host.call_soon_threadsafe(self._host_signals.deliver, list(changes))
 
 
 # --- the entry points' side ------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from yuyue.accounts.models import SignInCode, WebSession
 from yuyue.attendance.models import BlacklistAppeal, NoShowBan, NoShowPolicy
 from yuyue.booking.models import Appointment, BlacklistEntry, IdempotencyRecord
+from yuyue.booking.waitlist.models import WaitlistEntry
 from yuyue.kit.db import Base
 from yuyue.notifications.models import (
     Delivery,
@@ -29,7 +30,6 @@ from yuyue.scheduling.models import (
 )
 from yuyue.staff.models import ApiKey, AuditEntry, StaffUser
 from yuyue.visits.models import CheckInFailure, Visit, VisitPolicy
-from yuyue.waitlist.models import WaitlistEntry
 
 __all__ = [
     "Account",

@@ -14,7 +14,8 @@ from yuyue.accounts import rules
 from yuyue.accounts import service as accounts
 from yuyue.accounts.models import SignInCode
 from yuyue.kit.errors import YuyueError
-from yuyue.notifications.models import MessageKind, OutboxMessage
+from yuyue.notifications.enums import MessageKind
+from yuyue.notifications.models import OutboxMessage
 from yuyue.patients.models import Account
 from yuyue.patients.rules import InvalidPhone
 from yuyue.web.context import AppContext

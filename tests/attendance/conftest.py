@@ -12,9 +12,11 @@ from sqlalchemy import select
 from tests import factories as f
 from tests.conftest import NOW, World
 from yuyue.attendance import service as attendance_service
-from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import AppointmentStatus
 from yuyue.patients.models import Patient
-from yuyue.scheduling.models import ClinicSession, SessionStatus, SlotPool
+from yuyue.scheduling.enums import SessionStatus
+from yuyue.scheduling.models import ClinicSession, SlotPool
 from yuyue.staff.rules import system_actor
 from yuyue.web.context import AppContext
 

@@ -18,9 +18,11 @@ from yuyue.attendance import service as attendance_service
 from yuyue.attendance.models import AppealStatus, BlacklistAppeal
 from yuyue.attendance.rules import AppealAlreadyOpen
 from yuyue.booking.models import BlacklistEntry
-from yuyue.notifications.models import MessageKind, OutboxMessage
-from yuyue.scheduling.models import Channel
-from yuyue.staff.models import AuditEntry, Role
+from yuyue.notifications.enums import MessageKind
+from yuyue.notifications.models import OutboxMessage
+from yuyue.scheduling.enums import Channel
+from yuyue.staff.enums import Role
+from yuyue.staff.models import AuditEntry
 from yuyue.staff.rules import Actor, ActorKind
 from yuyue.web.context import AppContext
 
@@ -137,7 +139,7 @@ class TestBannedPatients:
         before = await row_counts(ctx.db)
         refused = await book(client, world, world.auth)
         body = assert_problem(refused, 403, "blacklisted")
-        assert "2027-05-19" in body["detail"]
+        assert "2027年5月19日 周三 10:00" in body["detail"]
         assert body["until"].startswith("2027-05-19")
         assert await row_counts(ctx.db) == before
 
@@ -168,7 +170,7 @@ class TestAppeals:
         assert item["id"] == str(appeal_id)
         assert item["patient_name"] == world.patient.name
         assert item["ban"]["ends_at"].startswith("2027-05-19")
-        assert "2026-11-02" in item["ban"]["reason"]
+        assert "11月2日" in item["ban"]["reason"]
         none = await client.get("/api/v1/appeals?status=accepted", headers=headers)
         assert none.json() == []
         bad = await client.get("/api/v1/appeals?status=maybe", headers=headers)

@@ -142,10 +142,10 @@ class TestWhenNoShowsMakeABan:
         decision = rules.decide_ban(Policy(), found, [], today=TODAY, now=NOW)
         assert decision is not None
         assert rules.ban_reason(decision, Policy()) == (
-            "365 天内爽约 3 次（2026-11-02、2026-11-09、2026-11-16）"
+            "365 天内爽约 3 次（11月2日 周一、11月9日 周一、11月16日 周一）"
         )
         assert rules.ban_reason(decision, Policy(), "en") == (
-            "3 missed visits within 365 days (2026-11-02, 2026-11-09, 2026-11-16)"
+            "3 missed visits within 365 days (Mon 2 Nov, Mon 9 Nov, Mon 16 Nov)"
         )
 
 

@@ -18,11 +18,14 @@ from tests.conftest import NOW, World
 from tests.helpers import row_counts
 from yuyue.attendance import service as attendance_service
 from yuyue.attendance.models import NoShowBan
-from yuyue.booking.models import Appointment, AppointmentStatus, BlacklistEntry
+from yuyue.booking.models import Appointment, BlacklistEntry
+from yuyue.booking.states import AppointmentStatus
 from yuyue.jobs import mark_no_shows_once
-from yuyue.notifications.models import MessageKind, OutboxMessage
-from yuyue.scheduling.models import SessionStatus
-from yuyue.staff.models import AuditEntry, Role
+from yuyue.notifications.enums import MessageKind
+from yuyue.notifications.models import OutboxMessage
+from yuyue.scheduling.enums import SessionStatus
+from yuyue.staff.enums import Role
+from yuyue.staff.models import AuditEntry
 from yuyue.staff.rules import Actor, ActorKind, system_actor
 from yuyue.web.context import AppContext
 
@@ -189,7 +192,7 @@ class TestBans:
         assert entry.starts_at == NOW
         assert entry.ends_at == NOW + timedelta(days=180)
         assert entry.lifted_at is None
-        assert entry.reason == "365 天内爽约 3 次（2026-11-02、2026-11-09、2026-11-16）"
+        assert entry.reason == "365 天内爽约 3 次（11月2日 周一、11月9日 周一、11月16日 周一）"
         async with ctx.db.read() as s:
             message = await s.scalar(
                 select(OutboxMessage).where(OutboxMessage.kind == MessageKind.BLACKLISTED.value)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import uuid
 from datetime import time, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import delete, func, select
 
 from tests import factories as f
@@ -16,8 +19,10 @@ from yuyue.booking.models import Appointment
 from yuyue.jobs import expire_holds_once
 from yuyue.kit.clock import FixedClock
 from yuyue.notifications.models import OutboxMessage
-from yuyue.scheduling.models import ClinicSession, Period, PoolRatio
-from yuyue.staff.models import AuditEntry, Role
+from yuyue.scheduling.enums import Period
+from yuyue.scheduling.models import ClinicSession, PoolRatio
+from yuyue.staff.enums import Role
+from yuyue.staff.models import AuditEntry
 from yuyue.web.context import AppContext
 
 
@@ -322,6 +327,53 @@ class TestCancel:
         assert response.json()["voucher"] is None
         assert await remaining(client, world) == 15
 
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"reason": "家里有事，改天再来"},
+            {"note": "家里有事，改天再来"},
+            {"reason": "家里有事，改天再来", "note": "家里有事，改天再来"},
+        ],
+        ids=["reason", "note", "both-agreeing"],
+    )
+    async def test_the_reason_for_cancelling_is_kept_under_either_name(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World, body: dict[str, str]
+    ) -> None:
+        booked = (await book(client, world)).json()
+        response = await client.post(
+            f"/api/v1/appointments/{booked['id']}/cancel", json=body, headers=world.auth
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "cancelled"
+        async with ctx.db.read() as s:
+            appointment = await s.get(Appointment, uuid.UUID(booked["id"]))
+            message = await s.scalar(
+                select(OutboxMessage).where(
+                    OutboxMessage.appointment_id == uuid.UUID(booked["id"]),
+                    OutboxMessage.kind == "cancelled",
+                )
+            )
+        assert appointment is not None and appointment.cancel_note == "家里有事，改天再来"
+        assert message is not None and message.payload["note"] == "家里有事，改天再来"
+
+    async def test_a_reason_and_a_different_note_are_refused_and_change_nothing(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        booked = (await book(client, world)).json()
+        before = await row_counts(ctx.db)
+        pools = await pool_state(ctx.db)
+        response = await client.post(
+            f"/api/v1/appointments/{booked['id']}/cancel",
+            json={"reason": "家里有事", "note": "不想去了"},
+            headers=world.auth,
+        )
+        body = assert_problem(response, 422, "validation_error")
+        assert [e["field"] for e in body["errors"]] == ["reason"]
+        assert await row_counts(ctx.db) == before
+        assert await pool_state(ctx.db) == pools
+        again = await client.get(f"/api/v1/appointments/{booked['id']}", headers=world.auth)
+        assert again.json()["status"] == "booked"
+
     async def test_cancel_after_the_deadline_is_refused_and_changes_nothing(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World, clock: FixedClock
     ) -> None:
@@ -334,7 +386,7 @@ class TestCancel:
             headers={**world.auth, "Accept-Language": "en"},
         )
         body = assert_problem(response, 409, "cancellation_closed")
-        assert "2026-11-22 15:00" in body["detail"]
+        assert "Sun 22 Nov 15:00" in body["detail"]
         assert await row_counts(ctx.db) == before
         assert await pool_state(ctx.db) == pools
 
@@ -570,7 +622,29 @@ class TestRulesOverHttp:
         before = await row_counts(ctx.db)
         body = assert_problem(await book(client, world, session=far), 409, "outside_release_window")
         assert body["opens_at"] == "2026-11-21T00:00:00+00:00"
-        assert "2026-11-21 08:00" in body["detail"]
+        assert "11月21日 周六 08:00" in body["detail"]
+        assert await row_counts(ctx.db) == before
+
+    async def test_after_the_cut_off_one_sentence_writes_both_times_one_way(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World, clock: FixedClock
+    ) -> None:
+        clock.advance(timedelta(days=2, hours=7))  # Sunday 17:00 Shanghai: after the cut-off
+        before = await row_counts(ctx.db)
+        sentences = {}
+        for language in ("zh-CN", "en"):
+            response = await client.post(
+                "/api/v1/appointments",
+                json={"patient_id": str(world.patient.id), "session_id": str(world.session.id)},
+                headers={**world.auth, "Accept-Language": language},
+            )
+            sentences[language] = assert_problem(response, 409, "booking_closed")["detail"]
+        assert sentences == {
+            "zh-CN": "该出诊的预约已截止（截止时间 11月22日 周日 16:00）。"
+            "当日挂号将于 11月23日 周一 07:00 开放。",
+            "en": "Booking for this session closed at Sun 22 Nov 16:00. "
+            "Same-day registration opens at Mon 23 Nov 07:00.",
+        }
+        assert not any(re.search(r"\d{4}-\d{2}-\d{2}", s) for s in sentences.values())
         assert await row_counts(ctx.db) == before
 
     async def test_age_restriction_of_paediatrics(

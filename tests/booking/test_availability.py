@@ -124,18 +124,28 @@ class TestSoldOutCache:
 
 
 class TestKnownKeys:
-    def test_a_single_process_knows_which_keys_can_have_an_answer(self) -> None:
+    async def test_a_single_process_knows_which_keys_can_have_an_answer(self) -> None:
         keys = KnownKeys(authoritative=True)
-        keys.add("channel:k", "a")
-        assert keys.may_have_answer("channel:k", "a")
-        assert not keys.may_have_answer("channel:k", "b")
-        assert not keys.may_have_answer("channel:other", "a")
+        await keys.add("channel:k", "a")
+        assert await keys.may_have_answer("channel:k", "a")
+        assert not await keys.may_have_answer("channel:k", "b")
+        assert not await keys.may_have_answer("channel:other", "a")
 
-    def test_several_processes_must_ask_the_database(self) -> None:
-        assert KnownKeys(authoritative=False).may_have_answer("channel:k", "never-seen")
+    async def test_the_last_days_keys_are_known_from_the_start(self) -> None:
+        keys = KnownKeys(authoritative=True)
 
-    def test_forgetting_any_key_makes_every_key_suspect(self) -> None:
+        async def recent() -> list[tuple[str, str]]:
+            return [("channel:k", "yesterday")]
+
+        await keys.start(recent)
+        assert await keys.may_have_answer("channel:k", "yesterday")
+        assert not await keys.may_have_answer("channel:k", "today")
+
+    async def test_several_processes_must_ask_the_database(self) -> None:
+        assert await KnownKeys(authoritative=False).may_have_answer("channel:k", "never-seen")
+
+    async def test_forgetting_any_key_makes_every_key_suspect(self) -> None:
         keys = KnownKeys(authoritative=True, limit=2)
         for key in ("a", "b", "c"):
-            keys.add("s", key)
-        assert keys.may_have_answer("s", "zzz")
+            await keys.add("s", key)
+        assert await keys.may_have_answer("s", "zzz")

@@ -15,8 +15,10 @@ from sqlalchemy import delete, func, select
 
 from tests import factories as f
 from tests.conftest import NOW, VISIT_DAY, World
-from yuyue.booking.models import ACTIVE_STATUSES, Appointment
-from yuyue.scheduling.models import Period, PoolRatio, SlotPool
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import ACTIVE_STATUSES
+from yuyue.scheduling.enums import Period
+from yuyue.scheduling.models import PoolRatio, SlotPool
 from yuyue.web.context import AppContext
 
 

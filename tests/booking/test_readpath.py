@@ -23,13 +23,14 @@ from sqlalchemy import update
 from tests import factories as f
 from tests.conftest import NOW, VISIT_DAY, World
 from tests.helpers import assert_problem, staff_auth
+from yuyue.booking import listing
 from yuyue.booking.readpath import AvailabilityFastPath, Built, ReadCache
 from yuyue.booking.rules import Policy
 from yuyue.kit.clock import FixedClock
-from yuyue.scheduling import listing
-from yuyue.scheduling.models import ClinicSession, Department, SessionStatus, SlotPool
+from yuyue.scheduling.enums import SessionStatus
+from yuyue.scheduling.models import ClinicSession, Department, SlotPool
 from yuyue.scheduling.schemas import SessionRead, SlotRead
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.web.context import AppContext
 
 EVENING_BEFORE = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)  # Sunday 18:00, after the cut-off
@@ -349,7 +350,7 @@ class TestKeptAnswers:
     ) -> None:
         seconds = [100.0]
         ctx.reads = ReadCache(1.0, monotonic=lambda: seconds[0])
-        ctx.sold_out.on_change(ctx.reads.changed)
+        ctx.watch_places(ctx.reads)
         first = await listed(client, world)
 
         # Another process fills the session: this one is not told.

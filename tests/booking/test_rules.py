@@ -9,6 +9,7 @@ None), the status it returned, or `(error class, error values)`.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -17,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from yuyue.booking.models import AppointmentStatus
 from yuyue.booking.rules import (
     TRANSITIONS,
     AgeNotAllowed,
@@ -40,7 +40,6 @@ from yuyue.booking.rules import (
     SessionStopped,
     SexNotAllowed,
     SoldOut,
-    age_on,
     bookability,
     booking_window,
     cancellation_deadline,
@@ -51,16 +50,16 @@ from yuyue.booking.rules import (
     check_payment,
     check_session_open,
     check_window,
-    format_local,
     initial_status,
     is_active,
-    local_instant,
     lowest_free_number,
     transition,
 )
+from yuyue.booking.states import AppointmentStatus
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
-from yuyue.scheduling.models import Channel, SessionStatus
+from yuyue.scheduling.enums import Channel, SessionStatus
+from yuyue.scheduling.service import policy_values
 
 S = AppointmentStatus
 TZ = "Asia/Shanghai"
@@ -127,35 +126,11 @@ def outcome(check: Callable[..., object], *args: Any, **kwargs: Any) -> object:
 # --- release window ----------------------------------------------------------------------
 
 
-class TestLocalInstants:
-    @pytest.mark.parametrize(
-        ("day", "at", "expected"),
-        [
-            case("08:00-is-00:00Z", date(2026, 11, 16), time(8, 0), utc(2026, 11, 16, 0, 0)),
-            case("07:00-is-23:00Z-before", date(2026, 11, 23), time(7, 0), utc(2026, 11, 22, 23)),
-            case("16:00-is-08:00Z", date(2026, 11, 22), time(16, 0), utc(2026, 11, 22, 8, 0)),
-        ],
-    )
-    def test_hospital_wall_clock_becomes_aware_utc(
-        self, day: date, at: time, expected: datetime
-    ) -> None:
-        instant = local_instant(day, at, TZ)
-
-        assert instant == expected
-        assert instant.tzinfo is UTC
-
-    @pytest.mark.parametrize(
-        ("instant", "expected"),
-        [
-            case("utc-midnight", utc(2026, 11, 16, 0, 0), "2026-11-16 08:00"),
-            case("crosses-midnight", utc(2026, 11, 22, 23, 0), "2026-11-23 07:00"),
-            case("seconds-dropped", sh(2026, 11, 23, 11, 0, 59), "2026-11-23 11:00"),
-        ],
-    )
-    def test_instant_is_shown_in_hospital_time_to_the_minute(
-        self, instant: datetime, expected: str
-    ) -> None:
-        assert format_local(instant, TZ) == expected
+class TestPolicyDefaults:
+    def test_a_hospital_without_a_policy_row_has_the_rules_defaults(self) -> None:
+        # The policy table (scheduling) and the rules' value (booking) both carry defaults;
+        # the API shows the table's, the booking path applies the rules'.
+        assert policy_values(None) == dataclasses.asdict(Policy())
 
 
 class TestBookingWindow:
@@ -276,10 +251,8 @@ class TestRemoteChannelWindowWithDefaultPolicy:
         assert error.code == "outside_release_window"
         assert error.status == 409
         assert error.extensions() == {"opens_at": "2026-11-16T00:00:00+00:00"}
-        assert "2026-11-16 08:00" in error.detail("zh-CN")
-        assert "2026-11-16 08:00" in error.detail("en")
-        assert error.detail("zh-CN") == "该出诊尚未开放预约，将于 2026-11-16 08:00 放号。"
-        assert error.detail("en") == "Booking for this session opens at 2026-11-16 08:00."
+        assert error.detail("zh-CN") == "该出诊尚未开放预约，将于 11月16日 周一 08:00 放号。"
+        assert error.detail("en") == "Booking for this session opens at Mon 16 Nov 08:00."
         assert error.title("en") == "Not yet released"
 
     def test_closed_error_names_the_cutoff_in_both_languages(self) -> None:
@@ -290,8 +263,8 @@ class TestRemoteChannelWindowWithDefaultPolicy:
         assert error.code == "booking_closed"
         assert error.status == 409
         assert error.extensions() == {}
-        assert error.detail("zh-CN") == "该出诊的预约已截止（截止时间 2026-11-23 11:00）。"
-        assert error.detail("en") == "Booking for this session closed at 2026-11-23 11:00."
+        assert error.detail("zh-CN") == "该出诊的预约已截止（截止时间 11月23日 周一 11:00）。"
+        assert error.detail("en") == "Booking for this session closed at Mon 23 Nov 11:00."
 
 
 class TestWindowWithoutSameDayBooking:
@@ -563,23 +536,6 @@ class TestSessionOpen:
         )
 
 
-class TestAgeOn:
-    @pytest.mark.parametrize(
-        ("birth", "day", "expected"),
-        [
-            case("birthday-tomorrow", date(2011, 11, 24), date(2026, 11, 23), 14),
-            case("birthday-today", date(2011, 11, 23), date(2026, 11, 23), 15),
-            case("birthday-yesterday", date(2011, 11, 22), date(2026, 11, 23), 15),
-            case("born-today", date(2026, 11, 23), date(2026, 11, 23), 0),
-            case("leap-day-on-feb-28", date(2012, 2, 29), date(2027, 2, 28), 14),
-            case("leap-day-on-mar-1", date(2012, 2, 29), date(2027, 3, 1), 15),
-            case("leap-day-in-leap-year", date(2012, 2, 29), date(2028, 2, 29), 16),
-        ],
-    )
-    def test_age_in_completed_years(self, birth: date, day: date, expected: int) -> None:
-        assert age_on(birth, day) == expected
-
-
 def sex_refused(department: str, allowed: str, code: str) -> Refusal:
     del allowed  # the sentence translates the code in the reader's language
     return SexNotAllowed, {"department": department, "allowed_code": code}
@@ -778,10 +734,11 @@ class TestBlacklist:
         assert error.status == 403
         assert error.extensions() == {"until": "2027-05-01T00:00:00+00:00"}
         assert error.detail("zh-CN") == (
-            "该就诊人因爽约，2027-05-01 08:00 前不能通过自助渠道预约，可到医院窗口挂号或提出申诉。"
+            "该就诊人因爽约，2027年5月1日 周六 08:00 前不能通过自助渠道预约，"
+            "可到医院窗口挂号或提出申诉。"
         )
         assert error.detail("en") == (
-            "Self-service booking is suspended for this patient until 2027-05-01 08:00 (爽约); "
+            "Self-service booking is suspended for this patient until Sat 1 May 2027 08:00 (爽约); "
             "registration at the hospital window is still possible, and you may appeal."
         )
 
@@ -1237,10 +1194,10 @@ class TestCancellable:
         assert error.code == "cancellation_closed"
         assert error.status == 409
         assert error.detail("zh-CN") == (
-            "已超过退号截止时间（2026-11-22 15:00），不能在线取消，请联系医院窗口。"
+            "已超过退号截止时间（11月22日 周日 15:00），不能在线取消，请联系医院窗口。"
         )
         assert error.detail("en") == (
-            "The cancellation deadline (2026-11-22 15:00) has passed; please contact the hospital."
+            "The cancellation deadline (Sun 22 Nov 15:00) has passed; please contact the hospital."
         )
 
 

@@ -11,12 +11,13 @@ from sqlalchemy import select
 
 from tests import factories as f
 from tests.e2e.conftest import NOW, TODAY
+from yuyue.booking import listing
 from yuyue.booking import service as booking_service
 from yuyue.booking.models import Appointment
 from yuyue.patients import service as patient_service
 from yuyue.patients.rules import IdType
-from yuyue.scheduling import listing
-from yuyue.scheduling.models import Channel, ClinicSession, Doctor, Hospital
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import ClinicSession, Doctor, Hospital
 from yuyue.staff.rules import system_actor
 from yuyue.web.context import AppContext
 

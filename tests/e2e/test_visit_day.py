@@ -25,7 +25,8 @@ from tests.e2e.conftest import NOW, LiveServer, screenshot
 from yuyue.booking import service as booking_service
 from yuyue.booking import views
 from yuyue.booking.models import Appointment
-from yuyue.scheduling.models import Channel, ClinicSession
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import ClinicSession
 from yuyue.staff import service as staff_service
 from yuyue.staff.rules import system_actor
 from yuyue.web.context import AppContext

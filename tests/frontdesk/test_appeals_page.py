@@ -13,7 +13,7 @@ from tests.helpers import row_counts
 from yuyue.attendance.models import AppealStatus, BlacklistAppeal
 from yuyue.booking.models import BlacklistEntry
 from yuyue.staff import service as staff_service
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 
 
 async def registrar(floor: Floor, http: httpx.AsyncClient):  # noqa: F811

@@ -21,9 +21,9 @@ from tests.portal.conftest import Browser, sign_in
 from yuyue.booking import service as booking_service
 from yuyue.booking.models import Appointment
 from yuyue.kit.clock import FixedClock
-from yuyue.scheduling.models import Channel
+from yuyue.scheduling.enums import Channel
 from yuyue.staff import service as staff_service
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import system_actor
 from yuyue.visits.models import Visit
 from yuyue.web.context import AppContext

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.conftest import NOW, SECRET, DatabaseTemplate, World
 from tests.helpers import assert_problem, row_counts, staff_auth
 from yuyue.booking import service as booking_service
-from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import AppointmentStatus
 from yuyue.config import Settings
 from yuyue.jobs import Jobs, attach, detach, request_delivery
 from yuyue.kit.clock import FixedClock
@@ -33,16 +34,11 @@ from yuyue.notifications.delivery import (
     _fan_out,
     deliver_due,
 )
-from yuyue.notifications.models import (
-    Delivery,
-    DeliveryAttempt,
-    DemoPhoneMessage,
-    MessageKind,
-    OutboxMessage,
-)
+from yuyue.notifications.enums import MessageKind
+from yuyue.notifications.models import Delivery, DeliveryAttempt, DemoPhoneMessage, OutboxMessage
 from yuyue.patients.models import Patient
-from yuyue.scheduling.models import Channel
-from yuyue.staff.models import Role
+from yuyue.scheduling.enums import Channel
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, ActorKind
 from yuyue.web.context import AppContext
 
@@ -301,7 +297,7 @@ class TestLeases:
 
         async def claim(session: AsyncSession) -> Any:
             return await _claim(
-                session, ctx=ctx, now=ctx.clock.now(), limit=10, report=DeliveryReport()
+                session, env=ctx, now=ctx.clock.now(), limit=10, report=DeliveryReport()
             )
 
         assert len(await ctx.db.transact(claim)) == 1  # ...and the worker dies here

@@ -9,7 +9,7 @@ import pytest
 
 from yuyue.notifications import rules
 from yuyue.notifications.channels.base import DeliveryChannel
-from yuyue.notifications.models import MessageKind as K
+from yuyue.notifications.enums import MessageKind as K
 from yuyue.notifications.templates import DEFAULTS
 
 SH = "Asia/Shanghai"

@@ -13,7 +13,6 @@ from yuyue.patients.rules import (
     InvalidPhone,
     ParsedIdentity,
     Sex,
-    age_on,
     mask_id_number,
     mask_name,
     mask_phone,
@@ -508,33 +507,3 @@ class TestMasking:
     )
     def test_name(self, name: str, masked: str) -> None:
         assert mask_name(name) == masked
-
-
-class TestAgeOn:
-    @pytest.mark.parametrize(
-        ("birth_date", "day", "age"),
-        [
-            (date(1949, 12, 31), TODAY, 74),
-            (date(1990, 6, 1), TODAY, 34),
-            (date(1990, 6, 2), TODAY, 33),
-            (date(2024, 6, 1), TODAY, 0),
-            (date(2000, 2, 29), date(2001, 2, 28), 0),
-            (date(2000, 2, 29), date(2001, 3, 1), 1),
-            (date(2000, 2, 29), date(2004, 2, 29), 4),
-        ],
-        ids=[
-            "published-example",
-            "birthday-today",
-            "birthday-tomorrow",
-            "born-today",
-            "leap-day-before-march",
-            "leap-day-on-march-1",
-            "leap-day-in-leap-year",
-        ],
-    )
-    def test_full_years(self, birth_date: date, day: date, age: int) -> None:
-        assert age_on(birth_date, day) == age
-
-    def test_day_before_birth_is_an_error(self) -> None:
-        with pytest.raises(ValueError, match="before the birth date"):
-            age_on(date(2024, 6, 2), TODAY)

@@ -12,7 +12,8 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from tests.conftest import World
-from yuyue.notifications.models import MessageKind, OutboxMessage
+from yuyue.notifications.enums import MessageKind
+from yuyue.notifications.models import OutboxMessage
 from yuyue.web.context import AppContext
 
 HOLDER_PHONE = "13912345678"

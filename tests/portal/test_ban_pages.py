@@ -14,7 +14,7 @@ from tests.helpers import row_counts, staff_auth
 from tests.portal.conftest import Browser
 from tests.portal.test_pages import account_patient, add_father, first_slot
 from yuyue.patients.models import Patient
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.web.context import AppContext
 
 MISSED = (date(2026, 11, 2), date(2026, 11, 9), date(2026, 11, 16))
@@ -69,7 +69,7 @@ class TestTheBanPage:
             f"/sessions/{world.session.id}/book", {"slot": str(slot), "patient": str(father.id)}
         )
         assert refused.status_code == 403
-        assert "2027-05-19" in refused.text and "窗口" in refused.text
+        assert "2027年5月19日" in refused.text and "窗口" in refused.text
         assert await row_counts(ctx.db) == before
 
     async def test_someone_elses_patient_is_not_found(

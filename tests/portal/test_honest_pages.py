@@ -22,7 +22,8 @@ from tests.portal.conftest import Browser
 from tests.portal.test_pages import account_patient, add_father
 from yuyue.booking import service as booking_service
 from yuyue.kit.clock import FixedClock
-from yuyue.scheduling.models import Channel, ClinicSession, SlotPool
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import ClinicSession, SlotPool
 from yuyue.staff.rules import system_actor
 from yuyue.web.context import AppContext
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 
+import pytest
 from sqlalchemy import select
 
 from tests import factories as f
@@ -12,10 +13,12 @@ from tests.conftest import NOW, VISIT_DAY, World
 from tests.helpers import row_counts
 from tests.portal.conftest import Browser, sign_in
 from yuyue.booking import service as booking_service
-from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import AppointmentStatus
 from yuyue.notifications.delivery import deliver_due
 from yuyue.patients.models import Patient
-from yuyue.scheduling.models import Channel, ClinicSession
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import BookingPolicy, ClinicSession
 from yuyue.staff.rules import system_actor
 from yuyue.web.context import AppContext
 
@@ -73,7 +76,13 @@ class TestMessages:
         assert booked.status_code == 303
         await deliver_due(ctx)
         home = await signed_in.page("/")
-        assert 'data-testid="inbox-link"' in home.text and "消息 (" in home.text
+        # A count badge, not "消息 (1)": words in brackets widen the header past a phone.
+        header = home.text[home.text.index("<header") : home.text.index("</header>")]
+        link = header[header.index('data-testid="inbox-link"') :]
+        link = link[: link.index("</a>")]
+        assert 'aria-label="消息，1 条未读"' in link
+        assert '<span class="count" data-testid="unread-count">1</span>' in link
+        assert "(" not in link and "（" not in link
         inbox = await signed_in.page("/inbox")
         assert 'data-kind="booking_confirmed"' in inbox.text
         async with ctx.db.read() as session:
@@ -81,7 +90,8 @@ class TestMessages:
                 select(Appointment).where(Appointment.patient_id == father.id)
             )
         assert appointment is not None and appointment.voucher_code in inbox.text
-        assert "消息 (" not in (await signed_in.page("/")).text
+        read = (await signed_in.page("/")).text
+        assert 'data-testid="inbox-link"' in read and 'data-testid="unread-count"' not in read
 
     async def test_demo_phone_shows_the_code_only_in_demo_mode(
         self, portal: Browser, ctx: AppContext
@@ -123,6 +133,41 @@ class TestWaitlist:
         assert accepted.status_code == 303
         voucher = await portal.page(accepted.headers["location"])
         assert 'data-testid="voucher"' in voucher.text
+
+    @pytest.mark.parametrize(
+        ("locale", "sentence"),
+        [("zh-CN", "请在45分钟内确认"), ("en", "Confirm within 45 minutes")],
+    )
+    async def test_the_offer_message_says_how_many_minutes_it_lasts(
+        self, portal: Browser, ctx: AppContext, world: World, locale: str, sentence: str
+    ) -> None:
+        async with ctx.db.session_scope() as s:
+            policy = await s.scalar(
+                select(BookingPolicy).where(BookingPolicy.hospital_id == world.hospital.id)
+            )
+            assert policy is not None
+            policy.waitlist_offer_minutes = 45
+        full = await one_place_session(ctx, world)
+        taken = await book_directly(ctx, world, world.other_patient.id, full.id)
+        await sign_in(portal, ctx)
+        await portal.page("/settings")
+        saved = await portal.submit("/settings", {"email": "", "locale": locale})
+        assert saved.status_code == 303
+        await add_patient(portal, "王建国")
+        father = await patient_named(ctx, "王建国")
+        await portal.submit(f"/sessions/{full.id}/waitlist", {"patient": str(father.id)})
+        async with ctx.db.session_scope() as s:
+            await booking_service.cancel(
+                s,
+                actor=replace(system_actor(world.hospital.id), channel=Channel.WEB),
+                appointment_id=taken.id,
+                note=None,
+                now=NOW,
+            )
+        await deliver_due(ctx)
+        inbox = await portal.page("/inbox")
+        assert 'data-kind="waitlist_offer"' in inbox.text
+        assert sentence in inbox.text
 
     async def test_joining_a_session_with_places_left_is_refused(
         self, signed_in: Browser, ctx: AppContext, world: World
@@ -169,6 +214,27 @@ class TestChangeAndPay:
             world.session.id: AppointmentStatus.CANCELLED,
             other.id: AppointmentStatus.BOOKED,
         }
+
+    async def test_an_unpaid_hold_is_not_titled_a_voucher_until_it_is_paid(
+        self, signed_in: Browser, ctx: AppContext, world: World
+    ) -> None:
+        ctx.settings.demo_mode = True
+        paid_session = await one_place_session(ctx, world, fee=True)
+        await add_patient(signed_in, "王建国")
+        father = await patient_named(ctx, "王建国")
+        held = await book_directly(ctx, world, father.id, paid_session.id)
+        page = await signed_in.page(f"/appointments/{held.id}")
+        assert '<h1 data-testid="heading">号源已保留 <span' in page.text
+        assert "<title>号源已保留" in page.text
+        assert "就诊凭证" not in page.text
+        await signed_in.page(f"/appointments/{held.id}/pay")
+        assert (await signed_in.submit(f"/appointments/{held.id}/pay")).status_code == 303
+        paid = await signed_in.page(f"/appointments/{held.id}")
+        assert '<h1 data-testid="heading">就诊凭证 <span' in paid.text
+        english = await signed_in.page(
+            f"/appointments/{held.id}", headers={"accept-language": "en"}
+        )
+        assert '<h1 data-testid="heading">Visit voucher <span' in english.text
 
     async def test_demo_cashier_confirms_a_held_booking(
         self, signed_in: Browser, ctx: AppContext, world: World

@@ -10,8 +10,8 @@ from tests.conftest import NOW, World
 from tests.portal.conftest import Browser
 from tests.portal.test_journey_pages import add_patient, book_directly, patient_named
 from yuyue.kit.clock import FixedClock
-from yuyue.scheduling.models import Channel
-from yuyue.staff.models import Role
+from yuyue.scheduling.enums import Channel
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, ActorKind
 from yuyue.visits import service as visits
 from yuyue.visits.models import VisitPolicy

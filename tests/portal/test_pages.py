@@ -3,7 +3,9 @@ clear refusals that change nothing."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import timedelta
 
 from sqlalchemy import select, update
 
@@ -11,7 +13,9 @@ from tests import factories as f
 from tests.conftest import NOW, VISIT_DAY, World
 from tests.helpers import pool_state, row_counts
 from tests.portal.conftest import Browser, latest_code, sign_in
-from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import AppointmentStatus
+from yuyue.kit.clock import FixedClock
 from yuyue.patients.models import Patient
 from yuyue.scheduling.models import BookingPolicy, TimeSlot
 from yuyue.web.context import AppContext
@@ -212,7 +216,7 @@ class TestBooking:
         async with ctx.db.session_scope() as s:
             from dataclasses import replace
 
-            from yuyue.scheduling.models import Channel
+            from yuyue.scheduling.enums import Channel
 
             await booking_service.book(
                 s,
@@ -266,6 +270,23 @@ class TestBooking:
         assert booked.appointment.voucher_code not in page.text
         cancel = await signed_in.submit(f"/appointments/{booked.appointment.id}/cancel")
         assert cancel.status_code == 404
+
+    async def test_a_refusal_writes_its_times_the_way_the_page_writes_the_day(
+        self, signed_in: Browser, ctx: AppContext, world: World, clock: FixedClock
+    ) -> None:
+        await add_father(signed_in)
+        father = await account_patient(ctx, "王建国")
+        await signed_in.page(f"/sessions/{world.session.id}")
+        clock.advance(timedelta(days=2, hours=7))  # Sunday 17:00 Shanghai: after the cut-off
+        before = await row_counts(ctx.db)
+        refused = await signed_in.submit(
+            f"/sessions/{world.session.id}/book", {"slot": "", "patient": str(father.id)}
+        )
+        assert refused.status_code == 409
+        assert "截止时间 11月22日 周日 16:00" in refused.text
+        assert "当日挂号将于 11月23日 周一 07:00 开放" in refused.text
+        assert not re.search(r"\d{4}-\d{2}-\d{2}", refused.text)
+        assert await row_counts(ctx.db) == before
 
 
 class TestBrowsing:

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 import yuyue.portal
-from yuyue.booking.models import AppointmentStatus
+from yuyue.booking.states import AppointmentStatus
+from yuyue.booking.waitlist.states import WaitlistStatus
+from yuyue.frontdesk import texts  # noqa: F401  (the live notices share the front desk sentences)
 from yuyue.kit import i18n
 from yuyue.patients.rules import IdType
 from yuyue.portal import pages  # noqa: F401  (registers the page sentences)
-from yuyue.scheduling.models import Period
-from yuyue.waitlist.models import WaitlistStatus
+from yuyue.scheduling.enums import Period
 
 PORTAL = Path(yuyue.portal.__file__).parent
 LITERAL = re.compile(r"""\bt\(\s*["']([a-z_.]+)["']""")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from yuyue.kit import i18n
-from yuyue.scheduling.models import Channel, Period
+from yuyue.scheduling.enums import Channel, Period
 from yuyue.scheduling.rules import (
     APPOINTMENT,
     DEFAULT_CAPACITY,

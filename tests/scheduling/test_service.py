@@ -16,14 +16,10 @@ from tests import factories as f
 from tests.conftest import NOW, VISIT_DAY, World
 from tests.helpers import assert_problem, row_counts, staff_auth
 from yuyue.scheduling import service as scheduling_service
-from yuyue.scheduling.models import (
-    ClinicSession,
-    Period,
-    ScheduleTemplate,
-    SlotPool,
-    TimeSlot,
-)
-from yuyue.staff.models import AuditEntry, Role
+from yuyue.scheduling.enums import Period
+from yuyue.scheduling.models import ClinicSession, ScheduleTemplate, SlotPool, TimeSlot
+from yuyue.staff.enums import Role
+from yuyue.staff.models import AuditEntry
 from yuyue.web.context import AppContext
 
 TUESDAY, THURSDAY = 1, 3

@@ -13,8 +13,10 @@ from tests import factories as f
 from tests.conftest import NOW, VISIT_DAY, World
 from tests.helpers import assert_problem, row_counts
 from yuyue.kit import crypto
-from yuyue.scheduling.models import Period, PoolRatio
-from yuyue.staff.models import ApiKey, Role, StaffUser
+from yuyue.scheduling.enums import Period
+from yuyue.scheduling.models import PoolRatio
+from yuyue.staff.enums import Role
+from yuyue.staff.models import ApiKey, StaffUser
 from yuyue.web.context import AppContext
 
 

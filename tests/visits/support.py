@@ -15,8 +15,9 @@ from tests.conftest import NOW, VISIT_DAY, World
 from yuyue.booking import service as booking_service
 from yuyue.booking.models import Appointment
 from yuyue.booking.views import voucher_token
-from yuyue.scheduling.models import Channel, TimeSlot
-from yuyue.staff.models import Role
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import TimeSlot
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, ActorKind
 from yuyue.visits.models import Visit
 from yuyue.web.context import AppContext

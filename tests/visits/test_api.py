@@ -10,8 +10,8 @@ from tests.conftest import NOW, World
 from tests.helpers import assert_problem, row_counts, staff_auth
 from tests.visits import support as v
 from yuyue.kit.clock import FixedClock
-from yuyue.scheduling.models import Channel
-from yuyue.staff.models import Role
+from yuyue.scheduling.enums import Channel
+from yuyue.staff.enums import Role
 from yuyue.visits.events import QueueEvent
 from yuyue.visits.models import CheckInFailure
 from yuyue.web.context import AppContext

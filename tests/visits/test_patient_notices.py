@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from yuyue.visits import rules
-from yuyue.visits.models import VisitStatus
 from yuyue.visits.rules import PatientNotice, Policy
+from yuyue.visits.states import VisitStatus
 
 POLICY = Policy(come_back_ahead=3, travel_minutes=40)
 NOW = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)

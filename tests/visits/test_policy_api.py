@@ -7,7 +7,8 @@ from sqlalchemy import func, select
 
 from tests.conftest import World
 from tests.helpers import assert_problem, row_counts, staff_auth
-from yuyue.staff.models import AuditEntry, Role
+from yuyue.staff.enums import Role
+from yuyue.staff.models import AuditEntry
 from yuyue.web.context import AppContext
 
 

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from yuyue.booking.models import AppointmentStatus as S
+from yuyue.booking.states import AppointmentStatus as S
 from yuyue.visits import rules
-from yuyue.visits.models import PriorityClass as P
-from yuyue.visits.models import VisitStatus as V
+from yuyue.visits.states import PriorityClass as P
+from yuyue.visits.states import VisitStatus as V
 
 DAY = date(2026, 11, 23)
 TZ = "Asia/Shanghai"
@@ -54,7 +54,7 @@ class TestCheckInWindow:
     def test_too_early_says_when_it_opens(self) -> None:
         with pytest.raises(rules.CheckInTooEarly) as caught:
             rules.check_can_check_in(POLICY, facts(), today=DAY, now=local(7, 0))
-        assert "2026-11-23 08:00" in caught.value.detail("en")
+        assert "Mon 23 Nov 08:00" in caught.value.detail("en")
         assert caught.value.extensions() == {"opens_at": local(8, 0).isoformat()}
 
     def test_a_walk_in_is_never_too_early(self) -> None:
@@ -92,7 +92,7 @@ class TestCheckInWindow:
     def test_another_days_voucher_is_refused(self, day: date) -> None:
         with pytest.raises(rules.VoucherOtherDay) as caught:
             rules.check_can_check_in(POLICY, facts(day=day), today=DAY, now=local(9))
-        assert day.isoformat() in caught.value.detail("zh-CN")
+        assert f"{day.month}月{day.day}日" in caught.value.detail("zh-CN")
 
 
 class TestVoucherAndCode:

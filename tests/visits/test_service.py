@@ -12,12 +12,14 @@ from tests.conftest import NOW, World
 from tests.helpers import row_counts
 from tests.visits import support as v
 from yuyue.booking import service as booking_service
-from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import AppointmentStatus
 from yuyue.kit.clock import FixedClock
 from yuyue.kit.errors import Forbidden
 from yuyue.staff.models import AuditEntry
 from yuyue.visits import rules, service
-from yuyue.visits.models import PriorityClass, Visit, VisitStatus
+from yuyue.visits.models import Visit
+from yuyue.visits.states import PriorityClass, VisitStatus
 from yuyue.web.context import AppContext
 
 

@@ -19,7 +19,8 @@ from tests.conftest import NOW, VISIT_DAY, World
 from tests.helpers import assert_problem, row_counts
 from yuyue.kit.clock import FixedClock
 from yuyue.kit.crypto import TokenSigner, generate_master_secret, load_master_secret
-from yuyue.staff.models import ApiKey, Role, StaffUser
+from yuyue.staff.enums import Role
+from yuyue.staff.models import ApiKey, StaffUser
 from yuyue.web.context import AppContext
 
 PROBLEM_JSON = "application/problem+json"

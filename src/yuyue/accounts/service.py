@@ -14,7 +14,7 @@ from yuyue.accounts import rules
 from yuyue.accounts.models import SignInCode, WebSession
 from yuyue.kit.crypto import FieldCipher
 from yuyue.kit.errors import YuyueError
-from yuyue.notifications.models import MessageKind
+from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.service import enqueue
 from yuyue.patients import rules as patient_rules
 from yuyue.patients import service as patient_service

@@ -188,15 +188,15 @@ def decide_ban(
 
 
 def ban_reason(decision: BanDecision, policy: Policy, locale: str = i18n.DEFAULT_LOCALE) -> str:
-    """The ban's reason in plain words, naming the days of the missed visits."""
+    """The ban's reason in plain words, naming the days of the missed visits the way the
+    booking refusal that quotes it writes its own date and time."""
+    joiner = ", " if locale == "en" else "、"
     return i18n.translate(
         "no_show.reason",
         locale,
         days=policy.window_days,
         count=len(decision.counted),
-        dates="、".join(d.isoformat() for d in decision.visit_dates)
-        if locale != "en"
-        else ", ".join(d.isoformat() for d in decision.visit_dates),
+        dates=joiner.join(i18n.format_day(d, locale) for d in decision.visit_dates),
     )
 
 

@@ -21,15 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.attendance import rules
 from yuyue.attendance.models import AppealStatus, BlacklistAppeal, NoShowBan, NoShowPolicy
-from yuyue.booking import rules as booking_rules
-from yuyue.booking.models import Appointment, AppointmentStatus, BlacklistEntry
-from yuyue.booking.service import local_today, snapshot
+from yuyue.booking import service as booking_service
+from yuyue.booking.models import Appointment, BlacklistEntry
+from yuyue.booking.states import AppointmentStatus
 from yuyue.kit.errors import InvalidState, NotFound
-from yuyue.notifications.models import MessageKind
+from yuyue.kit.localtime import local_today
+from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.service import enqueue
 from yuyue.patients.models import Patient
-from yuyue.scheduling.models import ClinicSession, Hospital, SessionStatus
-from yuyue.staff.models import Role
+from yuyue.scheduling.enums import SessionStatus
+from yuyue.scheduling.models import ClinicSession, Hospital
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, require_staff
 from yuyue.staff.service import record_audit
 
@@ -158,7 +160,9 @@ async def mark_no_shows(
         if not rows:
             continue
         for appointment in rows:
-            _mark(session, actor=actor, appointment=appointment, now=now)
+            await booking_service.change_status(
+                session, actor=actor, appointment=appointment, action="mark_no_show", now=now
+            )
             marked.append(appointment.id)
         await session.flush()
         entry = await _ban_if_due(
@@ -167,31 +171,6 @@ async def mark_no_shows(
         if entry is not None:
             bans.append(entry.id)
     return SweepResult(marked, bans)
-
-
-def _mark(session: AsyncSession, *, actor: Actor, appointment: Appointment, now: datetime) -> None:
-    before = snapshot(appointment)
-    appointment.status = booking_rules.transition(S(appointment.status), "mark_no_show")
-    appointment.updated_at = now
-    record_audit(
-        session,
-        actor=actor,
-        action="mark_no_show",
-        entity_type="appointment",
-        entity_id=appointment.id,
-        before=before,
-        after=snapshot(appointment),
-        now=now,
-    )
-    enqueue(
-        session,
-        hospital_id=appointment.hospital_id,
-        kind=MessageKind.NO_SHOW,
-        patient_id=appointment.patient_id,
-        appointment_id=appointment.id,
-        payload={"appointment_id": str(appointment.id)},
-        now=now,
-    )
 
 
 async def _ban_if_due(

@@ -27,7 +27,7 @@ from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
 from yuyue.patients import service as patient_service
 from yuyue.scheduling.rules import pools_for_channel
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, require_staff
 from yuyue.web.context import AppContext
 from yuyue.web.deps import ActorDep, CtxDep, LocaleDep
@@ -141,7 +141,7 @@ async def create_appointment(
     key = check_idempotency_key(idempotency_key)
     scope = scope_of(actor)
     request_hash = _request_hash(body)
-    if key is not None and ctx.known_keys.may_have_answer(scope, key):
+    if key is not None and await ctx.known_keys.may_have_answer(scope, key):
         async with ctx.db.read() as session:
             record = await service.find_idempotent(session, scope=scope, key=key)
         if record is not None:
@@ -159,34 +159,29 @@ async def create_appointment(
         )
 
     if key is not None:
-        ctx.known_keys.add(scope, key)
+        await ctx.known_keys.add(scope, key)
+
+    def render(booked: service.Booked) -> dict[str, Any]:
+        return views.render_booked(
+            booked, voucher_signer=ctx.voucher_signer, locale=locale
+        ).model_dump(mode="json")
+
+    remember = (
+        service.IdempotentRequest(scope, key, request_hash, render) if key is not None else None
+    )
 
     async def work(session: AsyncSession) -> dict[str, Any]:
-        now = ctx.clock.now()
         booked = await service.book(
             session,
             actor=actor,
             patient_id=body.patient_id,
             session_id=body.session_id,
             slot_id=body.slot_id,
-            now=now,
+            now=ctx.clock.now(),
             caches=ctx.caches,
+            idempotency=remember,
         )
-        answer = views.render_booked(
-            booked, voucher_signer=ctx.voucher_signer, locale=locale
-        ).model_dump(mode="json")
-        if key is not None:
-            service.remember_answer(
-                session,
-                hospital_id=actor.hospital_id,
-                scope=scope,
-                key=key,
-                request_hash=request_hash,
-                status_code=201,
-                response=answer,
-                now=now,
-            )
-        return answer
+        return booked.answer if booked.answer is not None else render(booked)
 
     try:
         answer = await ctx.db.transact(work)
@@ -221,6 +216,7 @@ async def create_appointment(
         ctx.sold_out.release(cache_key)
         raise
     ctx.sold_out.forget(cache_key)
+    ctx.places_taken(actor.hospital_id, body.session_id)
     request_delivery(ctx)
     return JSONResponse(answer, status_code=201)
 
@@ -280,14 +276,14 @@ async def cancel_appointment(
             session,
             actor=actor,
             appointment_id=appointment_id,
-            note=body.note if body else None,
+            note=body.cancel_note if body else None,
             now=ctx.clock.now(),
             caches=ctx.caches,
         )
         return await _view(ctx, session, appointment, locale)
 
     result = await ctx.db.transact(work)
-    ctx.sold_out.places_returned(result.session.id)
+    await ctx.places_returned(actor.hospital_id, result.session.id)
     request_delivery(ctx)
     return result
 
@@ -320,7 +316,8 @@ async def reschedule_appointment(
         return view, old_session
 
     result, old_session = await ctx.db.transact(work)
-    ctx.sold_out.places_returned(old_session)
+    await ctx.places_returned(actor.hospital_id, old_session)
+    ctx.places_taken(actor.hospital_id, result.session.id)
     request_delivery(ctx)
     return result
 

@@ -8,60 +8,25 @@ by a scheduler's hand, and this process forgets its copy at once when it makes t
 
 from __future__ import annotations
 
-import time as clock
 import uuid
-from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import date, time
-from typing import Generic, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import rules
+from yuyue.kit.cache import TtlCache
 from yuyue.kit.errors import NotFound
+from yuyue.scheduling.enums import Period, SessionStatus
 from yuyue.scheduling.models import (
     BookingPolicy,
     ClinicSession,
     Department,
     Doctor,
     Hospital,
-    Period,
     RegistrationLevel,
-    SessionStatus,
 )
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class TtlCache(Generic[K, V]):
-    def __init__(
-        self, ttl: float, *, limit: int = 50_000, monotonic: Callable[[], float] = clock.monotonic
-    ) -> None:
-        self.ttl = ttl
-        self.limit = limit
-        self._now = monotonic
-        self._entries: dict[K, tuple[float, V]] = {}
-
-    def get(self, key: K) -> V | None:
-        entry = self._entries.get(key)
-        if entry is None or entry[0] <= self._now():
-            return None
-        return entry[1]
-
-    def put(self, key: K, value: V) -> None:
-        if self.ttl <= 0:
-            return
-        if len(self._entries) >= self.limit:
-            self._entries.clear()
-        self._entries[key] = (self._now() + self.ttl, value)
-
-    def forget(self, key: K) -> None:
-        self._entries.pop(key, None)
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ class SoldOutFastPath:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        answer = self._answer(scope, body)
+        answer = await self._answer(scope, body)
         if answer is not None:
             await send({"type": "http.response.start", "status": 409, "headers": _HEADERS})
             await send({"type": "http.response.body", "body": answer})
@@ -63,7 +63,7 @@ class SoldOutFastPath:
 
         await self.app(scope, replay, send)
 
-    def _answer(self, scope: Scope, body: bytes) -> bytes | None:
+    async def _answer(self, scope: Scope, body: bytes) -> bytes | None:
         headers = dict(scope["headers"])
         authorization = headers.get(b"authorization", b"").decode("latin-1")
         scheme, _, token = authorization.partition(" ")
@@ -72,18 +72,23 @@ class SoldOutFastPath:
         actor = self.ctx.actors.get(crypto.api_key_digest(token.strip()))
         if not isinstance(actor, Actor):
             return None
-        raw_key = headers.get(b"idempotency-key")
-        if raw_key is not None:
-            key = check_idempotency_key(raw_key.decode("latin-1"), refuse=False)
-            if key is None or self.ctx.known_keys.may_have_answer(scope_of(actor), key):
-                return None
         request = _booking_request(body)
         if request is None:
             return None
-        session_id, slot_id = request
-        entry = self.ctx.sold_out.peek((session_id, pools_for_channel(actor.channel), slot_id))
+        cache_key = (request[0], pools_for_channel(actor.channel), request[1])
+        entry = self.ctx.sold_out.peek(cache_key)
         if entry is None:
             return None
+        # Last, since with several processes it asks Redis: only refusals pay for it.
+        raw_key = headers.get(b"idempotency-key")
+        if raw_key is not None:
+            key = check_idempotency_key(raw_key.decode("latin-1"), refuse=False)
+            if key is None or await self.ctx.known_keys.may_have_answer(scope_of(actor), key):
+                return None
+            # A place may have come back while Redis answered.
+            entry = self.ctx.sold_out.peek(cache_key)
+            if entry is None:
+                return None
         locale = i18n.negotiate(headers.get(b"accept-language", b"").decode("latin-1") or None)
         return sold_out_body(entry, locale, PATH)
 

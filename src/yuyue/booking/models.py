@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -21,32 +20,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from yuyue.booking.states import ACTIVE_STATUSES, AppointmentStatus
 from yuyue.kit.db import Base
 from yuyue.kit.ids import new_id
 
-
-class AppointmentStatus(StrEnum):
-    HELD = "held"
-    BOOKED = "booked"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-    CHECKED_IN = "checked_in"
-    COMPLETED = "completed"
-    NO_SHOW = "no_show"
-
-
-# Statuses that occupy a place; the partial unique indexes below use the same list.
-ACTIVE_STATUSES = (AppointmentStatus.HELD, AppointmentStatus.BOOKED, AppointmentStatus.CHECKED_IN)
 _ACTIVE_SQL = text("status IN (" + ", ".join(f"'{s.value}'" for s in ACTIVE_STATUSES) + ")")
-
-
-class CancelReason(StrEnum):
-    PATIENT = "patient"
-    STAFF = "staff"
-    STOP_CLINIC = "stop_clinic"
-    RESCHEDULED = "rescheduled"
-    # A place offered from the waitlist that the patient declined or let lapse.
-    WAITLIST_OFFER = "waitlist_offer"
 
 
 class Appointment(Base):

@@ -1,7 +1,7 @@
 """Availability reads at the release peak: session lists and slot lists as finished bytes.
 
 At 08:00 thousands of patients refresh the same lists. Each answer is built once, rendered
-once to JSON from plain values (`scheduling/listing.py`: no ORM objects, the hospital's
+once to JSON from plain values (`booking/listing.py`: no ORM objects, the hospital's
 rules from memory) and kept as bytes per (hospital, channel, list, normalised query,
 language). It is built from the caller's *board* — every session of the hospital from today
 to the end of the furthest release window, with its slots and the places left in the
@@ -14,9 +14,9 @@ kept:
   a place taken or returned by another process (or another machine) shows within it;
 - and never past the next instant at which the clock alone changes it (a release at 08:00,
   the cut-off at 16:00, same-day registration at 07:00): `bookable_now` flips on time;
-- and dropped at once when this process takes or returns a place of a session the answer
-  lists: every path that does so already tells the sold-out memory (`forget`,
-  `places_returned`, `clear`), which tells this cache.
+- and dropped when a place of a session the answer lists is taken or given back: every
+  commit that does so publishes a "places changed" signal (`kit/signals.py`), heard here
+  at once and, with Redis, in every other process a moment later.
 
 An answer built while such a change happened is not kept, and a request that arrives after
 a change never waits for a build that started before it, so an answer is never older than
@@ -44,9 +44,9 @@ from zoneinfo import ZoneInfo
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from yuyue.booking import listing
 from yuyue.kit import crypto, i18n
 from yuyue.kit.errors import ValidationFailed
-from yuyue.scheduling import listing
 from yuyue.scheduling.rules import pools_for_channel
 from yuyue.staff.rules import Actor
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from yuyue.booking.models import ACTIVE_STATUSES, AppointmentStatus, CancelReason
+from yuyue.booking.states import ACTIVE_STATUSES, AppointmentStatus, CancelReason
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
-from yuyue.scheduling.models import Channel, SessionStatus
+from yuyue.kit.localtime import age_on, format_local, local_instant
+from yuyue.scheduling.enums import Channel, SessionStatus
 
 S = AppointmentStatus
 
@@ -50,10 +50,11 @@ class BookingClosed(YuyueError):
     status = 409
 
     def detail(self, locale: str = i18n.DEFAULT_LOCALE) -> str:
-        closed = i18n.translate("error.booking_closed", locale, **self.values)
-        if "reopens_local" not in self.values:
+        values = self.sentence_values(locale)
+        closed = i18n.translate("error.booking_closed", locale, **values)
+        if "reopens_local" not in values:
             return closed
-        return closed + i18n.translate("booking_reopens", locale, **self.values)
+        return closed + i18n.translate("booking_reopens", locale, **values)
 
     def extensions(self) -> dict[str, Any]:
         return {"reopens_at": self.values["reopens_at"]} if "reopens_at" in self.values else {}
@@ -102,6 +103,7 @@ class LimitExceeded(YuyueError):
 class Blacklisted(YuyueError):
     code = "blacklisted"
     status = 403
+    dated = True
 
     def extensions(self) -> dict[str, Any]:
         return {"until": self.values["until"]}
@@ -321,14 +323,6 @@ class BookingWindow:
     closes_at: datetime
 
 
-def local_instant(day: date, at: time, tz: str) -> datetime:
-    return datetime.combine(day, at, tzinfo=ZoneInfo(tz)).astimezone(UTC)
-
-
-def format_local(instant: datetime, tz: str) -> str:
-    return instant.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
-
-
 def booking_window(policy: Policy, session: SessionFacts) -> BookingWindow:
     """When a session can be booked from a remote channel.
 
@@ -488,10 +482,6 @@ def bookability(
 def check_session_open(session: SessionFacts) -> None:
     if session.status is not SessionStatus.OPEN:
         raise SessionStopped()
-
-
-def age_on(birth_date: date, day: date) -> int:
-    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
 
 
 def check_demographics(

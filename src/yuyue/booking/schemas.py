@@ -4,11 +4,11 @@ import uuid
 from datetime import date, datetime, time
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from yuyue.booking.models import AppointmentStatus
+from yuyue.booking.states import AppointmentStatus
 from yuyue.kit.schemas import Input
-from yuyue.scheduling.models import Period
+from yuyue.scheduling.enums import Period
 from yuyue.scheduling.schemas import DoctorBrief, Named
 
 
@@ -35,7 +35,29 @@ class Reschedule(Input):
 
 
 class CancelRequest(Input):
-    note: Annotated[str | None, Field(max_length=500)] = None
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "家里有事，改天再来"}]},
+    )
+
+    note: Annotated[
+        str | None, Field(max_length=500, description="why it is cancelled (kept on the record)")
+    ] = None
+    # Many channel clients call it `reason`; both names mean the same note.
+    reason: Annotated[
+        str | None, Field(max_length=500, description="another name for `note`; send either")
+    ] = None
+
+    @field_validator("reason")
+    @classmethod
+    def _agrees_with_note(cls, reason: str | None, info: ValidationInfo) -> str | None:
+        note = info.data.get("note")
+        if reason is not None and note is not None and reason != note:
+            raise ValueError("`reason` and `note` are the same field; send one, or the same text")
+        return reason
+
+    @property
+    def cancel_note(self) -> str | None:
+        return self.note if self.note is not None else self.reason
 
 
 class SlotBrief(BaseModel):

@@ -12,18 +12,16 @@ Session facts and the policy come from a short-lived cache.
 
 from __future__ import annotations
 
-import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from datetime import datetime, time, timedelta
+from typing import Any, Literal, get_args
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking import rules
+from yuyue.booking import rules, store
 from yuyue.booking.facts import (
     PolicyCache,
     SessionInfo,
@@ -31,27 +29,26 @@ from yuyue.booking.facts import (
     load_policy,
     session_info,
 )
-from yuyue.booking.models import (
-    ACTIVE_STATUSES,
-    Appointment,
-    AppointmentStatus,
-    BlacklistEntry,
-    CancelReason,
-    IdempotencyRecord,
-)
+from yuyue.booking.models import Appointment, BlacklistEntry, IdempotencyRecord
+from yuyue.booking.states import ACTIVE_STATUSES, AppointmentStatus, CancelReason
+from yuyue.booking.store import ClaimedPlace as ClaimedPlace
+from yuyue.booking.store import PatientFacts as PatientFacts
 from yuyue.kit.errors import NotFound
-from yuyue.notifications.models import MessageKind
-from yuyue.notifications.service import enqueue, schedule_reminders, withdraw_reminders
-from yuyue.patients.models import Patient
-from yuyue.scheduling.models import (
-    ClinicSession,
-    Doctor,
-    SessionStatus,
-    SlotPool,
-    TimeSlot,
+from yuyue.kit.ids import new_id
+from yuyue.kit.localtime import local_today
+from yuyue.kit.sql import driver
+from yuyue.notifications.enums import MessageKind
+from yuyue.notifications.service import (
+    enqueue,
+    reminder_times_for,
+    schedule_reminders,
+    withdraw_reminders,
 )
+from yuyue.scheduling import service as scheduling_service
+from yuyue.scheduling.enums import Channel, SessionStatus
+from yuyue.scheduling.models import ClinicSession, Doctor, SlotPool, TimeSlot
 from yuyue.scheduling.rules import pools_for_channel
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, require_staff
 from yuyue.staff.service import record_audit
 
@@ -69,10 +66,6 @@ class Caches:
 NO_CACHE = Caches()
 
 
-def local_today(now: datetime, tz: str) -> date:
-    return now.astimezone(ZoneInfo(tz)).date()
-
-
 async def session_facts(
     session: AsyncSession, *, hospital_id: uuid.UUID, session_id: uuid.UUID, caches: Caches
 ) -> tuple[SessionInfo, rules.Policy]:
@@ -85,79 +78,30 @@ async def session_facts(
     return info, policy
 
 
-@dataclass(frozen=True, slots=True)
-class PatientFacts:
-    id: uuid.UUID
-    birth_date: date
-    sex: str
-
-
 async def lock_patient(
     session: AsyncSession, *, hospital_id: uuid.UUID, patient_id: uuid.UUID, now: datetime
 ) -> tuple[PatientFacts, list[rules.BlacklistFacts]]:
     """Locks the patient's row, which serialises one patient's concurrent requests so the
     limits hold (SQLite: the write lock), and reads current blacklist entries with it."""
-    rows = (
-        await session.execute(
-            select(
-                Patient.id,
-                Patient.birth_date,
-                Patient.sex,
-                BlacklistEntry.starts_at,
-                BlacklistEntry.ends_at,
-                BlacklistEntry.lifted_at,
-                BlacklistEntry.reason,
-            )
-            .outerjoin(
-                BlacklistEntry,
-                and_(BlacklistEntry.patient_id == Patient.id, BlacklistEntry.ends_at > now),
-            )
-            .where(Patient.id == patient_id, Patient.hospital_id == hospital_id)
-            .with_for_update(of=Patient)
-        )
-    ).all()
-    if not rows:
-        raise NotFound(what="patient")
-    entries = [rules.BlacklistFacts(r[3], r[4], r[5], r[6]) for r in rows if r[4] is not None]
-    return PatientFacts(rows[0][0], rows[0][1], rows[0][2]), entries
+    return await store.lock_patient(
+        await driver(session), hospital_id=hospital_id, patient_id=patient_id, now=now
+    )
+
+
+def _recent_since(now: datetime) -> datetime:
+    # The longest per-patient limit looks back 90 days.
+    return now - timedelta(days=90)
 
 
 async def _existing_bookings(
     session: AsyncSession, *, patient_id: uuid.UUID, now: datetime
 ) -> list[rules.BookingFacts]:
-    rows = await session.execute(
-        select(
-            Appointment.id,
-            Appointment.session_id,
-            Appointment.visit_date,
-            Appointment.department_id,
-            Appointment.doctor_id,
-            Appointment.status,
-            Appointment.created_at,
-            Appointment.cancel_reason,
-        ).where(
-            Appointment.patient_id == patient_id,
-            (Appointment.created_at > now - timedelta(days=90))
-            | Appointment.status.in_(ACTIVE_STATUSES),
-        )
+    return await store.existing_bookings(
+        await driver(session), patient_id=patient_id, since=_recent_since(now)
     )
-    return [
-        rules.BookingFacts(r[0], r[1], r[2], r[3], r[4], AppointmentStatus(r[5]), r[6], r[7])
-        for r in rows
-    ]
 
 
 # --- the claim ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedPlace:
-    pool_id: uuid.UUID
-    slot_id: uuid.UUID
-    first_number: int
-    capacity: int
-    slot_start: time
-    slot_end: time
 
 
 async def claim_place(
@@ -166,57 +110,19 @@ async def claim_place(
     session_id: uuid.UUID,
     pools: Sequence[str],
     slot_id: uuid.UUID | None,
+    pool_id: uuid.UUID | None = None,
 ) -> ClaimedPlace | None:
-    """Takes the earliest free place of the given pools with one conditional UPDATE.
-
-    `taken < capacity` and `is_open` are re-checked on the row the UPDATE locks, so two
-    claimers can never both take the last place, and no claim lands after a stop-clinic;
-    the loser of a race moves on to the next candidate row.
-    """
-    free = [
-        SlotPool.session_id == session_id,
-        SlotPool.pool.in_(pools),
-        SlotPool.taken < SlotPool.capacity,
-        SlotPool.is_open.is_(True),
-    ]
-    if slot_id is not None:
-        free.append(SlotPool.slot_id == slot_id)
-    candidate = (
-        select(SlotPool.id)
-        .where(*free)
-        .order_by(SlotPool.slot_ordinal, SlotPool.first_number)
-        .limit(1)
-        .scalar_subquery()
+    """Takes the earliest free place of the given pools with one conditional UPDATE (see
+    `store.claim_place`): two claimers can never both take the last place, and no claim
+    lands after a stop-clinic. `pool_id` limits the claim to one row: the waitlist re-takes
+    exactly the place just returned, whose lock it holds."""
+    return await store.claim_place(
+        await driver(session),
+        session_id=session_id,
+        pools=pools,
+        slot_id=slot_id,
+        pool_id=pool_id,
     )
-    for _ in range(256):
-        # One statement: pick the earliest free row and take a place in it. Under a race
-        # the row may fill between the pick and the lock; then no row is updated and we
-        # look again, unless nothing free is left at all.
-        claimed = (
-            await session.execute(
-                update(SlotPool)
-                .where(
-                    SlotPool.id == candidate,
-                    SlotPool.taken < SlotPool.capacity,
-                    SlotPool.is_open.is_(True),
-                )
-                .values(taken=SlotPool.taken + 1)
-                .returning(
-                    SlotPool.id,
-                    SlotPool.slot_id,
-                    SlotPool.first_number,
-                    SlotPool.capacity,
-                    SlotPool.slot_start,
-                    SlotPool.slot_end,
-                )
-                .execution_options(synchronize_session=False)
-            )
-        ).one_or_none()
-        if claimed is not None:
-            return ClaimedPlace(*claimed)
-        if await session.scalar(select(SlotPool.id).where(*free).limit(1)) is None:
-            return None
-    return None
 
 
 async def _explain_no_place(
@@ -249,12 +155,7 @@ async def _explain_no_place(
 
 
 async def _return_place(session: AsyncSession, pool_id: uuid.UUID) -> None:
-    await session.execute(
-        update(SlotPool)
-        .where(SlotPool.id == pool_id)
-        .values(taken=SlotPool.taken - 1)
-        .execution_options(synchronize_session=False)
-    )
+    await store.return_place(await driver(session), pool_id=pool_id)
 
 
 async def _release_place(
@@ -262,25 +163,25 @@ async def _release_place(
 ) -> None:
     """Returns the appointment's place to its pool; if someone waits for the session, the
     waitlist takes it again at once for them, in this transaction and under the pool row's
-    lock, so the place is never visible to other bookers meanwhile."""
-    # The waitlist builds on booking; importing it here keeps the import graph one-way.
-    from yuyue.waitlist import service as waitlist_service
+    lock, so the place is never visible to other bookers meanwhile. The one release of a
+    place: cancel, reschedule, stop-clinic, expiry and a declined offer all come here."""
+    # The waitlist's service builds on this module, so it is imported when first needed.
+    from yuyue.booking.waitlist import service as waitlist_service
 
     await _return_place(session, appointment.pool_id)
-    await waitlist_service.place_returned(session, actor=actor, appointment=appointment, now=now)
+    if await waitlist_service.place_returned(
+        session, actor=actor, appointment=appointment, now=now
+    ):
+        # An offer the patient never took is not a booking they made: it must not count
+        # against their 7- and 90-day limits.
+        appointment.cancel_reason = CancelReason.WAITLIST_OFFER.value
 
 
 async def _next_number(session: AsyncSession, place: ClaimedPlace) -> int:
-    # We hold the pool row's lock, so no one else numbers places of this pool meanwhile.
-    used = await session.scalars(
-        select(Appointment.sequence_number).where(
-            Appointment.pool_id == place.pool_id, Appointment.status.in_(ACTIVE_STATUSES)
-        )
-    )
-    return rules.lowest_free_number(place.first_number, place.capacity, used)
+    return await store.number_place(await driver(session), place)
 
 
-def snapshot(appointment: Appointment) -> dict[str, Any]:
+def snapshot(appointment: Appointment | store.AppointmentRecord) -> dict[str, Any]:
     """The audit trail's before/after picture of an appointment."""
     return {
         "status": str(appointment.status),
@@ -295,7 +196,7 @@ def snapshot(appointment: Appointment) -> dict[str, Any]:
 
 
 def _message_payload(
-    appointment: Appointment, info: SessionInfo, slot_start: time | None
+    appointment: Appointment | store.AppointmentRecord, info: SessionInfo, slot_start: time | None
 ) -> dict[str, Any]:
     return {
         "appointment_id": str(appointment.id),
@@ -313,15 +214,28 @@ def _message_payload(
 # --- use cases ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Booked:
     """A new appointment with what its answer shows, so no query is needed to render it."""
 
-    appointment: Appointment
+    appointment: store.AppointmentRecord
     info: SessionInfo
     policy: rules.Policy
     slot_start: time
     slot_end: time
+    # The answer remembered for an Idempotency-Key, when the caller asked for one.
+    answer: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentRequest:
+    """Asks `book` to keep the first answer in the booking's own statement: `render` turns
+    the booking into the answer the caller sends."""
+
+    scope: str
+    key: str
+    request_hash: str
+    render: Callable[[Booked], dict[str, Any]]
 
 
 async def book(
@@ -334,10 +248,15 @@ async def book(
     now: datetime,
     replacing: uuid.UUID | None = None,
     caches: Caches = NO_CACHE,
+    idempotency: IdempotentRequest | None = None,
 ) -> Booked:
-    """Checks every rule, claims one place and records the appointment (held or booked)."""
-    patient, blacklist = await lock_patient(
-        session, hospital_id=actor.hospital_id, patient_id=patient_id, now=now
+    """Checks every rule, claims one place and records the appointment (held or booked).
+
+    The hot path: three statements on PostgreSQL when nothing races (lock the patient and
+    read their facts, claim with the numbers, record), see `store`."""
+    db = await driver(session)
+    patient, blacklist, existing = await store.patient_facts(
+        db, hospital_id=actor.hospital_id, patient_id=patient_id, now=now, since=_recent_since(now)
     )
     info, policy = await session_facts(
         session, hospital_id=actor.hospital_id, session_id=session_id, caches=caches
@@ -358,24 +277,24 @@ async def book(
     rules.check_limits(
         policy,
         facts,
-        await _existing_bookings(session, patient_id=patient.id, now=now),
+        existing,
         now=now,
         today=local_today(now, facts.timezone),
         replacing=replacing,
     )
     pools = pools_for_channel(actor.channel)
-    place = await claim_place(session, session_id=session_id, pools=pools, slot_id=slot_id)
+    place = await store.claim_place(db, session_id=session_id, pools=pools, slot_id=slot_id)
     while place is None:
         await _explain_no_place(
             session, actor=actor, session_id=session_id, slot_id=slot_id, now=now
         )
-        place = await claim_place(session, session_id=session_id, pools=pools, slot_id=slot_id)
+        place = await store.claim_place(db, session_id=session_id, pools=pools, slot_id=slot_id)
 
     if replacing is not None:
         await _cancel_locked(
             session,
             actor=actor,
-            appointment=await _lock_appointment(
+            appointment=await lock_appointment(
                 session, hospital_id=actor.hospital_id, appointment_id=replacing
             ),
             reason=CancelReason.RESCHEDULED,
@@ -383,8 +302,10 @@ async def book(
             now=now,
             notify=False,
         )
+        await session.flush()
     status = rules.initial_status(info.fee_fen)
-    appointment = Appointment(
+    appointment = store.AppointmentRecord(
+        id=new_id(),
         hospital_id=actor.hospital_id,
         patient_id=patient.id,
         session_id=session_id,
@@ -395,27 +316,14 @@ async def book(
         visit_date=facts.date,
         channel=actor.channel.value,
         status=status,
-        sequence_number=await _next_number(session, place),
+        sequence_number=await store.number_place(db, place),
         fee_fen=info.fee_fen,
-        voucher_code=f"{secrets.randbelow(10**8):08d}",
+        voucher_code=store.new_voucher_code(),
         hold_expires_at=now + timedelta(minutes=policy.hold_minutes) if status is S.HELD else None,
         booked_at=now if status is S.BOOKED else None,
         rescheduled_from_id=replacing,
         created_by=actor.audit_name,
         created_at=now,
-        updated_at=now,
-    )
-    session.add(appointment)
-    await session.flush()
-    record_audit(
-        session,
-        actor=actor,
-        action="reschedule" if replacing else "book",
-        entity_type="appointment",
-        entity_id=appointment.id,
-        before=None,
-        after=snapshot(appointment),
-        now=now,
     )
     kind = (
         MessageKind.RESCHEDULED
@@ -424,36 +332,51 @@ async def book(
         if status is S.BOOKED
         else MessageKind.BOOKING_HELD
     )
-    enqueue(
-        session,
-        hospital_id=actor.hospital_id,
-        kind=kind,
-        patient_id=patient.id,
-        appointment_id=appointment.id,
-        payload=_message_payload(appointment, info, place.slot_start),
-        now=now,
-    )
+    messages = [
+        store.NewMessage(kind.value, _message_payload(appointment, info, place.slot_start), now)
+    ]
     if status is S.BOOKED:
-        await schedule_reminders(
-            session,
-            hospital_id=actor.hospital_id,
-            patient_id=patient.id,
-            appointment_id=appointment.id,
-            visit_date=facts.date,
-            slot_start=place.slot_start,
-            payload={"appointment_id": str(appointment.id)},
-            now=now,
+        reminder = {"appointment_id": str(appointment.id)}
+        messages.extend(
+            store.NewMessage(MessageKind.REMINDER.value, reminder, at)
+            for at in await reminder_times_for(
+                session,
+                hospital_id=actor.hospital_id,
+                visit_date=facts.date,
+                slot_start=place.slot_start,
+                now=now,
+            )
         )
-    return Booked(appointment, info, policy, place.slot_start, place.slot_end)
+    booked = Booked(appointment, info, policy, place.slot_start, place.slot_end)
+
+    def remember() -> store.Remembered:
+        # Rendered per write attempt: a voucher code replaced after a collision is in it.
+        assert idempotency is not None
+        booked.answer = idempotency.render(booked)
+        return store.Remembered(
+            idempotency.scope, idempotency.key, idempotency.request_hash, booked.answer
+        )
+
+    await store.record(
+        db,
+        appointment,
+        audit_action="reschedule" if replacing else "book",
+        audit_after=snapshot(appointment),
+        messages=messages,
+        remember=remember if idempotency is not None else None,
+    )
+    return booked
 
 
-async def _lock_appointment(
+async def lock_appointment(
     session: AsyncSession, *, hospital_id: uuid.UUID, appointment_id: uuid.UUID
 ) -> Appointment:
+    """The appointment's row, locked and read afresh, for a change that follows."""
     appointment = await session.scalar(
         select(Appointment)
         .where(Appointment.id == appointment_id, Appointment.hospital_id == hospital_id)
         .with_for_update()
+        .execution_options(populate_existing=True)
     )
     if appointment is None:
         raise NotFound(what="appointment")
@@ -512,7 +435,7 @@ async def cancel(
     caches: Caches = NO_CACHE,
 ) -> Appointment:
     """Cancels within the deadline and returns the place to its pool at once."""
-    appointment = await _lock_appointment(
+    appointment = await lock_appointment(
         session, hospital_id=actor.hospital_id, appointment_id=appointment_id
     )
     info, policy = await session_facts(
@@ -581,7 +504,7 @@ async def confirm_payment(
     caches: Caches = NO_CACHE,
 ) -> Appointment:
     """The single entry point the payment gateway calls when a fee is paid."""
-    appointment = await _lock_appointment(
+    appointment = await lock_appointment(
         session, hospital_id=actor.hospital_id, appointment_id=appointment_id
     )
     before = snapshot(appointment)
@@ -685,6 +608,242 @@ async def expire_holds(
     return sorted({a.session_id for a in expired})
 
 
+# --- changes other contexts ask for -------------------------------------------------------
+
+# The transitions that neither take nor return a place, with the message each sends.
+StatusAction = Literal["check_in", "complete", "mark_no_show"]
+_STATUS_ACTIONS: frozenset[str] = frozenset(get_args(StatusAction))
+_STATUS_MESSAGES: dict[str, MessageKind] = {"mark_no_show": MessageKind.NO_SHOW}
+
+
+async def change_status(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    appointment: Appointment,
+    action: StatusAction,
+    now: datetime,
+) -> None:
+    """Check-in (visits), completion after the consultation (visits) and no-show
+    (attendance): the transition by the rules, its audit row and its message, together.
+    The caller holds the appointment's lock (`lock_appointment`, or its own sweep's)."""
+    if action not in _STATUS_ACTIONS:
+        # Cancel, expire, accept and payment move places, reminders or holds: each has its
+        # own function here.
+        raise ValueError(f"change_status cannot {action!r}")
+    before = snapshot(appointment)
+    appointment.status = rules.transition(AppointmentStatus(appointment.status), action)
+    appointment.updated_at = now
+    record_audit(
+        session,
+        actor=actor,
+        action=action,
+        entity_type="appointment",
+        entity_id=appointment.id,
+        before=before,
+        after=snapshot(appointment),
+        now=now,
+    )
+    kind = _STATUS_MESSAGES.get(action)
+    if kind is not None:
+        enqueue(
+            session,
+            hospital_id=appointment.hospital_id,
+            kind=kind,
+            patient_id=appointment.patient_id,
+            appointment_id=appointment.id,
+            payload={"appointment_id": str(appointment.id)},
+            now=now,
+        )
+
+
+# --- the waitlist's offers ------------------------------------------------------------------
+
+
+async def check_may_book(
+    session: AsyncSession,
+    *,
+    info: SessionInfo,
+    policy: rules.Policy,
+    patient: PatientFacts,
+    blacklist: Sequence[rules.BlacklistFacts],
+    channel: Channel,
+    now: datetime,
+) -> None:
+    """Raises the refusal the booking rules about the patient (age and sex, blacklist,
+    limits) would give them for this session. The waitlist asks before a patient joins a
+    line and again before offering a place: whoever cannot take a place must not wait for
+    one, nor be offered one. The caller holds the patient's lock (`lock_patient`)."""
+    facts = info.facts
+    rules.check_demographics(
+        department_name=info.department_name,
+        min_age=info.min_age,
+        max_age=info.max_age,
+        sex_restriction=info.sex_restriction,
+        birth_date=patient.birth_date,
+        sex=patient.sex,
+        visit_date=facts.date,
+    )
+    rules.check_not_blacklisted(blacklist, channel=channel, now=now, tz=facts.timezone)
+    rules.check_limits(
+        policy,
+        facts,
+        await _existing_bookings(session, patient_id=patient.id, now=now),
+        now=now,
+        today=local_today(now, facts.timezone),
+    )
+
+
+async def hold_offered_place(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    info: SessionInfo,
+    pool_id: uuid.UUID,
+    pool: str,
+    patient_id: uuid.UUID,
+    channel: str,
+    expires_at: datetime,
+    waitlist_entry_id: uuid.UUID,
+    now: datetime,
+) -> Appointment | None:
+    """Takes one place of the pool row `pool_id` (of pool `pool`) for a waiter and holds
+    it until `expires_at`, with the offer's audit row and message; None when the row has no
+    free place. Called while a place was just returned or added to that row in this
+    transaction, so nobody else can have taken it meanwhile."""
+    place = await claim_place(
+        session, session_id=info.id, pools=(pool,), slot_id=None, pool_id=pool_id
+    )
+    if place is None:
+        return None
+    appointment = Appointment(
+        hospital_id=info.hospital_id,
+        patient_id=patient_id,
+        session_id=info.id,
+        slot_id=place.slot_id,
+        pool_id=place.pool_id,
+        department_id=info.department_id,
+        doctor_id=info.doctor_id,
+        visit_date=info.date,
+        channel=channel,
+        status=S.HELD,
+        sequence_number=await _next_number(session, place),
+        fee_fen=info.fee_fen,
+        voucher_code=store.new_voucher_code(),
+        hold_expires_at=expires_at,
+        created_by=actor.audit_name,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(appointment)
+    await session.flush()
+    record_audit(
+        session,
+        actor=actor,
+        action="waitlist_offer",
+        entity_type="appointment",
+        entity_id=appointment.id,
+        before=None,
+        after=snapshot(appointment),
+        now=now,
+    )
+    enqueue(
+        session,
+        hospital_id=info.hospital_id,
+        kind=MessageKind.WAITLIST_OFFER,
+        patient_id=patient_id,
+        appointment_id=appointment.id,
+        payload={
+            "waitlist_entry_id": str(waitlist_entry_id),
+            "appointment_id": str(appointment.id),
+            "offer_expires_at": expires_at.isoformat(),
+            "minutes": max(1, round((expires_at - now).total_seconds() / 60)),
+            "date": info.date.isoformat(),
+            "period": info.period.value,
+            "department": info.department_name,
+            "doctor": info.doctor_name,
+            "location": info.location,
+            "slot_start": place.slot_start.strftime("%H:%M"),
+            "sequence_number": appointment.sequence_number,
+            "fee_fen": appointment.fee_fen,
+        },
+        now=now,
+    )
+    return appointment
+
+
+async def accept_offered_place(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    appointment: Appointment,
+    info: SessionInfo,
+    pay_by: datetime,
+    now: datetime,
+) -> None:
+    """The waiter takes the held place (locked by the caller): a free one is booked at
+    once, with its confirmation and reminders; a paid one stays held until `pay_by`."""
+    before = snapshot(appointment)
+    if appointment.fee_fen == 0:
+        appointment.status = rules.transition(AppointmentStatus(appointment.status), "accept")
+        appointment.booked_at = now
+        appointment.hold_expires_at = None
+        kind = MessageKind.BOOKING_CONFIRMED
+    else:
+        appointment.hold_expires_at = pay_by
+        kind = MessageKind.BOOKING_HELD
+    appointment.updated_at = now
+    record_audit(
+        session,
+        actor=actor,
+        action="accept_offer",
+        entity_type="appointment",
+        entity_id=appointment.id,
+        before=before,
+        after=snapshot(appointment),
+        now=now,
+    )
+    slot_start = await session.scalar(
+        select(SlotPool.slot_start).where(SlotPool.id == appointment.pool_id)
+    )
+    enqueue(
+        session,
+        hospital_id=actor.hospital_id,
+        kind=kind,
+        patient_id=appointment.patient_id,
+        appointment_id=appointment.id,
+        payload=_message_payload(appointment, info, slot_start),
+        now=now,
+    )
+    if AppointmentStatus(appointment.status) is S.BOOKED:
+        await schedule_reminders(
+            session,
+            hospital_id=actor.hospital_id,
+            patient_id=appointment.patient_id,
+            appointment_id=appointment.id,
+            visit_date=appointment.visit_date,
+            slot_start=slot_start or info.start_time,
+            payload={"appointment_id": str(appointment.id)},
+            now=now,
+        )
+
+
+async def decline_offered_place(
+    session: AsyncSession, *, actor: Actor, appointment: Appointment, now: datetime
+) -> None:
+    """The waiter gives the held place (locked by the caller) up; the release passes it to
+    the next eligible waiter, or back to the pool. No message: the waiter chose this."""
+    await _cancel_locked(
+        session,
+        actor=actor,
+        appointment=appointment,
+        reason=CancelReason.PATIENT,
+        note=None,
+        now=now,
+        notify=False,
+    )
+
+
 async def stop_clinic(
     session: AsyncSession, *, actor: Actor, session_id: uuid.UUID, reason: str, now: datetime
 ) -> list[Appointment]:
@@ -738,6 +897,35 @@ async def stop_clinic(
         now=now,
     )
     return list(active)
+
+
+async def add_extra_places(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    session_id: uuid.UUID,
+    count: int,
+    pool: str,
+    slot_id: uuid.UUID | None,
+    now: datetime,
+) -> scheduling_service.ExtraPlaces:
+    """加号: scheduling adds the places; patients waiting for the session get them first,
+    in this transaction, before any other booker can see them."""
+    from yuyue.booking.waitlist import service as waitlist_service
+
+    added = await scheduling_service.add_extra_places(
+        session,
+        actor=actor,
+        session_id=session_id,
+        count=count,
+        pool=pool,
+        slot_id=slot_id,
+        now=now,
+    )
+    await waitlist_service.offer_places(
+        session, actor=actor, session_id=session_id, pool_id=added.pool_id, count=count, now=now
+    )
+    return added
 
 
 async def get_appointment(

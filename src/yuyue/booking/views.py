@@ -10,26 +10,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import rules
 from yuyue.booking.facts import SessionInfo
-from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.booking.models import Appointment
 from yuyue.booking.schemas import AppointmentRead, SessionBrief, SlotBrief, Voucher
 from yuyue.booking.service import NO_CACHE, Booked, Caches, session_facts
+from yuyue.booking.states import AppointmentStatus
+from yuyue.booking.store import AppointmentRecord
 from yuyue.kit.crypto import TokenSigner
+from yuyue.kit.localtime import local_instant
 from yuyue.scheduling.models import TimeSlot
 from yuyue.scheduling.schemas import DoctorBrief, Named
 
 _VOUCHER_STATUSES = {AppointmentStatus.BOOKED, AppointmentStatus.CHECKED_IN}
 
 
-def voucher_token(signer: TokenSigner, appointment: Appointment, *, timezone: str) -> str:
+def voucher_token(
+    signer: TokenSigner, appointment: Appointment | AppointmentRecord, *, timezone: str
+) -> str:
     # Valid until the end of the visit day: a screenshot of yesterday's code proves nothing.
-    expires = rules.local_instant(appointment.visit_date + timedelta(days=1), time(0, 0), timezone)
+    expires = local_instant(appointment.visit_date + timedelta(days=1), time(0, 0), timezone)
     return signer.sign(
         {"aid": str(appointment.id), "hid": str(appointment.hospital_id)}, expires_at=expires
     )
 
 
 def render(
-    appointment: Appointment,
+    appointment: Appointment | AppointmentRecord,
     *,
     info: SessionInfo,
     policy: rules.Policy,

@@ -14,20 +14,20 @@ from yuyue.kit.crypto import FieldCipher
 from yuyue.patients import service as patient_service
 from yuyue.patients.rules import IdType
 from yuyue.scheduling import service as scheduling_service
+from yuyue.scheduling.enums import Period
 from yuyue.scheduling.models import (
     BookingPolicy,
     Campus,
     Department,
     Doctor,
     Hospital,
-    Period,
     PoolRatio,
     RegistrationLevel,
     ScheduleTemplate,
 )
 from yuyue.scheduling.rules import DEFAULT_POOL_RATIOS
 from yuyue.staff import service as staff_service
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 
 DAYS_OF_SESSIONS = 14
 

@@ -16,7 +16,7 @@ from yuyue.frontdesk.pages import StaffDep
 from yuyue.frontdesk.web import FloorVisitor, form_of, redirect, render
 from yuyue.kit import i18n
 from yuyue.kit.errors import ValidationFailed, YuyueError
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 
 router = APIRouter(include_in_schema=False)
 APPEAL_ROLES = (Role.REGISTRAR,)

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.booking import listing
 from yuyue.frontdesk import texts as _texts  # noqa: F401  (registers the page sentences)
 from yuyue.frontdesk.web import (
     KIOSK_COOKIE,
@@ -34,16 +35,17 @@ from yuyue.kit.errors import Forbidden, NotFound, YuyueError
 from yuyue.kit.live import LiveEvent
 from yuyue.patients import rules as patient_rules
 from yuyue.patients import service as patient_service
-from yuyue.scheduling import listing
-from yuyue.scheduling.models import ClinicSession, Department, Doctor, SessionStatus
-from yuyue.staff.models import Role
+from yuyue.scheduling.enums import SessionStatus
+from yuyue.scheduling.models import ClinicSession, Department, Doctor
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor
 from yuyue.visits import events
 from yuyue.visits import rules as visit_rules
 from yuyue.visits import service as visits
 from yuyue.visits.events import QueueEvent, QueueEventKind
 from yuyue.visits.live import board_channel, queue_channel
-from yuyue.visits.models import IN_LINE, PriorityClass, Visit
+from yuyue.visits.models import Visit
+from yuyue.visits.states import IN_LINE, PriorityClass
 from yuyue.web.sse import event_stream
 
 router = APIRouter(include_in_schema=False)
@@ -359,6 +361,7 @@ async def desk_walk_in(request: Request, who: StaffDep) -> Response:
         checked, event = await _commit(who, work)
     except YuyueError as error:
         return await refuse(error.detail(who.locale), error.status)
+    who.ctx.places_taken(who.hospital.id, session_id)
     await _announce(who, event)
     return redirect(f"/desk?done=walk_in&number={checked.ticket.queue_number}")
 

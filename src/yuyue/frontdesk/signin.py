@@ -23,7 +23,7 @@ from yuyue.frontdesk.web import (
 )
 from yuyue.portal.web import safe_next
 from yuyue.staff import service as staff_service
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import STAFF_CHANNEL, Actor, ActorKind
 
 router = APIRouter(include_in_schema=False)

@@ -19,14 +19,16 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 
-from yuyue.booking import service as booking_service
 from yuyue.kit import crypto, i18n
 from yuyue.kit.errors import Forbidden, Unauthorized
+from yuyue.kit.localtime import local_today
 from yuyue.portal import formatting
 from yuyue.portal.web import CsrfFailed, page_locale, portal_hospital
-from yuyue.scheduling.models import Channel, Hospital
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import Hospital
 from yuyue.staff import service as staff_service
-from yuyue.staff.models import Role, StaffUser
+from yuyue.staff.enums import Role
+from yuyue.staff.models import StaffUser
 from yuyue.staff.rules import Actor
 from yuyue.web.context import AppContext
 
@@ -86,7 +88,7 @@ class FloorVisitor:
 
     @property
     def today(self) -> date:
-        return booking_service.local_today(self.now, self.hospital.timezone)
+        return local_today(self.now, self.hospital.timezone)
 
     def require(self, request: Request, *roles: Role) -> Actor:
         """The signed-in staff member, who must hold one of `roles` (admin holds all)."""

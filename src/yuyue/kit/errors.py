@@ -21,7 +21,21 @@ class YuyueError(Exception):
         super().__init__(f"{self.code}: {values}" if values else self.code)
 
     def detail(self, locale: str = i18n.DEFAULT_LOCALE) -> str:
-        return i18n.translate(f"error.{self.code}", locale, **self.values)
+        return i18n.translate(f"error.{self.code}", locale, **self.sentence_values(locale))
+
+    # Set where the times a sentence names can be months away.
+    dated: ClassVar[bool] = False
+
+    def sentence_values(self, locale: str) -> dict[str, Any]:
+        """The values as a sentence shows them. Values named `*_local` hold the hospital's
+        wall-clock time as `YYYY-MM-DD HH:MM` (or a date), one way for logs and tests; a
+        sentence writes them the way the pages do, so one sentence never mixes formats."""
+        return {
+            name: i18n.localise_wall_clock(value, locale, year=self.dated)
+            if name.endswith("_local") and isinstance(value, str)
+            else value
+            for name, value in self.values.items()
+        }
 
     def title(self, locale: str = i18n.DEFAULT_LOCALE) -> str:
         return i18n.translate(f"title.{self.code}", locale)

@@ -27,17 +27,20 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking.facts import session_info
-from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import AppointmentStatus
 from yuyue.config import Settings
 from yuyue.kit import i18n
+from yuyue.kit.clock import Clock
 from yuyue.kit.crypto import FieldCipher
+from yuyue.kit.db import Database
 from yuyue.notifications import rules
 from yuyue.notifications.channels.base import (
     DeliveryChannel,
@@ -47,6 +50,7 @@ from yuyue.notifications.channels.base import (
     SmsMessage,
     SmsSender,
 )
+from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.models import (
     AttemptOutcome,
     Delivery,
@@ -54,7 +58,6 @@ from yuyue.notifications.models import (
     DeliveryStatus,
     DemoPhoneMessage,
     InboxItem,
-    MessageKind,
     MessageTemplate,
     OutboxMessage,
     OutboxStatus,
@@ -64,9 +67,26 @@ from yuyue.notifications.templates import default_template, format_date
 from yuyue.patients.models import Account, Patient
 from yuyue.patients.rules import mask_phone
 from yuyue.scheduling.models import Department, Hospital, TimeSlot
-from yuyue.web.context import AppContext
 
 log = logging.getLogger(__name__)
+
+
+class DeliveryEnv(Protocol):
+    """What a pass needs from whoever runs it (a worker's context, a test's): the database,
+    the clock, the key that opens `_cipher` fields and the settings naming the channels."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def cipher(self) -> FieldCipher: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
 
 D = DeliveryStatus
 _PHONE_PURPOSE = "phone"  # the blind-index purpose patients use for phones
@@ -390,7 +410,7 @@ def _due(now: datetime, *, expired: bool) -> Any:
 async def _claim(
     session: AsyncSession,
     *,
-    ctx: AppContext,
+    env: DeliveryEnv,
     now: datetime,
     limit: int,
     report: DeliveryReport,
@@ -445,13 +465,13 @@ async def _claim(
             )
             if expired:
                 report.recovered += 1
-            if await _prepare(session, ctx=ctx, item=item, now=now, report=report):
+            if await _prepare(session, env=env, item=item, now=now, report=report):
                 claimed.append(item)
     return claimed
 
 
 async def _prepare(
-    session: AsyncSession, *, ctx: AppContext, item: Claimed, now: datetime, report: DeliveryReport
+    session: AsyncSession, *, env: DeliveryEnv, item: Claimed, now: datetime, report: DeliveryReport
 ) -> bool:
     """Renders a claimed delivery; a reminder whose visit is no longer booked is withdrawn,
     one that cannot be rendered fails. True when it is ready to send."""
@@ -468,7 +488,7 @@ async def _prepare(
         return False
     try:
         item.composed = await compose(
-            session, message=message, cipher=ctx.cipher, settings=ctx.settings
+            session, message=message, cipher=env.cipher, settings=env.settings
         )
     except Undeliverable as error:
         await _finish(session, item, status=D.FAILED, now=now, reason=str(error))
@@ -566,17 +586,17 @@ def _sms(item: Claimed, settings: Settings) -> SmsMessage:
     )
 
 
-async def _deliver_local(ctx: AppContext, item: Claimed, report: DeliveryReport) -> None:
+async def _deliver_local(env: DeliveryEnv, item: Claimed, report: DeliveryReport) -> None:
     """The inbox, and the console SMS: the row and the delivery's state in one
     transaction, so the message lands exactly once however often this is retried."""
     composed = item.composed
     assert composed is not None
-    settings = ctx.settings
+    settings = env.settings
     log_line: str | None = None
 
     async def work(session: AsyncSession) -> rules.Verdict | None:
         nonlocal log_line
-        now = ctx.clock.now()
+        now = env.clock.now()
         problem: str | None = None
         if item.channel is DeliveryChannel.INBOX:
             if composed.account_id is None:
@@ -607,7 +627,7 @@ async def _deliver_local(ctx: AppContext, item: Claimed, report: DeliveryReport)
                     DemoPhoneMessage(
                         hospital_id=item.hospital_id,
                         phone_masked=masked,
-                        phone_index=ctx.cipher.blind_index(composed.phone, purpose=_PHONE_PURPOSE),
+                        phone_index=env.cipher.blind_index(composed.phone, purpose=_PHONE_PURPOSE),
                         body=composed.body,
                         created_at=now,
                     )
@@ -628,7 +648,7 @@ async def _deliver_local(ctx: AppContext, item: Claimed, report: DeliveryReport)
         )
         return rules.Verdict.SENT if sent else None
 
-    verdict = await ctx.db.transact(work)
+    verdict = await env.db.transact(work)
     if verdict is None:
         report.lost_leases += 1
     elif verdict is rules.Verdict.SENT:
@@ -640,11 +660,11 @@ async def _deliver_local(ctx: AppContext, item: Claimed, report: DeliveryReport)
 
 
 async def _deliver_remote(
-    ctx: AppContext, item: Claimed, senders: Senders, report: DeliveryReport
+    env: DeliveryEnv, item: Claimed, senders: Senders, report: DeliveryReport
 ) -> None:
     composed = item.composed
     assert composed is not None
-    started = ctx.clock.now()
+    started = env.clock.now()
     outcome: SendOutcome
     if item.channel is DeliveryChannel.SMS:
         sender_sms = senders.sms
@@ -652,11 +672,11 @@ async def _deliver_remote(
         if composed.phone is None:
             outcome = SendOutcome(accepted=False, reason="no phone number")
         else:
-            message = _sms(item, ctx.settings)
+            message = _sms(item, env.settings)
             if item.recovered_from is not None and await _went_out(
                 sender_sms, message, item.recovered_from, composed.timezone
             ):
-                await _record_recovered(ctx, item, report)
+                await _record_recovered(env, item, report)
                 return
             outcome = await _attempt(sender_sms.send(message), item)
     else:
@@ -677,7 +697,7 @@ async def _deliver_remote(
                 ),
                 item,
             )
-    await _record(ctx, item, outcome, started, report)
+    await _record(env, item, outcome, started, report)
 
 
 async def _went_out(sender: SmsSender, message: SmsMessage, started: datetime, tz: str) -> bool:
@@ -701,9 +721,9 @@ async def _attempt(call: Any, item: Claimed) -> SendOutcome:
         return SendOutcome(accepted=False, retryable=True, reason=type(error).__name__)
 
 
-async def _record_recovered(ctx: AppContext, item: Claimed, report: DeliveryReport) -> None:
+async def _record_recovered(env: DeliveryEnv, item: Claimed, report: DeliveryReport) -> None:
     async def work(session: AsyncSession) -> bool:
-        now = ctx.clock.now()
+        now = env.clock.now()
         return await _finish(
             session,
             item,
@@ -714,14 +734,14 @@ async def _record_recovered(ctx: AppContext, item: Claimed, report: DeliveryRepo
             started_at=item.recovered_from,
         )
 
-    if await ctx.db.transact(work):
+    if await env.db.transact(work):
         report.sent += 1
     else:
         report.lost_leases += 1
 
 
 async def _record(
-    ctx: AppContext,
+    env: DeliveryEnv,
     item: Claimed,
     outcome: SendOutcome,
     started: datetime,
@@ -735,7 +755,7 @@ async def _record(
     )
 
     async def work(session: AsyncSession) -> bool:
-        now = ctx.clock.now()
+        now = env.clock.now()
         if verdict is rules.Verdict.SENT:
             return await _finish(
                 session,
@@ -770,7 +790,7 @@ async def _record(
             started_at=started,
         )
 
-    if not await ctx.db.transact(work):
+    if not await env.db.transact(work):
         report.lost_leases += 1
     elif verdict is rules.Verdict.SENT:
         report.sent += 1
@@ -787,13 +807,13 @@ async def _record(
         )
 
 
-async def _recover_error(ctx: AppContext, item: Claimed, error: BaseException) -> None:
+async def _recover_error(env: DeliveryEnv, item: Claimed, error: BaseException) -> None:
     """A local delivery that broke unexpectedly is retried later like a provider fault."""
     await _record(
-        ctx,
+        env,
         item,
         SendOutcome(accepted=False, retryable=True, reason=type(error).__name__),
-        ctx.clock.now(),
+        env.clock.now(),
         DeliveryReport(),
     )
 
@@ -802,22 +822,22 @@ async def _recover_error(ctx: AppContext, item: Claimed, error: BaseException) -
 
 
 async def deliver_due(
-    ctx: AppContext, *, limit: int = 100, senders: Senders | None = None
+    env: DeliveryEnv, *, limit: int = 100, senders: Senders | None = None
 ) -> DeliveryReport:
     """One pass: fan out due messages, claim due deliveries, send them, record outcomes.
     Safe to run in several workers at once."""
-    senders = senders if senders is not None else senders_from_settings(ctx.settings)
+    senders = senders if senders is not None else senders_from_settings(env.settings)
     report = DeliveryReport()
 
     async def fan_out(session: AsyncSession) -> None:
-        await _fan_out(session, now=ctx.clock.now(), limit=limit, report=report)
+        await _fan_out(session, now=env.clock.now(), limit=limit, report=report)
 
-    await ctx.db.transact(fan_out)
+    await env.db.transact(fan_out)
 
     async def claim(session: AsyncSession) -> list[Claimed]:
-        return await _claim(session, ctx=ctx, now=ctx.clock.now(), limit=limit, report=report)
+        return await _claim(session, env=env, now=env.clock.now(), limit=limit, report=report)
 
-    claimed = await ctx.db.transact(claim)
+    claimed = await env.db.transact(claim)
     gate = asyncio.Semaphore(_SEND_CONCURRENCY)
 
     async def deliver(item: Claimed) -> None:
@@ -827,12 +847,12 @@ async def deliver_due(
             )
             try:
                 if local:
-                    await _deliver_local(ctx, item, report)
+                    await _deliver_local(env, item, report)
                 else:
-                    await _deliver_remote(ctx, item, senders, report)
+                    await _deliver_remote(env, item, senders, report)
             except Exception as error:
                 log.exception("delivery %s broke", item.delivery_id)
-                await _recover_error(ctx, item, error)
+                await _recover_error(env, item, error)
                 report.retried += 1
 
     await asyncio.gather(*(deliver(item) for item in claimed))

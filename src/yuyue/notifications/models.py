@@ -25,22 +25,6 @@ from yuyue.kit.db import Base
 from yuyue.kit.ids import new_id
 
 
-class MessageKind(StrEnum):
-    BOOKING_CONFIRMED = "booking_confirmed"
-    BOOKING_HELD = "booking_held"
-    CANCELLED = "cancelled"
-    RESCHEDULED = "rescheduled"
-    STOP_CLINIC = "stop_clinic"
-    HOLD_EXPIRED = "hold_expired"
-    SIGN_IN_CODE = "sign_in_code"
-    WAITLIST_OFFER = "waitlist_offer"
-    REMINDER = "reminder"
-    NO_SHOW = "no_show"
-    BLACKLISTED = "blacklisted"
-    APPEAL_ACCEPTED = "appeal_accepted"
-    APPEAL_REJECTED = "appeal_rejected"
-
-
 class OutboxStatus(StrEnum):
     PENDING = "pending"
     # Fanned out into deliveries; each channel's fate is on its `Delivery` row.

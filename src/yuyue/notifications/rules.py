@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
 from yuyue.notifications.channels.base import DeliveryChannel
-from yuyue.notifications.models import MessageKind
+from yuyue.notifications.enums import MessageKind
 
 K = MessageKind
 

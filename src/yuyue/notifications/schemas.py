@@ -7,7 +7,7 @@ from datetime import time
 
 from pydantic import BaseModel, Field
 
-from yuyue.notifications.models import MessageKind
+from yuyue.notifications.enums import MessageKind
 
 
 class MessageTemplateRead(BaseModel):

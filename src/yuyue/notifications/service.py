@@ -13,15 +13,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking.facts import TtlCache
+from yuyue.kit.cache import TtlCache
 from yuyue.kit.errors import NotFound
 from yuyue.notifications import rules
+from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.models import (
     Delivery,
     DeliveryStatus,
     DemoPhoneMessage,
     InboxItem,
-    MessageKind,
     MessageTemplate,
     NotificationSettings,
     OutboxMessage,
@@ -30,7 +30,7 @@ from yuyue.notifications.models import (
 from yuyue.notifications.templates import DEFAULTS
 from yuyue.patients.models import Account
 from yuyue.scheduling.models import Department, Hospital
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, require_staff
 
 
@@ -183,6 +183,29 @@ async def schedule_reminders(
             now=now,
             available_at=at,
         )
+
+
+async def reminder_times_for(
+    session: AsyncSession,
+    *,
+    hospital_id: uuid.UUID,
+    visit_date: date,
+    slot_start: time,
+    now: datetime,
+) -> list[datetime]:
+    """When a booked appointment's reminders fall due (quiet hours respected); for callers
+    that write the reminder rows themselves, such as booking's hot path."""
+    settings = await load_delivery_settings(session, hospital_id=hospital_id, use_cache=True)
+    visit_start = datetime.combine(visit_date, slot_start, tzinfo=ZoneInfo(settings.timezone))
+    return list(
+        rules.reminder_times(
+            visit_start=visit_start.astimezone(UTC),
+            offsets_hours=settings.reminder_offsets_hours,
+            now=now,
+            quiet=settings.quiet,
+            tz=settings.timezone,
+        )
+    )
 
 
 # --- templates ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Final
 
-from yuyue.notifications.models import MessageKind
+from yuyue.notifications.enums import MessageKind
 
 K = MessageKind
 

@@ -6,12 +6,12 @@ from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking.facts import load_policy
-from yuyue.booking.service import local_today
+from yuyue.kit.localtime import local_today
 from yuyue.patients import service
 from yuyue.patients.models import Patient
 from yuyue.patients.rules import IdType, Sex
 from yuyue.patients.schemas import PatientCreate, PatientRead
-from yuyue.scheduling.models import Hospital
+from yuyue.scheduling import service as scheduling_service
 from yuyue.web.deps import ActorDep, CtxDep
 from yuyue.web.problems import register_constraint
 
@@ -48,8 +48,7 @@ def patient_read(patient: Patient) -> PatientRead:
 async def create_patient(body: PatientCreate, ctx: CtxDep, actor: ActorDep) -> PatientRead:
     async def work(session: AsyncSession) -> PatientRead:
         now = ctx.clock.now()
-        hospital = await session.get(Hospital, actor.hospital_id)
-        timezone = hospital.timezone if hospital else "Asia/Shanghai"
+        timezone = await scheduling_service.hospital_timezone(session, actor.hospital_id)
         policy = await load_policy(session, hospital_id=actor.hospital_id, department_id=None)
         patient = await service.register_patient(
             session,

@@ -312,11 +312,3 @@ def mask_name(name: str) -> str:
         word[:1] + "".join(char if char in _NAME_PUNCTUATION else "*" for char in word[1:])
         for word in name.split()
     )
-
-
-def age_on(birth_date: date, day: date) -> int:
-    """Full years (周岁) on ``day``; someone born on 29 February turns a year older on 1 March."""
-    if day < birth_date:
-        raise ValueError(f"{day} is before the birth date {birth_date}")
-    had_birthday = (day.month, day.day) >= (birth_date.month, birth_date.day)
-    return day.year - birth_date.year - (0 if had_birthday else 1)

@@ -7,10 +7,6 @@ from zoneinfo import ZoneInfo
 
 from yuyue.kit import i18n
 
-_WEEKDAYS_ZH = "一二三四五六日"
-_WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
 
 def money(fen: int, locale: str) -> str:
     if fen == 0:
@@ -19,9 +15,8 @@ def money(fen: int, locale: str) -> str:
 
 
 def day(value: date, locale: str) -> str:
-    if locale == "en":
-        return f"{_WEEKDAYS_EN[value.weekday()]} {value.day} {_MONTHS_EN[value.month - 1]}"
-    return f"{value.month}月{value.day}日 周{_WEEKDAYS_ZH[value.weekday()]}"
+    # The same words as the refusals' sentences, so a page never shows a day two ways.
+    return i18n.format_day(value, locale)
 
 
 def clock(value: time) -> str:
@@ -29,5 +24,4 @@ def clock(value: time) -> str:
 
 
 def local(instant: datetime, timezone: str, locale: str) -> str:
-    moment = instant.astimezone(ZoneInfo(timezone))
-    return f"{day(moment.date(), locale)} {moment:%H:%M}"
+    return i18n.format_wall_clock(instant.astimezone(ZoneInfo(timezone)), locale)

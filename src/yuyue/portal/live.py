@@ -18,9 +18,9 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking.models import Appointment, AppointmentStatus
-from yuyue.booking.rules import local_instant
-from yuyue.booking.service import local_today
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import AppointmentStatus
+from yuyue.kit.localtime import local_instant, local_today
 from yuyue.portal.pages import VisitorDep, own_appointment
 from yuyue.portal.web import Visitor, render_fragment
 from yuyue.scheduling.models import TimeSlot

@@ -18,13 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue import jobs
 from yuyue.accounts import service as accounts_service
 from yuyue.attendance import service as attendance_service
+from yuyue.booking import listing
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
 from yuyue.booking import views as booking_views
-from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.booking.models import Appointment
 from yuyue.booking.schemas import AppointmentRead
+from yuyue.booking.states import AppointmentStatus
 from yuyue.kit import i18n
 from yuyue.kit.errors import NotFound, ValidationFailed, YuyueError
+from yuyue.kit.localtime import local_today
 from yuyue.notifications import service as notifications
 from yuyue.patients import rules as patient_rules
 from yuyue.patients import service as patient_service
@@ -45,7 +48,6 @@ from yuyue.portal.web import (
     templates,
     visitor,
 )
-from yuyue.scheduling import listing
 from yuyue.scheduling.models import Campus, ClinicSession, Department, Doctor
 from yuyue.scheduling.rules import pools_for_channel
 from yuyue.staff.rules import system_actor
@@ -55,7 +57,7 @@ VisitorDep = Annotated[Visitor, Depends(visitor)]
 
 
 def _today(who: Visitor) -> date:
-    return booking_service.local_today(who.now, who.hospital.timezone)
+    return local_today(who.now, who.hospital.timezone)
 
 
 def _refusal(who: Visitor, error: YuyueError) -> str:
@@ -525,6 +527,7 @@ async def book(request: Request, who: VisitorDep, session_id: uuid.UUID) -> Resp
         sold_out.release(key)
         raise
     sold_out.forget(key)
+    who.ctx.places_taken(who.hospital.id, session_id)
     request_delivery(who)
     return redirect(f"/appointments/{appointment_id}?booked=1")
 
@@ -710,7 +713,7 @@ async def cancel(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -
             patient=patient,
             error=_refusal(who, error),
         )
-    who.ctx.sold_out.places_returned(session_id)
+    await who.ctx.places_returned(who.hospital.id, session_id)
     request_delivery(who)
     return redirect(f"/appointments/{appointment_id}?cancelled=1")
 
@@ -785,7 +788,8 @@ async def reschedule(request: Request, who: VisitorDep, appointment_id: uuid.UUI
         new_id, old_session = await who.ctx.db.transact(work)
     except YuyueError as error:
         return await _refused(request, who, session_id, form, error, [])
-    who.ctx.sold_out.places_returned(old_session)
+    await who.ctx.places_returned(who.hospital.id, old_session)
+    who.ctx.places_taken(who.hospital.id, session_id)
     request_delivery(who)
     return redirect(f"/appointments/{new_id}?booked=1")
 

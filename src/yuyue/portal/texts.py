@@ -11,9 +11,11 @@ i18n.register(
         "page.large_text": ("大字版", "Large text"),
         "page.normal_text": ("标准字号", "Normal text"),
         "page.inbox": ("消息", "Messages"),
+        "page.inbox_unread": ("消息，{n} 条未读", "Messages, {n} unread"),
         "page.inbox_hint": ("预约通知与提醒", "Notices and reminders"),
         "page.sign_in": ("登录", "Sign in"),
-        "page.sign_out": ("退出登录", "Sign out"),
+        # Brackets belong to the language: full-width around Chinese, half-width in English.
+        "page.sign_out_of": ("退出登录（{phone}）", "Sign out ({phone})"),
         "page.sign_in_hint": (
             "用手机号和短信验证码登录后即可预约、查看和取消。",
             "Sign in with your mobile number and a text-message code to book, view and cancel.",
@@ -61,6 +63,7 @@ i18n.register(
         "page.other": ("其他", "Other"),
         "page.no_department": ("没有找到与“{q}”匹配的科室。", "No department matches “{q}”."),
         "page.place": ("地点", "Where"),
+        "page.campus_at": ("{campus}（{address}）", "{campus} ({address})"),
         "page.ages": ("接诊年龄", "Ages seen"),
         "page.years": ("岁", "years"),
         "page.doctors": ("医生", "Doctors"),
@@ -121,6 +124,9 @@ i18n.register(
         "page.alt_same_doctor": ("同一医生的其他出诊", "The same doctor, another day"),
         "page.alt_same_level": ("同科室同级别医生", "Same department and level"),
         "page.voucher": ("就诊凭证", "Visit voucher"),
+        # An unpaid hold, or an appointment that ended without a visit, is no voucher.
+        "page.held_place": ("号源已保留", "Place held"),
+        "page.appointment": ("预约详情", "Appointment"),
         "page.qr_label": (
             "就诊二维码，到院后在自助机或分诊台扫码报到",
             "Voucher QR code for check-in",

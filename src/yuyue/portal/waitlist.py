@@ -9,10 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.booking.waitlist import service as waitlist
 from yuyue.kit.errors import NotFound, YuyueError
 from yuyue.portal.pages import VisitorDep, account_patients, choice, request_delivery
 from yuyue.portal.web import Visitor, form_of, redirect, render
-from yuyue.waitlist import service as waitlist
 
 router = APIRouter(include_in_schema=False)
 

@@ -21,7 +21,8 @@ from yuyue.kit.errors import NotFound, YuyueError
 from yuyue.notifications import service as notifications
 from yuyue.patients.models import Account
 from yuyue.portal import formatting
-from yuyue.scheduling.models import Channel, Hospital
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import Hospital
 from yuyue.staff.rules import Actor, ActorKind
 from yuyue.web.context import AppContext
 

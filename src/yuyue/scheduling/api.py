@@ -1,69 +1,47 @@
-"""Departments, doctors, sessions and slots (read by every channel) and the scheduler's
-operations (templates, generation, extra sessions and places, stop-clinic)."""
+"""Departments and doctors (read by every channel) and the scheduler's operations
+(templates, generation, extra sessions, pool ratios, the booking policy). The session and
+slot lists, extra places and stop-clinic touch bookings, so their routes live in booking."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import date
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking import readpath
-from yuyue.booking import service as booking_service
-from yuyue.booking.facts import policy_from_row
 from yuyue.kit.errors import NotFound, ValidationFailed
+from yuyue.kit.localtime import local_today
 from yuyue.scheduling import rules, service
 from yuyue.scheduling.models import (
     BookingPolicy,
     Campus,
     Department,
     Doctor,
-    Hospital,
     RegistrationLevel,
     ScheduleTemplate,
-    SessionStatus,
 )
 from yuyue.scheduling.schemas import (
     BookingPolicyRead,
     BookingPolicyUpdate,
     DepartmentRead,
     DoctorRead,
-    ExtraPlacesCreate,
     ExtraSessionCreate,
     GenerateReport,
     GenerateRequest,
-    LevelRead,
     Named,
     PoolRatiosUpdate,
-    SessionRead,
-    SlotRead,
-    StopClinicRequest,
-    StopClinicResult,
     TemplateCreate,
     TemplateRead,
+    level_read,
+    pick,
 )
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, require_staff
 from yuyue.web.deps import ActorDep, CtxDep, LocaleDep
 
 router = APIRouter(prefix="/api/v1", tags=["scheduling"])
-
-
-def _pick(zh: str, en: str, locale: str) -> str:
-    return en if locale == "en" and en else zh
-
-
-def _level(level: RegistrationLevel, locale: str) -> LevelRead:
-    return LevelRead(
-        code=level.code,
-        name=_pick(level.name, level.name_en, locale),
-        name_en=level.name_en,
-        fee=level.fee_fen,
-    )
 
 
 @router.get("/departments", response_model=list[DepartmentRead])
@@ -79,17 +57,17 @@ async def list_departments(ctx: CtxDep, actor: ActorDep, locale: LocaleDep) -> l
             DepartmentRead(
                 id=d.id,
                 code=d.code,
-                name=_pick(d.name, d.name_en, locale),
+                name=pick(d.name, d.name_en, locale),
                 name_en=d.name_en,
-                category=_pick(d.category, d.category_en, locale),
+                category=pick(d.category, d.category_en, locale),
                 pinyin=d.pinyin,
-                location=_pick(d.location, d.location_en, locale),
-                campus=_pick(campus or "", campus_en or "", locale) or None,
+                location=pick(d.location, d.location_en, locale),
+                campus=pick(campus or "", campus_en or "", locale) or None,
                 min_age_years=d.min_age_years,
                 max_age_years=d.max_age_years,
                 sex_restriction=d.sex_restriction,
-                description=_pick(d.description, d.description_en, locale),
-                what_to_bring=_pick(d.what_to_bring, d.what_to_bring_en, locale),
+                description=pick(d.description, d.description_en, locale),
+                what_to_bring=pick(d.what_to_bring, d.what_to_bring_en, locale),
             )
             for d, campus, campus_en in rows
         ]
@@ -115,55 +93,14 @@ async def list_doctors(
                 code=doc.code,
                 name=doc.name,
                 sex=doc.sex,
-                title=_pick(doc.title, doc.title_en, locale),
+                title=pick(doc.title, doc.title_en, locale),
                 title_en=doc.title_en,
-                department=Named(id=dep.id, name=_pick(dep.name, dep.name_en, locale)),
-                level=_level(level, locale),
-                specialty=_pick(doc.specialty, doc.specialty_en, locale),
+                department=Named(id=dep.id, name=pick(dep.name, dep.name_en, locale)),
+                level=level_read(level, locale),
+                specialty=pick(doc.specialty, doc.specialty_en, locale),
             )
             for doc, dep, level in await session.execute(query)
         ]
-
-
-@router.get(
-    "/sessions",
-    response_model=list[SessionRead],
-    summary="Sessions with the places left for the caller's channel, and whether it can book now",
-)
-async def list_sessions(
-    request: Request,
-    ctx: CtxDep,
-    actor: ActorDep,
-    locale: LocaleDep,
-    department_id: uuid.UUID | None = None,
-    doctor_id: uuid.UUID | None = None,
-    date_from: Annotated[date | None, Query(description="defaults to today")] = None,
-    date_to: Annotated[
-        date | None, Query(description="defaults to the end of the release window")
-    ] = None,
-) -> Response:
-    # Rendered once from plain values and kept for at most a second (booking/readpath.py).
-    body = await readpath.sessions_answer(
-        ctx,
-        actor=actor,
-        locale=locale,
-        query_string=request.scope.get("query_string", b""),
-        department_id=department_id,
-        doctor_id=doctor_id,
-        date_from=date_from,
-        date_to=date_to,
-    )
-    return Response(body, media_type=readpath.JSON)
-
-
-@router.get(
-    "/sessions/{session_id}/slots",
-    response_model=list[SlotRead],
-    summary="Time slots with the places left for the caller's channel, and whether it can book now",
-)
-async def list_slots(session_id: uuid.UUID, ctx: CtxDep, actor: ActorDep) -> Response:
-    body = await readpath.slots_answer(ctx, actor=actor, session_id=session_id)
-    return Response(body, media_type=readpath.JSON)
 
 
 # --- scheduler operations ------------------------------------------------------------------
@@ -191,13 +128,6 @@ async def _level_id(
         errors=[{"field": "level_code", "message": "required without a doctor"}],
         summary="level_code",
     )
-
-
-async def _timezone(session: AsyncSession, actor: Actor) -> str:
-    timezone = await session.scalar(
-        select(Hospital.timezone).where(Hospital.id == actor.hospital_id)
-    )
-    return timezone or "Asia/Shanghai"
 
 
 @router.post(
@@ -255,7 +185,7 @@ async def generate(body: GenerateRequest, ctx: CtxDep, actor: ActorDep) -> Gener
 
     async def work(session: AsyncSession) -> GenerateReport:
         now = ctx.clock.now()
-        today = booking_service.local_today(now, await _timezone(session, actor))
+        today = local_today(now, await service.hospital_timezone(session, actor.hospital_id))
         if body.start is not None and body.start < today:
             raise rules.InvalidSchedule(problem="sessions cannot be generated for past days")
         report = await service.generate_sessions(
@@ -302,7 +232,7 @@ async def create_extra_session(
             session,
             actor=actor,
             shape=shape,
-            today=booking_service.local_today(now, await _timezone(session, actor)),
+            today=local_today(now, await service.hospital_timezone(session, actor.hospital_id)),
             now=now,
         )
         return {
@@ -313,53 +243,6 @@ async def create_extra_session(
         }
 
     return await ctx.db.transact(work)
-
-
-@router.post("/sessions/{session_id}/extra-places", tags=["scheduler"], summary="Add places (加号)")
-async def add_extra_places(
-    session_id: uuid.UUID, body: ExtraPlacesCreate, ctx: CtxDep, actor: ActorDep
-) -> dict[str, Any]:
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        clinic = await service.add_extra_places(
-            session,
-            actor=actor,
-            session_id=session_id,
-            count=body.count,
-            pool=body.pool,
-            slot_id=body.slot_id,
-            now=ctx.clock.now(),
-        )
-        return {"id": str(clinic.id), "capacity": clinic.capacity}
-
-    result = await ctx.db.transact(work)
-    ctx.sold_out.places_returned(session_id)
-    return result
-
-
-@router.post(
-    "/sessions/{session_id}/stop",
-    response_model=StopClinicResult,
-    tags=["scheduler"],
-    summary="Stop a clinic (停诊)",
-)
-async def stop_session(
-    session_id: uuid.UUID, body: StopClinicRequest, ctx: CtxDep, actor: ActorDep
-) -> StopClinicResult:
-    async def work(session: AsyncSession) -> StopClinicResult:
-        cancelled = await booking_service.stop_clinic(
-            session, actor=actor, session_id=session_id, reason=body.reason, now=ctx.clock.now()
-        )
-        return StopClinicResult(
-            session_id=session_id,
-            status=SessionStatus.STOPPED,
-            cancelled_appointments=[a.id for a in cancelled],
-        )
-
-    result = await ctx.db.transact(work)
-    ctx.session_infos.forget(session_id)
-    # Its bookings gave their places back and its pools closed: lists show it at once.
-    ctx.sold_out.places_returned(session_id)
-    return result
 
 
 @router.put(
@@ -389,10 +272,7 @@ async def put_pool_ratios(body: PoolRatiosUpdate, ctx: CtxDep, actor: ActorDep) 
 
 
 def _policy_read(row: BookingPolicy | None, department_id: uuid.UUID | None) -> BookingPolicyRead:
-    policy = policy_from_row(row)
-    return BookingPolicyRead(
-        department_id=department_id, **{f: getattr(policy, f) for f in service.POLICY_FIELDS}
-    )
+    return BookingPolicyRead(department_id=department_id, **service.policy_values(row))
 
 
 @router.get(
@@ -436,4 +316,6 @@ async def put_booking_policy(
     result = await ctx.db.transact(work)
     ctx.sold_out.clear()
     ctx.policies.clear()
+    # The windows changed: every kept session and slot list with them.
+    ctx.reads.changed(None)
     return result

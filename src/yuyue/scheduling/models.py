@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, time
-from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
@@ -25,28 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from yuyue.kit.db import Base
 from yuyue.kit.ids import new_id
-
-
-class Period(StrEnum):
-    MORNING = "morning"
-    AFTERNOON = "afternoon"
-    EVENING = "evening"
-
-
-class SessionStatus(StrEnum):
-    OPEN = "open"
-    STOPPED = "stopped"
-
-
-class Channel(StrEnum):
-    APP = "app"
-    WECHAT = "wechat"
-    ALIPAY = "alipay"
-    WEB = "web"
-    KIOSK = "kiosk"
-    PHONE = "phone"
-    COMMUNITY = "community"
-    WINDOW = "window"
+from yuyue.scheduling.enums import Period, SessionStatus
 
 
 class Hospital(Base):

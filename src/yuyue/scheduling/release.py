@@ -14,9 +14,10 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking.service import local_today
-from yuyue.scheduling import listing, rules
-from yuyue.scheduling.models import ClinicSession, SessionStatus, SlotPool
+from yuyue.kit.localtime import local_today
+from yuyue.scheduling import rules, service
+from yuyue.scheduling.enums import SessionStatus
+from yuyue.scheduling.models import ClinicSession, SlotPool
 from yuyue.staff.rules import Actor
 from yuyue.staff.service import record_audit
 
@@ -26,9 +27,9 @@ async def release_reserved_places(
 ) -> list[uuid.UUID]:
     """Relabels today's reserved pool rows of open sessions whose release time has come;
     returns the sessions that gained on-site places. Running it again changes nothing."""
-    timezone = await listing.hospital_timezone(session, actor.hospital_id)
+    timezone = await service.hospital_timezone(session, actor.hospital_id)
     today = local_today(now, timezone)
-    default_policy, by_department = await listing.policies(session, actor.hospital_id)
+    default_time, by_department = await service.reserved_release_times(session, actor.hospital_id)
     candidates = (
         await session.execute(
             select(ClinicSession.id, ClinicSession.department_id)
@@ -47,7 +48,7 @@ async def release_reserved_places(
         session_id
         for session_id, department_id in candidates
         if rules.reserved_release_due(
-            by_department.get(department_id, default_policy).reserved_release_time,
+            by_department.get(department_id, default_time),
             day=today,
             now=now,
             tz=timezone,

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
-from yuyue.scheduling.models import Channel, Period
+from yuyue.scheduling.enums import Channel, Period
 
 DEFAULT_CAPACITY = 25
 DEFAULT_SLOT_MINUTES = 30

@@ -9,7 +9,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from yuyue.kit.schemas import Input
-from yuyue.scheduling.models import Period, SessionStatus
+from yuyue.scheduling.enums import Period, SessionStatus
+from yuyue.scheduling.models import RegistrationLevel
 
 
 class Named(BaseModel):
@@ -60,6 +61,20 @@ class LevelRead(BaseModel):
     name: str
     name_en: str
     fee: Annotated[int, Field(description="Registration fee in fen (1 yuan = 100 fen)")]
+
+
+def pick(zh: str, en: str, locale: str) -> str:
+    """The English text for an English reader when there is one, else the Chinese."""
+    return en if locale == "en" and en else zh
+
+
+def level_read(level: RegistrationLevel, locale: str) -> LevelRead:
+    return LevelRead(
+        code=level.code,
+        name=pick(level.name, level.name_en, locale),
+        name_en=level.name_en,
+        fee=level.fee_fen,
+    )
 
 
 class DoctorBrief(BaseModel):

@@ -8,31 +8,43 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import delete, func, inspect, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
-from yuyue.booking import rules as booking_rules
-from yuyue.booking.models import Appointment
 from yuyue.kit.errors import NotFound
 from yuyue.kit.ids import new_id
 from yuyue.scheduling import rules
+from yuyue.scheduling.enums import Period, SessionStatus
 from yuyue.scheduling.models import (
     BookingPolicy,
     ClinicSession,
     Department,
     Doctor,
-    Period,
+    Hospital,
     PoolRatio,
     RegistrationLevel,
     ScheduleTemplate,
-    SessionStatus,
     SlotPool,
     TimeSlot,
 )
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, require_staff
 from yuyue.staff.service import record_audit
-from yuyue.waitlist import service as waitlist_service
+
+
+async def hospital_timezone(session: AsyncSession, hospital_id: uuid.UUID) -> str:
+    timezone = await session.scalar(select(Hospital.timezone).where(Hospital.id == hospital_id))
+    return timezone or "Asia/Shanghai"
+
+
+async def hospital_id_by_code(session: AsyncSession, code: str) -> uuid.UUID | None:
+    return await session.scalar(select(Hospital.id).where(Hospital.code == code))
+
+
+async def hospital_exists(session: AsyncSession, hospital_id: uuid.UUID) -> bool:
+    return await session.scalar(select(Hospital.id).where(Hospital.id == hospital_id)) is not None
 
 
 async def pool_ratios(
@@ -305,19 +317,24 @@ async def generate_sessions(
                 report.created += 1
             elif _same_shape(current, shape):
                 report.unchanged += 1
-            elif current.status != SessionStatus.OPEN or await session.scalar(
-                select(exists().where(Appointment.session_id == current.id))
-            ):
-                report.kept_with_bookings += 1
-            else:
-                await _rebuild(session, current, shape)
+            elif current.status == SessionStatus.OPEN and await _rebuild(session, current, shape):
                 report.rebuilt += 1
+            else:
+                report.kept_with_bookings += 1
     return report
 
 
-async def _rebuild(session: AsyncSession, clinic: ClinicSession, shape: SessionShape) -> None:
-    await session.execute(delete(SlotPool).where(SlotPool.session_id == clinic.id))
-    await session.execute(delete(TimeSlot).where(TimeSlot.session_id == clinic.id))
+async def _rebuild(session: AsyncSession, clinic: ClinicSession, shape: SessionShape) -> bool:
+    """Replaces the session's slots and pools with the new shape; False, changing nothing,
+    when any row of another context (an appointment, even a cancelled one) still refers to
+    them. The foreign keys are the judge, so scheduling need not know who books its places,
+    and a booking racing the rebuild makes it refuse rather than fail."""
+    try:
+        async with session.begin_nested():
+            await session.execute(delete(SlotPool).where(SlotPool.session_id == clinic.id))
+            await session.execute(delete(TimeSlot).where(TimeSlot.session_id == clinic.id))
+    except IntegrityError:
+        return False
     clinic.level_id = shape.level_id
     clinic.period = shape.period
     clinic.doctor_id = shape.doctor_id
@@ -341,6 +358,7 @@ async def _rebuild(session: AsyncSession, clinic: ClinicSession, shape: SessionS
         ratios=ratios,
     )
     await _add_inventory(session, clinic, plans)
+    return True
 
 
 async def add_extra_session(
@@ -382,6 +400,14 @@ async def add_extra_session(
     return clinic
 
 
+@dataclass(frozen=True, slots=True)
+class ExtraPlaces:
+    clinic: ClinicSession
+    # The new pool row holding the places.
+    pool_id: uuid.UUID
+    count: int
+
+
 async def add_extra_places(
     session: AsyncSession,
     *,
@@ -391,8 +417,10 @@ async def add_extra_places(
     pool: str,
     slot_id: uuid.UUID | None,
     now: datetime,
-) -> ClinicSession:
-    """加号: new places numbered after every existing one, in the given (or last) slot."""
+) -> ExtraPlaces:
+    """加号: new places numbered after every existing one, in the given (or last) slot.
+    The session row stays locked until the transaction ends. Who gets the places first
+    (the waitlist) is booking's business: `booking.service.add_extra_places` calls this."""
     require_staff(actor, Role.SCHEDULER, Role.DOCTOR)
     if count < 1 or count > 100:
         raise rules.InvalidSchedule(problem="extra places must be between 1 and 100")
@@ -446,11 +474,7 @@ async def add_extra_places(
         now=now,
     )
     await session.flush()
-    # Patients waiting for this session get the new places first, in this transaction.
-    await waitlist_service.offer_places(
-        session, actor=actor, session_id=clinic.id, pool_id=extra.id, count=count, now=now
-    )
-    return clinic
+    return ExtraPlaces(clinic, extra.id, count)
 
 
 POLICY_FIELDS = (
@@ -478,6 +502,20 @@ POLICY_FIELDS = (
 )
 
 
+def policy_values(row: BookingPolicy | None) -> dict[str, Any]:
+    """The rules a policy row sets or, without a row, the table's defaults: the rules a
+    hospital has before anyone sets them (booking reads them as its `rules.Policy`)."""
+    if row is not None:
+        return {field: getattr(row, field) for field in POLICY_FIELDS}
+    columns = inspect(BookingPolicy).columns
+    values: dict[str, Any] = {}
+    for field in POLICY_FIELDS:
+        default = columns[field].default
+        assert isinstance(default, ScalarElementColumnDefault), field
+        values[field] = default.arg
+    return values
+
+
 async def policy_row(
     session: AsyncSession, *, hospital_id: uuid.UUID, department_id: uuid.UUID | None
 ) -> BookingPolicy | None:
@@ -488,6 +526,25 @@ async def policy_row(
         else BookingPolicy.department_id == department_id
     )
     return await session.scalar(query)
+
+
+async def reserved_release_times(
+    session: AsyncSession, hospital_id: uuid.UUID
+) -> tuple[time | None, dict[uuid.UUID, time | None]]:
+    """When the day's reserved places go on-site: the hospital's time, and the departments'
+    overrides."""
+    rows = (
+        await session.execute(
+            select(BookingPolicy.department_id, BookingPolicy.reserved_release_time).where(
+                BookingPolicy.hospital_id == hospital_id
+            )
+        )
+    ).all()
+    default = next(
+        (at for department_id, at in rows if department_id is None),
+        policy_values(None)["reserved_release_time"],
+    )
+    return default, {department_id: at for department_id, at in rows if department_id}
 
 
 async def update_policy(
@@ -509,9 +566,8 @@ async def update_policy(
         base = await policy_row(session, hospital_id=actor.hospital_id, department_id=None)
         row = BookingPolicy(hospital_id=actor.hospital_id, department_id=department_id)
         # A new override starts as a copy of the hospital's rules (or the defaults).
-        defaults = booking_rules.Policy()
-        for field in POLICY_FIELDS:
-            setattr(row, field, getattr(base if base is not None else defaults, field))
+        for field, value in policy_values(base).items():
+            setattr(row, field, value)
         session.add(row)
     before = {f: _jsonable(getattr(row, f)) for f in POLICY_FIELDS}
     for field, value in changes.items():

@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.kit.errors import NotFound
 from yuyue.kit.schemas import Input
-from yuyue.scheduling.models import Channel, Hospital
+from yuyue.scheduling import service as scheduling_service
+from yuyue.scheduling.enums import Channel
 from yuyue.staff import service
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import require_staff
 from yuyue.web.deps import ActorDep, CtxDep
 
@@ -52,9 +52,7 @@ class ApiKeyRead(BaseModel):
 )
 async def issue_token(body: TokenRequest, ctx: CtxDep) -> TokenRead:
     async with ctx.db.read() as session:
-        hospital_id = await session.scalar(
-            select(Hospital.id).where(Hospital.code == body.hospital)
-        )
+        hospital_id = await scheduling_service.hospital_id_by_code(session, body.hospital)
         if hospital_id is None:
             raise service.InvalidCredentials()
         token, expires_at, user = await service.sign_in(
@@ -79,7 +77,7 @@ async def create_api_key(body: ApiKeyCreate, ctx: CtxDep, actor: ActorDep) -> Ap
     require_staff(actor, Role.ADMIN)
 
     async def work(session: AsyncSession) -> ApiKeyRead:
-        if await session.get(Hospital, actor.hospital_id) is None:
+        if not await scheduling_service.hospital_exists(session, actor.hospital_id):
             raise NotFound(what="hospital")
         key, row = await service.create_api_key(
             session,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, UniqueConstraint
@@ -12,15 +11,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from yuyue.kit.db import Base
 from yuyue.kit.ids import new_id
-
-
-class Role(StrEnum):
-    ADMIN = "admin"
-    SCHEDULER = "scheduler"
-    REGISTRAR = "registrar"
-    NURSE = "nurse"
-    DOCTOR = "doctor"
-    FINANCE = "finance"
 
 
 class StaffUser(Base):

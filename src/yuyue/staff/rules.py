@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from yuyue.kit.errors import Forbidden
-from yuyue.scheduling.models import Channel
-from yuyue.staff.models import Role
+from yuyue.scheduling.enums import Channel
+from yuyue.staff.enums import Role
 
 
 class ActorKind(StrEnum):

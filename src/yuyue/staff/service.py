@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.kit import crypto, i18n
 from yuyue.kit.errors import Conflict, NotFound, Unauthorized, YuyueError
-from yuyue.scheduling.models import Channel
-from yuyue.staff.models import ApiKey, AuditEntry, Role, StaffUser
+from yuyue.scheduling.enums import Channel
+from yuyue.staff.enums import Role
+from yuyue.staff.models import ApiKey, AuditEntry, StaffUser
 from yuyue.staff.rules import STAFF_CHANNEL, Actor, ActorKind
 
 

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking.service import local_today
+from yuyue.kit.localtime import local_today
 from yuyue.staff.rules import Actor
 from yuyue.visits import events, rules, service
 from yuyue.visits.events import QueueEventKind
@@ -194,7 +194,9 @@ async def create_walk_in(body: WalkInCreate, ctx: CtxDep, actor: ActorDep) -> JS
             payment_reference=body.payment_reference,
         )
 
-    return await _answer_check_in(ctx, await ctx.db.transact(work))
+    result = await ctx.db.transact(work)
+    ctx.places_taken(actor.hospital_id, body.session_id)
+    return await _answer_check_in(ctx, result)
 
 
 @router.get(

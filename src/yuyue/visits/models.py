@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, time
-from enum import StrEnum
 
 from sqlalchemy import (
     JSON,
@@ -25,31 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from yuyue.kit.db import Base
 from yuyue.kit.ids import new_id
-
-
-class VisitStatus(StrEnum):
-    WAITING = "waiting"
-    CALLED = "called"
-    IN_CONSULTATION = "in_consultation"
-    # 过号: called and not there; back in the line by the late rule, and can be recalled.
-    SKIPPED = "skipped"
-    FINISHED = "finished"
-
-
-class PriorityClass(StrEnum):
-    EMERGENCY = "emergency"
-    MILITARY = "military"
-    DISABLED = "disabled"
-    ELDERLY = "elderly"
-    # 回诊: back with test results the doctor asked for earlier today.
-    RETURN_VISIT = "return_visit"
-
-
-# Classes in force by default, highest first.
-DEFAULT_PRIORITY_ORDER = ("emergency", "military", "disabled", "elderly", "return_visit")
-
-# The line: visits waiting to be called, in `position` order.
-IN_LINE = (VisitStatus.WAITING, VisitStatus.SKIPPED)
+from yuyue.visits.states import DEFAULT_PRIORITY_ORDER, PriorityClass, VisitStatus
 
 
 class Visit(Base):

@@ -22,11 +22,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
-from yuyue.booking.models import AppointmentStatus
-from yuyue.booking.rules import age_on, format_local, local_instant
+from yuyue.booking.states import AppointmentStatus
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
-from yuyue.visits.models import DEFAULT_PRIORITY_ORDER, PriorityClass, VisitStatus
+from yuyue.kit.localtime import age_on, format_local, local_instant
+from yuyue.visits.states import DEFAULT_PRIORITY_ORDER, PriorityClass, VisitStatus
 
 S = AppointmentStatus
 V = VisitStatus
@@ -125,8 +125,8 @@ i18n.register(
         ),
         "title.voucher_other_day": ("不是今天的预约", "Not today's appointment"),
         "error.voucher_other_day": (
-            "该预约的就诊日期是 {visit_date}，请在就诊当天报到。",
-            "This appointment is for {visit_date}; please check in on that day.",
+            "该预约的就诊日期是 {visit_date_local}，请在就诊当天报到。",
+            "This appointment is for {visit_date_local}; please check in on that day.",
         ),
         "title.voucher_used": ("凭证已使用", "Voucher already used"),
         "error.voucher_used": (
@@ -265,7 +265,7 @@ def check_can_check_in(
     if facts.status is S.COMPLETED:
         raise VoucherUsed()
     if facts.visit_date != today:
-        raise VoucherOtherDay(visit_date=facts.visit_date.isoformat())
+        raise VoucherOtherDay(visit_date_local=facts.visit_date.isoformat())
     window = check_in_window(policy, facts)
     if facts.status is S.NO_SHOW or now >= window.closes_at:
         raise CheckInClosed(closed_local=format_local(window.closes_at, facts.timezone))

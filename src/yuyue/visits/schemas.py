@@ -8,9 +8,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from yuyue.booking.models import AppointmentStatus
+from yuyue.booking.states import AppointmentStatus
 from yuyue.kit.schemas import Input
-from yuyue.visits.models import PriorityClass, VisitStatus
+from yuyue.visits.states import PriorityClass, VisitStatus
 
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
 

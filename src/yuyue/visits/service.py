@@ -24,33 +24,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
-from yuyue.booking.models import Appointment, AppointmentStatus
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import AppointmentStatus
 from yuyue.kit.crypto import FieldCipher, InvalidToken, TokenSigner
 from yuyue.kit.errors import Forbidden, NotFound, ValidationFailed, YuyueError
+from yuyue.kit.localtime import local_instant, local_today
 from yuyue.patients import service as patient_service
 from yuyue.patients.models import Patient
 from yuyue.patients.rules import IdType, mask_name
-from yuyue.scheduling.models import (
-    Channel,
-    ClinicSession,
-    Department,
-    Doctor,
-    Hospital,
-    TimeSlot,
-)
-from yuyue.staff.models import Role
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import ClinicSession, Department, Doctor, Hospital, TimeSlot
+from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, ActorKind, require_staff
 from yuyue.staff.service import record_audit
 from yuyue.visits import rules
 from yuyue.visits.events import QueueEvent, QueueEventKind
-from yuyue.visits.models import (
-    IN_LINE,
-    CheckInFailure,
-    PriorityClass,
-    Visit,
-    VisitPolicy,
-    VisitStatus,
-)
+from yuyue.visits.models import CheckInFailure, Visit, VisitPolicy
+from yuyue.visits.states import IN_LINE, PriorityClass, VisitStatus
 
 V = VisitStatus
 
@@ -438,13 +428,9 @@ async def _check_in(
     if session_id is None:
         raise NotFound(what="appointment")
     clinic = await _lock_queue(session, hospital_id=hospital_id, session_id=session_id)
-    appointment = await session.scalar(
-        select(Appointment)
-        .where(Appointment.id == appointment_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    appointment = await booking_service.lock_appointment(
+        session, hospital_id=hospital_id, appointment_id=appointment_id
     )
-    assert appointment is not None
     policy = await load_policy(session, hospital_id=hospital_id)
     tz = await hospital_timezone(session, hospital_id=hospital_id)
     slot = (
@@ -461,7 +447,7 @@ async def _check_in(
         session_end=clinic.end_time,
         timezone=tz,
     )
-    today = booking_service.local_today(now, tz)
+    today = local_today(now, tz)
     if not rules.check_can_check_in(policy, facts, today=today, now=now, walk_in=walk_in):
         visit = await session.scalar(select(Visit).where(Visit.appointment_id == appointment.id))
         if visit is None:
@@ -478,9 +464,7 @@ async def _check_in(
         )
 
     visits = await _visits(session, session_id=session_id)
-    late = rules.is_late(
-        policy, slot_end=booking_rules.local_instant(facts.visit_date, slot[2], tz), now=now
-    )
+    late = rules.is_late(policy, slot_end=local_instant(facts.visit_date, slot[2], tz), now=now)
     batch = rules.joining_batch(
         rules.batch_of(policy, slot[0]), late=late, being_called=_being_called(visits)
     )
@@ -514,18 +498,8 @@ async def _check_in(
     visits.append(visit)
     _write_line(visits, rules.join(policy, _line(visits), _entry(visit)))
 
-    before = booking_service.snapshot(appointment)
-    appointment.status = booking_rules.transition(AppointmentStatus(appointment.status), "check_in")
-    appointment.updated_at = now
-    record_audit(
-        session,
-        actor=actor,
-        action="check_in",
-        entity_type="appointment",
-        entity_id=appointment.id,
-        before=before,
-        after=booking_service.snapshot(appointment),
-        now=now,
+    await booking_service.change_status(
+        session, actor=actor, appointment=appointment, action="check_in", now=now
     )
     _audit(session, actor=actor, action="check_in", visit=visit, before=None, now=now)
     await session.flush()
@@ -702,7 +676,7 @@ async def find_for_desk(
         # People type numbers with spaces and dashes; a voucher token has neither.
         text = re.sub(r"[\s\-]", "", text)
     tz = await hospital_timezone(session, hospital_id=actor.hospital_id)
-    today = booking_service.local_today(now, tz)
+    today = local_today(now, tz)
     condition: Any
     if "." in text:
         try:
@@ -919,22 +893,11 @@ async def finish(
     visit.status = rules.visit_transition(VisitStatus(visit.status), "finish")
     visit.finished_at = now
     visit.updated_at = now
-    appointment = await session.scalar(
-        select(Appointment).where(Appointment.id == visit.appointment_id).with_for_update()
+    appointment = await booking_service.lock_appointment(
+        session, hospital_id=visit.hospital_id, appointment_id=visit.appointment_id
     )
-    assert appointment is not None
-    appointment_before = booking_service.snapshot(appointment)
-    appointment.status = booking_rules.transition(AppointmentStatus(appointment.status), "complete")
-    appointment.updated_at = now
-    record_audit(
-        session,
-        actor=actor,
-        action="complete",
-        entity_type="appointment",
-        entity_id=appointment.id,
-        before=appointment_before,
-        after=booking_service.snapshot(appointment),
-        now=now,
+    await booking_service.change_status(
+        session, actor=actor, appointment=appointment, action="complete", now=now
     )
     _audit(session, actor=actor, action="finish", visit=visit, before=before, now=now)
     await session.flush()

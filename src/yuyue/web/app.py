@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,10 @@ from fastapi.staticfiles import StaticFiles
 from yuyue import __version__
 from yuyue.attendance import api as attendance_api
 from yuyue.booking import api as booking_api
-from yuyue.booking import service as booking_service
+from yuyue.booking import sessions_api as booking_sessions_api
 from yuyue.booking.fastpath import SoldOutFastPath
 from yuyue.booking.readpath import AvailabilityFastPath
+from yuyue.booking.waitlist import api as waitlist_api
 from yuyue.config import Settings
 from yuyue.jobs import Jobs, attach, detach, worker_context
 from yuyue.kit.clock import Clock
@@ -30,7 +30,6 @@ from yuyue.patients import api as patients_api
 from yuyue.scheduling import api as scheduling_api
 from yuyue.staff import api as staff_api
 from yuyue.visits import api as visits_api
-from yuyue.waitlist import api as waitlist_api
 from yuyue.web import problems
 from yuyue.web.context import AppContext
 
@@ -65,11 +64,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with ctx.db.read() as session:
-            for scope, key in await booking_service.recent_idempotency_keys(
-                session, since=ctx.clock.now() - timedelta(days=1)
-            ):
-                ctx.known_keys.add(scope, key)
+        await ctx.start()
         # run_worker=False (tests, scripts): no background machinery at all. Otherwise the
         # doorbell queues deliveries for whichever consumer runs: this process's
         # (worker_in_process) or a separate `yuyue worker`.
@@ -89,7 +84,7 @@ def create_app(
             if jobs is not None:
                 detach(ctx)
                 await asyncio.to_thread(jobs.close)
-            await ctx.reads.close()
+            await ctx.stop()
             await ctx.live.close()
             if database is None:
                 await ctx.db.dispose()
@@ -152,6 +147,7 @@ def create_app(
 
     for router in (
         scheduling_api.router,
+        booking_sessions_api.router,
         patients_api.router,
         booking_api.router,
         staff_api.router,

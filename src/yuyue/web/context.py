@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from yuyue.booking.availability import ActorCache, KnownKeys, SoldOutCache
+from yuyue.booking.availability import (
+    ActorCache,
+    KnownKeys,
+    SharedKnownKeys,
+    SharedSoldOut,
+    SoldOutCache,
+)
 from yuyue.booking.facts import PolicyCache, SessionInfoCache
 from yuyue.booking.readpath import ReadCache
-from yuyue.booking.service import Caches
+from yuyue.booking.service import Caches, recent_idempotency_keys
 from yuyue.config import Settings
 from yuyue.kit.clock import Clock, SystemClock
 from yuyue.kit.crypto import FieldCipher, TokenSigner, load_master_secret
 from yuyue.kit.db import Database
 from yuyue.kit.live import InProcessLiveBus, LiveBus, make_live_bus
+from yuyue.kit.redis import RedisLink
+from yuyue.kit.signals import (
+    InProcessPlaceSignals,
+    PlaceChange,
+    PlacesChanged,
+    PlaceSignals,
+    RedisPlaceSignals,
+)
 from yuyue.visits import live as visits_live
 from yuyue.visits.events import QueueEvents
+
+# What booking needs about a session (names, fee, rules) and the policy in force change only
+# by a scheduler's hand; this process forgets its copy at once when it makes the change,
+# and others within this time. Whether a place is free is never cached here: the claim
+# re-checks it on the row it locks. At the release peak a booking spread over hundreds of
+# sessions would otherwise read each session's facts again every few seconds.
+SESSION_FACTS_SECONDS = 30.0
 
 
 @dataclass
@@ -29,25 +52,88 @@ class AppContext:
     sold_out: SoldOutCache
     known_keys: KnownKeys
     actors: ActorCache = field(default_factory=ActorCache)
-    session_infos: SessionInfoCache = field(default_factory=lambda: SessionInfoCache(5.0))
-    policies: PolicyCache = field(default_factory=lambda: PolicyCache(5.0))
-    # Finished session and slot lists (booking/readpath.py), dropped when a place changes.
+    session_infos: SessionInfoCache = field(
+        default_factory=lambda: SessionInfoCache(SESSION_FACTS_SECONDS)
+    )
+    policies: PolicyCache = field(default_factory=lambda: PolicyCache(SESSION_FACTS_SECONDS))
+    # Finished session and slot lists (booking/readpath.py), dropped when places change.
     reads: ReadCache = field(default_factory=ReadCache)
     # Live events for screens and phones: Redis pub/sub when configured, else in-process.
     live: LiveBus = field(default_factory=InProcessLiveBus)
     # Subscribers to committed queue changes (`visits.events.publish`); `build` adds the
     # one that forwards them to `live`.
     queue_events: QueueEvents = field(default_factory=QueueEvents)
+    # "Places changed" after every committed take or return, for the caches in front of
+    # the database (`kit/signals.py`); between processes over Redis when configured.
+    places: PlaceSignals = field(default_factory=InProcessPlaceSignals)
+    # The shared state's connection when YUYUE_REDIS_URL is set.
+    redis: RedisLink | None = None
 
     @property
     def caches(self) -> Caches:
         return Caches(sessions=self.session_infos, policies=self.policies)
+
+    async def places_returned(self, hospital_id: uuid.UUID, *session_ids: uuid.UUID) -> None:
+        """After a commit that gave places back (cancel, expiry, extra places, a declined
+        offer, a stopped clinic): "sold out" ends here and, before this returns, in every
+        process, so the next request on any node can book."""
+        await self.sold_out.share_returned(session_ids)
+        await self.places.publish(
+            *(PlacesChanged(hospital_id, s, PlaceChange.RETURNED) for s in session_ids)
+        )
+
+    def places_taken(self, hospital_id: uuid.UUID, *session_ids: uuid.UUID) -> None:
+        """After a commit that took places: the caches of availability learn it, here at
+        once and elsewhere a moment later (no one waits: a stale count cannot overbook)."""
+        self.places.notify(*(PlacesChanged(hospital_id, s, PlaceChange.TAKEN) for s in session_ids))
+
+    def watch_places(self, reads: ReadCache) -> None:
+        """Kept session and slot lists drop what a place taken or given back made wrong:
+        here at once, and with Redis in every process a moment later; when signals may
+        have been lost, everything."""
+        self.places.subscribe(
+            lambda change: reads.changed(change.session_id), on_reset=lambda: reads.changed(None)
+        )
+
+    async def start(self) -> None:
+        """Serving starts: the known idempotency keys, and the link to the other
+        processes (which loads what they learned)."""
+        await self.known_keys.start(self._recent_keys)
+        await self.sold_out.start()
+        if self.redis is not None:
+            await self.redis.start()
+
+    async def stop(self) -> None:
+        await self.reads.close()
+        await self.sold_out.close()
+        await self.known_keys.close()
+        if self.redis is not None:
+            await self.redis.close()
+
+    async def _recent_keys(self) -> list[tuple[str, str]]:
+        async with self.db.read() as session:
+            return await recent_idempotency_keys(
+                session, since=self.clock.now() - timedelta(days=1)
+            )
 
     @classmethod
     def build(
         cls, settings: Settings, *, clock: Clock | None = None, db: Database | None = None
     ) -> AppContext:
         secret = load_master_secret(settings.master_secret)
+        link = RedisLink(settings.redis_url) if settings.redis_url else None
+        sold_out: SoldOutCache
+        known_keys: KnownKeys
+        places: PlaceSignals
+        if link is not None:
+            sold_out = SharedSoldOut(settings.sold_out_cache_seconds, link=link)
+            known_keys = SharedKnownKeys(link=link)
+            places = RedisPlaceSignals(link)
+        else:
+            sold_out = SoldOutCache(settings.sold_out_cache_seconds)
+            # Another process's keys are unknown here: with several, ask the database.
+            known_keys = KnownKeys(authoritative=settings.serving_processes == 1)
+            places = InProcessPlaceSignals()
         ctx = cls(
             settings=settings,
             db=db
@@ -59,16 +145,15 @@ class AppContext:
             staff_signer=TokenSigner(secret, "staff"),
             voucher_signer=TokenSigner(secret, "voucher"),
             portal_signer=TokenSigner(secret, "portal-session"),
-            sold_out=SoldOutCache(settings.sold_out_cache_seconds),
-            known_keys=KnownKeys(
-                authoritative=settings.serving_processes == 1 and not settings.redis_url
-            ),
+            sold_out=sold_out,
+            known_keys=known_keys,
             live=make_live_bus(settings.redis_url),
+            places=places,
+            redis=link,
             reads=ReadCache(settings.availability_cache_seconds),
         )
-        # Every path that takes or returns a place tells the sold-out memory; the kept
-        # availability answers hear it from there.
-        ctx.sold_out.on_change(ctx.reads.changed)
+        ctx.places.subscribe(ctx.sold_out.on_places_changed)
+        ctx.watch_places(ctx.reads)
         # Committed queue changes reach the screens and phones of every process.
         ctx.queue_events.subscribe(visits_live.forward_to(ctx.live))
         return ctx

@@ -8,18 +8,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from yuyue.booking.rules import (
-    LimitExceeded,
-    Policy,
-    SessionFacts,
-    format_local,
-    local_instant,
-)
+from yuyue.booking.rules import LimitExceeded, Policy, SessionFacts
+from yuyue.booking.waitlist.states import ACTIVE_ENTRY_STATUSES, WaitlistStatus
 from yuyue.kit import i18n
 from yuyue.kit.errors import InvalidState, YuyueError
-from yuyue.scheduling.models import Channel
+from yuyue.kit.localtime import format_local, local_instant
+from yuyue.scheduling.enums import Channel
 from yuyue.scheduling.rules import pools_for_channel
-from yuyue.waitlist.models import ACTIVE_ENTRY_STATUSES, WaitlistStatus
 
 W = WaitlistStatus
 

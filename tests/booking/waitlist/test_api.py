@@ -9,12 +9,12 @@ from typing import Any
 import httpx
 
 from tests import factories as f
+from tests.booking.waitlist.support import call, channel_actor, entries, full_session
 from tests.conftest import NOW, World
 from tests.helpers import assert_problem, row_counts, staff_auth
-from tests.waitlist.support import call, channel_actor, entries, full_session
 from yuyue.booking import service as booking_service
 from yuyue.kit.clock import FixedClock
-from yuyue.staff.models import Role
+from yuyue.staff.enums import Role
 from yuyue.web.context import AppContext
 
 
@@ -110,7 +110,7 @@ class TestJoinOverHttp:
         response = await join(client, world, full.clinic.id, world.patient.id)
         body = assert_problem(response, 409, "waitlist_closed")
         assert body["closed_at"] == "2026-11-23T03:30:00+00:00"
-        assert "2026-11-23 11:30" in body["detail"]
+        assert "11月23日 周一 11:30" in body["detail"]
 
     async def test_without_credentials_or_from_another_hospital(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World

@@ -10,9 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from tests import factories as f
-from tests.conftest import NOW, World
-from tests.helpers import row_counts
-from tests.waitlist.support import (
+from tests.booking.waitlist.support import (
     active_appointments,
     call,
     channel_actor,
@@ -22,17 +20,22 @@ from tests.waitlist.support import (
     new_patients,
     taken,
 )
+from tests.conftest import NOW, World
+from tests.helpers import row_counts
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
-from yuyue.booking.models import Appointment, AppointmentStatus, CancelReason
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import AppointmentStatus, CancelReason
+from yuyue.booking.waitlist import rules
+from yuyue.booking.waitlist import service as waitlist
+from yuyue.booking.waitlist.states import WaitlistStatus
 from yuyue.kit.clock import FixedClock
 from yuyue.kit.errors import InvalidState, NotFound, YuyueError
-from yuyue.notifications.models import MessageKind, OutboxMessage
-from yuyue.scheduling import service as scheduling_service
-from yuyue.scheduling.models import BookingPolicy, Channel
-from yuyue.waitlist import rules
-from yuyue.waitlist import service as waitlist
-from yuyue.waitlist.models import WaitlistStatus
+from yuyue.kit.localtime import local_instant
+from yuyue.notifications.enums import MessageKind
+from yuyue.notifications.models import OutboxMessage
+from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import BookingPolicy
 from yuyue.web.context import AppContext
 
 W = WaitlistStatus
@@ -305,6 +308,7 @@ class TestOffers:
         assert payload["waitlist_entry_id"] == str(offer.id)
         assert payload["appointment_id"] == str(held.id)
         assert payload["offer_expires_at"] == offer.offer_expires_at.isoformat()
+        assert payload["minutes"] == 30
         assert payload["date"] == full.clinic.date.isoformat()
         assert payload["period"] == "afternoon"
         assert payload["department"] == world.department.name
@@ -475,7 +479,7 @@ class TestOffers:
         await join_in_order(ctx, world, full.clinic, waiters)
         await call(
             ctx,
-            scheduling_service.add_extra_places,
+            booking_service.add_extra_places,
             actor=staff_actor(world),
             session_id=full.clinic.id,
             count=2,
@@ -587,11 +591,11 @@ class TestOffers:
 
 
 def clinic_start(clinic: Any) -> Any:
-    return booking_rules.local_instant(clinic.date, clinic.start_time, "Asia/Shanghai")
+    return local_instant(clinic.date, clinic.start_time, "Asia/Shanghai")
 
 
 def staff_actor(world: World) -> Any:
-    from yuyue.staff.models import Role
+    from yuyue.staff.enums import Role
     from yuyue.staff.rules import Actor, ActorKind
 
     return Actor(

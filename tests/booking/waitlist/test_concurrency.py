@@ -8,8 +8,7 @@ from collections import Counter
 
 import httpx
 
-from tests.conftest import World
-from tests.waitlist.support import (
+from tests.booking.waitlist.support import (
     active_appointments,
     entries,
     full_session,
@@ -17,8 +16,9 @@ from tests.waitlist.support import (
     new_patients,
     taken,
 )
-from yuyue.booking.models import AppointmentStatus
-from yuyue.waitlist.models import WaitlistStatus
+from tests.conftest import World
+from yuyue.booking.states import AppointmentStatus
+from yuyue.booking.waitlist.states import WaitlistStatus
 from yuyue.web.context import AppContext
 
 W = WaitlistStatus

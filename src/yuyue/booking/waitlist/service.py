@@ -15,7 +15,6 @@ deadlock this allows is retried whole by ``Database.transact``.)
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,31 +22,23 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
 from yuyue.booking.facts import SessionInfo, load_policy
-from yuyue.booking.models import Appointment, AppointmentStatus, CancelReason
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import AppointmentStatus, CancelReason
+from yuyue.booking.waitlist import rules
+from yuyue.booking.waitlist.models import WaitlistEntry
+from yuyue.booking.waitlist.states import ACTIVE_ENTRY_STATUSES, WaitlistStatus
 from yuyue.kit.errors import NotFound, YuyueError
-from yuyue.notifications.models import MessageKind
-from yuyue.notifications.service import enqueue, schedule_reminders
-from yuyue.scheduling.models import (
-    Channel,
-    ClinicSession,
-    Department,
-    Doctor,
-    Hospital,
-    Period,
-    SessionStatus,
-    SlotPool,
-)
+from yuyue.scheduling.enums import Channel, Period, SessionStatus
+from yuyue.scheduling.models import ClinicSession, Department, Doctor, Hospital, SlotPool
 from yuyue.scheduling.rules import pools_for_channel
 from yuyue.staff.rules import Actor
 from yuyue.staff.service import record_audit
-from yuyue.waitlist import rules
-from yuyue.waitlist.models import ACTIVE_ENTRY_STATUSES, WaitlistEntry, WaitlistStatus
 
 W = WaitlistStatus
 NO_CACHE = booking_service.NO_CACHE
@@ -113,34 +104,6 @@ async def _active_entries(
     return [rules.EntryFacts(r[0], WaitlistStatus(r[1])) for r in rows]
 
 
-def _check_patient(
-    info: SessionInfo,
-    policy: booking_rules.Policy,
-    patient: booking_service.PatientFacts,
-    blacklist: Sequence[booking_rules.BlacklistFacts],
-    existing: Sequence[booking_rules.BookingFacts],
-    *,
-    channel: Channel,
-    now: datetime,
-) -> None:
-    """The booking rules that would refuse this patient the place: whoever cannot take a
-    place must not wait for one, nor be offered one."""
-    facts = info.facts
-    booking_rules.check_demographics(
-        department_name=info.department_name,
-        min_age=info.min_age,
-        max_age=info.max_age,
-        sex_restriction=info.sex_restriction,
-        birth_date=patient.birth_date,
-        sex=patient.sex,
-        visit_date=facts.date,
-    )
-    booking_rules.check_not_blacklisted(blacklist, channel=channel, now=now, tz=facts.timezone)
-    booking_rules.check_limits(
-        policy, facts, existing, now=now, today=booking_service.local_today(now, facts.timezone)
-    )
-
-
 # --- joining and leaving ------------------------------------------------------------------
 
 
@@ -165,8 +128,15 @@ async def join(
     booking_rules.check_session_open(facts)
     booking_rules.check_window(policy, facts, channel=actor.channel, now=now)
     rules.check_open(policy, facts, now=now)
-    existing = await booking_service._existing_bookings(session, patient_id=patient.id, now=now)
-    _check_patient(info, policy, patient, blacklist, existing, channel=actor.channel, now=now)
+    await booking_service.check_may_book(
+        session,
+        info=info,
+        policy=policy,
+        patient=patient,
+        blacklist=blacklist,
+        channel=actor.channel,
+        now=now,
+    )
     rules.check_can_join(
         policy,
         facts,
@@ -257,7 +227,7 @@ async def accept_offer(
     entry = await _lock_entry(session, hospital_id=actor.hospital_id, entry_id=entry_id, now=now)
     status = rules.transition(WaitlistStatus(entry.status), "accept")
     assert entry.offer_appointment_id is not None  # an offered entry always has its offer
-    appointment = await booking_service._lock_appointment(
+    appointment = await booking_service.lock_appointment(
         session, hospital_id=actor.hospital_id, appointment_id=entry.offer_appointment_id
     )
     held = AppointmentStatus(appointment.status)
@@ -269,57 +239,20 @@ async def accept_offer(
     info, policy = await booking_service.session_facts(
         session, hospital_id=actor.hospital_id, session_id=appointment.session_id, caches=caches
     )
-    before_entry = _snapshot(entry)
-    before = booking_service.snapshot(appointment)
-    if appointment.fee_fen == 0:
-        appointment.status = booking_rules.transition(held, "accept")
-        appointment.booked_at = now
-        appointment.hold_expires_at = None
-        kind = MessageKind.BOOKING_CONFIRMED
-    else:
-        appointment.hold_expires_at = rules.paid_hold_expires_at(
-            policy, offer_expires=appointment.hold_expires_at or now, now=now
-        )
-        kind = MessageKind.BOOKING_HELD
-    appointment.updated_at = now
-    entry.status = status
-    entry.updated_at = now
-    record_audit(
+    before = _snapshot(entry)
+    await booking_service.accept_offered_place(
         session,
         actor=actor,
-        action="accept_offer",
-        entity_type="appointment",
-        entity_id=appointment.id,
-        before=before,
-        after=booking_service.snapshot(appointment),
+        appointment=appointment,
+        info=info,
+        pay_by=rules.paid_hold_expires_at(
+            policy, offer_expires=appointment.hold_expires_at or now, now=now
+        ),
         now=now,
     )
-    _audit(
-        session, actor=actor, action="waitlist_accept", entry=entry, before=before_entry, now=now
-    )
-    slot_start = await session.scalar(
-        select(SlotPool.slot_start).where(SlotPool.id == appointment.pool_id)
-    )
-    enqueue(
-        session,
-        hospital_id=actor.hospital_id,
-        kind=kind,
-        patient_id=appointment.patient_id,
-        appointment_id=appointment.id,
-        payload=booking_service._message_payload(appointment, info, slot_start),
-        now=now,
-    )
-    if AppointmentStatus(appointment.status) is AppointmentStatus.BOOKED:
-        await schedule_reminders(
-            session,
-            hospital_id=actor.hospital_id,
-            patient_id=appointment.patient_id,
-            appointment_id=appointment.id,
-            visit_date=appointment.visit_date,
-            slot_start=slot_start or info.start_time,
-            payload={"appointment_id": str(appointment.id)},
-            now=now,
-        )
+    entry.status = status
+    entry.updated_at = now
+    _audit(session, actor=actor, action="waitlist_accept", entry=entry, before=before, now=now)
     await session.flush()
     return Accepted(entry, appointment)
 
@@ -342,19 +275,13 @@ async def _decline_locked(
 ) -> WaitlistEntry:
     rules.transition(WaitlistStatus(entry.status), "decline")
     assert entry.offer_appointment_id is not None
-    appointment = await booking_service._lock_appointment(
+    appointment = await booking_service.lock_appointment(
         session, hospital_id=actor.hospital_id, appointment_id=entry.offer_appointment_id
     )
-    # Cancelling the held offer releases its place; `place_returned` records the decline
+    # Giving the held offer up releases its place; `place_returned` records the decline
     # on this entry and offers the place to the next waiter.
-    await booking_service._cancel_locked(
-        session,
-        actor=actor,
-        appointment=appointment,
-        reason=CancelReason.PATIENT,
-        note=None,
-        now=now,
-        notify=False,
+    await booking_service.decline_offered_place(
+        session, actor=actor, appointment=appointment, now=now
     )
     await session.flush()
     return entry
@@ -370,8 +297,9 @@ async def place_returned(
     expiry, a declined offer), in the same transaction and while the pool row is locked.
 
     Records how an offer made through this appointment ended, then offers the place to the
-    next eligible waiter. True when a waiter got it (the pool's count is back up)."""
-    await _settle_offer(session, actor=actor, appointment=appointment, now=now)
+    next eligible waiter. True when the appointment was an offer never taken (booking
+    records that on it)."""
+    offer_ended = await _settle_offer(session, actor=actor, appointment=appointment, now=now)
     if appointment.cancel_reason == CancelReason.STOP_CLINIC.value:
         await _close_line(
             session,
@@ -380,8 +308,8 @@ async def place_returned(
             reason="session_stopped",
             now=now,
         )
-        return False
-    offered = await offer_places(
+        return offer_ended
+    await offer_places(
         session,
         actor=actor,
         session_id=appointment.session_id,
@@ -389,12 +317,14 @@ async def place_returned(
         count=1,
         now=now,
     )
-    return offered > 0
+    return offer_ended
 
 
 async def _settle_offer(
     session: AsyncSession, *, actor: Actor, appointment: Appointment, now: datetime
-) -> None:
+) -> bool:
+    """Ends the entry whose offer this appointment was; True when the offer was still open
+    (never taken)."""
     entry = await session.scalar(
         select(WaitlistEntry)
         .where(
@@ -405,13 +335,13 @@ async def _settle_offer(
         .execution_options(populate_existing=True)
     )
     if entry is None:
-        return
+        return False
     status = WaitlistStatus(entry.status)
     ended = AppointmentStatus(appointment.status)
     if ended is AppointmentStatus.EXPIRED:
         action = "lapse"
     elif status is W.ACCEPTED:
-        return  # an accepted place later cancelled is an ordinary cancellation
+        return False  # an accepted place later cancelled is an ordinary cancellation
     elif appointment.cancel_reason == CancelReason.STOP_CLINIC.value:
         action = "close"
     else:
@@ -420,11 +350,8 @@ async def _settle_offer(
     entry.status = rules.transition(status, action)
     entry.reason = "session_stopped" if action == "close" else None
     entry.updated_at = now
-    if status is W.OFFERED:
-        # An offer the patient never took is not a booking they made: it must not count
-        # against their 7- and 90-day limits.
-        appointment.cancel_reason = CancelReason.WAITLIST_OFFER.value
     _audit(session, actor=actor, action=f"waitlist_{action}", entry=entry, before=before, now=now)
+    return status is W.OFFERED
 
 
 async def offer_places(
@@ -470,12 +397,17 @@ async def offer_places(
         )
         if found is None:
             break
-        place = await _claim(session, pool_id=pool_id)
-        if place is None:
+        if not await _offer(
+            session,
+            actor=actor,
+            entry=found,
+            info=info,
+            policy=policy,
+            pool_id=pool_id,
+            pool=pool,
+            now=now,
+        ):
             break
-        await _offer(
-            session, actor=actor, entry=found, info=info, policy=policy, place=place, now=now
-        )
         offered += 1
     return offered
 
@@ -521,10 +453,15 @@ async def _next_eligible(
         )
         if entry is None or WaitlistStatus(entry.status) is not W.WAITING:
             continue  # offered or left meanwhile, by a transaction that has now committed
-        existing = await booking_service._existing_bookings(session, patient_id=patient.id, now=now)
         try:
-            _check_patient(
-                info, policy, patient, blacklist, existing, channel=Channel(entry.channel), now=now
+            await booking_service.check_may_book(
+                session,
+                info=info,
+                policy=policy,
+                patient=patient,
+                blacklist=blacklist,
+                channel=Channel(entry.channel),
+                now=now,
             )
         except YuyueError as refusal:
             before = _snapshot(entry)
@@ -538,34 +475,6 @@ async def _next_eligible(
         return entry
 
 
-async def _claim(
-    session: AsyncSession, *, pool_id: uuid.UUID
-) -> booking_service.ClaimedPlace | None:
-    """Takes one place of this pool row with the same conditional UPDATE as the booking
-    claim: `taken < capacity` and `is_open` are re-checked on the row it locks."""
-    claimed = (
-        await session.execute(
-            update(SlotPool)
-            .where(
-                SlotPool.id == pool_id,
-                SlotPool.taken < SlotPool.capacity,
-                SlotPool.is_open.is_(True),
-            )
-            .values(taken=SlotPool.taken + 1)
-            .returning(
-                SlotPool.id,
-                SlotPool.slot_id,
-                SlotPool.first_number,
-                SlotPool.capacity,
-                SlotPool.slot_start,
-                SlotPool.slot_end,
-            )
-            .execution_options(synchronize_session=False)
-        )
-    ).one_or_none()
-    return booking_service.ClaimedPlace(*claimed) if claimed is not None else None
-
-
 async def _offer(
     session: AsyncSession,
     *,
@@ -573,70 +482,35 @@ async def _offer(
     entry: WaitlistEntry,
     info: SessionInfo,
     policy: booking_rules.Policy,
-    place: booking_service.ClaimedPlace,
+    pool_id: uuid.UUID,
+    pool: str,
     now: datetime,
-) -> Appointment:
+) -> bool:
+    """Booking holds a place of the pool row for the waiter; the entry records the offer.
+    False when the row had no place left."""
     expires = rules.offer_expires_at(policy, now=now)
-    appointment = Appointment(
-        hospital_id=info.hospital_id,
+    appointment = await booking_service.hold_offered_place(
+        session,
+        actor=actor,
+        info=info,
+        pool_id=pool_id,
+        pool=pool,
         patient_id=entry.patient_id,
-        session_id=info.id,
-        slot_id=place.slot_id,
-        pool_id=place.pool_id,
-        department_id=info.department_id,
-        doctor_id=info.doctor_id,
-        visit_date=info.date,
         channel=entry.channel,
-        status=AppointmentStatus.HELD,
-        sequence_number=await booking_service._next_number(session, place),
-        fee_fen=info.fee_fen,
-        voucher_code=f"{secrets.randbelow(10**8):08d}",
-        hold_expires_at=expires,
-        created_by=actor.audit_name,
-        created_at=now,
-        updated_at=now,
+        expires_at=expires,
+        waitlist_entry_id=entry.id,
+        now=now,
     )
-    session.add(appointment)
-    await session.flush()
+    if appointment is None:
+        return False
     before = _snapshot(entry)
     entry.status = rules.transition(W.WAITING, "offer")
     entry.offer_appointment_id = appointment.id
     entry.offer_expires_at = expires
     entry.reason = None
     entry.updated_at = now
-    record_audit(
-        session,
-        actor=actor,
-        action="waitlist_offer",
-        entity_type="appointment",
-        entity_id=appointment.id,
-        before=None,
-        after=booking_service.snapshot(appointment),
-        now=now,
-    )
     _audit(session, actor=actor, action="waitlist_offer", entry=entry, before=before, now=now)
-    enqueue(
-        session,
-        hospital_id=info.hospital_id,
-        kind=MessageKind.WAITLIST_OFFER,
-        patient_id=entry.patient_id,
-        appointment_id=appointment.id,
-        payload={
-            "waitlist_entry_id": str(entry.id),
-            "appointment_id": str(appointment.id),
-            "offer_expires_at": expires.isoformat(),
-            "date": info.date.isoformat(),
-            "period": info.period.value,
-            "department": info.department_name,
-            "doctor": info.doctor_name,
-            "location": info.location,
-            "slot_start": place.slot_start.strftime("%H:%M"),
-            "sequence_number": appointment.sequence_number,
-            "fee_fen": appointment.fee_fen,
-        },
-        now=now,
-    )
-    return appointment
+    return True
 
 
 async def _close_line(

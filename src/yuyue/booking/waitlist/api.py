@@ -9,16 +9,16 @@ from typing import Any, Protocol
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.kit import i18n
-from yuyue.patients import service as patient_service
-from yuyue.staff.rules import Actor
-from yuyue.waitlist import rules, service
-from yuyue.waitlist.schemas import (
+from yuyue.booking.waitlist import rules, service
+from yuyue.booking.waitlist.schemas import (
     WaitlistEntryRead,
     WaitlistJoin,
     WaitlistOffer,
     WaitlistSession,
 )
+from yuyue.kit import i18n
+from yuyue.patients import service as patient_service
+from yuyue.staff.rules import Actor
 from yuyue.web.context import AppContext
 from yuyue.web.deps import ActorDep, CtxDep, LocaleDep
 from yuyue.web.problems import register_constraint
@@ -142,7 +142,7 @@ async def _change(
 
     result = await ctx.db.transact(work)
     # A declined offer with nobody left in line returned its place to the pool.
-    ctx.sold_out.places_returned(result.session.id)
+    await ctx.places_returned(actor.hospital_id, result.session.id)
     return result
 
 

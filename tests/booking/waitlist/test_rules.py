@@ -8,11 +8,11 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 
 from yuyue.booking.rules import AlreadyBooked, LimitExceeded, Policy, SessionFacts
+from yuyue.booking.waitlist import rules
+from yuyue.booking.waitlist.states import WaitlistStatus
 from yuyue.kit import i18n
 from yuyue.kit.errors import InvalidState
-from yuyue.scheduling.models import Channel, SessionStatus
-from yuyue.waitlist import rules
-from yuyue.waitlist.models import WaitlistStatus
+from yuyue.scheduling.enums import Channel, SessionStatus
 
 W = WaitlistStatus
 SESSION = SessionFacts(
@@ -59,7 +59,7 @@ class TestClosing:
     def test_the_closed_refusal_names_the_local_time(self) -> None:
         with pytest.raises(rules.WaitlistClosed) as refused:
             rules.check_open(Policy(), SESSION, now=CLOSES)
-        assert "2026-11-23 11:30" in refused.value.detail()
+        assert "11月23日 周一 11:30" in refused.value.detail()
         assert refused.value.extensions() == {"closed_at": CLOSES.isoformat()}
 
 

@@ -1,7 +1,7 @@
 """Sessions and slots as a channel sees them: the places left in its pools, and whether it
 can book them now or when it can (`booking.rules.bookability`, the window booking enforces).
-The JSON API (through the read path's cache, `booking/readpath.py`) and the patient pages
-both list through here, so they always say the same.
+Booking's read side: the JSON API (through the read path's cache, `booking/readpath.py`),
+the patient pages and the desk all list through here, so they always say the same.
 
 This is the availability read path, written for the release peak: one SQL statement per
 list, built once and executed with parameters (no ORM objects, no per-call statement
@@ -20,19 +20,18 @@ from sqlalchemy import BindParameter, Select, String, bindparam, func, select, t
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from yuyue.booking import rules as booking_rules
-from yuyue.booking.facts import TtlCache, policy_from_row
+from yuyue.booking.facts import policy_from_row
+from yuyue.kit.cache import TtlCache
 from yuyue.kit.db import Database
 from yuyue.kit.errors import NotFound
+from yuyue.scheduling.enums import Channel, Period, SessionStatus
 from yuyue.scheduling.models import (
     BookingPolicy,
-    Channel,
     ClinicSession,
     Department,
     Doctor,
     Hospital,
-    Period,
     RegistrationLevel,
-    SessionStatus,
     SlotPool,
     TimeSlot,
 )
@@ -95,11 +94,6 @@ async def hospital_rules(
     if cache is not None:
         cache.put(hospital_id, found)
     return found
-
-
-async def hospital_timezone(session: AsyncSession, hospital_id: uuid.UUID) -> str:
-    timezone = await session.scalar(select(Hospital.timezone).where(Hospital.id == hospital_id))
-    return timezone or DEFAULT_TIMEZONE
 
 
 async def policies(

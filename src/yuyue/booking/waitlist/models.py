@@ -8,28 +8,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from yuyue.booking.waitlist.states import ACTIVE_ENTRY_STATUSES, WaitlistStatus
 from yuyue.kit.db import Base
 from yuyue.kit.ids import new_id
 
-
-class WaitlistStatus(StrEnum):
-    WAITING = "waiting"
-    OFFERED = "offered"
-    ACCEPTED = "accepted"
-    DECLINED = "declined"
-    LAPSED = "lapsed"
-    LEFT = "left"
-    CLOSED = "closed"
-    SKIPPED = "skipped"
-
-
-# Entries still in line or holding an offer; one per patient and session (index below).
-ACTIVE_ENTRY_STATUSES = (WaitlistStatus.WAITING, WaitlistStatus.OFFERED)
 _ACTIVE_SQL = text("status IN (" + ", ".join(f"'{s.value}'" for s in ACTIVE_ENTRY_STATUSES) + ")")
 _ALL_SQL = "status IN (" + ", ".join(f"'{s.value}'" for s in WaitlistStatus) + ")"
 

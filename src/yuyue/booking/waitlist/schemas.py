@@ -8,9 +8,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from yuyue.booking.waitlist.states import WaitlistStatus
 from yuyue.kit.schemas import Input
-from yuyue.scheduling.models import Period
-from yuyue.waitlist.models import WaitlistStatus
+from yuyue.scheduling.enums import Period
 
 
 class WaitlistJoin(Input):

@@ -13,13 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests import factories as f
 from tests.conftest import NOW, VISIT_DAY, World
 from yuyue.booking import service as booking_service
-from yuyue.booking.models import ACTIVE_STATUSES, Appointment
+from yuyue.booking.models import Appointment
+from yuyue.booking.states import ACTIVE_STATUSES
+from yuyue.booking.waitlist import service as waitlist
+from yuyue.booking.waitlist.models import WaitlistEntry
 from yuyue.kit.clock import FixedClock
 from yuyue.patients.models import Patient
-from yuyue.scheduling.models import Channel, ClinicSession, Period, PoolRatio, SlotPool
+from yuyue.scheduling.enums import Channel, Period
+from yuyue.scheduling.models import ClinicSession, PoolRatio, SlotPool
 from yuyue.staff.rules import Actor, ActorKind
-from yuyue.waitlist import service as waitlist
-from yuyue.waitlist.models import WaitlistEntry
 from yuyue.web.context import AppContext
 
 

@@ -1,0 +1,22 @@
+"""The kinds of message a patient can be sent. No SQLAlchemy here, so the pure rules and
+every context can use them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class MessageKind(StrEnum):
+    BOOKING_CONFIRMED = "booking_confirmed"
+    BOOKING_HELD = "booking_held"
+    CANCELLED = "cancelled"
+    RESCHEDULED = "rescheduled"
+    STOP_CLINIC = "stop_clinic"
+    HOLD_EXPIRED = "hold_expired"
+    SIGN_IN_CODE = "sign_in_code"
+    WAITLIST_OFFER = "waitlist_offer"
+    REMINDER = "reminder"
+    NO_SHOW = "no_show"
+    BLACKLISTED = "blacklisted"
+    APPEAL_ACCEPTED = "appeal_accepted"
+    APPEAL_REJECTED = "appeal_rejected"

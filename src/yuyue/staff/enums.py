@@ -1,0 +1,14 @@
+"""Staff roles. No SQLAlchemy here, so the pure rules and every context can use them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    SCHEDULER = "scheduler"
+    REGISTRAR = "registrar"
+    NURSE = "nurse"
+    DOCTOR = "doctor"
+    FINANCE = "finance"
