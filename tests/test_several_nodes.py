@@ -5,8 +5,9 @@ What must hold across the nodes: exact counts when both take bookings for the sa
 places; a sell-out learned on one node answered from memory on the other (observed by
 locking the database: a node that went to the database could not answer at all); a retry
 on the other node still gets its first answer; a place cancelled on one node can be booked
-on the other at once; a queue event reaches a waiting-room screen served by the other node;
-and the sign-in code limits count requests made on either node.
+on the other at once, and shows in the other's session and slot lists at once; a queue
+event reaches a waiting-room screen served by the other node; and the sign-in code limits
+count requests made on either node.
 
 The servers keep a "sold out" answer for a minute here, so a node that was not told of a
 returned place would refuse it for that long.
@@ -405,6 +406,32 @@ class TestTwoNodes:
         assert cancelled.status_code == 200, cancelled.text
         again = await nodes.book(nodes.a, third, clinic)
         assert again.status_code == 201, again.text
+
+    async def test_a_place_given_back_on_one_node_shows_in_the_other_nodes_lists_at_once(
+        self, nodes: Deployment
+    ) -> None:
+        clinic = await nodes.clinic(capacity=1)
+        (patient,) = await nodes.patients(1)
+        booked = await nodes.book(nodes.a, patient, clinic)
+        assert booked.status_code == 201
+
+        async def on_b() -> tuple[int, int]:
+            listed = await nodes.http.get(f"{nodes.b.url}/api/v1/sessions", headers=nodes.auth)
+            slots = await nodes.http.get(
+                f"{nodes.b.url}/api/v1/sessions/{clinic}/slots", headers=nodes.auth
+            )
+            session = next(s for s in listed.json() if s["id"] == str(clinic))
+            return session["remaining"], sum(slot["remaining"] for slot in slots.json())
+
+        assert await on_b() == (0, 0)  # B keeps these answers for up to a second
+        cancelled = await nodes.http.post(
+            f"{nodes.a.url}/api/v1/appointments/{booked.json()['id']}/cancel",
+            headers=nodes.auth,
+        )
+        assert cancelled.status_code == 200, cancelled.text
+
+        # A answered the cancel only once B was told: B's kept answers are gone.
+        assert await on_b() == (1, 1)
 
     async def test_a_call_on_one_node_reaches_a_waiting_room_screen_on_the_other(
         self, nodes: Deployment

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     # again. A place given back clears it at once: in this process, and with Redis in every
     # process; without Redis other processes see it within this.
     sold_out_cache_seconds: float = 2.0
+    # How long a finished session or slot list may be served before it is built again
+    # (0 turns the cache off). Places taken or given back drop it at once: in this
+    # process, and with Redis in every process; without Redis other processes' changes
+    # show within this. One second is the promised bound.
+    availability_cache_seconds: float = Field(default=1.0, ge=0.0, le=1.0)
     # Serving processes on this machine (`serve --workers`); with more than one and no
     # Redis, caches cannot vouch for idempotency keys seen by other processes, so those
     # requests consult the database.

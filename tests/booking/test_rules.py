@@ -446,6 +446,21 @@ class TestBookabilityEveryHour:
             again = bookability(Policy(), make_session(), channel=channel, now=moment, places=1)
             assert again.state is found.state, moment
 
+    @pytest.mark.parametrize(("day", "hour", "minute"), EVERY_HOUR)
+    @pytest.mark.parametrize("status", list(SessionStatus), ids=str)
+    @pytest.mark.parametrize("channel", [Channel.APP, Channel.WINDOW], ids=str)
+    def test_a_slot_answer_is_the_session_answer_for_the_slot_places(
+        self, day: date, hour: int, minute: int, channel: Channel, status: SessionStatus
+    ) -> None:
+        now = sh(day.year, day.month, day.day, hour, minute)
+        session = make_session(status=status)
+
+        for total in (0, 1, 3):
+            whole = bookability(Policy(), session, channel=channel, now=now, places=total)
+            for part in range(total + 1):
+                alone = bookability(Policy(), session, channel=channel, now=now, places=part)
+                assert whole.for_places(part) == alone, (total, part)
+
 
 class TestBookabilityBeyondTheWindow:
     def test_gap_between_cutoff_and_same_day_opening_is_not_bookable(self) -> None:

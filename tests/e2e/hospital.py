@@ -43,18 +43,16 @@ async def session_of(ctx: AppContext, *, doctor_code: str, day: date) -> uuid.UU
 
 async def web_places_left(ctx: AppContext, session_id: uuid.UUID) -> int:
     hospital = await demo_hospital(ctx)
-    async with ctx.db.read() as session:
-        clinic = await session.get(ClinicSession, session_id)
-        assert clinic is not None
-        found = await listing.list_sessions(
-            session,
+    async with listing.read_connection(ctx.db) as conn:
+        found = await listing.listed_session(
+            conn,
             hospital_id=hospital.id,
+            rules=await listing.hospital_rules(conn, hospital.id),
             channel=Channel.WEB,
-            start=clinic.date,
-            end=clinic.date,
             session_id=session_id,
+            now=ctx.clock.now(),
         )
-    return found[0].remaining
+    return found.remaining
 
 
 async def register(ctx: AppContext, *, name: str, account_phone: str) -> uuid.UUID:

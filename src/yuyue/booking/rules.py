@@ -445,6 +445,18 @@ class Bookability:
     def bookable_now(self) -> bool:
         return self.state is BookableState.OPEN
 
+    def for_places(self, places: int) -> Bookability:
+        """The answer for a part of the places this one was computed with (one slot of the
+        session): equal to `bookability(..., places=places)` whenever `places` is at most
+        the number given then, without working out the window again."""
+        if places > 0 or self.state in (
+            BookableState.STOPPED,
+            BookableState.CLOSED,
+            BookableState.FULL,
+        ):
+            return self
+        return Bookability(BookableState.FULL, None, self.changes_at)
+
 
 def bookability(
     policy: Policy, session: SessionFacts, *, channel: Channel, now: datetime, places: int

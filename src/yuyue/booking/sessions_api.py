@@ -1,4 +1,4 @@
-"""Session routes that belong to booking: the availability listing (booking's read side),
+"""Session routes that belong to booking: the session and slot lists (booking's read side),
 and the scheduler's operations that change who holds a place — extra places go to the
 waitlist first, stop-clinic cancels every booking. Paths and tags are the scheduling API's,
 as published."""
@@ -6,35 +6,34 @@ as published."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking import listing, service
-from yuyue.kit.errors import ValidationFailed
-from yuyue.kit.localtime import local_today
-from yuyue.scheduling import service as scheduling_service
+from yuyue.booking import readpath, service
 from yuyue.scheduling.enums import SessionStatus
 from yuyue.scheduling.schemas import (
-    DoctorBrief,
     ExtraPlacesCreate,
-    Named,
     SessionRead,
+    SlotRead,
     StopClinicRequest,
     StopClinicResult,
-    level_read,
-    pick,
 )
 from yuyue.web.deps import ActorDep, CtxDep, LocaleDep
 
 router = APIRouter(prefix="/api/v1", tags=["scheduling"])
-MAX_RANGE_DAYS = 31
 
 
-@router.get("/sessions", response_model=list[SessionRead])
+@router.get(
+    "/sessions",
+    response_model=list[SessionRead],
+    summary="Sessions with the places left for the caller's channel, and whether it can book now",
+)
 async def list_sessions(
+    request: Request,
     ctx: CtxDep,
     actor: ActorDep,
     locale: LocaleDep,
@@ -44,62 +43,29 @@ async def list_sessions(
     date_to: Annotated[
         date | None, Query(description="defaults to the end of the release window")
     ] = None,
-) -> list[SessionRead]:
-    async with ctx.db.read() as session:
-        timezone = await scheduling_service.hospital_timezone(session, actor.hospital_id)
-        default_policy, _ = await listing.policies(session, actor.hospital_id)
-        today = local_today(ctx.clock.now(), timezone)
-        start = date_from or today
-        end = date_to or today + timedelta(days=default_policy.release_days_ahead)
-        if end < start or (end - start).days > MAX_RANGE_DAYS:
-            raise ValidationFailed(
-                errors=[
-                    {
-                        "field": "date_to",
-                        "message": "must be on or after date_from, "
-                        f"at most {MAX_RANGE_DAYS} days later",
-                    }
-                ],
-                summary="date_from, date_to",
-            )
-        sessions = await listing.list_sessions(
-            session,
-            hospital_id=actor.hospital_id,
-            channel=actor.channel,
-            start=start,
-            end=end,
-            department_id=department_id,
-            doctor_id=doctor_id,
-        )
-    return [
-        SessionRead(
-            id=s.clinic.id,
-            date=s.clinic.date,
-            period=s.clinic.period,
-            start=s.clinic.start_time,
-            end=s.clinic.end_time,
-            department=Named(
-                id=s.department.id, name=pick(s.department.name, s.department.name_en, locale)
-            ),
-            doctor=DoctorBrief(
-                id=s.doctor.id,
-                name=s.doctor.name,
-                title=pick(s.doctor.title, s.doctor.title_en, locale),
-            )
-            if s.doctor
-            else None,
-            level=level_read(s.level, locale),
-            fee=s.clinic.fee_fen,
-            status=s.clinic.status,
-            is_extra=s.clinic.is_extra,
-            capacity=s.clinic.capacity,
-            remaining=s.remaining,
-            booking_opens_at=s.window.opens_at,
-            booking_closes_at=s.window.closes_at,
-            stop_reason=s.clinic.stop_reason,
-        )
-        for s in sessions
-    ]
+) -> Response:
+    # Rendered once from plain values and kept for at most a second (booking/readpath.py).
+    body = await readpath.sessions_answer(
+        ctx,
+        actor=actor,
+        locale=locale,
+        query_string=request.scope.get("query_string", b""),
+        department_id=department_id,
+        doctor_id=doctor_id,
+        date_from=date_from,
+        date_to=date_to,
+    )
+    return Response(body, media_type=readpath.JSON)
+
+
+@router.get(
+    "/sessions/{session_id}/slots",
+    response_model=list[SlotRead],
+    summary="Time slots with the places left for the caller's channel, and whether it can book now",
+)
+async def list_slots(session_id: uuid.UUID, ctx: CtxDep, actor: ActorDep) -> Response:
+    body = await readpath.slots_answer(ctx, actor=actor, session_id=session_id)
+    return Response(body, media_type=readpath.JSON)
 
 
 @router.post("/sessions/{session_id}/extra-places", tags=["scheduler"], summary="Add places (加号)")

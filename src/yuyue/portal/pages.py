@@ -48,8 +48,6 @@ from yuyue.portal.web import (
     templates,
     visitor,
 )
-from yuyue.scheduling import service as scheduling_service
-from yuyue.scheduling.enums import SessionStatus
 from yuyue.scheduling.models import Campus, ClinicSession, Department, Doctor
 from yuyue.scheduling.rules import pools_for_channel
 from yuyue.staff.rules import system_actor
@@ -276,7 +274,7 @@ class DaySchedule:
 def _by_day(sessions: list[listing.ListedSession]) -> list[DaySchedule]:
     days: dict[date, list[listing.ListedSession]] = {}
     for listed in sessions:
-        days.setdefault(listed.clinic.date, []).append(listed)
+        days.setdefault(listed.date, []).append(listed)
     return [DaySchedule(d, s) for d, s in sorted(days.items())]
 
 
@@ -287,15 +285,18 @@ async def _schedule(
     department_id: uuid.UUID | None = None,
     doctor_id: uuid.UUID | None = None,
 ) -> list[DaySchedule]:
-    policy, _ = await listing.policies(session, who.hospital.id)
+    conn = await session.connection()
+    rules = await listing.hospital_rules(conn, who.hospital.id, cache=who.ctx.reads.rules)
     today = _today(who)
     sessions = await listing.list_sessions(
-        session,
+        conn,
         hospital_id=who.hospital.id,
+        rules=rules,
         channel=PORTAL_CHANNEL,
         start=today,
         # One day past the window: patients see when the next day opens.
-        end=today + timedelta(days=policy.release_days_ahead + 1),
+        end=today + timedelta(days=rules.default.release_days_ahead + 1),
+        now=who.now,
         department_id=department_id,
         doctor_id=doctor_id,
     )
@@ -344,18 +345,30 @@ async def doctor_page(request: Request, who: VisitorDep, doctor_id: uuid.UUID) -
 async def _listed(
     session: AsyncSession, who: Visitor, session_id: uuid.UUID
 ) -> listing.ListedSession:
-    clinic = await session.get(ClinicSession, session_id)
-    if clinic is None or clinic.hospital_id != who.hospital.id:
-        raise NotFound(what="session")
-    found = await listing.list_sessions(
-        session,
+    conn = await session.connection()
+    return await listing.listed_session(
+        conn,
         hospital_id=who.hospital.id,
+        rules=await listing.hospital_rules(conn, who.hospital.id, cache=who.ctx.reads.rules),
         channel=PORTAL_CHANNEL,
-        start=clinic.date,
-        end=clinic.date,
         session_id=session_id,
+        now=who.now,
     )
-    return found[0]
+
+
+async def _slots(
+    session: AsyncSession, who: Visitor, session_id: uuid.UUID
+) -> list[listing.ListedSlot]:
+    conn = await session.connection()
+    found = await listing.list_slots(
+        conn,
+        hospital_id=who.hospital.id,
+        rules=await listing.hospital_rules(conn, who.hospital.id, cache=who.ctx.reads.rules),
+        channel=PORTAL_CHANNEL,
+        session_id=session_id,
+        now=who.now,
+    )
+    return found.slots
 
 
 async def account_patients(session: AsyncSession, who: Visitor) -> list[Patient]:
@@ -376,13 +389,11 @@ async def session_page(
 ) -> Response:
     async with who.ctx.db.read() as session:
         listed = await _listed(session, who, session_id)
-        slots = await scheduling_service.session_slots(
-            session,
-            hospital_id=who.hospital.id,
-            session_id=session_id,
-            pools=pools_for_channel(PORTAL_CHANNEL),
-        )
+        slots = await _slots(session, who, session_id)
         patients = await account_patients(session, who)
+    alternatives: list[dict[str, Any]] = []
+    if listed.bookability.state is booking_rules.BookableState.FULL:
+        alternatives = await _alternatives(who, session_id, None)
     return render(
         request,
         who,
@@ -392,18 +403,30 @@ async def session_page(
         patients=patients,
         chosen_slot=slot,
         chosen_patient=patient or (patients[0].id if len(patients) == 1 else None),
-        window_state=_window_state(who, listed),
+        alternatives=alternatives,
     )
 
 
-def _window_state(who: Visitor, listed: listing.ListedSession) -> str:
-    if listed.clinic.status != SessionStatus.OPEN:
-        return "stopped"
-    if who.now < listed.window.opens_at:
-        return "not_open"
-    if who.now >= listed.window.closes_at:
-        return "closed"
-    return "open"
+async def _alternatives(
+    who: Visitor, session_id: uuid.UUID, slot_id: uuid.UUID | None
+) -> list[dict[str, Any]]:
+    """The nearest places this channel can book now instead: computed once for a burst of
+    visitors and kept in the sold-out memory, exactly as a refused booking keeps them."""
+    actor = who.actor
+
+    async def compute() -> list[dict[str, Any]]:
+        async with who.ctx.db.read() as session:
+            return await booking_service.alternatives(
+                session,
+                actor=actor,
+                session_id=session_id,
+                slot_id=slot_id,
+                now=who.ctx.clock.now(),
+                caches=who.ctx.caches,
+            )
+
+    key = (session_id, pools_for_channel(PORTAL_CHANNEL), slot_id)
+    return await who.ctx.sold_out.remember(key, compute)
 
 
 async def choice(
@@ -437,19 +460,14 @@ async def confirm_page(request: Request, who: VisitorDep, session_id: uuid.UUID)
     values = dict(request.query_params.items())
     async with who.ctx.db.read() as session:
         listed = await _listed(session, who, session_id)
+        if not listed.bookable_now:
+            # Never a "book" button for what this channel cannot book now.
+            return redirect(f"/sessions/{session_id}")
         try:
             slot_id, patient = await choice(session, who, values)
         except ValidationFailed as error:
             return redirect(f"/sessions/{session_id}?error={error.code}")
-        slots = {
-            s.id: s
-            for s, _ in await scheduling_service.session_slots(
-                session,
-                hospital_id=who.hospital.id,
-                session_id=session_id,
-                pools=pools_for_channel(PORTAL_CHANNEL),
-            )
-        }
+        slots = {s.id: s for s in await _slots(session, who, session_id)}
         info, policy = await booking_service.session_facts(
             session, hospital_id=who.hospital.id, session_id=session_id, caches=who.ctx.caches
         )
@@ -500,19 +518,7 @@ async def book(request: Request, who: VisitorDep, session_id: uuid.UUID) -> Resp
     try:
         appointment_id = await who.ctx.db.transact(work)
     except booking_rules.SoldOut as error:
-
-        async def compute() -> list[dict[str, Any]]:
-            async with who.ctx.db.read() as session:
-                return await booking_service.alternatives(
-                    session,
-                    actor=actor,
-                    session_id=session_id,
-                    slot_id=slot_key,
-                    now=who.ctx.clock.now(),
-                    caches=who.ctx.caches,
-                )
-
-        alternatives = await sold_out.remember(key, compute)
+        alternatives = await _alternatives(who, session_id, slot_key)
         return await _refused(request, who, session_id, form, error, alternatives)
     except YuyueError as error:
         sold_out.release(key)
@@ -727,9 +733,9 @@ async def reschedule_page(request: Request, who: VisitorDep, appointment_id: uui
         listed
         for day_schedule in schedule
         for listed in day_schedule.sessions
-        if listed.remaining > 0 and listed.window.opens_at <= who.now < listed.window.closes_at
+        if listed.bookable_now
     ]
-    options.sort(key=lambda s: (s.clinic.doctor_id != appointment.doctor_id, s.clinic.date))
+    options.sort(key=lambda s: (s.doctor_id != appointment.doctor_id, s.date))
     return render(request, who, "reschedule.html", a=view, patient=patient, options=options[:20])
 
 
@@ -741,12 +747,7 @@ async def reschedule_slots(
     async with who.ctx.db.read() as session:
         appointment, patient = await own_appointment(session, who, appointment_id)
         listed = await _listed(session, who, session_id)
-        slots = await scheduling_service.session_slots(
-            session,
-            hospital_id=who.hospital.id,
-            session_id=session_id,
-            pools=pools_for_channel(PORTAL_CHANNEL),
-        )
+        slots = await _slots(session, who, session_id)
     return render(
         request,
         who,

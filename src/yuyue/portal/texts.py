@@ -72,7 +72,7 @@ i18n.register(
         "page.no_sessions": ("近期没有出诊安排。", "No clinic sessions in the coming days."),
         "page.extra_session": ("加诊", "Extra session"),
         "page.stopped": ("停诊", "Stopped"),
-        "page.opens_at": ("{at} 放号", "Opens {at}"),
+        "page.opens_at": ("{at} 开放预约", "Opens at {at}"),
         "page.closed": ("已截止", "Closed"),
         "page.remaining": ("余 {n}", "{n} left"),
         "page.full": ("约满", "Full"),
@@ -91,7 +91,11 @@ i18n.register(
         ),
         "page.not_open_yet": (
             "尚未放号，将于 {at} 开放预约。",
-            "Not open yet; booking opens {at}.",
+            "Not open yet; booking opens at {at}.",
+        ),
+        "page.same_day_later": (
+            "提前预约已截止，当日挂号将于 {at} 开放预约。",
+            "Advance booking has closed; same-day registration opens at {at}.",
         ),
         "page.booking_closed_here": (
             "网上预约已截止，可到医院窗口或自助机挂号。",

@@ -1,6 +1,6 @@
-"""Departments, doctors and slots (read by every channel) and the scheduler's operations
-(templates, generation, extra sessions, pool ratios, the booking policy). The session list,
-extra places and stop-clinic touch bookings, so their routes live in booking."""
+"""Departments and doctors (read by every channel) and the scheduler's operations
+(templates, generation, extra sessions, pool ratios, the booking policy). The session and
+slot lists, extra places and stop-clinic touch bookings, so their routes live in booking."""
 
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ from yuyue.scheduling.schemas import (
     GenerateRequest,
     Named,
     PoolRatiosUpdate,
-    SlotRead,
     TemplateCreate,
     TemplateRead,
     level_read,
@@ -102,21 +101,6 @@ async def list_doctors(
             )
             for doc, dep, level in await session.execute(query)
         ]
-
-
-@router.get("/sessions/{session_id}/slots", response_model=list[SlotRead])
-async def list_slots(session_id: uuid.UUID, ctx: CtxDep, actor: ActorDep) -> list[SlotRead]:
-    async with ctx.db.read() as session:
-        rows = await service.session_slots(
-            session,
-            hospital_id=actor.hospital_id,
-            session_id=session_id,
-            pools=rules.pools_for_channel(actor.channel),
-        )
-    return [
-        SlotRead(id=slot.id, start=slot.start_time, end=slot.end_time, remaining=left)
-        for slot, left in rows
-    ]
 
 
 # --- scheduler operations ------------------------------------------------------------------
@@ -332,4 +316,6 @@ async def put_booking_policy(
     result = await ctx.db.transact(work)
     ctx.sold_out.clear()
     ctx.policies.clear()
+    # The windows changed: every kept session and slot list with them.
+    ctx.reads.changed(None)
     return result

@@ -111,8 +111,27 @@ class SessionRead(BaseModel):
     is_extra: bool
     capacity: int
     remaining: Annotated[int, Field(description="Places left for the caller's channel")]
-    booking_opens_at: datetime
-    booking_closes_at: datetime
+    bookable_now: Annotated[
+        bool,
+        Field(
+            description="The caller's channel can book it at this moment: open, inside the "
+            "window this channel books in (release, advance cut-off, same-day registration) "
+            "and a place left. The same rules booking enforces."
+        ),
+    ]
+    opens_at: Annotated[
+        datetime | None,
+        Field(
+            description="When not bookable now: the instant (UTC) it next becomes bookable for "
+            "this channel (the release, or same-day registration after the advance cut-off); "
+            "null when bookable now or when no such instant is known (stopped, over, or no "
+            "place left for the channel)."
+        ),
+    ]
+    booking_opens_at: Annotated[datetime, Field(description="The release (remote channels)")]
+    booking_closes_at: Annotated[
+        datetime, Field(description="Last moment a remote channel can book (same-day cut-off)")
+    ]
     stop_reason: str | None
 
     model_config = ConfigDict(
@@ -144,6 +163,8 @@ class SessionRead(BaseModel):
                     "is_extra": False,
                     "capacity": 25,
                     "remaining": 7,
+                    "bookable_now": False,
+                    "opens_at": "2026-11-24T23:00:00Z",
                     "booking_opens_at": "2026-11-18T00:00:00Z",
                     "booking_closes_at": "2026-11-25T03:00:00Z",
                     "stop_reason": None,
@@ -154,10 +175,17 @@ class SessionRead(BaseModel):
 
 
 class SlotRead(BaseModel):
+    """One time slot. `bookable_now` and `opens_at` are given per slot: the session's answer
+    for this slot's places (a slot with no place left is not bookable and has no opening)."""
+
     id: uuid.UUID
     start: time
     end: time
-    remaining: int
+    remaining: Annotated[
+        int, Field(description="Places left in this slot for the caller's channel")
+    ]
+    bookable_now: bool
+    opens_at: datetime | None
 
 
 class TemplateCreate(Input):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, inspect, select
+from sqlalchemy import delete, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
@@ -475,38 +475,6 @@ async def add_extra_places(
     )
     await session.flush()
     return ExtraPlaces(clinic, extra.id, count)
-
-
-async def session_slots(
-    session: AsyncSession, *, hospital_id: uuid.UUID, session_id: uuid.UUID, pools: Sequence[str]
-) -> list[tuple[TimeSlot, int]]:
-    clinic = await session.scalar(
-        select(ClinicSession.id).where(
-            ClinicSession.id == session_id, ClinicSession.hospital_id == hospital_id
-        )
-    )
-    if clinic is None:
-        raise NotFound(what="session")
-    left = func.coalesce(
-        func.sum(
-            case(
-                (
-                    SlotPool.pool.in_(pools) & SlotPool.is_open.is_(True),
-                    SlotPool.capacity - SlotPool.taken,
-                ),
-                else_=0,
-            )
-        ),
-        0,
-    )
-    rows = await session.execute(
-        select(TimeSlot, left)
-        .outerjoin(SlotPool, SlotPool.slot_id == TimeSlot.id)
-        .where(TimeSlot.session_id == session_id)
-        .group_by(TimeSlot.id)
-        .order_by(TimeSlot.ordinal)
-    )
-    return [(slot, int(remaining)) for slot, remaining in rows]
 
 
 POLICY_FIELDS = (

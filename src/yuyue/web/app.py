@@ -19,6 +19,7 @@ from yuyue.attendance import api as attendance_api
 from yuyue.booking import api as booking_api
 from yuyue.booking import sessions_api as booking_sessions_api
 from yuyue.booking.fastpath import SoldOutFastPath
+from yuyue.booking.readpath import AvailabilityFastPath
 from yuyue.booking.waitlist import api as waitlist_api
 from yuyue.config import Settings
 from yuyue.jobs import Jobs, attach, detach, worker_context
@@ -123,6 +124,7 @@ def create_app(
     app.state.ctx = ctx
     problems.install(app)
     app.add_middleware(SoldOutFastPath, ctx=ctx)
+    app.add_middleware(AvailabilityFastPath, ctx=ctx)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

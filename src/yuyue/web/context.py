@@ -14,6 +14,7 @@ from yuyue.booking.availability import (
     SoldOutCache,
 )
 from yuyue.booking.facts import PolicyCache, SessionInfoCache
+from yuyue.booking.readpath import ReadCache
 from yuyue.booking.service import Caches, recent_idempotency_keys
 from yuyue.config import Settings
 from yuyue.kit.clock import Clock, SystemClock
@@ -55,6 +56,8 @@ class AppContext:
         default_factory=lambda: SessionInfoCache(SESSION_FACTS_SECONDS)
     )
     policies: PolicyCache = field(default_factory=lambda: PolicyCache(SESSION_FACTS_SECONDS))
+    # Finished session and slot lists (booking/readpath.py), dropped when places change.
+    reads: ReadCache = field(default_factory=ReadCache)
     # Live events for screens and phones: Redis pub/sub when configured, else in-process.
     live: LiveBus = field(default_factory=InProcessLiveBus)
     # Subscribers to committed queue changes (`visits.events.publish`); `build` adds the
@@ -84,6 +87,14 @@ class AppContext:
         once and elsewhere a moment later (no one waits: a stale count cannot overbook)."""
         self.places.notify(*(PlacesChanged(hospital_id, s, PlaceChange.TAKEN) for s in session_ids))
 
+    def watch_places(self, reads: ReadCache) -> None:
+        """Kept session and slot lists drop what a place taken or given back made wrong:
+        here at once, and with Redis in every process a moment later; when signals may
+        have been lost, everything."""
+        self.places.subscribe(
+            lambda change: reads.changed(change.session_id), on_reset=lambda: reads.changed(None)
+        )
+
     async def start(self) -> None:
         """Serving starts: the known idempotency keys, and the link to the other
         processes (which loads what they learned)."""
@@ -93,6 +104,7 @@ class AppContext:
             await self.redis.start()
 
     async def stop(self) -> None:
+        await self.reads.close()
         await self.sold_out.close()
         await self.known_keys.close()
         if self.redis is not None:
@@ -138,8 +150,10 @@ class AppContext:
             live=make_live_bus(settings.redis_url),
             places=places,
             redis=link,
+            reads=ReadCache(settings.availability_cache_seconds),
         )
         ctx.places.subscribe(ctx.sold_out.on_places_changed)
+        ctx.watch_places(ctx.reads)
         # Committed queue changes reach the screens and phones of every process.
         ctx.queue_events.subscribe(visits_live.forward_to(ctx.live))
         return ctx
