@@ -3,11 +3,14 @@ and everything the route would treat differently must pass through to it."""
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 
 from tests.booking.test_api import app_only_session, book
 from tests.conftest import World
 from tests.helpers import assert_problem
+from yuyue.kit.crypto import api_key_digest
 from yuyue.web.context import AppContext
 
 
@@ -98,3 +101,41 @@ class TestFastPath:
             headers=world.auth,
         )
         assert again.status_code == 201, again.text
+
+
+class TestBookingInFront:
+    async def test_refusals_in_front_equal_the_routes(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        """The first request of a key goes through the router (the key is not yet in the
+        caller cache); the next is booked in front of it. Both answer alike."""
+        body = {"patient_id": str(uuid.uuid4()), "session_id": str(world.session.id)}
+        headers = {**world.auth, "Accept-Language": "en"}
+        ctx.actors.forget_all()
+        by_route = await client.post("/api/v1/appointments", json=body, headers=headers)
+        assert ctx.actors.get(api_key_digest(world.api_key)) is not None
+        in_front = await client.post("/api/v1/appointments", json=body, headers=headers)
+        assert_problem(by_route, 404, "not_found")
+        assert in_front.status_code == by_route.status_code
+        assert in_front.headers["content-type"] == by_route.headers["content-type"]
+        assert in_front.json() == by_route.json()
+        bad_key = await client.post(
+            "/api/v1/appointments", json=body, headers={**headers, "Idempotency-Key": "x" * 201}
+        )
+        assert_problem(bad_key, 422, "invalid_idempotency_key")
+
+    async def test_a_booking_in_front_is_the_routes_booking(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        ctx.actors.forget_all()
+        first = await book(client, world, patient=world.patient, session=world.session)
+        second = await book(client, world, patient=world.other_patient, session=world.session)
+        assert first.status_code == second.status_code == 201, second.text
+        assert set(first.json()) == set(second.json())
+        assert (first.json()["sequence_number"], second.json()["sequence_number"]) == (1, 2)
+        invalid = await client.post(
+            "/api/v1/appointments",
+            json={"patient_id": "not-a-uuid", "session_id": str(world.session.id)},
+            headers=world.auth,
+        )
+        assert_problem(invalid, 422, "validation_error")

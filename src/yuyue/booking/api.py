@@ -141,7 +141,26 @@ async def create_appointment(
         Header(description="Retries with the same key return the first successful answer."),
     ] = None,
 ) -> Any:
-    key = check_idempotency_key(idempotency_key)
+    return await book_request(
+        ctx,
+        actor=actor,
+        body=body,
+        key=check_idempotency_key(idempotency_key),
+        locale=locale,
+        path=request.url.path,
+    )
+
+
+async def book_request(
+    ctx: AppContext,
+    *,
+    actor: Actor,
+    body: AppointmentCreate,
+    key: str | None,
+    locale: str,
+    path: str,
+) -> Response:
+    """The booking POST, answered by the route or in front of the router (`fastpath`)."""
     scope = scope_of(actor)
     request_hash = _request_hash(body)
     if key is not None and await ctx.known_keys.may_have_answer(scope, key):
@@ -156,7 +175,7 @@ async def create_appointment(
         # "Sold out" is a fact about the session, true whoever asks, so it is answered
         # before the patient is looked up; a patient id is checked when a place exists.
         return Response(
-            sold_out_body(cached, locale, request.url.path),
+            sold_out_body(cached, locale, path),
             status_code=409,
             media_type=PROBLEM_JSON,
         )

@@ -1,4 +1,4 @@
-"""Sold-out answers in front of the framework.
+"""The booking POST in front of the framework.
 
 At the release second most booking attempts are for a session already known to be full.
 This ASGI layer answers exactly those, with the same pre-rendered problem document the
@@ -6,18 +6,28 @@ route would send, before FastAPI routes, resolves dependencies and validates the
 It answers only when it knows everything the route would check: the caller's API key is
 in the caller cache, the body is a well-formed booking request, the Idempotency-Key (if
 any) cannot have a stored answer, and the sold-out memory holds an entry it may serve.
-Anything else, including every request that could book, passes through untouched.
+
+A request that may book, from a caller in the cache with a body the route would accept,
+is booked here too, by the route's own `book_request`; its refusals are answered by the
+application's exception handlers, so the answer is the route's byte for byte. Anything
+else (an unknown key, a body with a mistake) goes through the router as usual.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from yuyue.booking.api import check_idempotency_key, scope_of, sold_out_body
+from yuyue.booking.api import book_request, check_idempotency_key, scope_of, sold_out_body
+from yuyue.booking.schemas import AppointmentCreate
 from yuyue.kit import crypto, i18n
 from yuyue.scheduling.rules import pools_for_channel
 from yuyue.staff.rules import Actor
@@ -29,10 +39,19 @@ _FIELDS = {"patient_id", "session_id", "slot_id"}
 _HEADERS = [(b"content-type", PROBLEM_JSON.encode())]
 
 
+Handler = Callable[[Request, Any], Response | Awaitable[Response]]
+ExceptionHandlers = Mapping[Any, Handler]
+
+
 class SoldOutFastPath:
-    def __init__(self, app: ASGIApp, ctx: AppContext) -> None:
+    def __init__(
+        self, app: ASGIApp, ctx: AppContext, handlers: ExceptionHandlers | None = None
+    ) -> None:
         self.app = app
         self.ctx = ctx
+        # The application's exception handlers (a live view): a booking answered here
+        # is refused with exactly the problem document the route's refusal would get.
+        self.handlers: ExceptionHandlers = handlers if handlers is not None else {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != PATH:
@@ -61,16 +80,64 @@ class SoldOutFastPath:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
 
+        response = await self._book(scope, body, replay)
+        if response is not None:
+            await response(scope, replay, send)
+            return
         await self.app(scope, replay, send)
 
-    async def _answer(self, scope: Scope, body: bytes) -> bytes | None:
+    async def _book(self, scope: Scope, body: bytes, receive: Receive) -> Response | None:
+        """Books a well-formed request from a known API key without the router, dependency
+        resolution and a second validation: the same `book_request` the route calls, and
+        its refusals answered by the application's own handlers. Anything else (an unknown
+        caller, a body the route would refuse) goes through the router as usual."""
         headers = dict(scope["headers"])
+        actor = self._actor(headers)
+        if actor is None:
+            return None
+        try:
+            request = AppointmentCreate.model_validate_json(body)
+        except ValidationError:
+            return None
+        raw_key = headers.get(b"idempotency-key")
+        locale = i18n.negotiate(headers.get(b"accept-language", b"").decode("latin-1") or None)
+        try:
+            return await book_request(
+                self.ctx,
+                actor=actor,
+                body=request,
+                key=check_idempotency_key(raw_key.decode("latin-1"))
+                if raw_key is not None
+                else None,
+                locale=locale,
+                path=PATH,
+            )
+        except Exception as error:
+            handler = self._handler(error)
+            if handler is None:
+                raise
+            answer = handler(Request(scope, receive), error)
+            return await answer if inspect.isawaitable(answer) else answer
+
+    def _handler(self, error: Exception) -> Handler | None:
+        for kind in type(error).__mro__:
+            handler = self.handlers.get(kind)
+            if handler is not None:
+                return handler
+        return None
+
+    def _actor(self, headers: dict[bytes, bytes]) -> Actor | None:
         authorization = headers.get(b"authorization", b"").decode("latin-1")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.startswith(crypto.API_KEY_PREFIX):
             return None
         actor = self.ctx.actors.get(crypto.api_key_digest(token.strip()))
-        if not isinstance(actor, Actor):
+        return actor if isinstance(actor, Actor) else None
+
+    async def _answer(self, scope: Scope, body: bytes) -> bytes | None:
+        headers = dict(scope["headers"])
+        actor = self._actor(headers)
+        if actor is None:
             return None
         request = _booking_request(body)
         if request is None:

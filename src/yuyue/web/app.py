@@ -123,7 +123,7 @@ def create_app(
     )
     app.state.ctx = ctx
     problems.install(app)
-    app.add_middleware(SoldOutFastPath, ctx=ctx)
+    app.add_middleware(SoldOutFastPath, ctx=ctx, handlers=app.exception_handlers)
     app.add_middleware(AvailabilityFastPath, ctx=ctx)
 
     def openapi() -> dict[str, Any]:
