@@ -9,8 +9,10 @@ by a scheduler's hand, and this process forgets its copy at once when it makes t
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import date, time, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -101,6 +103,22 @@ _INFO_COLUMNS = (
 )
 
 
+# A cache miss loads the facts of every session of the hospital from this many days before
+# the one asked for to this many after: at the release peak bookings spread over hundreds
+# of sessions, and one query for all of them beats one per session in every process.
+_NEIGHBOURS_BEFORE = timedelta(days=1)
+_NEIGHBOURS_AFTER = timedelta(days=21)
+
+
+def _info(row: Sequence[Any]) -> SessionInfo:
+    values = list(row)
+    values[3] = Period(values[3])
+    values[10] = SessionStatus(values[10])
+    values[19] = values[19] or ""
+    values[20] = values[20] or ""
+    return SessionInfo(*values)
+
+
 async def session_info(
     session: AsyncSession,
     *,
@@ -111,26 +129,32 @@ async def session_info(
     cached = cache.get(session_id) if cache is not None else None
     if cached is not None and cached.hospital_id == hospital_id:
         return cached
+    query = (
+        select(*_INFO_COLUMNS)
+        .join(Department, Department.id == ClinicSession.department_id)
+        .outerjoin(Doctor, Doctor.id == ClinicSession.doctor_id)
+        .join(RegistrationLevel, RegistrationLevel.id == ClinicSession.level_id)
+        .join(Hospital, Hospital.id == ClinicSession.hospital_id)
+    )
     row = (
         await session.execute(
-            select(*_INFO_COLUMNS)
-            .join(Department, Department.id == ClinicSession.department_id)
-            .outerjoin(Doctor, Doctor.id == ClinicSession.doctor_id)
-            .join(RegistrationLevel, RegistrationLevel.id == ClinicSession.level_id)
-            .join(Hospital, Hospital.id == ClinicSession.hospital_id)
-            .where(ClinicSession.id == session_id, ClinicSession.hospital_id == hospital_id)
+            query.where(ClinicSession.id == session_id, ClinicSession.hospital_id == hospital_id)
         )
     ).one_or_none()
     if row is None:
         raise NotFound(what="session")
-    values = list(row)
-    values[3] = Period(values[3])
-    values[10] = SessionStatus(values[10])
-    values[19] = values[19] or ""
-    values[20] = values[20] or ""
-    info = SessionInfo(*values)
+    info = _info(row)
     if cache is not None:
         cache.put(session_id, info)
+        neighbours = await session.execute(
+            query.where(
+                ClinicSession.hospital_id == hospital_id,
+                ClinicSession.date >= info.date - _NEIGHBOURS_BEFORE,
+                ClinicSession.date <= info.date + _NEIGHBOURS_AFTER,
+            ).limit(cache.limit // 2)
+        )
+        for other in neighbours:
+            cache.put(other[0], _info(other))
     return info
 
 
