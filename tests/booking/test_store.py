@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from tests.conftest import NOW, World
 from yuyue.booking import service, store
 from yuyue.booking.models import Appointment
 from yuyue.booking.states import ACTIVE_STATUSES
-from yuyue.kit.sql import Driver, Statement, driver
+from yuyue.kit.sql import Driver, HotLane, Statement, driver
 from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.models import OutboxMessage
 from yuyue.scheduling.enums import Channel
@@ -201,3 +202,19 @@ class TestHotLane:
         await connection.close()
         await ctx.db.transact_driver(grab)
         assert seen[1]._connection is not connection
+
+
+class TestHotLaneSaturated:
+    async def test_a_saturated_lane_times_out_like_the_pool(self, ctx: AppContext) -> None:
+        if ctx.db.hot_lane is None:
+            pytest.skip("PostgreSQL only: SQLite books on its single writer")
+        lane = HotLane(
+            ctx.db.hot_lane._dsn, size=1, connect_args=ctx.db.hot_lane._connect_args, timeout=0.3
+        )
+        try:
+            async with lane.transaction():
+                with pytest.raises(PoolTimeout):
+                    async with lane.transaction():
+                        pass
+        finally:
+            await lane.close()

@@ -20,6 +20,7 @@ async def test_a_pool_timeout_is_a_503_with_retry_after(
         raise PoolTimeout("QueuePool limit of size 15 overflow 15 reached")
 
     monkeypatch.setattr(ctx.db, "transact", saturated)
+    monkeypatch.setattr(ctx.db, "transact_driver", saturated)
     response = await client.post(
         "/api/v1/appointments",
         json={"patient_id": str(world.patient.id), "session_id": str(world.session.id)},

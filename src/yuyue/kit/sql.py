@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any, Protocol
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
@@ -232,8 +233,11 @@ class HotLane:
     failed mid-way is closed, and the lane opens a new one when it is next needed.
     """
 
-    def __init__(self, dsn: str, *, size: int, connect_args: dict[str, Any]) -> None:
+    def __init__(
+        self, dsn: str, *, size: int, connect_args: dict[str, Any], timeout: float = 60.0
+    ) -> None:
         self._dsn = dsn
+        self._timeout = timeout
         self._size = size
         self._connect_args = connect_args
         self._idle: list[Any] = []
@@ -242,6 +246,7 @@ class HotLane:
         self._waiting = 0
 
     async def _acquire(self) -> Any:
+        deadline = asyncio.get_running_loop().time() + self._timeout
         while True:
             while self._idle:
                 connection = self._idle.pop()
@@ -256,7 +261,10 @@ class HotLane:
                     self._opened -= 1
                     raise
             # Wait for a connection handed back; look again now and then, in case one was
-            # closed instead and a new one may be opened.
+            # closed instead and a new one may be opened. A saturated lane answers like a
+            # saturated pool: the entry point turns it into 503 with Retry-After.
+            if asyncio.get_running_loop().time() > deadline:
+                raise PoolTimeout(f"hot lane of {self._size} connections busy")
             self._waiting += 1
             try:
                 return await asyncio.wait_for(self._waiters.get(), timeout=0.1)
