@@ -12,7 +12,9 @@ Session facts and the policy come from a short-lived cache.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -88,15 +90,42 @@ async def cached_session_facts(
 ) -> tuple[SessionInfo, rules.Policy]:
     """`session_facts` from the caches when both are there; otherwise read in a session of
     its own (`read`), so a hot-lane transaction never waits on the ORM."""
+    found = _cached_facts(caches, hospital_id=hospital_id, session_id=session_id)
+    if found is not None:
+        return found
+    if caches.sessions is None:
+        async with read() as session:
+            return await session_facts(
+                session, hospital_id=hospital_id, session_id=session_id, caches=caches
+            )
+    # One load per hospital at a time: at 08:00 a cold process meets hundreds of requests
+    # at once, and one load of the neighbouring sessions answers nearly all of them.
+    loads = _FACT_LOADS.setdefault(caches.sessions, {})
+    lock = loads.setdefault(hospital_id, asyncio.Lock())
+    async with lock:
+        found = _cached_facts(caches, hospital_id=hospital_id, session_id=session_id)
+        if found is not None:
+            return found
+        async with read() as session:
+            return await session_facts(
+                session, hospital_id=hospital_id, session_id=session_id, caches=caches
+            )
+
+
+_FACT_LOADS: weakref.WeakKeyDictionary[Any, dict[uuid.UUID, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _cached_facts(
+    caches: Caches, *, hospital_id: uuid.UUID, session_id: uuid.UUID
+) -> tuple[SessionInfo, rules.Policy] | None:
     info = caches.sessions.get(session_id) if caches.sessions is not None else None
     if info is not None and info.hospital_id == hospital_id and caches.policies is not None:
         policy = caches.policies.get((hospital_id, info.department_id))
         if policy is not None:
             return info, policy
-    async with read() as session:
-        return await session_facts(
-            session, hospital_id=hospital_id, session_id=session_id, caches=caches
-        )
+    return None
 
 
 async def lock_patient(

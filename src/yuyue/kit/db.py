@@ -132,11 +132,15 @@ class Database:
             # Connections are kept, not opened per burst: a new asyncpg connection costs a
             # handshake and type introspection, which at the release second would be paid
             # by hundreds of requests at once.
+            # The connection budget `pool_size` is shared: a third for the booking hot lane,
+            # the rest (plus a quarter as overflow) for everything else.
+            lane_size = max(2, pool_size // 3)
+            orm_size = max(2, pool_size - lane_size)
             self.write_engine = create_async_engine(
                 self.url,
                 echo=echo,
-                pool_size=pool_size,
-                max_overflow=max(4, pool_size // 4),
+                pool_size=orm_size,
+                max_overflow=max(2, orm_size // 4),
                 pool_timeout=60,
                 # A ping per checkout is a round trip on every booking; recycling old
                 # connections and retrying a failed transaction cover the same failures.
@@ -147,7 +151,7 @@ class Database:
             # The release peak's bookings run on a few connections of their own (HotLane).
             self.hot_lane = HotLane(
                 parsed.set(drivername="postgresql").render_as_string(hide_password=False),
-                size=max(4, pool_size // 2),
+                size=lane_size,
                 connect_args=connect_args or {},
             )
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from yuyue.booking.availability import (
     ActorCache,
@@ -52,6 +54,9 @@ class AppContext:
     sold_out: SoldOutCache
     known_keys: KnownKeys
     actors: ActorCache = field(default_factory=ActorCache)
+    # Requests finding out, on the full path, that a session has no place left for them;
+    # others asking the same wait for that answer (booking/api.py).
+    last_places: dict[Any, asyncio.Future[None]] = field(default_factory=dict)
     session_infos: SessionInfoCache = field(
         default_factory=lambda: SessionInfoCache(SESSION_FACTS_SECONDS)
     )
@@ -88,12 +93,18 @@ class AppContext:
         self.places.notify(*(PlacesChanged(hospital_id, s, PlaceChange.TAKEN) for s in session_ids))
 
     def watch_places(self, reads: ReadCache) -> None:
-        """Kept session and slot lists drop what a place taken or given back made wrong:
-        here at once, and with Redis in every process a moment later; when signals may
-        have been lost, everything."""
-        self.places.subscribe(
-            lambda change: reads.changed(change.session_id), on_reset=lambda: reads.changed(None)
-        )
+        """Kept session and slot lists drop what a place given back made wrong: here at
+        once, and with Redis in every process a moment later; when signals may have been
+        lost, everything. A place taken shows within the cache's one-second bound instead:
+        at the release peak places are taken many times a second, and dropping the lists
+        each time would rebuild them for nearly every read (a booking attempt meanwhile
+        learns `sold_out` from the booking path's own memory)."""
+
+        def on_change(change: PlacesChanged) -> None:
+            if change.change is PlaceChange.RETURNED:
+                reads.changed(change.session_id)
+
+        self.places.subscribe(on_change, on_reset=lambda: reads.changed(None))
 
     async def start(self) -> None:
         """Serving starts: the known idempotency keys, and the link to the other
