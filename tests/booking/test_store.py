@@ -13,6 +13,7 @@ from tests.conftest import NOW, World
 from yuyue.booking import service, store
 from yuyue.booking.models import Appointment
 from yuyue.booking.states import ACTIVE_STATUSES
+from yuyue.kit.crypto import api_key_digest
 from yuyue.kit.sql import Driver, HotLane, Statement, driver
 from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.models import OutboxMessage
@@ -218,3 +219,17 @@ class TestHotLaneSaturated:
                         pass
         finally:
             await lane.close()
+
+
+class TestWarmStart:
+    async def test_start_up_warms_the_callers_the_sessions_and_the_lane(
+        self, ctx: AppContext, world: World
+    ) -> None:
+        ctx.actors.forget_all()
+        ctx.session_infos.clear()
+        await ctx._warm_booking_path()
+        assert ctx.session_infos.get(world.session.id) is not None
+        cached = ctx.actors.get(api_key_digest(world.api_key))
+        assert isinstance(cached, Actor) and cached.hospital_id == world.hospital.id
+        if ctx.db.hot_lane is not None:
+            assert ctx.db.hot_lane._opened == ctx.db.hot_lane._size

@@ -158,6 +158,30 @@ async def session_info(
     return info
 
 
+async def warm_session_infos(
+    session: AsyncSession, *, cache: SessionInfoCache, around: date
+) -> int:
+    """Loads the facts of every hospital's sessions near `around` into `cache` (at start-up,
+    so the first flood of bookings finds them in memory). Returns how many."""
+    rows = await session.execute(
+        select(*_INFO_COLUMNS)
+        .join(Department, Department.id == ClinicSession.department_id)
+        .outerjoin(Doctor, Doctor.id == ClinicSession.doctor_id)
+        .join(RegistrationLevel, RegistrationLevel.id == ClinicSession.level_id)
+        .join(Hospital, Hospital.id == ClinicSession.hospital_id)
+        .where(
+            ClinicSession.date >= around - _NEIGHBOURS_BEFORE,
+            ClinicSession.date <= around + _NEIGHBOURS_AFTER,
+        )
+        .limit(cache.limit // 2)
+    )
+    count = 0
+    for row in rows:
+        cache.put(row[0], _info(row))
+        count += 1
+    return count
+
+
 def policy_from_row(row: BookingPolicy | None) -> rules.Policy:
     if row is None:
         return rules.Policy()

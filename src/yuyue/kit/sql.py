@@ -321,6 +321,23 @@ class HotLane:
         finally:
             self._release(connection)
 
+    async def warm(self) -> None:
+        """Opens the lane's connections now, not under the first flood of bookings (a new
+        connection costs a handshake and type introspection)."""
+        missing = self._size - self._opened
+        if missing <= 0:
+            return
+        self._opened += missing
+        opened = await asyncio.gather(
+            *(_ASYNCPG.connect(self._dsn, **self._connect_args) for _ in range(missing)),
+            return_exceptions=True,
+        )
+        for connection in opened:
+            if isinstance(connection, BaseException):
+                self._opened -= 1
+            else:
+                self._release(connection)
+
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for connection in idle:

@@ -161,6 +161,24 @@ async def channel_actor(session: AsyncSession, *, key: str) -> Actor:
     )
 
 
+async def channel_actors(session: AsyncSession) -> list[tuple[str, Actor]]:
+    """Every channel key still in force, by digest (to warm a process's caller cache)."""
+    rows = (await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)))).all()
+    return [
+        (
+            row.digest,
+            Actor(
+                hospital_id=row.hospital_id,
+                kind=ActorKind.CHANNEL,
+                id=str(row.id),
+                channel=Channel(row.channel),
+                name=row.name,
+            ),
+        )
+        for row in rows
+    ]
+
+
 async def revoke_api_key(
     session: AsyncSession, *, hospital_id: uuid.UUID, key_id: uuid.UUID, now: datetime
 ) -> None:

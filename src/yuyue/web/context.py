@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -15,7 +16,7 @@ from yuyue.booking.availability import (
     SharedSoldOut,
     SoldOutCache,
 )
-from yuyue.booking.facts import PolicyCache, SessionInfoCache
+from yuyue.booking.facts import PolicyCache, SessionInfoCache, warm_session_infos
 from yuyue.booking.readpath import ReadCache
 from yuyue.booking.service import Caches, recent_idempotency_keys
 from yuyue.config import Settings
@@ -31,8 +32,11 @@ from yuyue.kit.signals import (
     PlaceSignals,
     RedisPlaceSignals,
 )
+from yuyue.staff import service as staff_service
 from yuyue.visits import live as visits_live
 from yuyue.visits.events import QueueEvents
+
+log = logging.getLogger(__name__)
 
 # What booking needs about a session (names, fee, rules) and the policy in force change only
 # by a scheduler's hand; this process forgets its copy at once when it makes the change,
@@ -113,6 +117,23 @@ class AppContext:
         await self.sold_out.start()
         if self.redis is not None:
             await self.redis.start()
+        await self._warm_booking_path()
+
+    async def _warm_booking_path(self) -> None:
+        """The release peak meets a process at its first second: its booking connections
+        are opened and the coming sessions' facts read now, not by the first thousand
+        requests at once. A failure here only leaves the caches cold."""
+        try:
+            if self.db.hot_lane is not None:
+                await self.db.hot_lane.warm()
+            async with self.db.read() as session:
+                await warm_session_infos(
+                    session, cache=self.session_infos, around=self.clock.now().date()
+                )
+                for digest, actor in await staff_service.channel_actors(session):
+                    self.actors.put(digest, actor)
+        except Exception:
+            log.warning("could not warm the booking path", exc_info=True)
 
     async def stop(self) -> None:
         await self.reads.close()
