@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import rules
@@ -110,6 +110,17 @@ _NEIGHBOURS_BEFORE = timedelta(days=1)
 _NEIGHBOURS_AFTER = timedelta(days=21)
 
 
+def _info_query() -> Select[*tuple[Any, ...]]:
+    """A session's facts with its department, doctor, level and hospital."""
+    return (
+        select(*_INFO_COLUMNS)
+        .join(Department, Department.id == ClinicSession.department_id)
+        .outerjoin(Doctor, Doctor.id == ClinicSession.doctor_id)
+        .join(RegistrationLevel, RegistrationLevel.id == ClinicSession.level_id)
+        .join(Hospital, Hospital.id == ClinicSession.hospital_id)
+    )
+
+
 def _info(row: Sequence[Any]) -> SessionInfo:
     values = list(row)
     values[3] = Period(values[3])
@@ -129,13 +140,7 @@ async def session_info(
     cached = cache.get(session_id) if cache is not None else None
     if cached is not None and cached.hospital_id == hospital_id:
         return cached
-    query = (
-        select(*_INFO_COLUMNS)
-        .join(Department, Department.id == ClinicSession.department_id)
-        .outerjoin(Doctor, Doctor.id == ClinicSession.doctor_id)
-        .join(RegistrationLevel, RegistrationLevel.id == ClinicSession.level_id)
-        .join(Hospital, Hospital.id == ClinicSession.hospital_id)
-    )
+    query = _info_query()
     row = (
         await session.execute(
             query.where(ClinicSession.id == session_id, ClinicSession.hospital_id == hospital_id)
@@ -164,11 +169,7 @@ async def warm_session_infos(
     """Loads the facts of every hospital's sessions near `around` into `cache` (at start-up,
     so the first flood of bookings finds them in memory). Returns how many."""
     rows = await session.execute(
-        select(*_INFO_COLUMNS)
-        .join(Department, Department.id == ClinicSession.department_id)
-        .outerjoin(Doctor, Doctor.id == ClinicSession.doctor_id)
-        .join(RegistrationLevel, RegistrationLevel.id == ClinicSession.level_id)
-        .join(Hospital, Hospital.id == ClinicSession.hospital_id)
+        _info_query()
         .where(
             ClinicSession.date >= around - _NEIGHBOURS_BEFORE,
             ClinicSession.date <= around + _NEIGHBOURS_AFTER,
