@@ -86,6 +86,29 @@ class Settings(BaseSettings):
     # Patient sign-in on the web pages.
     web_session_days: int = 30
     public_base_url: str = "http://127.0.0.1:8000"
+    # Payments. Merchant keys are read from files (owner-only, outside the repository) and
+    # never logged. `payments_simulated` serves local stand-ins for WeChat Pay, Alipay and
+    # the medical-insurance platform under /sim/ and points the adapters at them: the demo
+    # and the tests pay through the providers' real protocols without real money.
+    payments_simulated: bool = False
+    payment_providers: list[str] = Field(default_factory=list)  # e.g. ["wechatpay", "alipay"]
+    wechatpay_gateway_url: str = "https://api.mch.weixin.qq.com"
+    wechatpay_mchid: str | None = None
+    wechatpay_appid: str | None = None
+    wechatpay_cert_serial_no: str | None = None
+    wechatpay_private_key_file: Path | None = None  # the merchant's API private key (PEM)
+    wechatpay_apiv3_key_file: Path | None = Field(default=None, repr=False)
+    # WeChat Pay's public key (the current scheme) or a folder for its platform certificates.
+    wechatpay_public_key_file: Path | None = None
+    wechatpay_public_key_id: str | None = None
+    wechatpay_cert_dir: Path | None = None
+    alipay_gateway_url: str = "https://openapi.alipay.com/gateway.do"
+    alipay_app_id: str | None = None
+    alipay_private_key_file: Path | None = None  # the application's RSA2 private key (PEM)
+    alipay_public_key_file: Path | None = None  # Alipay's public key (PEM)
+    insurance_gateway_url: str | None = None
+    insurance_org_code: str | None = None  # the hospital's code at the insurance platform
+    insurance_key_file: Path | None = Field(default=None, repr=False)
 
     @property
     def async_database_url(self) -> str:
