@@ -188,7 +188,7 @@ async def form_of(request: Request, who: FloorVisitor) -> dict[str, str]:
     form = await request.form()
     values = {key: value for key, value in form.items() if isinstance(value, str)}
     sent = values.get("csrf") or request.headers.get("x-csrf-token")
-    if who.credential is not None and sent != who.csrf:
+    if who.credential is not None and not crypto.same_secret(sent, who.csrf):
         raise CsrfFailed()
     return values
 

@@ -154,6 +154,24 @@ def verify_password(hash: str, password: str) -> bool:
         return False
 
 
+# A real hash of a password nobody has: checking a password for an unknown or disabled
+# account against it costs what a real check costs, so timing does not tell a stranger
+# which usernames exist.
+_NOBODY: Final = _PASSWORDS.hash(secrets.token_urlsafe(24))
+
+
+def spend_password_check(password: str) -> None:
+    """Costs one password verification and always fails; for accounts that do not exist."""
+    verify_password(_NOBODY, password)
+
+
+def same_secret(sent: str | None, expected: str | None) -> bool:
+    """Constant-time comparison of a submitted token with the expected one."""
+    if sent is None or expected is None:
+        return False
+    return hmac.compare_digest(sent.encode(), expected.encode())
+
+
 def password_needs_rehash(hash: str) -> bool:
     """True when ``hash`` used weaker parameters than today's; re-hash at the next sign-in."""
     return _PASSWORDS.check_needs_rehash(hash)

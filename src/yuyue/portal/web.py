@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from yuyue.accounts import service as accounts_service
 from yuyue.kit import i18n
-from yuyue.kit.crypto import InvalidToken
+from yuyue.kit.crypto import InvalidToken, same_secret
 from yuyue.kit.errors import NotFound, YuyueError
 from yuyue.notifications import service as notifications
 from yuyue.patients.models import Account
@@ -208,6 +208,6 @@ async def form_of(request: Request, who: Visitor) -> dict[str, str]:
     """The submitted form, after checking it came from our own page."""
     form = await request.form()
     values = {key: value for key, value in form.items() if isinstance(value, str)}
-    if who.web_session_id is not None and values.get("csrf") != who.csrf:
+    if who.web_session_id is not None and not same_secret(values.get("csrf"), who.csrf):
         raise CsrfFailed()
     return values

@@ -102,7 +102,10 @@ async def sign_in(
             StaffUser.hospital_id == hospital_id, StaffUser.username == username
         )
     )
-    if user is None or not user.active or not crypto.verify_password(user.password_hash, password):
+    if user is None or not user.active:
+        crypto.spend_password_check(password)
+        raise InvalidCredentials()
+    if not crypto.verify_password(user.password_hash, password):
         raise InvalidCredentials()
     expires_at = now + timedelta(hours=hours)
     token = signer.sign({"sub": str(user.id), "hid": str(hospital_id)}, expires_at=expires_at)

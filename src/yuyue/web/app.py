@@ -32,6 +32,7 @@ from yuyue.staff import api as staff_api
 from yuyue.visits import api as visits_api
 from yuyue.web import problems
 from yuyue.web.context import AppContext
+from yuyue.web.security import SecurityHeaders
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -125,6 +126,8 @@ def create_app(
     problems.install(app)
     app.add_middleware(SoldOutFastPath, ctx=ctx, handlers=app.exception_handlers)
     app.add_middleware(AvailabilityFastPath, ctx=ctx)
+    # Outermost: every answer, the fast paths' included, carries the security headers.
+    app.add_middleware(SecurityHeaders)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
