@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 from sqlalchemy import func, select
 
@@ -10,6 +12,7 @@ from tests.conftest import NOW, World
 from tests.helpers import assert_problem, row_counts, staff_auth
 from tests.visits import support as v
 from yuyue.kit.clock import FixedClock
+from yuyue.patients.models import Patient
 from yuyue.scheduling.enums import Channel
 from yuyue.staff.enums import Role
 from yuyue.visits.events import QueueEvent
@@ -80,11 +83,40 @@ class TestCheckInApi:
         for _ in range(5):
             response = await client.post("/api/v1/check-ins", json=wrong, headers=auth)
             assert_problem(response, 422, "voucher_invalid")
+        clock.set(v.local(7, 31))
         locked = await client.post("/api/v1/check-ins", json=wrong, headers=auth)
-        assert assert_problem(locked, 429, "too_many_attempts")["retry_after"] > 0
+        assert assert_problem(locked, 429, "code_locked")["retry_after"] > 0
         async with ctx.db.read() as s:
             count = await s.scalar(select(func.count()).select_from(CheckInFailure))
         assert count == 5
+
+    async def test_wrong_codes_slow_the_kiosk_but_the_next_patient_still_checks_in(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World, clock: FixedClock
+    ) -> None:
+        appointment = await v.book(ctx, world)
+        auth = await kiosk_auth(ctx, world)
+        clock.set(v.local(7, 30))
+        for guess in range(6):
+            wrong = {"code": f"{10000000 + guess}", "phone_last4": "0000"}
+            response = await client.post("/api/v1/check-ins", json=wrong, headers=auth)
+            if response.status_code == 429:
+                break
+            assert_problem(response, 422, "voucher_invalid")
+        slowed = assert_problem(response, 429, "too_many_attempts")
+        assert 1 <= slowed["retry_after"] <= 2
+        before = await row_counts(ctx.db)
+        async with ctx.db.read() as s:
+            masked = await s.scalar(
+                select(Patient.phone_masked).where(Patient.id == appointment.patient_id)
+            )
+        assert masked is not None
+        right = {"code": appointment.voucher_code, "phone_last4": masked[-4:]}
+        refused = await client.post("/api/v1/check-ins", json=right, headers=auth)
+        assert_problem(refused, 429, "too_many_attempts")
+        assert await row_counts(ctx.db) == before
+        clock.set(v.local(7, 30) + timedelta(seconds=slowed["retry_after"]))
+        checked = await client.post("/api/v1/check-ins", json=right, headers=auth)
+        assert checked.status_code == 201, checked.text
 
     async def test_an_app_key_may_not_check_in_nor_call(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World, clock: FixedClock

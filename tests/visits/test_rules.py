@@ -113,16 +113,43 @@ class TestVoucherAndCode:
     def test_phone_digits(self, typed: str, ok: bool) -> None:
         assert rules.phone_digits_match("139****5678", typed) is ok
 
-    def test_five_failures_lock_the_client_out_for_a_while(self) -> None:
+    def test_five_wrong_digits_for_one_code_lock_that_code_for_a_while(self) -> None:
         now = T0
         four = [now - timedelta(minutes=m) for m in (1, 2, 3, 4)]
-        rules.check_attempts(POLICY, four, now=now)
+        rules.check_attempts(POLICY, client_failures=[], code_failures=four, now=now)
         five = [*four, now - timedelta(minutes=14)]
-        with pytest.raises(rules.TooManyAttempts) as caught:
-            rules.check_attempts(POLICY, five, now=now)
+        with pytest.raises(rules.CodeLocked) as caught:
+            rules.check_attempts(POLICY, client_failures=[], code_failures=five, now=now)
         assert caught.value.extensions() == {"retry_after": 60}
         # The oldest failure ages out of the 15-minute lockout.
-        rules.check_attempts(POLICY, five, now=now + timedelta(minutes=1, seconds=1))
+        later = now + timedelta(minutes=1, seconds=1)
+        rules.check_attempts(POLICY, client_failures=[], code_failures=five, now=later)
+
+    @pytest.mark.parametrize(
+        ("failures", "since_last", "refused_for"),
+        [
+            (4, 0.0, None),  # under the limit: no wait at all
+            (5, 0.0, 1),  # at the limit: one second after the latest failure
+            (5, 1.0, None),
+            (6, 1.5, 1),  # then 2 s
+            (7, 3.0, 1),  # 4 s
+            (8, 0.0, 8),
+            (20, 30.0, 30),  # capped at a minute
+            (20, 60.0, None),
+        ],
+    )
+    def test_a_kiosk_with_many_wrong_codes_is_slowed_never_locked(
+        self, failures: int, since_last: float, refused_for: int | None
+    ) -> None:
+        latest = T0
+        seen = [latest - timedelta(seconds=10 * i) for i in range(failures)]
+        now = latest + timedelta(seconds=since_last)
+        if refused_for is None:
+            rules.check_attempts(POLICY, client_failures=seen, code_failures=[], now=now)
+            return
+        with pytest.raises(rules.TooManyAttempts) as caught:
+            rules.check_attempts(POLICY, client_failures=seen, code_failures=[], now=now)
+        assert caught.value.extensions() == {"retry_after": refused_for}
 
 
 class TestPriorityAndBatches:

@@ -167,21 +167,36 @@ class TestCheckInByCode:
         result = await self.code_check_in(ctx, world, appointment.voucher_code, masked[-4:])
         assert result.visit.appointment_id == appointment.id
 
-    async def test_too_many_wrong_guesses_lock_the_kiosk_out(
+    async def test_wrong_digits_for_one_code_lock_that_code_not_the_kiosk(
         self, ctx: AppContext, world: World, clock: FixedClock
     ) -> None:
         appointment = await v.book(ctx, world)
+        other = await v.book(ctx, world, ordinal=1, name="王五")
         clock.set(v.local(7, 30))
         for _ in range(5):
             async with ctx.db.session_scope() as s:
                 await service.record_code_failure(
-                    s, hospital_id=world.hospital.id, client="kiosk-1@10.0.0.9", now=v.local(7, 29)
+                    s,
+                    hospital_id=world.hospital.id,
+                    client="kiosk-2@10.0.0.10",
+                    code=appointment.voucher_code,
+                    now=v.local(7, 20),
                 )
         before = await row_counts(ctx.db)
-        with pytest.raises(rules.TooManyAttempts):
+        with pytest.raises(rules.CodeLocked):
             await self.code_check_in(ctx, world, appointment.voucher_code, "0000")
         assert await row_counts(ctx.db) == before
-        clock.set(v.local(7, 45))  # the lockout is over
+        # Another patient at the same hall checks in by code at once.
+        async with ctx.db.read() as s:
+            from yuyue.patients.models import Patient
+
+            digits = await s.scalar(
+                select(Patient.phone_masked).where(Patient.id == other.patient_id)
+            )
+        assert digits is not None
+        checked = await self.code_check_in(ctx, world, other.voucher_code, digits[-4:])
+        assert checked.visit.appointment_id == other.id
+        clock.set(v.local(7, 36))  # the code's lockout is over
         with pytest.raises(service.CodeNotMatched):
             await self.code_check_in(ctx, world, appointment.voucher_code, "0000")
 

@@ -146,7 +146,7 @@ async def kiosk_code(request: Request, who: KioskDep) -> Response:
         # Counted for the rate limit, in a transaction of its own (the check-in rolled back).
         async def count(session: AsyncSession) -> None:
             await visits.record_code_failure(
-                session, hospital_id=who.hospital.id, client=client, now=who.now
+                session, hospital_id=who.hospital.id, client=client, code=code, now=who.now
             )
 
         await _commit(who, count)

@@ -121,7 +121,11 @@ async def create_check_in(
         # The refused transaction changed nothing; the wrong guess is counted on its own.
         async def count(session: AsyncSession) -> None:
             await service.record_code_failure(
-                session, hospital_id=actor.hospital_id, client=client, now=ctx.clock.now()
+                session,
+                hospital_id=actor.hospital_id,
+                client=client,
+                code=body.code or "",
+                now=ctx.clock.now(),
             )
 
         await ctx.db.transact(count)

@@ -118,9 +118,15 @@ class CheckInFailure(Base):
     """A wrong short code + phone digits from one client; counted for the rate limit."""
 
     __tablename__ = "check_in_failure"
-    __table_args__ = (Index("ix_check_in_failure_client_at", "client", "at"),)
+    __table_args__ = (
+        Index("ix_check_in_failure_client_at", "client", "at"),
+        Index("ix_check_in_failure_code_at", "code", "at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     hospital_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hospital.id"))
     client: Mapped[str] = mapped_column(String(120))
+    # The short code tried; counted on its own so that guessing one patient's phone digits
+    # locks that code, not the kiosk.
+    code: Mapped[str | None] = mapped_column(String(20))
     at: Mapped[datetime]

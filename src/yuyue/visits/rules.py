@@ -86,6 +86,14 @@ class TooManyAttempts(YuyueError):
         return {"retry_after": int(self.values["retry_after"])}
 
 
+class CodeLocked(YuyueError):
+    code = "code_locked"
+    status = 429
+
+    def extensions(self) -> dict[str, int]:
+        return {"retry_after": int(self.values["retry_after"])}
+
+
 class QueueEmpty(YuyueError):
     code = "queue_empty"
     status = 409
@@ -156,9 +164,16 @@ i18n.register(
         ),
         "title.too_many_attempts": ("尝试次数过多", "Too many attempts"),
         "error.too_many_attempts": (
-            "错误次数过多，请 {minutes} 分钟后再试，或扫描二维码、到分诊台报到。",
-            "Too many wrong attempts; try again in {minutes} minutes, scan the QR code, "
-            "or check in at the triage desk.",
+            "输入错误较多，请 {seconds} 秒后再试，或扫描二维码报到。",
+            "Several wrong codes were typed here; try again in {seconds} seconds, "
+            "or scan the QR code.",
+        ),
+        "title.code_locked": ("预约码已暂时锁定", "Code locked for a while"),
+        "error.code_locked": (
+            "这个预约码的手机尾号输错次数过多，请 {minutes} 分钟后再试，或扫描二维码、"
+            "到分诊台报到。",
+            "Too many wrong phone digits for this code; try again in {minutes} minutes, "
+            "scan the QR code, or check in at the triage desk.",
         ),
         "title.queue_empty": ("无人候诊", "Nobody waiting"),
         "error.queue_empty": ("当前没有候诊的患者。", "Nobody is waiting in this queue."),
@@ -293,14 +308,39 @@ def phone_digits_match(phone_masked: str, last_digits: str) -> bool:
     return len(digits) == 4 and digits.isdigit() and phone_masked.endswith(digits)
 
 
-def check_attempts(policy: Policy, failures: Sequence[datetime], *, now: datetime) -> None:
-    """Refuses a client with too many wrong short codes within the lockout period."""
+# A kiosk that has seen many wrong codes answers more slowly, never not at all: one person
+# typing wrong codes must not lock the hall's kiosk for everyone behind them.
+KIOSK_SLOWDOWN_CAP_SECONDS = 60
+
+
+def check_attempts(
+    policy: Policy,
+    *,
+    client_failures: Sequence[datetime],
+    code_failures: Sequence[datetime],
+    now: datetime,
+) -> None:
+    """Refuses a short code that has had too many wrong phone digits within the lockout
+    period (guessing someone's digits), and slows a client with many wrong codes: after
+    `code_attempts_max` failures it must wait 1, 2, 4 … seconds (at most a minute) after its
+    latest failure. The patient whose code is locked still checks in by scanning the QR code
+    or at the triage desk."""
     since = now - timedelta(minutes=policy.code_lockout_minutes)
-    recent = sorted(at for at in failures if at > since)
-    if len(recent) >= policy.code_attempts_max:
-        free_at = recent[-policy.code_attempts_max] + timedelta(minutes=policy.code_lockout_minutes)
+    recent_code = sorted(at for at in code_failures if at > since)
+    if len(recent_code) >= policy.code_attempts_max:
+        free_at = recent_code[-policy.code_attempts_max] + timedelta(
+            minutes=policy.code_lockout_minutes
+        )
         seconds = max(1, int((free_at - now).total_seconds()))
-        raise TooManyAttempts(retry_after=seconds, minutes=max(1, -(-seconds // 60)))
+        raise CodeLocked(retry_after=seconds, minutes=max(1, -(-seconds // 60)))
+    recent = sorted(at for at in client_failures if at > since)
+    beyond = len(recent) - policy.code_attempts_max
+    if beyond >= 0:
+        wait = min(2**beyond, KIOSK_SLOWDOWN_CAP_SECONDS)
+        free_at = recent[-1] + timedelta(seconds=wait)
+        if now < free_at:
+            seconds = max(1, -(-int((free_at - now).total_seconds() * 1000) // 1000))
+            raise TooManyAttempts(retry_after=seconds, seconds=seconds)
 
 
 def automatic_priority(

@@ -545,21 +545,35 @@ async def check_in_by_code(
     """
     require_check_in(actor)
     policy = await load_policy(session, hospital_id=actor.hospital_id)
-    failures = await session.scalars(
+    since = now - timedelta(minutes=policy.code_lockout_minutes)
+    code = code.strip()
+    client_failures = await session.scalars(
         select(CheckInFailure.at).where(
             CheckInFailure.hospital_id == actor.hospital_id,
             CheckInFailure.client == client,
-            CheckInFailure.at > now - timedelta(minutes=policy.code_lockout_minutes),
+            CheckInFailure.at > since,
         )
     )
-    rules.check_attempts(policy, list(failures), now=now)
+    code_failures = await session.scalars(
+        select(CheckInFailure.at).where(
+            CheckInFailure.hospital_id == actor.hospital_id,
+            CheckInFailure.code == code,
+            CheckInFailure.at > since,
+        )
+    )
+    rules.check_attempts(
+        policy,
+        client_failures=list(client_failures),
+        code_failures=list(code_failures),
+        now=now,
+    )
     row = (
         await session.execute(
             select(Appointment.id, Patient.phone_masked)
             .join(Patient, Patient.id == Appointment.patient_id)
             .where(
                 Appointment.hospital_id == actor.hospital_id,
-                Appointment.voucher_code == code.strip(),
+                Appointment.voucher_code == code,
             )
         )
     ).one_or_none()
@@ -569,9 +583,11 @@ async def check_in_by_code(
 
 
 async def record_code_failure(
-    session: AsyncSession, *, hospital_id: uuid.UUID, client: str, now: datetime
+    session: AsyncSession, *, hospital_id: uuid.UUID, client: str, code: str, now: datetime
 ) -> None:
-    session.add(CheckInFailure(hospital_id=hospital_id, client=client[:120], at=now))
+    session.add(
+        CheckInFailure(hospital_id=hospital_id, client=client[:120], code=code.strip()[:20], at=now)
+    )
     await session.flush()
 
 
