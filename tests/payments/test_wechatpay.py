@@ -179,6 +179,18 @@ class TestQueryAndClose:
         with pytest.raises(Exception, match="ORDER_CLOSED"):
             world.simulator.pay("ORDER0011")
 
+    async def test_after_the_hold_ends_the_trade_cannot_be_paid(self, world: World) -> None:
+        checkout = await world.gateway.create(world.pay_request("ORDER0013"))
+        world.clock.advance(timedelta(minutes=16))
+
+        with pytest.raises(Exception, match="ORDER_CLOSED"):
+            world.simulator.pay("ORDER0013")
+        assert checkout.qr_content is not None
+        async with httpx.AsyncClient() as browser:
+            page = await browser.get(checkout.qr_content)
+        assert "订单已关闭" in page.text and "确认支付" not in page.text
+        assert (await world.gateway.query("ORDER0013")).state is TradeState.NOT_PAID
+
     async def test_closing_a_paid_trade_is_refused(self, world: World) -> None:
         await paid(world, "ORDER0012")
         with pytest.raises(GatewayError) as refused:
@@ -704,6 +716,29 @@ class TestMountedAndConfigured:
         with pytest.raises(ValueError, match="wechatpay_private_key_file") as half:
             wechatpay_from_settings(Settings(wechatpay_mchid="1900000109"))
         assert "1900000109" not in str(half.value)
+
+
+class TestPlatformCertificates:
+    async def test_the_older_certificate_scheme_verifies_answers_and_notifications(
+        self, keys: WechatPaySimulatorKeys, tmp_path: Path
+    ) -> None:
+        cert_dir = tmp_path / "wechatpay-certs"
+        with wechatpay_world(keys, cert_dir=str(cert_dir)) as world:
+            await paid(world, "ORDER0100", amount_fen=880)
+            status = await world.gateway.query("ORDER0100")
+            await eventually(lambda: len(world.receiver.accepted) == 1)
+
+            serial = world.simulator.certificate_serial
+            assert status.state is TradeState.PAID and status.amount_fen == 880
+            assert world.receiver.accepted[0].trade == status
+            assert [p.name for p in cert_dir.iterdir()] == [f"{serial}.pem"]
+            assert ("GET", "/v3/certificates") in world.simulator.requests
+
+            forged_headers, body = world.simulator.notification_for(
+                world.receiver.accepted[0].event_id, "bad_signature"
+            )
+            with pytest.raises(InvalidNotification):
+                await world.gateway.verify_notification(forged_headers, body)
 
 
 class TestLogs:

@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI, Request, Response
@@ -97,14 +97,26 @@ def wechatpay_world(
     *,
     retry_intervals: tuple[float, ...] = FAST_RETRIES,
     public_base_url: str | None = None,
+    cert_dir: str | None = None,
 ) -> Iterator[World]:
+    """With `cert_dir`, WeChat Pay signs under a platform certificate (the older scheme) and
+    the merchant keeps the certificates it downloads there."""
     clock = FixedClock(datetime.now(UTC))
     app = build_wechatpay_simulator(
-        keys=keys, retry_intervals=retry_intervals, clock=clock, public_base_url=public_base_url
+        keys=keys,
+        retry_intervals=retry_intervals,
+        clock=clock,
+        public_base_url=public_base_url,
+        platform_certificate=cert_dir is not None,
     )
     simulator = wechatpay_simulator_of(app)
     with serve_asgi(app) as base_url:
-        gateway = WechatPayGateway(credentials=keys.merchant_credentials(), gateway_url=base_url)
+        credentials = keys.merchant_credentials()
+        if cert_dir is not None:
+            credentials = replace(
+                credentials, public_key_pem=None, public_key_id=None, cert_dir=cert_dir
+            )
+        gateway = WechatPayGateway(credentials=credentials, gateway_url=base_url)
         receiver = Receiver(gateway)
         with serve_asgi(receiver.app()) as receiver_base:
             receiver.url = receiver_base + "/notify"

@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 import anyio.to_thread
 import requests
 from wechatpayv3 import WeChatPay, WeChatPayType  # type: ignore[import-untyped]
+from wechatpayv3.core import Core  # type: ignore[import-untyped]
 
 from yuyue.config import Settings
 from yuyue.kit.clock import Clock, SystemClock
@@ -154,6 +155,34 @@ def format_rfc3339(instant: datetime) -> str:
     return instant.astimezone(SHANGHAI).isoformat(timespec="seconds")
 
 
+def _field(answer: Mapping[str, Any], name: str) -> str:
+    value = answer.get(name)
+    if not isinstance(value, str) or not value:
+        raise GatewayError("INVALID_RESPONSE", f"the answer has no {name}", retryable=True)
+    return value
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _integer(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise GatewayError("INVALID_RESPONSE", f"not an amount in fen: {value!r}", retryable=True)
+    return value
+
+
+def _instant(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parse_rfc3339(str(value))
+    except ValueError as error:
+        raise GatewayError("INVALID_RESPONSE", f"not a time: {value!r}", retryable=True) from error
+
+
 def parse_trade_bill(text: str) -> list[StatementLine]:
     """The lines of a WeChat Pay trade bill (type ALL): a header row, one row per payment or
     refund with every value prefixed by a backtick, then a summary header (`总交易单数,…`) and
@@ -218,6 +247,20 @@ def parse_trade_bill(text: str) -> list[StatementLine]:
     return lines
 
 
+class _GatewayCore(Core):  # type: ignore[misc]
+    """The library's Core, talking to `gateway_url` (WeChat Pay, or the simulator) from its
+    constructor on: the constructor is where certificate mode first downloads."""
+
+    def __init__(self, *, gateway_url: str, **kwargs: Any) -> None:
+        self._yuyue_gateway_url = gateway_url
+        super().__init__(**kwargs)
+        self._gate_way = gateway_url
+
+    def _init_certificates(self) -> None:
+        self._gate_way = self._yuyue_gateway_url
+        super()._init_certificates()
+
+
 class WechatPayGateway:
     """WeChat Pay (API v3, direct merchant) for JSAPI, H5 and Native payments."""
 
@@ -254,24 +297,32 @@ class WechatPayGateway:
     # -- the library ------------------------------------------------------------------------
 
     def _client(self) -> Any:
-        """The library's client. In certificate mode its constructor downloads the platform
+        """The library's client. In certificate mode building it downloads the platform
         certificates, so it is built on first use, in a worker thread."""
         with self._client_lock:
             if self._client_instance is None:
                 creds = self._credentials
-                client = WeChatPay(
-                    wechatpay_type=WeChatPayType.NATIVE,
+                # `WeChatPay.__init__` would build its Core against the real host and, in
+                # certificate mode, download certificates from there before we could point
+                # it elsewhere; so the client is assembled around a Core that knows our
+                # gateway from the start.
+                client = WeChatPay.__new__(WeChatPay)
+                client._type = WeChatPayType.NATIVE
+                client._mchid = creds.mchid
+                client._appid = creds.appid
+                client._notify_url = None
+                client._partner_mode = False
+                client._core = _GatewayCore(
+                    gateway_url=self._gateway_url,
                     mchid=creds.mchid,
-                    private_key=creds.private_key_pem,
                     cert_serial_no=creds.cert_serial_no,
-                    appid=creds.appid,
+                    private_key=creds.private_key_pem,
                     apiv3_key=creds.apiv3_key,
                     cert_dir=creds.cert_dir,
                     timeout=self._timeout,
                     public_key=creds.public_key_pem,
                     public_key_id=creds.public_key_id,
                 )
-                client._core._gate_way = self._gateway_url
                 self._client_instance = client
             return self._client_instance
 
@@ -356,15 +407,15 @@ class WechatPayGateway:
         answer = self._answer("create", status, body)
         log.info("wechatpay prepay %s %s", request.method, request.out_trade_no)
         if request.method is PayMethod.H5:
-            h5_url = str(answer["h5_url"])
+            h5_url = _field(answer, "h5_url")
             if request.return_url:
                 # WeChat Pay's documented way back: redirect_url appended to h5_url.
                 separator = "&" if "?" in h5_url else "?"
                 h5_url += separator + urlencode({"redirect_url": request.return_url})
             return Checkout(method=request.method, redirect_url=h5_url)
         if request.method is PayMethod.NATIVE:
-            return Checkout(method=request.method, qr_content=str(answer["code_url"]))
-        prepay_id = str(answer["prepay_id"])
+            return Checkout(method=request.method, qr_content=_field(answer, "code_url"))
+        prepay_id = _field(answer, "prepay_id")
         return Checkout(
             method=request.method,
             jsapi_params=self.jsapi_params(prepay_id),
@@ -405,16 +456,16 @@ class WechatPayGateway:
         state = str(answer.get("trade_state", ""))
         if state not in TRADE_STATES:
             raise GatewayError("INVALID_RESPONSE", f"trade_state {state!r}", retryable=True)
-        amount = answer.get("amount") or {}
+        amount = _mapping(answer.get("amount"))
         paid = amount.get("payer_total", amount.get("total"))
         success_time = answer.get("success_time")
         return TradeStatus(
-            out_trade_no=str(answer["out_trade_no"]),
+            out_trade_no=_field(answer, "out_trade_no"),
             state=TRADE_STATES[state],
-            amount_fen=int(paid) if paid is not None else None,
+            amount_fen=_integer(paid),
             transaction_id=answer.get("transaction_id") or None,
-            paid_at=parse_rfc3339(success_time) if success_time else None,
-            payer=(answer.get("payer") or {}).get("openid") or None,
+            paid_at=_instant(success_time),
+            payer=_mapping(answer.get("payer")).get("openid") or None,
         )
 
     # -- refunds ----------------------------------------------------------------------------
@@ -458,16 +509,16 @@ class WechatPayGateway:
         state = str(answer.get("status") or answer.get("refund_status") or "")
         if state not in REFUND_STATES:
             raise GatewayError("INVALID_RESPONSE", f"refund status {state!r}", retryable=True)
-        amount = answer.get("amount") or {}
+        amount = _mapping(answer.get("amount"))
         refunded = amount.get("refund")
         success_time = answer.get("success_time")
         failure = state if REFUND_STATES[state] is RefundState.FAILED else None
         return RefundStatus(
-            out_refund_no=str(answer["out_refund_no"]),
+            out_refund_no=_field(answer, "out_refund_no"),
             state=REFUND_STATES[state],
-            refund_fen=int(refunded) if refunded is not None else None,
+            refund_fen=_integer(refunded),
             refund_id=answer.get("refund_id") or None,
-            finished_at=parse_rfc3339(success_time) if success_time else None,
+            finished_at=_instant(success_time),
             failure=failure,
         )
 

@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -48,10 +48,12 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import jinja2
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.x509.oid import NameOID
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
@@ -328,6 +330,7 @@ class WechatPaySimulator:
         retry_intervals: tuple[float, ...] = WECHAT_RETRY_INTERVALS,
         clock: Clock | None = None,
         delivery_timeout: float = 5.0,
+        platform_certificate: bool = False,
     ) -> None:
         self.keys = keys
         self.merchant_name = merchant_name
@@ -343,6 +346,13 @@ class WechatPaySimulator:
         )
         assert isinstance(platform_key, rsa.RSAPrivateKey)
         self._platform_key = platform_key
+        # The older scheme: answers are signed under a platform certificate's serial, and
+        # the merchant downloads the certificate (encrypted with the APIv3 key).
+        self.platform_certificate = platform_certificate
+        self._certificate_pem: str | None = None
+        self.certificate_serial: str | None = None
+        if platform_certificate:
+            self._make_certificate()
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self.trades: dict[str, SimTrade] = {}
@@ -361,6 +371,46 @@ class WechatPaySimulator:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.app = self._build_app()
+
+    def _make_certificate(self) -> None:
+        now = datetime.now(UTC)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com sign (simulated)")])
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self._platform_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=365))
+            .sign(self._platform_key, hashes.SHA256())
+        )
+        self._certificate_pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+        self.certificate_serial = format(certificate.serial_number, "X")
+
+    def _certificates(self) -> dict[str, Any]:
+        if self._certificate_pem is None:
+            raise SimulatorError(404, "RESOURCE_NOT_EXISTS", "商户已使用微信支付公钥")
+        nonce = secrets.token_urlsafe(9)[:12]
+        ciphertext = AESGCM(self.keys.apiv3_key.encode()).encrypt(
+            nonce.encode(), self._certificate_pem.encode(), b"certificate"
+        )
+        day = timedelta(days=1)
+        return {
+            "data": [
+                {
+                    "serial_no": self.certificate_serial,
+                    "effective_time": _rfc3339(datetime.now(UTC) - day),
+                    "expire_time": _rfc3339(datetime.now(UTC) + 365 * day),
+                    "encrypt_certificate": {
+                        "algorithm": "AEAD_AES_256_GCM",
+                        "nonce": nonce,
+                        "associated_data": "certificate",
+                        "ciphertext": base64.b64encode(ciphertext).decode(),
+                    },
+                }
+            ]
+        }
 
     # -- test controls ----------------------------------------------------------------------
 
@@ -754,7 +804,7 @@ class WechatPaySimulator:
             "Wechatpay-Timestamp": stamp,
             "Wechatpay-Nonce": nonce,
             "Wechatpay-Signature": self._sign(f"{stamp}\n{nonce}\n{body}\n", self._platform_key),
-            "Wechatpay-Serial": self.keys.public_key_id,
+            "Wechatpay-Serial": self.certificate_serial or self.keys.public_key_id,
             "Wechatpay-Signature-Type": SIGNATURE_TYPE,
             "Request-ID": str(uuid.uuid4()),
         }
@@ -944,6 +994,8 @@ class WechatPaySimulator:
                     if refund is None:
                         raise SimulatorError(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
                     return self._answer(200, self._refund_body(refund))
+        if method == "GET" and parts == ["certificates"]:
+            return self._answer(200, self._certificates())
         if method == "GET" and parts == ["bill", "tradebill"]:
             return self._trade_bill(request)
         if method == "GET" and parts == ["billdownload", "file"]:
@@ -1181,6 +1233,7 @@ def build_wechatpay_simulator(
     public_base_url: str | None = None,
     retry_intervals: tuple[float, ...] = WECHAT_RETRY_INTERVALS,
     clock: Clock | None = None,
+    platform_certificate: bool = False,
 ) -> FastAPI:
     """The simulator as an ASGI app; its controls are `app.state.simulator`
     (see `wechatpay_simulator_of`)."""
@@ -1190,6 +1243,7 @@ def build_wechatpay_simulator(
         public_base_url=public_base_url,
         retry_intervals=retry_intervals,
         clock=clock,
+        platform_certificate=platform_certificate,
     ).app
 
 
