@@ -11,7 +11,7 @@ import zipfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -154,6 +154,18 @@ class TestCreate:
         page = await browser.get(checkout.redirect_url)
         assert page.status_code == 200
         assert "5.00" in page.text
+
+    async def test_the_cashier_also_opens_from_a_posted_form(
+        self, world: AlipayWorld, browser: httpx.AsyncClient
+    ) -> None:
+        checkout = await world.gateway.create(world.pay_request("FORM000001", amount_fen=300))
+        assert checkout.redirect_url is not None
+        page = await browser.post(
+            f"{world.base_url}/gateway.do", data=query_of(checkout.redirect_url)
+        )
+        assert page.status_code == 200
+        assert "3.00" in page.text
+        assert "确认付款" in page.text
 
     async def test_a_tampered_redirect_is_refused_by_alipay(
         self, world: AlipayWorld, browser: httpx.AsyncClient
@@ -300,7 +312,9 @@ class TestRefund:
         assert queried.state is RefundState.SUCCEEDED
         assert queried.refund_fen == 1999
         assert queried.finished_at is not None
-        assert (await world.gateway.query("REF0000001")).state is TradeState.CLOSED
+        refunded = await world.gateway.query("REF0000001")  # Alipay: TRADE_CLOSED
+        assert refunded.state is TradeState.REFUNDED
+        assert refunded.paid_at is not None
 
     async def test_a_partial_refund_leaves_the_trade_paid(self, world: AlipayWorld) -> None:
         await world.open_cashier("REF0000002")
@@ -424,6 +438,13 @@ class TestNotifications:
         assert notification.event_id == delivery.notify_id
         assert delivery.delivered
         assert len(delivery.attempts) == 1
+        form = dict(parse_qsl(world.receiver.bodies[0].decode()))
+        assert form["notify_type"] == "trade_status_sync"
+        assert form["trade_status"] == "TRADE_SUCCESS"
+        assert form["total_amount"] == "19.99"
+        assert (form["charset"], form["version"], form["sign_type"]) == ("utf-8", "1.0", "RSA2")
+        assert form["app_id"] == world.keys.app_id
+        assert form["sign"]
 
     async def test_a_refund_arrives_as_a_refund(self, world: AlipayWorld) -> None:
         await world.open_cashier("NOT0000002")

@@ -11,6 +11,8 @@ What Alipay's protocol means for the interface:
 - Asynchronous notifications are form posts signed with Alipay's key over every field but
   `sign` and `sign_type`; Alipay reads the body and retries (4m, 10m, 10m, 1h, 2h, 6h, 15h)
   until it is exactly `success`.
+- `alipay.trade.query` says TRADE_CLOSED both for a trade closed unpaid and for one refunded
+  in full; the second carries its payment date and is reported as REFUNDED.
 - A refund answers at once: `fund_change` Y means the money moved. A retry with the same
   `out_request_no` moves nothing (`fund_change` N), so its outcome is read back with
   `alipay.trade.fastpay.refund.query`. Refunds of a trade are notified to the trade's
@@ -191,7 +193,8 @@ def _library_error(exc: BaseException) -> GatewayError:
         return GatewayError(f"HTTP_{exc.code}", str(exc.reason), retryable=exc.code >= 500)
     if isinstance(exc, urllib.error.URLError | TimeoutError | OSError | HTTPException):
         return GatewayError("NETWORK", type(exc).__name__, retryable=True)
-    if isinstance(exc, ValueError):  # not JSON: a proxy's error page and the like
+    if isinstance(exc, ValueError | KeyError | AttributeError):
+        # not JSON (a proxy's error page), or JSON without Alipay's shape
         return GatewayError("BAD_RESPONSE", "Alipay's answer could not be read", retryable=True)
     raise exc
 
@@ -287,6 +290,9 @@ class AlipayGateway:
                 return TradeStatus(out_trade_no=out_trade_no, state=TradeState.NOT_PAID)
             raise error_from_answer(answer)
         state = _trade_state(str(answer.get("trade_status")))
+        if state is TradeState.CLOSED and answer.get("send_pay_date"):
+            # Alipay closes a fully refunded trade too; one that was paid is REFUNDED.
+            state = TradeState.REFUNDED
         total = answer.get("total_amount")
         return TradeStatus(
             out_trade_no=out_trade_no,
@@ -294,7 +300,7 @@ class AlipayGateway:
             amount_fen=yuan_to_fen(str(total)) if total else None,
             transaction_id=answer.get("trade_no"),
             paid_at=parse_shanghai(answer.get("send_pay_date"))
-            if state is TradeState.PAID
+            if state in (TradeState.PAID, TradeState.REFUNDED)
             else None,
             payer=answer.get("buyer_user_id") or answer.get("buyer_open_id"),
         )
