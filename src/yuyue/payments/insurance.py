@@ -19,6 +19,11 @@ like the provincial platforms' published ones so that a real adapter changes onl
   | `refund` | `settlement_no`, `reason` | `refund_no` and the parts given back |
   | `statement` | `bill_date` (`YYYY-MM-DD`, Asia/Shanghai) | `lines` |
 
+  A statement line is a settlement (`payment`) or its reversal (`refund`) on that day, with
+  `out_trade_no`, `settlement_no`, `refund_no` (refunds), `at`, the parts and `amount_fen`:
+  the insurer's share (pool and account), the money that moves through the platform. The
+  statement of a day is ready once the day is over on the platform's clock.
+
   `insured_token` is the platform's token for the insured person (from the patient's
   authorisation in the insurance app), never an identity number. Every operation is
   idempotent: preauth by `out_trade_no`, settle and release by `auth_no`, refund by
