@@ -103,6 +103,8 @@ i18n.register(
             "支付单状态为「{state}」，只有已支付的订单可以打印发票。",
             "Only a paid order can have its invoice printed; this one is '{state}'.",
         ),
+        "what.payment_order": ("支付订单", "payment order"),
+        "what.refund": ("退款", "refund"),
         "title.payment_gateway_error": ("支付渠道暂不可用", "Payment provider unavailable"),
         "error.payment_gateway_error": (
             "支付渠道暂时无法下单（{reason}），未产生扣款，请稍后重试。",
