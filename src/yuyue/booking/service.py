@@ -698,6 +698,7 @@ async def _carry_payment(
     record.status = appointment.status
     record.booked_at = now
     record.hold_expires_at = None
+    record.paid_fen, record.payment_provider = appointment.paid_fen, appointment.payment_provider
     await schedule_reminders(
         session,
         hospital_id=actor.hospital_id,
