@@ -87,9 +87,6 @@ async def add_extra_places(
 
     result = await ctx.db.transact(work)
     await ctx.places_returned(actor.hospital_id, session_id)
-    # Paid bookings of the session have refunds waiting: send them now, not in a minute.
-    if result.cancelled_appointments:
-        request_refunds(ctx)
     return result
 
 
