@@ -1,7 +1,7 @@
 """payments: orders, attempts, refunds, reconciliation; what the appointment shows of its money
 
 Revision ID: 7c2d9e4a1b60
-Revises: 3f1c9a2b7d40
+Revises: 5c2e8d1f4a90
 Create Date: 2026-12-07 02:41:41.528471
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import yuyue.kit.db
 
 revision: str = "7c2d9e4a1b60"
-down_revision: str | None = "3f1c9a2b7d40"
+down_revision: str | None = "5c2e8d1f4a90"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
