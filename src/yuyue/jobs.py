@@ -40,6 +40,8 @@ from yuyue.notifications.delivery import (
     deliver_due,
     senders_from_settings,
 )
+from yuyue.payments import service as payments_service
+from yuyue.payments.gateway import Provider
 from yuyue.scheduling import release
 from yuyue.scheduling.models import Hospital
 from yuyue.staff.rules import Actor, system_actor
@@ -136,6 +138,43 @@ async def mark_no_shows_once(ctx: AppContext) -> attendance_service.SweepResult:
     )
 
 
+def payment_notify_urls(ctx: AppContext) -> dict[Provider, str]:
+    """Where each provider sends its notifications for us (refunds included)."""
+    base = ctx.settings.public_base_url.rstrip("/")
+    return {p: f"{base}/api/v1/payments/{p.value}/notify" for p in Provider}
+
+
+async def send_refunds_once(ctx: AppContext) -> payments_service.RefundPass:
+    """Sends every due refund to its provider (outside any transaction) and records the
+    outcome; first the safety net refunds any paid order left on a cancelled or expired
+    appointment."""
+    await _each_hospital(
+        ctx,
+        "refund-sweep",
+        lambda session, actor: payments_service.refund_unclaimed(
+            session, hospital_id=actor.hospital_id, now=ctx.clock.now()
+        ),
+    )
+    return await payments_service.send_refunds(
+        db=ctx.db,
+        gateways=ctx.gateways,
+        clock=ctx.clock,
+        notify_url_for=payment_notify_urls(ctx),
+    )
+
+
+async def close_expired_orders_once(ctx: AppContext) -> int:
+    """Closes unpaid orders past their hold, then tells the providers (after commit)."""
+    await _each_hospital(
+        ctx,
+        "order-close",
+        lambda session, actor: payments_service.close_expired(
+            session, hospital_id=actor.hospital_id, now=ctx.clock.now()
+        ),
+    )
+    return await payments_service.close_orders(db=ctx.db, gateways=ctx.gateways, clock=ctx.clock)
+
+
 def build_huey(settings: Settings, *, immediate: bool = False) -> Huey:
     if settings.redis_url:
         return RedisHuey("yuyue", url=settings.redis_url, results=False, immediate=immediate)
@@ -201,6 +240,11 @@ class Jobs:
         self.mark_no_shows = huey.periodic_task(crontab(minute="*/5"), name="mark_no_shows")(
             self._mark_no_shows
         )
+        self.send_refunds_now = huey.task(name="send_refunds_now")(self._send_refunds)
+        self.send_refunds = huey.periodic_task(crontab(), name="send_refunds")(self._send_refunds)
+        self.close_orders = huey.periodic_task(crontab(), name="close_expired_orders")(
+            self._close_orders
+        )
         huey.on_shutdown(name="dispose_context")(self._dispose_thread_state)
 
     # --- running async work in a worker thread ---------------------------------------------
@@ -260,6 +304,30 @@ class Jobs:
         if result.marked:
             log.info("marked %d no-shows, %d new bans", len(result.marked), len(result.bans))
             self.request_delivery()
+
+    def _send_refunds(self) -> None:
+        async def work(state: _ThreadState) -> payments_service.RefundPass:
+            return await send_refunds_once(state.ctx)
+
+        report: payments_service.RefundPass = self._run(work)
+        if report.sent:
+            log.info("refunds: %s", report)
+        if report.finished:
+            self.request_delivery()
+
+    def _close_orders(self) -> None:
+        async def work(state: _ThreadState) -> int:
+            return await close_expired_orders_once(state.ctx)
+
+        self._run(work)
+
+    def request_refunds(self) -> None:
+        """Queues a refund pass now (after a commit that created refunds), so the patient
+        sees the money come back within seconds rather than at the next minute."""
+        try:
+            self.send_refunds_now()
+        except Exception:
+            log.exception("could not queue a refund pass; the periodic pass sends it")
 
     def _dispose_thread_state(self) -> None:
         state: _ThreadState | None = getattr(self._local, "state", None)
@@ -411,6 +479,15 @@ def request_delivery(ctx: AppContext) -> None:
     attached jobs (tests, scripts) it does nothing and the periodic pass delivers."""
     jobs = _ATTACHED.get(id(ctx))
     if jobs is not None:
+        jobs.request_delivery()
+
+
+def request_refunds(ctx: AppContext) -> None:
+    """Call after committing a change that created refunds (a cancellation of a paid
+    booking, a late payment). Cheap; without attached jobs the periodic pass sends them."""
+    jobs = _ATTACHED.get(id(ctx))
+    if jobs is not None:
+        jobs.request_refunds()
         jobs.request_delivery()
 
 

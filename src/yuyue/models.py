@@ -15,6 +15,13 @@ from yuyue.notifications.models import (
     OutboxMessage,
 )
 from yuyue.patients.models import Account, Patient
+from yuyue.payments.models import (
+    PaymentAttempt,
+    PaymentOrder,
+    ReconciliationItem,
+    ReconciliationRun,
+    Refund,
+)
 from yuyue.scheduling.models import (
     BookingPolicy,
     Campus,
@@ -57,7 +64,12 @@ __all__ = [
     "NotificationSettings",
     "OutboxMessage",
     "Patient",
+    "PaymentAttempt",
+    "PaymentOrder",
     "PoolRatio",
+    "ReconciliationItem",
+    "ReconciliationRun",
+    "Refund",
     "RegistrationLevel",
     "ScheduleTemplate",
     "SignInCode",

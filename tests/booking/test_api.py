@@ -497,7 +497,7 @@ class TestHolds:
         assert second.status_code == 201, second.text
         assert second.json()["sequence_number"] == 1
 
-    async def test_payment_after_the_hold_expired_is_refused(
+    async def test_a_late_payment_books_while_the_place_is_still_there(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World, clock: FixedClock
     ) -> None:
         clinic = await app_only_session(ctx, world, capacity=1, fee=True)
@@ -509,7 +509,26 @@ class TestHolds:
             json={"paid_fen": 8000, "payment_reference": "late"},
             headers=finance,
         )
-        assert_problem(response, 409, "hold_expired")
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "booked"
+
+    async def test_a_payment_after_the_place_went_to_another_patient_is_refused(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World, clock: FixedClock
+    ) -> None:
+        clinic = await app_only_session(ctx, world, capacity=1, fee=True)
+        held = (await book(client, world, session=clinic)).json()
+        clock.advance(timedelta(minutes=15))
+        assert await expire_holds_once(ctx) == [clinic.id]
+        ctx.sold_out.clear()
+        other = await book(client, world, patient=world.other_patient, session=clinic)
+        assert other.status_code == 201, other.text
+        finance = await staff_auth(client, ctx, world, Role.FINANCE)
+        response = await client.post(
+            f"/api/v1/appointments/{held['id']}/confirm-payment",
+            json={"paid_fen": 8000, "payment_reference": "late"},
+            headers=finance,
+        )
+        assert_problem(response, 409, "place_gone")
 
 
 class TestStopClinic:

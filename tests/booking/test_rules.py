@@ -35,6 +35,7 @@ from yuyue.booking.rules import (
     LimitExceeded,
     OutsideReleaseWindow,
     PaymentMismatch,
+    PaymentPath,
     Policy,
     SessionFacts,
     SessionStopped,
@@ -47,12 +48,13 @@ from yuyue.booking.rules import (
     check_demographics,
     check_limits,
     check_not_blacklisted,
-    check_payment,
     check_session_open,
     check_window,
     initial_status,
     is_active,
     lowest_free_number,
+    payment_follows,
+    payment_path,
     transition,
 )
 from yuyue.booking.states import AppointmentStatus
@@ -1207,6 +1209,7 @@ ALLOWED_TRANSITIONS = [
     (S.HELD, "confirm_payment", S.BOOKED),
     (S.HELD, "accept", S.BOOKED),
     (S.HELD, "expire", S.EXPIRED),
+    (S.EXPIRED, "late_payment", S.BOOKED),
     (S.HELD, "cancel", S.CANCELLED),
     (S.BOOKED, "cancel", S.CANCELLED),
     (S.BOOKED, "check_in", S.CHECKED_IN),
@@ -1217,6 +1220,7 @@ ACTIONS = [
     "confirm_payment",
     "accept",
     "expire",
+    "late_payment",
     "cancel",
     "check_in",
     "mark_no_show",
@@ -1293,10 +1297,6 @@ class TestTransitions:
         assert initial_status(fee_fen) is expected
 
 
-HOLD_ENDS = sh(2026, 11, 20, 10, 15)
-PAYING = sh(2026, 11, 20, 10, 5)
-
-
 def not_payable(state: str) -> Refusal:
     return InvalidTransition, {"state": state, "action": "confirm_payment"}
 
@@ -1307,41 +1307,53 @@ def mismatch(paid_fen: int) -> Refusal:
 
 class TestPayment:
     @pytest.mark.parametrize(
-        ("status", "hold_expires_at", "paid_fen", "now", "expected"),
+        ("status", "paid_fen", "expected"),
         [
-            case("paid-in-time", S.HELD, HOLD_ENDS, 5000, PAYING, S.BOOKED),
-            case(
-                "paid-last-second", S.HELD, HOLD_ENDS, 5000, sh(2026, 11, 20, 10, 14, 59), S.BOOKED
-            ),
-            case("hold-without-expiry", S.HELD, None, 5000, sh(2026, 11, 21, 23, 0), S.BOOKED),
-            case("paid-at-expiry", S.HELD, HOLD_ENDS, 5000, HOLD_ENDS, (HoldExpired, {})),
-            case("paid-late", S.HELD, HOLD_ENDS, 5000, sh(2026, 11, 20, 11, 0), (HoldExpired, {})),
-            case("underpaid", S.HELD, HOLD_ENDS, 4999, PAYING, mismatch(4999)),
-            case("overpaid", S.HELD, HOLD_ENDS, 5001, PAYING, mismatch(5001)),
-            case("expiry-before-amount", S.HELD, HOLD_ENDS, 4999, HOLD_ENDS, (HoldExpired, {})),
-            case("already-booked", S.BOOKED, HOLD_ENDS, 5000, PAYING, not_payable("booked")),
-            case("already-expired", S.EXPIRED, HOLD_ENDS, 5000, PAYING, not_payable("expired")),
-            case("cancelled", S.CANCELLED, HOLD_ENDS, 5000, PAYING, not_payable("cancelled")),
+            case("held", S.HELD, 5000, PaymentPath.HELD),
+            case("expired-before-the-payment", S.EXPIRED, 5000, PaymentPath.RECLAIM),
+            case("underpaid", S.HELD, 4999, mismatch(4999)),
+            case("overpaid", S.HELD, 5001, mismatch(5001)),
+            case("expired-and-underpaid", S.EXPIRED, 4999, mismatch(4999)),
+            case("already-booked", S.BOOKED, 5000, not_payable("booked")),
+            case("cancelled", S.CANCELLED, 5000, not_payable("cancelled")),
+            case("checked-in", S.CHECKED_IN, 5000, not_payable("checked_in")),
         ],
     )
-    def test_payment_confirms_a_live_hold_for_the_exact_fee(
+    def test_a_payment_books_a_hold_or_reclaims_an_expired_one_for_the_exact_fee(
         self,
         status: AppointmentStatus,
-        hold_expires_at: datetime | None,
         paid_fen: int,
-        now: datetime,
-        expected: AppointmentStatus | Refusal,
+        expected: PaymentPath | Refusal,
     ) -> None:
-        result = outcome(
-            check_payment,
-            status,
-            hold_expires_at=hold_expires_at,
-            fee_fen=5000,
-            paid_fen=paid_fen,
-            now=now,
-        )
+        result = outcome(payment_path, status, fee_fen=5000, paid_fen=paid_fen)
 
         assert result == expected
+
+    @pytest.mark.parametrize(
+        ("status", "paid_fen", "refund_state", "new_fee", "expected"),
+        [
+            case("same-fee", S.BOOKED, 5000, "none", 5000, True),
+            case("dearer-level", S.BOOKED, 5000, "none", 8000, False),
+            case("free-level", S.BOOKED, 5000, "none", 0, False),
+            case("unpaid-hold", S.HELD, None, "none", 5000, False),
+            case("free-booking", S.BOOKED, None, "none", 0, False),
+            case("refund-under-way", S.BOOKED, 5000, "pending", 5000, False),
+        ],
+    )
+    def test_a_payment_follows_a_reschedule_only_to_the_same_fee(
+        self,
+        status: AppointmentStatus,
+        paid_fen: int | None,
+        refund_state: str,
+        new_fee: int,
+        expected: bool,
+    ) -> None:
+        assert (
+            payment_follows(
+                status, paid_fen=paid_fen, refund_state=refund_state, new_fee_fen=new_fee
+            )
+            is expected
+        )
 
     def test_mismatch_sentence_gives_both_amounts(self) -> None:
         error = PaymentMismatch(paid_fen=4999, fee_fen=5000)

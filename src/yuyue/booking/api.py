@@ -24,7 +24,7 @@ from yuyue.booking.schemas import (
     PaymentConfirmation,
     Reschedule,
 )
-from yuyue.jobs import request_delivery
+from yuyue.jobs import request_delivery, request_refunds
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
 from yuyue.kit.sql import Driver
@@ -382,6 +382,8 @@ async def cancel_appointment(
     result = await ctx.db.transact(work)
     await ctx.places_returned(actor.hospital_id, result.session.id)
     request_delivery(ctx)
+    if result.refund is not None:
+        request_refunds(ctx)
     return result
 
 
@@ -416,6 +418,8 @@ async def reschedule_appointment(
     await ctx.places_returned(actor.hospital_id, old_session)
     ctx.places_taken(actor.hospital_id, result.session.id)
     request_delivery(ctx)
+    if result.payment_carried_over is False:
+        request_refunds(ctx)
     return result
 
 

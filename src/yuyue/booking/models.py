@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from yuyue.booking.states import ACTIVE_STATUSES, AppointmentStatus
+from yuyue.booking.states import ACTIVE_STATUSES, AppointmentStatus, RefundShown
 from yuyue.kit.db import Base
 from yuyue.kit.ids import new_id
 
@@ -75,6 +75,13 @@ class Appointment(Base):
     cancel_note: Mapped[str | None] = mapped_column(Text)
     rescheduled_from_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("appointment.id"))
     payment_reference: Mapped[str | None] = mapped_column(String(100))
+    # What the patient paid and how, as the voucher shows it; written by `confirm_payment`.
+    paid_fen: Mapped[int | None] = mapped_column(Integer)
+    payment_provider: Mapped[str | None] = mapped_column(String(16))
+    # RefundShown: where the money of a cancelled paid booking is (payments tells booking).
+    refund_state: Mapped[str] = mapped_column(
+        String(16), default=RefundShown.NONE.value, server_default=RefundShown.NONE.value
+    )
     created_by: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

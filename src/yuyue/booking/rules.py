@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
-from yuyue.booking.states import ACTIVE_STATUSES, AppointmentStatus, CancelReason
+from yuyue.booking.states import ACTIVE_STATUSES, AppointmentStatus, CancelReason, RefundShown
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
 from yuyue.kit.localtime import age_on, format_local, local_instant
@@ -129,6 +129,13 @@ class PaymentMismatch(YuyueError):
     status = 409
 
 
+class PlaceGone(YuyueError):
+    """A payment arrived after its hold expired and the pool has no free place left."""
+
+    code = "place_gone"
+    status = 409
+
+
 i18n.register(
     {
         "title.sold_out": ("号源已约满", "Sold out"),
@@ -216,6 +223,12 @@ i18n.register(
             "锁号已超时失效，号源已释放，请重新预约。",
             "The hold expired and the place was released; please book again.",
         ),
+        "title.place_gone": ("号源已被占用", "Place gone"),
+        "error.place_gone": (
+            "支付到账时锁号已过期且号源已无空余，所付费用将原路退回。",
+            "The payment arrived after the hold expired and no place is left; "
+            "the fee will be refunded.",
+        ),
         "title.payment_mismatch": ("支付金额不符", "Payment mismatch"),
         "error.payment_mismatch": (
             "支付金额 {paid_fen} 分与应付 {fee_fen} 分不一致。",
@@ -232,6 +245,8 @@ TRANSITIONS: dict[tuple[AppointmentStatus, str], AppointmentStatus] = {
     # A free place offered from the waitlist is held until the waiter accepts it.
     (S.HELD, "accept"): S.BOOKED,
     (S.HELD, "expire"): S.EXPIRED,
+    # A payment that arrives after the sweep, while the pool still has a free place.
+    (S.EXPIRED, "late_payment"): S.BOOKED,
     (S.HELD, "cancel"): S.CANCELLED,
     (S.BOOKED, "cancel"): S.CANCELLED,
     (S.BOOKED, "check_in"): S.CHECKED_IN,
@@ -614,20 +629,43 @@ def check_cancellable(
     return new_status
 
 
-def check_payment(
-    status: AppointmentStatus,
-    *,
-    hold_expires_at: datetime | None,
-    fee_fen: int,
-    paid_fen: int,
-    now: datetime,
-) -> AppointmentStatus:
-    new_status = transition(status, "confirm_payment")
-    if hold_expires_at is not None and now >= hold_expires_at:
-        raise HoldExpired()
+class PaymentPath(StrEnum):
+    """How a payment that arrives becomes a booking."""
+
+    HELD = "held"  # the hold still has its place (even past its end, before the sweep)
+    RECLAIM = "reclaim"  # the hold expired: take a free place of the same pool again
+
+
+def payment_path(status: AppointmentStatus, *, fee_fen: int, paid_fen: int) -> PaymentPath:
+    """The late-payment rule. A patient who paid must not lose the booking to a sweep that
+    happened to run first: a hold past its end still holds its place until the sweep gives
+    it back, so it is booked; an expired hold is booked again if its pool has a free place
+    (the caller claims it; `PlaceGone` when none is), and the money is refunded otherwise.
+    Any other state cannot take a payment. The amount must be the fee, to the fen."""
+    if status is S.HELD:
+        path = PaymentPath.HELD
+    elif status is S.EXPIRED:
+        path = PaymentPath.RECLAIM
+    else:
+        raise InvalidTransition(state=status.value, action="confirm_payment")
     if paid_fen != fee_fen:
         raise PaymentMismatch(paid_fen=paid_fen, fee_fen=fee_fen)
-    return new_status
+    return path
+
+
+def payment_follows(
+    status: AppointmentStatus, *, paid_fen: int | None, refund_state: str, new_fee_fen: int
+) -> bool:
+    """A reschedule carries the payment over when the booking was paid, nothing of it is on
+    its way back, and the new level costs exactly what was paid; otherwise the old payment
+    is refunded and the new appointment is held for its own payment (if it has a fee)."""
+    return (
+        status is S.BOOKED
+        and paid_fen is not None
+        and paid_fen > 0
+        and refund_state == RefundShown.NONE.value
+        and new_fee_fen == paid_fen
+    )
 
 
 def lowest_free_number(first_number: int, capacity: int, used: Iterable[int]) -> int:

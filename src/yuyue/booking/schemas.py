@@ -81,6 +81,18 @@ class Voucher(BaseModel):
     token: Annotated[str, Field(description="signed, expiring token carried by the QR code")]
 
 
+class PaymentBrief(BaseModel):
+    state: Annotated[str, Field(description="`paid`")]
+    amount_fen: int
+    provider: Annotated[str | None, Field(description="wechatpay, alipay, insurance, window")]
+
+
+class RefundBrief(BaseModel):
+    state: Annotated[
+        str, Field(description="pending, refunded, failed (go to the window), at_window")
+    ]
+
+
 class AppointmentRead(BaseModel):
     id: uuid.UUID
     status: AppointmentStatus
@@ -99,6 +111,17 @@ class AppointmentRead(BaseModel):
     cancelled_at: datetime | None
     cancel_reason: str | None
     created_at: datetime
+    payment: PaymentBrief | None = Field(
+        default=None, description="what was paid, once paid (the fee stays in `fee`)"
+    )
+    refund: RefundBrief | None = Field(
+        default=None, description="where the money of a cancelled paid booking is"
+    )
+    payment_carried_over: bool | None = Field(
+        default=None,
+        description="a reschedule's answer: true when the old payment now covers this "
+        "appointment, false when the old payment is refunded (and this one is paid anew)",
+    )
 
 
 class PaymentConfirmation(Input):

@@ -24,7 +24,7 @@ from typing import Any, Literal, get_args
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking import rules, store
+from yuyue.booking import events, rules, store
 from yuyue.booking.facts import (
     PolicyCache,
     SessionInfo,
@@ -33,7 +33,7 @@ from yuyue.booking.facts import (
     session_info,
 )
 from yuyue.booking.models import Appointment, BlacklistEntry, IdempotencyRecord
-from yuyue.booking.states import ACTIVE_STATUSES, AppointmentStatus, CancelReason
+from yuyue.booking.states import ACTIVE_STATUSES, AppointmentStatus, CancelReason, RefundShown
 from yuyue.booking.store import ClaimedPlace as ClaimedPlace
 from yuyue.booking.store import PatientFacts as PatientFacts
 from yuyue.kit.errors import NotFound
@@ -275,6 +275,8 @@ class Booked:
     slot_end: time
     # The answer remembered for an Idempotency-Key, when the caller asked for one.
     answer: dict[str, Any] | None = None
+    # A reschedule: whether the old payment moved to this appointment (else it is refunded).
+    payment_carried_over: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,9 +306,11 @@ async def book(
     replacing: uuid.UUID | None = None,
     caches: Caches = NO_CACHE,
     idempotency: IdempotentRequest | None = None,
+    payment_follows: bool = False,
 ) -> Booked:
     """Checks every rule, claims one place and records the appointment (held or booked),
-    in the caller's ORM transaction."""
+    in the caller's ORM transaction. `payment_follows` (a reschedule only) tells the
+    replaced booking's cancellation that its payment moves to the new one."""
     info, policy = await session_facts(
         session, hospital_id=actor.hospital_id, session_id=session_id, caches=caches
     )
@@ -328,6 +332,7 @@ async def book(
             note=None,
             now=now,
             notify=False,
+            payment_follows=payment_follows,
         )
         await session.flush()
 
@@ -525,7 +530,11 @@ async def _cancel_locked(
     note: str | None,
     now: datetime,
     notify: bool = True,
+    payment_follows: bool = False,
 ) -> None:
+    """The one cancellation: every path (patient, staff, stop-clinic, the booking a
+    reschedule replaced, a waitlist offer) comes here, and so tells the subscribers of
+    `events.AppointmentCancelled` (payments refunds what was paid) in this transaction."""
     before = snapshot(appointment)
     appointment.status = rules.transition(AppointmentStatus(appointment.status), "cancel")
     appointment.cancelled_at = now
@@ -556,6 +565,18 @@ async def _cancel_locked(
             payload={"appointment_id": str(appointment.id), "reason": reason.value, "note": note},
             now=now,
         )
+    await events.publish(
+        session,
+        events.AppointmentCancelled(
+            hospital_id=appointment.hospital_id,
+            appointment_id=appointment.id,
+            patient_id=appointment.patient_id,
+            reason=CancelReason(appointment.cancel_reason or reason.value),
+            actor=actor,
+            at=now,
+            payment_follows=payment_follows,
+        ),
+    )
 
 
 async def cancel(
@@ -614,7 +635,17 @@ async def reschedule(
         now=now,
         by_staff=actor.has_role(Role.REGISTRAR),
     )
-    return await book(
+    new_info, _ = await session_facts(
+        session, hospital_id=actor.hospital_id, session_id=session_id, caches=caches
+    )
+    follows = rules.payment_follows(
+        AppointmentStatus(current.status),
+        paid_fen=current.paid_fen,
+        refund_state=current.refund_state,
+        new_fee_fen=new_info.fee_fen,
+    )
+    paid = (current.paid_fen, current.payment_provider, current.payment_reference)
+    booked = await book(
         session,
         actor=actor,
         patient_id=current.patient_id,
@@ -623,6 +654,71 @@ async def reschedule(
         now=now,
         replacing=current.id,
         caches=caches,
+        payment_follows=follows,
+    )
+    booked.payment_carried_over = follows
+    if follows:
+        await _carry_payment(
+            session, actor=actor, booked=booked, replaced=current.id, paid=paid, now=now
+        )
+    return booked
+
+
+async def _carry_payment(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    booked: Booked,
+    replaced: uuid.UUID,
+    paid: tuple[int | None, str | None, str | None],
+    now: datetime,
+) -> None:
+    """The new appointment of a same-fee reschedule is booked on the old payment at once
+    (never held: the patient paid already), with its reminders; payments moves the order."""
+    appointment = await lock_appointment(
+        session, hospital_id=actor.hospital_id, appointment_id=booked.appointment.id
+    )
+    before = snapshot(appointment)
+    appointment.status = rules.transition(AppointmentStatus(appointment.status), "confirm_payment")
+    appointment.booked_at = now
+    appointment.hold_expires_at = None
+    appointment.paid_fen, appointment.payment_provider, appointment.payment_reference = paid
+    appointment.updated_at = now
+    record_audit(
+        session,
+        actor=actor,
+        action="carry_payment",
+        entity_type="appointment",
+        entity_id=appointment.id,
+        before=before,
+        after={**snapshot(appointment), "from_appointment_id": str(replaced)},
+        now=now,
+    )
+    record = booked.appointment
+    record.status = appointment.status
+    record.booked_at = now
+    record.hold_expires_at = None
+    record.paid_fen, record.payment_provider = appointment.paid_fen, appointment.payment_provider
+    await schedule_reminders(
+        session,
+        hospital_id=actor.hospital_id,
+        patient_id=appointment.patient_id,
+        appointment_id=appointment.id,
+        visit_date=appointment.visit_date,
+        slot_start=booked.slot_start,
+        payload={"appointment_id": str(appointment.id)},
+        now=now,
+    )
+    await events.publish(
+        session,
+        events.PaymentCarriedOver(
+            hospital_id=actor.hospital_id,
+            from_appointment_id=replaced,
+            to_appointment_id=appointment.id,
+            patient_id=appointment.patient_id,
+            actor=actor,
+            at=now,
+        ),
     )
 
 
@@ -634,27 +730,37 @@ async def confirm_payment(
     paid_fen: int,
     payment_reference: str,
     now: datetime,
+    payment_provider: str | None = None,
     caches: Caches = NO_CACHE,
 ) -> Appointment:
-    """The single entry point the payment gateway calls when a fee is paid."""
+    """The single entry point a verified payment reaches (payments, the window, finance).
+
+    The late-payment rule (`rules.payment_path`): a hold, even past its end before the
+    sweep ran, is booked; an expired hold is booked again through the one claim when its
+    pool has a free place (audited as `late_payment`), else `PlaceGone` is raised and
+    nothing here changed (payments then refunds). The appointment records what was paid
+    and how, as the voucher shows it."""
     appointment = await lock_appointment(
         session, hospital_id=actor.hospital_id, appointment_id=appointment_id
     )
     before = snapshot(appointment)
-    appointment.status = rules.check_payment(
-        AppointmentStatus(appointment.status),
-        hold_expires_at=appointment.hold_expires_at,
-        fee_fen=appointment.fee_fen,
-        paid_fen=paid_fen,
-        now=now,
-    )
+    status = AppointmentStatus(appointment.status)
+    path = rules.payment_path(status, fee_fen=appointment.fee_fen, paid_fen=paid_fen)
+    action = "confirm_payment"
+    if path is rules.PaymentPath.RECLAIM:
+        await _reclaim_place(session, actor=actor, appointment=appointment, now=now)
+        action = "late_payment"
+    appointment.status = rules.transition(status, action)
     appointment.booked_at = now
+    appointment.hold_expires_at = None
     appointment.payment_reference = payment_reference
+    appointment.paid_fen = paid_fen
+    appointment.payment_provider = payment_provider
     appointment.updated_at = now
     record_audit(
         session,
         actor=actor,
-        action="confirm_payment",
+        action=action,
         entity_type="appointment",
         entity_id=appointment.id,
         before=before,
@@ -688,6 +794,64 @@ async def confirm_payment(
         now=now,
     )
     return appointment
+
+
+async def _reclaim_place(
+    session: AsyncSession, *, actor: Actor, appointment: Appointment, now: datetime
+) -> None:
+    """Takes a free place of the expired hold's pool again (its own slot first), through
+    the one claim, so a late payment never overbooks. Overdue holds of the session are
+    expired first, as a booking would. Raises `PlaceGone` when no place is free."""
+    pool = await session.scalar(select(SlotPool.pool).where(SlotPool.id == appointment.pool_id))
+    if pool is None:
+        raise rules.PlaceGone()
+    place = None
+    for attempt in range(2):
+        for slot_id in (appointment.slot_id, None):
+            place = await claim_place(
+                session, session_id=appointment.session_id, pools=(pool,), slot_id=slot_id
+            )
+            if place is not None:
+                break
+        if place is not None or attempt == 1:
+            break
+        if not await expire_holds(session, actor=actor, now=now, session_id=appointment.session_id):
+            break
+    if place is None:
+        raise rules.PlaceGone()
+    appointment.slot_id = place.slot_id
+    appointment.pool_id = place.pool_id
+    appointment.sequence_number = await _next_number(session, place)
+
+
+async def note_refund(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    appointment_id: uuid.UUID,
+    state: RefundShown,
+    now: datetime,
+) -> None:
+    """Records where a cancelled booking's money is, as the patient sees it on the voucher
+    and in the portal. Payments decides the state; booking stays the appointment's writer."""
+    appointment = await lock_appointment(
+        session, hospital_id=actor.hospital_id, appointment_id=appointment_id
+    )
+    if appointment.refund_state == state.value:
+        return
+    before = {"refund_state": appointment.refund_state}
+    appointment.refund_state = state.value
+    appointment.updated_at = now
+    record_audit(
+        session,
+        actor=actor,
+        action="refund_state",
+        entity_type="appointment",
+        entity_id=appointment.id,
+        before=before,
+        after={"refund_state": state.value},
+        now=now,
+    )
 
 
 async def expire_holds(
@@ -737,6 +901,16 @@ async def expire_holds(
             appointment_id=appointment.id,
             payload={"appointment_id": str(appointment.id)},
             now=now,
+        )
+        await events.publish(
+            session,
+            events.AppointmentExpired(
+                hospital_id=appointment.hospital_id,
+                appointment_id=appointment.id,
+                patient_id=appointment.patient_id,
+                actor=actor,
+                at=now,
+            ),
         )
     return sorted({a.session_id for a in expired})
 

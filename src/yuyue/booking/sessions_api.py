@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import readpath, service
+from yuyue.jobs import request_refunds
 from yuyue.scheduling.enums import SessionStatus
 from yuyue.scheduling.schemas import (
     ExtraPlacesCreate,
@@ -113,4 +114,7 @@ async def stop_session(
     # Its places come back with the cancellations, though no one can take them: the
     # next request learns `session_stopped` from the database instead of `sold_out`.
     await ctx.places_returned(actor.hospital_id, session_id)
+    # Paid bookings of the session have refunds waiting: send them now, not in a minute.
+    if result.cancelled_appointments:
+        request_refunds(ctx)
     return result

@@ -27,3 +27,14 @@ class CancelReason(StrEnum):
     RESCHEDULED = "rescheduled"
     # A place offered from the waitlist that the patient declined or let lapse.
     WAITLIST_OFFER = "waitlist_offer"
+
+
+class RefundShown(StrEnum):
+    """What the patient sees of their money's way back, kept on the appointment. Payments
+    decides it (through `booking.service.note_refund`); booking only stores and shows it."""
+
+    NONE = "none"
+    PENDING = "pending"  # an online refund is on its way
+    REFUNDED = "refunded"
+    FAILED = "failed"  # the online refund failed: the patient is asked to come to the window
+    AT_WINDOW = "at_window"  # paid offline or invoice printed: refunded at the window

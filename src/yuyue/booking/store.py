@@ -262,6 +262,9 @@ class AppointmentRecord:
     created_at: datetime
     cancelled_at: datetime | None = None
     cancel_reason: str | None = None
+    paid_fen: int | None = None
+    payment_provider: str | None = None
+    refund_state: str = "none"
 
 
 async def lock_patient(

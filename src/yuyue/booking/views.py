@@ -11,9 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.booking import rules
 from yuyue.booking.facts import SessionInfo
 from yuyue.booking.models import Appointment
-from yuyue.booking.schemas import AppointmentRead, SessionBrief, SlotBrief, Voucher
+from yuyue.booking.schemas import (
+    AppointmentRead,
+    PaymentBrief,
+    RefundBrief,
+    SessionBrief,
+    SlotBrief,
+    Voucher,
+)
 from yuyue.booking.service import NO_CACHE, Booked, Caches, session_facts
-from yuyue.booking.states import AppointmentStatus
+from yuyue.booking.states import AppointmentStatus, RefundShown
 from yuyue.booking.store import AppointmentRecord
 from yuyue.kit.crypto import TokenSigner
 from yuyue.kit.localtime import local_instant
@@ -89,11 +96,19 @@ def render(
         cancelled_at=appointment.cancelled_at,
         cancel_reason=appointment.cancel_reason,
         created_at=appointment.created_at,
+        payment=PaymentBrief(
+            state="paid", amount_fen=appointment.paid_fen, provider=appointment.payment_provider
+        )
+        if appointment.paid_fen
+        else None,
+        refund=RefundBrief(state=appointment.refund_state)
+        if appointment.refund_state != RefundShown.NONE.value
+        else None,
     )
 
 
 def render_booked(booked: Booked, *, voucher_signer: TokenSigner, locale: str) -> AppointmentRead:
-    return render(
+    view = render(
         booked.appointment,
         info=booked.info,
         policy=booked.policy,
@@ -102,6 +117,9 @@ def render_booked(booked: Booked, *, voucher_signer: TokenSigner, locale: str) -
         voucher_signer=voucher_signer,
         locale=locale,
     )
+    if booked.payment_carried_over is not None:
+        view.payment_carried_over = booked.payment_carried_over
+    return view
 
 
 async def appointment_view(

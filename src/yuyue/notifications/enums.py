@@ -20,3 +20,10 @@ class MessageKind(StrEnum):
     BLACKLISTED = "blacklisted"
     APPEAL_ACCEPTED = "appeal_accepted"
     APPEAL_REJECTED = "appeal_rejected"
+    # Money (payments): where the fee of a booking is going.
+    REFUND_STARTED = "refund_started"
+    REFUND_SUCCEEDED = "refund_succeeded"
+    REFUND_FAILED = "refund_failed"
+    REFUND_AT_WINDOW = "refund_at_window"
+    LATE_PAYMENT_REFUND = "late_payment_refund"
+    PAYMENT_CARRIED_OVER = "payment_carried_over"

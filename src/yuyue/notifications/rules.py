@@ -300,6 +300,12 @@ PLACEHOLDERS: Final[Mapping[MessageKind, frozenset[str]]] = {
     K.BLACKLISTED: _COMMON | {"count", "window_days", "dates", "until", "link"},
     K.APPEAL_ACCEPTED: _COMMON | {"note", "link"},
     K.APPEAL_REJECTED: _COMMON | {"note", "until", "link"},
+    K.REFUND_STARTED: _VISIT | {"amount"},
+    K.REFUND_SUCCEEDED: _VISIT | {"amount"},
+    K.REFUND_FAILED: _VISIT | {"amount"},
+    K.REFUND_AT_WINDOW: _VISIT | {"amount"},
+    K.LATE_PAYMENT_REFUND: _VISIT | {"amount"},
+    K.PAYMENT_CARRIED_OVER: _VISIT | {"amount"},
 }
 
 

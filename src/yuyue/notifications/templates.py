@@ -150,6 +150,69 @@ DEFAULTS: Final[dict[tuple[MessageKind, str], tuple[str, str]]] = {
         "{patient}, your appeal was not accepted: {note}. Self-service booking stays "
         "suspended until {until}; you can still register at the hospital window. {link}",
     ),
+    (K.REFUND_STARTED, "zh-CN"): (
+        "退款处理中",
+        "{patient}，您{date} {time}{department}{doctor}的挂号费{amount}元正在原路退回，"
+        "到账时间以支付渠道为准。详情：{link}",
+    ),
+    (K.REFUND_STARTED, "en"): (
+        "Refund under way",
+        "{patient}, the fee of CNY {amount} for {department} {doctor} on {date} at {time} is "
+        "being refunded to where you paid it from. Details: {link}",
+    ),
+    (K.REFUND_SUCCEEDED, "zh-CN"): (
+        "退款成功",
+        "{patient}，您{date} {time}{department}{doctor}的挂号费{amount}元已退回。详情：{link}",
+    ),
+    (K.REFUND_SUCCEEDED, "en"): (
+        "Refund completed",
+        "{patient}, the fee of CNY {amount} for {department} {doctor} on {date} at {time} "
+        "has been refunded. Details: {link}",
+    ),
+    (K.REFUND_FAILED, "zh-CN"): (
+        "退款未成功，请到窗口办理",
+        "{patient}，您{date} {time}{department}{doctor}的挂号费{amount}元未能原路退回，"
+        "请携带身份证件到医院挂号收费窗口办理退费。详情：{link}",
+    ),
+    (K.REFUND_FAILED, "en"): (
+        "Refund failed: please come to the window",
+        "{patient}, the fee of CNY {amount} for {department} {doctor} on {date} at {time} "
+        "could not be refunded online. Please bring your ID to the hospital's registration "
+        "window to be refunded. Details: {link}",
+    ),
+    (K.REFUND_AT_WINDOW, "zh-CN"): (
+        "请到窗口退费",
+        "{patient}，您{date} {time}{department}{doctor}的挂号费{amount}元为线下支付或已打印发票，"
+        "请携带发票或收据到医院挂号收费窗口办理退费。详情：{link}",
+    ),
+    (K.REFUND_AT_WINDOW, "en"): (
+        "Refund at the window",
+        "{patient}, the fee of CNY {amount} for {department} {doctor} on {date} at {time} was "
+        "paid at the hospital or has a printed invoice: please bring the invoice or receipt "
+        "to the registration window to be refunded. Details: {link}",
+    ),
+    (K.LATE_PAYMENT_REFUND, "zh-CN"): (
+        "支付超时，费用将退回",
+        "{patient}，您为{date} {time}{department}{doctor}支付的{amount}元到账时锁号已过期，"
+        "号源已被他人预约，费用将原路退回。请重新预约：{link}",
+    ),
+    (K.LATE_PAYMENT_REFUND, "en"): (
+        "Paid too late: refund under way",
+        "{patient}, your payment of CNY {amount} for {department} {doctor} on {date} at "
+        "{time} arrived after the hold had expired and the place was taken; it is being "
+        "refunded to where you paid it from. Book again: {link}",
+    ),
+    (K.PAYMENT_CARRIED_OVER, "zh-CN"): (
+        "挂号费已转入新预约",
+        "{patient}，您已支付的挂号费{amount}元已转入改约后的预约（{date} {time}{department}"
+        "{doctor}），无需再次支付。详情：{link}",
+    ),
+    (K.PAYMENT_CARRIED_OVER, "en"): (
+        "Fee carried over",
+        "{patient}, the fee of CNY {amount} you paid now covers your new appointment "
+        "({department} {doctor}, {date} at {time}); there is nothing more to pay. "
+        "Details: {link}",
+    ),
 }
 
 _WEEKDAYS_ZH: Final = "一二三四五六日"

@@ -27,6 +27,7 @@ from yuyue.kit.clock import Clock
 from yuyue.kit.db import Database
 from yuyue.notifications import api as notifications_api
 from yuyue.patients import api as patients_api
+from yuyue.payments import api as payments_api
 from yuyue.scheduling import api as scheduling_api
 from yuyue.staff import api as staff_api
 from yuyue.visits import api as visits_api
@@ -158,6 +159,7 @@ def create_app(
         notifications_api.router,
         attendance_api.router,
         visits_api.router,
+        payments_api.router,
     ):
         app.include_router(router)
     _install_pages(app)

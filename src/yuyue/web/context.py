@@ -32,6 +32,7 @@ from yuyue.kit.signals import (
     PlaceSignals,
     RedisPlaceSignals,
 )
+from yuyue.payments.registry import Gateways, gateways_from_settings
 from yuyue.staff import service as staff_service
 from yuyue.visits import live as visits_live
 from yuyue.visits.events import QueueEvents
@@ -77,6 +78,8 @@ class AppContext:
     places: PlaceSignals = field(default_factory=InProcessPlaceSignals)
     # The shared state's connection when YUYUE_REDIS_URL is set.
     redis: RedisLink | None = None
+    # Payment providers this process can reach (payments/registry.py); tests put doubles in.
+    gateways: Gateways = field(default_factory=Gateways)
 
     @property
     def caches(self) -> Caches:
@@ -183,6 +186,7 @@ class AppContext:
             places=places,
             redis=link,
             reads=ReadCache(settings.availability_cache_seconds),
+            gateways=gateways_from_settings(settings),
         )
         ctx.places.subscribe(ctx.sold_out.on_places_changed)
         ctx.watch_places(ctx.reads)

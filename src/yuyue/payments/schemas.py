@@ -1,0 +1,66 @@
+"""What crosses HTTP for payments."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from yuyue.kit.schemas import Input
+from yuyue.payments.gateway import PayMethod, Provider
+
+
+class PaymentCreate(Input):
+    provider: Provider
+    method: PayMethod
+    return_url: Annotated[str | None, Field(max_length=500)] = None
+    payer_openid: Annotated[str | None, Field(max_length=128, description="JSAPI only")] = None
+
+
+class CheckoutRead(BaseModel):
+    """Exactly one of a redirect (H5, WAP, page), a QR code's content (Native) or JSAPI
+    parameters opens the provider's cashier."""
+
+    method: PayMethod
+    redirect_url: str | None
+    qr_content: str | None
+    jsapi_params: dict[str, str] | None
+
+
+class WindowPaymentCreate(Input):
+    method: Annotated[PayMethod, Field(description="cash, bank_card or insurance_card")]
+    receipt_no: Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class WindowRefund(Input):
+    receipt_no: Annotated[str | None, Field(max_length=40)] = None
+
+
+class RefundRead(BaseModel):
+    id: uuid.UUID
+    state: str
+    amount_fen: int
+    reason: str
+    out_refund_no: str
+    tries: int
+    last_error: str | None
+    finished_at: datetime | None
+
+
+class PaymentOrderRead(BaseModel):
+    id: uuid.UUID
+    appointment_id: uuid.UUID
+    state: str
+    amount_fen: int
+    currency: str
+    provider: str
+    method: str
+    out_trade_no: str
+    transaction_id: str | None
+    receipt_no: str | None
+    paid_at: datetime | None
+    invoice_printed_at: datetime | None
+    created_at: datetime
+    refund: RefundRead | None = None
