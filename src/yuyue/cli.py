@@ -257,6 +257,8 @@ def demo(
         # The demo hospital sends no real text messages: they land on the demo phone page.
         # The server reads its settings from the environment.
         os.environ.setdefault("YUYUE_DEMO_MODE", "true")
+        # Patients pay through local stand-ins for WeChat Pay and Alipay (no real money).
+        os.environ.setdefault("YUYUE_PAYMENTS_SIMULATED", "true")
         os.environ.setdefault("YUYUE_PUBLIC_BASE_URL", base)
         serve(host=host, port=port, workers=1)
 

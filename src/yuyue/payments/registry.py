@@ -1,8 +1,8 @@
 """The gateways this process can use, one per provider, built from settings.
 
-Adapters live in `payments/providers/`; each is wired here once it exists (a
-`wechatpay_from_settings`, an `alipay_from_settings`). Tests and the demo put their own
-gateway under a provider (`gateways[Provider.WECHATPAY] = double`)."""
+Adapters live in `payments/providers/`; each reads its merchant settings (key files, ids,
+the gateway URL). Tests may put their own gateway under a provider
+(`gateways[Provider.WECHATPAY] = double`)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,21 @@ class Gateways:
 
 
 def gateways_from_settings(settings: Settings) -> Gateways:
-    """No real adapter is wired yet: every provider is unavailable until its adapter's
-    factory is added here (by `settings.payment_providers`)."""
-    del settings
-    return Gateways()
+    """The adapters whose merchant settings are complete, limited to
+    `settings.payment_providers` when that names any. A half-configured provider stops
+    start-up with the missing setting named (never its value)."""
+    from yuyue.payments.providers.alipay import alipay_from_settings
+    from yuyue.payments.providers.wechatpay import wechatpay_from_settings
+
+    wanted = {Provider(name) for name in settings.payment_providers}
+    built: dict[Provider, Gateway | None] = {
+        Provider.WECHATPAY: wechatpay_from_settings(settings),
+        Provider.ALIPAY: alipay_from_settings(settings),
+    }
+    return Gateways(
+        {
+            provider: gateway
+            for provider, gateway in built.items()
+            if gateway is not None and (not wanted or provider in wanted)
+        }
+    )

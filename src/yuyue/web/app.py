@@ -61,6 +61,11 @@ def create_app(
     run_worker: bool | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
+    simulated = None
+    if settings.payments_simulated:
+        from yuyue.payments import simulated as simulated_providers
+
+        simulated = simulated_providers.prepare(settings)
     ctx = AppContext.build(settings, clock=clock, db=database)
     worker_enabled = settings.worker_in_process if run_worker is None else run_worker
 
@@ -163,6 +168,8 @@ def create_app(
     ):
         app.include_router(router)
     _install_pages(app)
+    if simulated is not None:
+        simulated.mount(app)
     return app
 
 
