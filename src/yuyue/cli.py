@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import logging
+import logging.config
 import os
 import threading
 import time
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.config import Settings
 from yuyue.demo.seed import DemoSummary
-from yuyue.kit import migrate
+from yuyue.kit import migrate, observability
 from yuyue.kit.clock import SystemClock
 from yuyue.kit.crypto import FieldCipher, load_master_secret
 from yuyue.kit.db import Database
@@ -131,7 +132,8 @@ def serve(
     import uvicorn
 
     os.environ["YUYUE_SERVING_PROCESSES"] = str(workers)
-    if workers > 1 and _settings().async_database_url.startswith("sqlite"):
+    settings = _settings()
+    if workers > 1 and settings.async_database_url.startswith("sqlite"):
         # One process runs the sweeps; the others only serve.
         typer.echo("note: several processes on SQLite share one writer; PostgreSQL scales better.")
     _announce_when_ready(host, port)
@@ -142,6 +144,9 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        log_config=observability.logging_config(
+            json_logs=settings.log_format == "json", level=settings.log_level
+        ),
         access_log=False,
         # Waiting-room screens hold their streams open; on shutdown they reconnect to
         # another process instead of holding this one up.
@@ -189,8 +194,13 @@ def worker() -> None:
     Ctrl-C or SIGTERM; set YUYUE_WORKER_IN_PROCESS=false for `yuyue serve` then."""
     from yuyue.jobs import run_standalone
 
-    logging.basicConfig(level=logging.INFO)
-    run_standalone(_settings())
+    settings = _settings()
+    logging.config.dictConfig(
+        observability.logging_config(
+            json_logs=settings.log_format == "json", level=settings.log_level
+        )
+    )
+    run_standalone(settings)
 
 
 @app.command()

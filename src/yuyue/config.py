@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -86,6 +87,10 @@ class Settings(BaseSettings):
     # Patient sign-in on the web pages.
     web_session_days: int = 30
     public_base_url: str = "http://127.0.0.1:8000"
+    # Logs: "text" for a terminal, "json" (one object per line, with the request id) for a
+    # log shipper. Identity numbers, phones and tokens are masked in both.
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
     # Payments. Merchant keys are read from files (owner-only, outside the repository) and
     # never logged. `payments_simulated` serves local stand-ins for WeChat Pay, Alipay and
     # the medical-insurance platform under /sim/ and points the adapters at them: the demo

@@ -31,6 +31,7 @@ from yuyue.attendance import service as attendance_service
 from yuyue.booking import service as booking_service
 from yuyue.booking.waitlist import service as waitlist_service
 from yuyue.config import Settings
+from yuyue.kit import observability
 from yuyue.kit.db import Database
 from yuyue.kit.live import InProcessLiveBus
 from yuyue.kit.signals import InProcessPlaceSignals, PlacesChanged, RedisPlaceSignals
@@ -269,6 +270,8 @@ class Jobs:
 
         report: DeliveryReport = self._run(work)
         self.last_report = report
+        observability.OUTBOX_SENT.inc(report.sent)
+        observability.OUTBOX_FAILURES.inc(report.failed + report.retried)
         if report.busy:
             log.info("delivery pass: %s", report)
 
@@ -387,6 +390,7 @@ class Jobs:
             shutdown_timeout=30.0,
         )
         self._consumer.start()
+        observability.job_queue_probe = self.huey.pending_count
 
     def check_health(self) -> None:
         if self._consumer is not None:

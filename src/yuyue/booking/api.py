@@ -27,6 +27,7 @@ from yuyue.booking.schemas import (
 from yuyue.jobs import request_delivery, request_refunds
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
+from yuyue.kit.observability import BOOKINGS
 from yuyue.kit.sql import Driver
 from yuyue.notifications import service as notification_service
 from yuyue.patients import service as patient_service
@@ -315,6 +316,7 @@ async def book_request(
     ctx.sold_out.forget(cache_key)
     ctx.places_taken(actor.hospital_id, body.session_id)
     request_delivery(ctx)
+    BOOKINGS.labels(actor.channel.value).inc()
     return JSONResponse(answer, status_code=201)
 
 

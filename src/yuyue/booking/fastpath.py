@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from yuyue.booking.api import book_request, check_idempotency_key, scope_of, sold_out_body
 from yuyue.booking.schemas import AppointmentCreate
 from yuyue.kit import crypto, i18n
+from yuyue.kit.observability import REFUSALS
 from yuyue.scheduling.rules import pools_for_channel
 from yuyue.staff.rules import Actor
 from yuyue.web.context import AppContext
@@ -68,6 +69,7 @@ class SoldOutFastPath:
         body = b"".join(chunks)
         answer = await self._answer(scope, body)
         if answer is not None:
+            REFUSALS.labels("sold_out").inc()
             await send({"type": "http.response.start", "status": 409, "headers": _HEADERS})
             await send({"type": "http.response.body", "body": answer})
             return

@@ -1453,3 +1453,17 @@ async def alternatives(
             if len(found) >= limit:
                 return found
     return found
+
+
+async def hold_counts(session: AsyncSession, *, now: datetime) -> tuple[int, int]:
+    """(holds open, holds past their deadline not yet expired by the sweep), for the
+    operator's metrics: the second stays near zero unless the sweep has stalled."""
+    row = (
+        await session.execute(
+            select(
+                func.count(),
+                func.count().filter(Appointment.hold_expires_at <= now),
+            ).where(Appointment.status == AppointmentStatus.HELD)
+        )
+    ).one()
+    return int(row[0]), int(row[1])

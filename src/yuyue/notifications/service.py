@@ -454,3 +454,11 @@ async def demo_phone_messages(
         .limit(limit)
     )
     return list(rows.all())
+
+
+async def backlog(session: AsyncSession) -> int:
+    """Messages waiting for delivery, for the operator's metrics."""
+    count = await session.scalar(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")
+    )
+    return int(count or 0)

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from yuyue import __version__
@@ -25,13 +25,14 @@ from yuyue.config import Settings
 from yuyue.jobs import Jobs, attach, detach, worker_context
 from yuyue.kit.clock import Clock
 from yuyue.kit.db import Database
+from yuyue.kit.observability import RequestObservation
 from yuyue.notifications import api as notifications_api
 from yuyue.patients import api as patients_api
 from yuyue.payments import api as payments_api
 from yuyue.scheduling import api as scheduling_api
 from yuyue.staff import api as staff_api
 from yuyue.visits import api as visits_api
-from yuyue.web import problems
+from yuyue.web import ops, problems
 from yuyue.web.context import AppContext
 from yuyue.web.security import SecurityHeaders
 
@@ -132,6 +133,8 @@ def create_app(
     problems.install(app)
     app.add_middleware(SoldOutFastPath, ctx=ctx, handlers=app.exception_handlers)
     app.add_middleware(AvailabilityFastPath, ctx=ctx)
+    # Outside the fast paths, so their answers are counted and carry the request id.
+    app.add_middleware(RequestObservation)
     # Outermost: every answer, the fast paths' included, carries the security headers.
     app.add_middleware(SecurityHeaders)
 
@@ -150,11 +153,8 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    @app.get("/healthz", response_class=PlainTextResponse, tags=["ops"], summary="Liveness")
-    async def healthz() -> str:
-        return "ok"
-
     for router in (
+        ops.router,
         scheduling_api.router,
         booking_sessions_api.router,
         patients_api.router,

@@ -22,6 +22,7 @@ from yuyue.kit.errors import (
     ValidationFailed,
     YuyueError,
 )
+from yuyue.kit.observability import REFUSALS
 
 log = logging.getLogger(__name__)
 PROBLEM_BASE = "https://yuyue.dev/problems/"
@@ -67,6 +68,7 @@ def register_page_renderer(
 def problem_response(
     error: YuyueError, request: Request, headers: dict[str, str] | None = None
 ) -> Response:
+    REFUSALS.labels(error.code).inc()
     page_renderer = getattr(request.app.state, "page_renderer", None)
     if page_renderer is not None and page_renderer[0](request):
         page: Response = page_renderer[1](request, error)
