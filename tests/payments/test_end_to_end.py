@@ -24,8 +24,11 @@ from tests.helpers import row_counts
 from tests.payments.live import FEE, Live, ProviderKeys, eventually, live_yuyue
 from yuyue.jobs import close_expired_orders_once, expire_holds_once, send_refunds_once
 from yuyue.kit.db import Database
+from yuyue.notifications.enums import MessageKind
+from yuyue.notifications.templates import DEFAULTS
 from yuyue.payments.models import PaymentAttempt, Refund
 from yuyue.payments.states import AttemptKind, AttemptOutcome, OrderState, RefundState
+from yuyue.staff.enums import Role
 from yuyue.staff.models import AuditEntry
 
 PROVIDERS = ("wechatpay", "alipay")
@@ -287,3 +290,95 @@ class TestNotifications:
             )
             == 1
         )
+
+
+class TestRefunds:
+    @pytest.mark.parametrize("provider", PROVIDERS)
+    async def test_a_refund_the_provider_refuses_sends_the_patient_to_the_window(
+        self, live: Live, provider: str
+    ) -> None:
+        held = await live.hold((await live.fee_session()).id)
+        await live.pay(held, provider)
+        await confirmed_once(live, held)
+        if provider == "wechatpay":
+            live.wechat.next_refund_outcome("ABNORMAL")  # accepted, then ends ABNORMAL
+        else:
+            live.alipay.fail_next_refund("ACQ.SELLER_BALANCE_NOT_ENOUGH")
+
+        await live.cancel(held)
+        await settle_refunds(live)
+
+        (refund,) = await live.refunds(held)
+        assert refund.state == RefundState.FAILED and refund.last_error
+        assert [o.state for o in await live.orders(held)] == [OrderState.REFUND_FAILED]
+        assert (await live.shown(held))["refund"] == {"state": "failed"}
+        assert (await live.messages(held)).count("refund_failed") == 1
+        title, body = DEFAULTS[(MessageKind.REFUND_FAILED, "zh-CN")]
+        assert "窗口" in title and "窗口" in body
+        # The registrar hands the money back.
+        registrar = await live.staff(Role.REGISTRAR)
+        answer = await live.http.post(
+            f"/api/v1/refunds/{refund.id}/window", json={"receipt_no": "T0001"}, headers=registrar
+        )
+        assert answer.status_code == 200, answer.text
+        assert (await live.shown(held))["refund"] == {"state": "refunded"}
+
+    async def test_a_printed_invoice_means_the_refund_happens_at_the_window(
+        self, live: Live
+    ) -> None:
+        held = await live.hold((await live.fee_session()).id)
+        out_trade_no = await live.pay(held, "wechatpay")
+        await confirmed_once(live, held)
+        (order,) = await live.orders(held)
+        registrar = await live.staff(Role.REGISTRAR)
+        printed = await live.http.post(
+            f"/api/v1/payment-orders/{order.id}/invoice", headers=registrar
+        )
+        assert printed.status_code == 200, printed.text
+
+        cancelled = await live.cancel(held)
+        await send_refunds_once(live.ctx)
+
+        assert cancelled["refund"] == {"state": "at_window"}
+        (refund,) = await live.refunds(held)
+        assert refund.state == RefundState.AT_WINDOW
+        assert live.wechat.refunds == {} and live.wechat.trades[out_trade_no].state == "SUCCESS"
+        assert (await live.messages(held)).count("refund_at_window") == 1
+        answer = await live.http.post(f"/api/v1/refunds/{refund.id}/window", headers=registrar)
+        assert answer.status_code == 200, answer.text
+        assert (await live.shown(held))["refund"] == {"state": "refunded"}
+        assert (await live.messages(held)).count("refund_succeeded") == 1
+
+    async def test_a_stopped_clinic_refunds_every_paid_booking_through_its_provider(
+        self, live: Live
+    ) -> None:
+        clinic = await live.fee_session()
+        paid: dict[str, tuple[str, str]] = {}
+        for provider in PROVIDERS * 2:
+            held = await live.hold(clinic.id)
+            paid[held] = (provider, await live.pay(held, provider))
+        for held in paid:
+            await confirmed_once(live, held)
+        scheduler = await live.staff(Role.SCHEDULER)
+
+        stopped = await live.http.post(
+            f"/api/v1/sessions/{clinic.id}/stop",
+            json={"reason": "医生临时外出会诊"},
+            headers=scheduler,
+        )
+        assert stopped.status_code == 200, stopped.text
+        assert set(stopped.json()["cancelled_appointments"]) == set(paid)
+        await settle_refunds(live)
+
+        for held, (provider, out_trade_no) in paid.items():
+            (refund,) = await live.refunds(held)
+            assert (refund.reason, refund.state) == ("stop_clinic", RefundState.SUCCEEDED)
+            assert (await live.shown(held))["refund"] == {"state": "refunded"}
+            assert (await live.messages(held)).count("refund_succeeded") == 1
+            if provider == "wechatpay":
+                assert live.wechat.refunds[refund.out_refund_no].status == "SUCCESS"
+                assert live.wechat.refunds[refund.out_refund_no].out_trade_no == out_trade_no
+            else:
+                assert live.alipay.trades[out_trade_no].refunds[
+                    refund.out_refund_no
+                ].refund_fen == (FEE)
