@@ -208,9 +208,7 @@ class ShanghaiAliPay(AliPay):  # type: ignore[misc]
     eight hours off. Every signed request (the API calls and the cashier's URL) is built
     here, so this one override covers them all."""
 
-    def build_body(
-        self, method: str, biz_content: Any = None, **kwargs: Any
-    ) -> dict[str, Any]:
+    def build_body(self, method: str, biz_content: Any = None, **kwargs: Any) -> dict[str, Any]:
         body: dict[str, Any] = super().build_body(method, biz_content, **kwargs)
         body["timestamp"] = format_shanghai(datetime.now(UTC))
         return body
