@@ -23,6 +23,11 @@ from yuyue.kit import migrate, observability
 from yuyue.kit.clock import SystemClock
 from yuyue.kit.crypto import FieldCipher, load_master_secret
 from yuyue.kit.db import Database
+
+# Booking's cancellations owe refunds and close open orders through payments' subscriber to
+# booking's events, which its service registers when imported: every command that may
+# cancel (now or later) must have it, as the web app and the worker do.
+from yuyue.payments import service as _payments_subscriber  # noqa: F401
 from yuyue.scheduling.enums import Channel
 from yuyue.scheduling.models import Hospital
 

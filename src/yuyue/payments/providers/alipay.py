@@ -199,6 +199,21 @@ def _library_error(exc: BaseException) -> GatewayError:
     raise exc
 
 
+class ShanghaiAliPay(AliPay):  # type: ignore[misc]
+    """python-alipay-sdk, stamping `timestamp` in Beijing time.
+
+    The library writes `datetime.now()`, the server's local clock, while Alipay reads the
+    field as Beijing time and refuses a request stamped too far from it
+    (`isv.invalid-timestamp`): a server running in UTC, as containers usually do, would be
+    eight hours off. Every signed request (the API calls and the cashier's URL) is built
+    here, so this one override covers them all."""
+
+    def build_body(self, method: str, biz_content: Any = None, **kwargs: Any) -> dict[str, Any]:
+        body: dict[str, Any] = super().build_body(method, biz_content, **kwargs)
+        body["timestamp"] = format_shanghai(datetime.now(UTC))
+        return body
+
+
 # --- the adapter --------------------------------------------------------------------------
 
 
@@ -219,7 +234,7 @@ class AlipayGateway:
         self.app_id = app_id
         self.gateway_url = gateway_url
         self._timeout = timeout_seconds
-        self._client = AliPay(
+        self._client = ShanghaiAliPay(
             appid=app_id,
             app_private_key_string=app_private_key_pem,
             alipay_public_key_string=alipay_public_key_pem,

@@ -69,7 +69,11 @@ _SUB_MESSAGES = {
     "isv.invalid-signature": "验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配",
     "isv.invalid-app-id": "无效的AppID参数",
     "isv.invalid-method": "不存在的方法名",
+    "isv.invalid-timestamp": "非法的时间戳参数",
 }
+# How far a request's `timestamp` (Beijing wall-clock time) may be from Alipay's clock: a
+# server that stamps its own local time elsewhere is refused, as Alipay refuses it.
+TIMESTAMP_TOLERANCE = timedelta(minutes=10)
 
 _EXPIRED = "订单已超过付款时间，请返回商户重新下单。"
 _CLOSED = "订单已超过付款时间或已关闭，请返回商户重新下单。"
@@ -458,6 +462,12 @@ class AlipaySimulator:
         message = signing_string(params, exclude=("sign",))
         if not self._app.verify(message, params.get("sign", "")):
             return "isv.invalid-signature"
+        try:
+            stamped = datetime.strptime(params.get("timestamp", ""), "%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            return "isv.invalid-timestamp"
+        if abs(stamped.replace(tzinfo=SHANGHAI) - self.clock()) > TIMESTAMP_TOLERANCE:
+            return "isv.invalid-timestamp"
         return None
 
     def sign_fields(self, fields: Mapping[str, str]) -> dict[str, str]:
