@@ -257,6 +257,8 @@ class TestNotifications:
         assert (refund.reason, refund.state) == (RefundReason.LATE_PAYMENT, OurRefund.REQUESTED)
         gone = await appointment(ctx, held)
         assert (gone.status, gone.refund_state) == (S.EXPIRED, RefundShown.PENDING)
+        # The patient sees the money the refund gives back.
+        assert (gone.paid_fen, gone.payment_provider) == (world.fee_level.fee_fen, "wechatpay")
         assert await messages(ctx, "late_payment_refund") == 1
 
         await send_refunds_once(ctx)

@@ -831,16 +831,22 @@ async def note_refund(
     appointment_id: uuid.UUID,
     state: RefundShown,
     now: datetime,
+    paid: tuple[int, str, str] | None = None,
 ) -> None:
     """Records where a cancelled booking's money is, as the patient sees it on the voucher
-    and in the portal. Payments decides the state; booking stays the appointment's writer."""
+    and in the portal. Payments decides the state; booking stays the appointment's writer.
+    `paid` (fen, provider, reference) records a payment that arrived too late to book, so the
+    patient sees the money the refund gives back."""
     appointment = await lock_appointment(
         session, hospital_id=actor.hospital_id, appointment_id=appointment_id
     )
-    if appointment.refund_state == state.value:
+    recorded = paid is not None and appointment.paid_fen is None
+    if appointment.refund_state == state.value and not recorded:
         return
-    before = {"refund_state": appointment.refund_state}
+    before = {"refund_state": appointment.refund_state, "paid_fen": appointment.paid_fen}
     appointment.refund_state = state.value
+    if paid is not None and appointment.paid_fen is None:
+        appointment.paid_fen, appointment.payment_provider, appointment.payment_reference = paid
     appointment.updated_at = now
     record_audit(
         session,
@@ -849,7 +855,7 @@ async def note_refund(
         entity_type="appointment",
         entity_id=appointment.id,
         before=before,
-        after={"refund_state": state.value},
+        after={"refund_state": state.value, "paid_fen": appointment.paid_fen},
         now=now,
     )
 

@@ -641,6 +641,11 @@ async def settle_paid_order(
                 appointment_id=appointment.id,
                 state=rules.shown_state(RefundState(refund.state)),
                 now=now,
+                paid=(
+                    order.amount_fen,
+                    order.provider,
+                    order.transaction_id or order.receipt_no or order.out_trade_no,
+                ),
             )
         _tell(
             session,
