@@ -2,7 +2,7 @@
 factor (TOTP with recovery codes), which roles must use it, temporary passwords
 
 Revision ID: 5d8e2a7c41b9
-Revises: 3f1c9a2b7d40
+Revises: 7c2d9e4a1b60
 Create Date: 2026-12-07 02:50:43.222056
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import yuyue.kit.db
 
 revision: str = "5d8e2a7c41b9"
-down_revision: str | None = "3f1c9a2b7d40"
+down_revision: str | None = "7c2d9e4a1b60"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
