@@ -59,6 +59,9 @@ async def make_hospital(
     session.add(hospital)
     await session.flush()
     session.add(BookingPolicy(hospital_id=hospital.id, **policy))
+    # Test staff sign in with a password alone; tests of the second factor say which roles
+    # need one (PUT /api/v1/staff/second-factor-roles). Without this row every role would.
+    staff_service.opt_out_of_second_factor(session, hospital_id=hospital.id, now=now)
     for pool, percent in (ratios or {}).items():
         session.add(PoolRatio(hospital_id=hospital.id, pool=pool, percent=percent))
     await session.flush()

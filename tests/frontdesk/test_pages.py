@@ -72,9 +72,20 @@ async def http(floor: Floor) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+SIGN_IN_CSRF = re.compile(r'name="csrf" value="([^"]*)"')
+
+
+async def sign_in_form(http: httpx.AsyncClient, data: dict[str, str]) -> httpx.Response:
+    """Posts the staff sign-in form as a browser does: with the CSRF token of its page."""
+    page = await http.get("/staff/signin")
+    found = SIGN_IN_CSRF.search(page.text)
+    assert found is not None
+    return await http.post("/staff/signin", data={"csrf": found.group(1), **data})
+
+
 async def staff(http: httpx.AsyncClient, username: str) -> Browser:
-    signed = await http.post(
-        "/staff/signin", data={"username": username, "password": "secret-pass", "next": "/"}
+    signed = await sign_in_form(
+        http, {"username": username, "password": "secret-pass", "next": "/"}
     )
     assert signed.status_code == 303, signed.text
     browser = Browser(http)
@@ -163,22 +174,18 @@ class TestWhoMayOpenWhat:
 
 class TestSignInAndSetup:
     async def test_wrong_password_is_a_sentence(self, http: httpx.AsyncClient) -> None:
-        response = await http.post(
-            "/staff/signin", data={"username": "nurse", "password": "nope", "next": "/"}
-        )
+        response = await sign_in_form(http, {"username": "nurse", "password": "nope", "next": "/"})
         assert response.status_code == 401
         assert "用户名或密码不正确" in response.text
         assert "yuyue_staff" not in response.headers.get("set-cookie", "")
 
     async def test_missing_fields_are_a_sentence(self, http: httpx.AsyncClient) -> None:
-        response = await http.post("/staff/signin", data={"username": "", "password": ""})
+        response = await sign_in_form(http, {"username": "", "password": ""})
         assert response.status_code == 422
         assert "请填写用户名和密码" in response.text
 
     async def test_staff_land_on_their_page(self, http: httpx.AsyncClient) -> None:
-        signed = await http.post(
-            "/staff/signin", data={"username": "doctor", "password": "secret-pass"}
-        )
+        signed = await sign_in_form(http, {"username": "doctor", "password": "secret-pass"})
         assert signed.headers["location"] == "/doctor"
         cookie = signed.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=lax" in cookie

@@ -71,13 +71,13 @@ class TestSignIn:
         assert body["access_token"] and not body["access_token"].startswith(crypto.API_KEY_PREFIX)
         assert datetime.fromisoformat(body["expires_at"]) == NOW + timedelta(hours=12)
 
-    async def test_sign_in_writes_nothing(
+    async def test_sign_in_writes_only_its_staff_session(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World
     ) -> None:
         username = await make_staff(ctx, world, Role.NURSE)
         before = await row_counts(ctx.db)
         assert (await sign_in(client, world, username)).status_code == 200
-        assert await row_counts(ctx.db) == before
+        assert await row_counts(ctx.db) == {**before, "staff_session": before["staff_session"] + 1}
 
     async def test_a_wrong_password_is_refused(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World
@@ -91,7 +91,8 @@ class TestSignIn:
         )
         body = assert_problem(response, 401, "invalid_credentials")
         assert body["detail"] == "Wrong username or password."
-        assert await row_counts(ctx.db) == before
+        # A wrong attempt is counted against the client address, and nothing else is written.
+        assert await row_counts(ctx.db) == {**before, "sign_in_throttle": 1}
 
     async def test_the_same_username_in_another_hospital_is_another_person(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World
@@ -105,7 +106,8 @@ class TestSignIn:
             json={"hospital": elsewhere.code, "username": username, "password": "secret-pass"},
         )
         assert_problem(response, 401, "invalid_credentials")
-        assert await row_counts(ctx.db) == before
+        # A wrong attempt is counted against the client address, and nothing else is written.
+        assert await row_counts(ctx.db) == {**before, "sign_in_throttle": 1}
 
 
 class TestStaffToken:
@@ -159,7 +161,7 @@ class TestStaffToken:
             await client.get("/api/v1/departments", headers=bearer(token)), 401, "unauthorized"
         )
         assert_problem(await sign_in(client, world, username), 401, "invalid_credentials")
-        assert await row_counts(ctx.db) == before
+        assert await row_counts(ctx.db) == {**before, "sign_in_throttle": 1}
 
     async def test_a_role_removed_takes_effect_on_an_existing_token(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World

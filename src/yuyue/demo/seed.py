@@ -62,6 +62,9 @@ async def _hospital(session: AsyncSession, now: datetime) -> tuple[Hospital, boo
     )
     session.add(hospital)
     await session.flush()
+    # The printed demo logins work with a password alone; an administrator says which roles
+    # must use a second factor (PUT /api/v1/staff/second-factor-roles).
+    staff_service.opt_out_of_second_factor(session, hospital_id=hospital.id, now=now)
     return hospital, True
 
 

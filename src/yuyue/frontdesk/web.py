@@ -1,14 +1,18 @@
 """What every hospital-floor page needs: who is at the screen (a signed-in member of staff,
 or a kiosk device), their language, rendering, CSRF checks and the cookies that carry them.
 
-Staff sign in with their username and password; the staff token (the one the API issues)
-is kept in an HttpOnly, SameSite=Lax cookie. A kiosk is a device, not a person: staff set
-it up once by entering a kiosk-channel API key, which the device keeps in a cookie of its
-own; the same key lets a device in the waiting room show a department's screen.
+Staff sign in with their username and password (and a second factor where the hospital
+asks for one); the staff token (the one the API issues, carrying a staff session's id) is
+kept in an HttpOnly, SameSite=Lax cookie, and dies with its session: signed out, idle for
+`staff.rules.IDLE_TIMEOUT`, or ended by a password change, a reset or disabling.
+A kiosk is a device, not a person: staff set it up once by entering a kiosk-channel API
+key, which the device keeps in a cookie of its own; the same key lets a
+device in the waiting room show a department's screen.
 """
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -26,6 +30,7 @@ from yuyue.portal import formatting
 from yuyue.portal.web import CsrfFailed, page_locale, portal_hospital
 from yuyue.scheduling.enums import Channel
 from yuyue.scheduling.models import Hospital
+from yuyue.staff import access as staff_access
 from yuyue.staff import service as staff_service
 from yuyue.staff.enums import Role
 from yuyue.staff.models import StaffUser
@@ -33,6 +38,9 @@ from yuyue.staff.rules import Actor
 from yuyue.web.context import AppContext
 
 STAFF_COOKIE = "yuyue_staff"
+# The sign-in form's CSRF token travels in this cookie and in the form; the two must match
+# (nobody is signed in yet, so there is no session to derive it from).
+SIGN_IN_CSRF_COOKIE = "yuyue_staff_signin"
 KIOSK_COOKIE = "yuyue_kiosk"
 KIOSK_PATH = "/kiosk"
 # A kiosk keeps its key until staff set it up again; a year, renewed at every setup.
@@ -91,8 +99,10 @@ class FloorVisitor:
         return local_today(self.now, self.hospital.timezone)
 
     def require(self, request: Request, *roles: Role) -> Actor:
-        """The signed-in staff member, who must hold one of `roles` (admin holds all)."""
-        if self.actor is None:
+        """The signed-in staff member, who must hold one of `roles` (admin holds all).
+        Someone who must first change the password or enrol a second factor is sent to the
+        sign-in page, which sends them on to that."""
+        if self.actor is None or self.actor.limit is not None:
             raise StaffSignInRequired(request.url.path)
         if not self.actor.has_role(*roles):
             raise Forbidden()
@@ -114,15 +124,15 @@ async def staff_visitor(request: Request) -> FloorVisitor:
     token = request.cookies.get(STAFF_COOKIE)
     if not token:
         return who
+    try:
+        actor = await staff_access.authenticate(
+            who.ctx.db, token=token, signer=who.ctx.staff_signer, now=who.now, allow_limited=True
+        )
+    except Unauthorized:
+        return who
+    if actor.hospital_id != who.hospital.id:
+        return who
     async with who.ctx.db.read() as session:
-        try:
-            actor = await staff_service.staff_actor(
-                session, token=token, signer=who.ctx.staff_signer, now=who.now
-            )
-        except Unauthorized:
-            return who
-        if actor.hospital_id != who.hospital.id:
-            return who
         who.user = await session.get(StaffUser, uuid.UUID(actor.id))
     who.actor, who.credential = actor, token
     return who
@@ -232,3 +242,27 @@ def home_of(actor: Actor) -> str:
     if actor.has_role(Role.DOCTOR) and not actor.has_role(Role.NURSE, Role.REGISTRAR):
         return "/doctor"
     return "/desk"
+
+
+def sign_in_csrf(request: Request) -> tuple[str, bool]:
+    """The sign-in form's CSRF token: the browser's, or a new one (then True: set it)."""
+    current = request.cookies.get(SIGN_IN_CSRF_COOKIE)
+    if current and 20 <= len(current) <= 64:
+        return current, False
+    return secrets.token_urlsafe(24), True
+
+
+def set_sign_in_csrf(response: Response, who: FloorVisitor, token: str) -> None:
+    response.set_cookie(
+        SIGN_IN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookies(who),
+        path="/staff",
+    )
+
+
+def check_sign_in_csrf(request: Request, sent: str | None) -> None:
+    if not crypto.same_secret(sent or None, request.cookies.get(SIGN_IN_CSRF_COOKIE)):
+        raise CsrfFailed()

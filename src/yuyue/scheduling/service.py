@@ -590,3 +590,28 @@ async def update_policy(
 
 def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, time) else value
+
+
+async def department_in_hospital(
+    session: AsyncSession, *, hospital_id: uuid.UUID, department_id: uuid.UUID
+) -> bool:
+    found = await session.scalar(
+        select(Department.id).where(
+            Department.id == department_id, Department.hospital_id == hospital_id
+        )
+    )
+    return found is not None
+
+
+async def doctor_in_hospital(
+    session: AsyncSession, *, hospital_id: uuid.UUID, doctor_id: uuid.UUID
+) -> bool:
+    found = await session.scalar(
+        select(Doctor.id).where(Doctor.id == doctor_id, Doctor.hospital_id == hospital_id)
+    )
+    return found is not None
+
+
+async def hospital_code(session: AsyncSession, hospital_id: uuid.UUID) -> str:
+    code = await session.scalar(select(Hospital.code).where(Hospital.id == hospital_id))
+    return code or ""

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.kit import crypto, i18n
 from yuyue.kit.errors import Conflict, NotFound, Unauthorized, YuyueError
 from yuyue.scheduling.enums import Channel
+from yuyue.staff import rules
 from yuyue.staff.enums import Role
-from yuyue.staff.models import ApiKey, AuditEntry, StaffUser
+from yuyue.staff.models import ApiKey, AuditEntry, StaffAccessPolicy, StaffSession, StaffUser
 from yuyue.staff.rules import STAFF_CHANNEL, Actor, ActorKind
 
 
@@ -64,6 +66,8 @@ async def create_staff(
     password: str,
     roles: list[Role],
     doctor_id: uuid.UUID | None = None,
+    department_id: uuid.UUID | None = None,
+    password_must_change: bool = False,
     now: datetime,
 ) -> StaffUser:
     existing = await session.scalar(
@@ -80,6 +84,9 @@ async def create_staff(
         password_hash=crypto.hash_password(password),
         roles=[r.value for r in roles],
         doctor_id=doctor_id,
+        department_id=department_id,
+        password_must_change=password_must_change,
+        failed_sign_ins=0,
         created_at=now,
     )
     session.add(user)
@@ -87,43 +94,218 @@ async def create_staff(
     return user
 
 
-async def sign_in(
+# --- staff sessions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """Where a sign-in comes from, as the staff session records it."""
+
+    address: str
+    user_agent: str
+
+    @classmethod
+    def of(cls, address: str | None, user_agent: str | None) -> Client:
+        return cls(
+            address=(address or "")[:64], user_agent=" ".join((user_agent or "").split())[:200]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Granted:
+    token: str
+    expires_at: datetime
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    roles: list[str]
+    limit: rules.AccessLimit | None
+
+
+async def second_factor_roles(session: AsyncSession, hospital_id: uuid.UUID) -> frozenset[Role]:
+    row = await session.get(StaffAccessPolicy, hospital_id)
+    if row is None:
+        return rules.DEFAULT_SECOND_FACTOR_ROLES
+    return frozenset(Role(r) for r in row.second_factor_roles if r in Role.__members__.values())
+
+
+def opt_out_of_second_factor(
+    session: AsyncSession, *, hospital_id: uuid.UUID, now: datetime
+) -> None:
+    """A new hospital whose staff need no second factor until an administrator says which
+    roles do (the demo, so its printed logins work at once; test hospitals)."""
+    session.add(StaffAccessPolicy(hospital_id=hospital_id, second_factor_roles=[], updated_at=now))
+
+
+async def set_second_factor_roles(
+    session: AsyncSession, *, actor: Actor, roles: list[Role], now: datetime
+) -> None:
+    row = await session.get(StaffAccessPolicy, actor.hospital_id)
+    before = sorted(await second_factor_roles(session, actor.hospital_id))
+    after = sorted({r.value for r in roles})
+    if row is None:
+        session.add(
+            StaffAccessPolicy(
+                hospital_id=actor.hospital_id, second_factor_roles=after, updated_at=now
+            )
+        )
+    else:
+        row.second_factor_roles, row.updated_at = after, now
+    record_audit(
+        session,
+        actor=actor,
+        action="staff.second_factor_roles",
+        entity_type="hospital",
+        entity_id=actor.hospital_id,
+        before={"second_factor_roles": [r.value for r in before]},
+        after={"second_factor_roles": after},
+        now=now,
+    )
+    await session.flush()
+
+
+def access_limit_of(user: StaffUser, required: frozenset[Role]) -> rules.AccessLimit | None:
+    return rules.access_limit(
+        roles=frozenset(Role(r) for r in user.roles),
+        second_factor_roles=required,
+        has_second_factor=user.has_second_factor,
+        password_must_change=user.password_must_change,
+    )
+
+
+async def open_session(
     session: AsyncSession,
     *,
-    hospital_id: uuid.UUID,
-    username: str,
-    password: str,
+    user: StaffUser,
+    client: Client,
     signer: crypto.TokenSigner,
     now: datetime,
     hours: int,
-) -> tuple[str, datetime, StaffUser]:
-    user = await session.scalar(
-        select(StaffUser).where(
-            StaffUser.hospital_id == hospital_id, StaffUser.username == username
-        )
-    )
-    if user is None or not user.active:
-        crypto.spend_password_check(password)
-        raise InvalidCredentials()
-    if not crypto.verify_password(user.password_hash, password):
-        raise InvalidCredentials()
+) -> Granted:
+    """A new staff session and the token that carries its id."""
     expires_at = now + timedelta(hours=hours)
-    token = signer.sign({"sub": str(user.id), "hid": str(hospital_id)}, expires_at=expires_at)
-    return token, expires_at, user
+    row = StaffSession(
+        hospital_id=user.hospital_id,
+        user_id=user.id,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=expires_at,
+        client_address=client.address,
+        user_agent=client.user_agent,
+    )
+    session.add(row)
+    await session.flush()
+    token = signer.sign(
+        {"sub": str(user.id), "hid": str(user.hospital_id), "sid": str(row.id)},
+        expires_at=expires_at,
+    )
+    required = await second_factor_roles(session, user.hospital_id)
+    return Granted(
+        token=token,
+        expires_at=expires_at,
+        session_id=row.id,
+        user_id=user.id,
+        roles=list(user.roles),
+        limit=access_limit_of(user, required),
+    )
 
 
-async def staff_actor(
+async def end_sessions(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    reason: rules.SessionEnd,
+    now: datetime,
+    session_id: uuid.UUID | None = None,
+) -> int:
+    """Ends the user's live sessions (or the one given); their tokens stop working at once."""
+    statement = (
+        update(StaffSession)
+        .where(StaffSession.user_id == user_id, StaffSession.ended_at.is_(None))
+        .values(ended_at=now, end_reason=reason.value)
+    )
+    if session_id is not None:
+        statement = statement.where(StaffSession.id == session_id)
+    result = await session.execute(statement, execution_options={"synchronize_session": False})
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def user_sessions(
+    session: AsyncSession, *, user_id: uuid.UUID, now: datetime
+) -> list[tuple[StaffSession, bool]]:
+    """The user's sessions of the last day and any still live, newest first, each with
+    whether it is live."""
+    rows = (
+        await session.scalars(
+            select(StaffSession)
+            .where(
+                StaffSession.user_id == user_id,
+                (StaffSession.ended_at.is_(None))
+                | (StaffSession.ended_at > now - timedelta(days=1)),
+            )
+            .order_by(StaffSession.created_at.desc(), StaffSession.id)
+        )
+    ).all()
+    return [
+        (
+            row,
+            rules.session_alive(
+                ended_at=row.ended_at,
+                last_seen_at=row.last_seen_at,
+                expires_at=row.expires_at,
+                now=now,
+            ),
+        )
+        for row in rows
+    ]
+
+
+async def touch_session(session: AsyncSession, *, session_id: uuid.UUID, now: datetime) -> None:
+    await session.execute(
+        update(StaffSession)
+        .where(
+            StaffSession.id == session_id,
+            StaffSession.ended_at.is_(None),
+            StaffSession.last_seen_at < now,
+        )
+        .values(last_seen_at=now),
+        execution_options={"synchronize_session": False},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StaffAccess:
+    actor: Actor
+    # The session's last_seen_at is old enough to be written again.
+    needs_touch: bool
+
+
+async def staff_access(
     session: AsyncSession, *, token: str, signer: crypto.TokenSigner, now: datetime
-) -> Actor:
+) -> StaffAccess:
+    """Who a staff token belongs to, if its session is live and its user active."""
     try:
         claims = signer.verify(token, now=now)
         user_id = uuid.UUID(str(claims["sub"]))
+        session_id = uuid.UUID(str(claims["sid"]))
     except (crypto.InvalidToken, KeyError, ValueError):
         raise Unauthorized() from None
-    user = await session.get(StaffUser, user_id)
-    if user is None or not user.active:
+    found = (
+        await session.execute(
+            select(StaffSession, StaffUser)
+            .join(StaffUser, StaffUser.id == StaffSession.user_id)
+            .where(StaffSession.id == session_id)
+        )
+    ).first()
+    if found is None:
         raise Unauthorized()
-    return Actor(
+    row, user = found
+    alive = rules.session_alive(
+        ended_at=row.ended_at, last_seen_at=row.last_seen_at, expires_at=row.expires_at, now=now
+    )
+    if not alive or row.user_id != user_id or not user.active:
+        raise Unauthorized()
+    required = await second_factor_roles(session, user.hospital_id)
+    actor = Actor(
         hospital_id=user.hospital_id,
         kind=ActorKind.STAFF,
         id=str(user.id),
@@ -131,7 +313,18 @@ async def staff_actor(
         roles=frozenset(Role(r) for r in user.roles),
         name=user.display_name,
         doctor_id=user.doctor_id,
+        limit=access_limit_of(user, required),
+        session_id=row.id,
     )
+    return StaffAccess(actor, rules.needs_touch(last_seen_at=row.last_seen_at, now=now))
+
+
+async def staff_actor(
+    session: AsyncSession, *, token: str, signer: crypto.TokenSigner, now: datetime
+) -> Actor:
+    """The actor of a staff token (read only: the session's last_seen_at is not written;
+    requests go through `staff.access.authenticate`, which does)."""
+    return (await staff_access(session, token=token, signer=signer, now=now)).actor
 
 
 async def create_api_key(

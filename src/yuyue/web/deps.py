@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from yuyue.kit import crypto, i18n
 from yuyue.kit.errors import Unauthorized
+from yuyue.staff import access as staff_access
 from yuyue.staff import service as staff_service
 from yuyue.staff.rules import Actor
 from yuyue.web.context import AppContext
@@ -45,10 +46,9 @@ async def current_actor(
             actor = await staff_service.channel_actor(session, key=token)
         ctx.actors.put(digest, actor)
         return actor
-    async with ctx.db.read() as session:
-        return await staff_service.staff_actor(
-            session, token=token, signer=ctx.staff_signer, now=ctx.clock.now()
-        )
+    return await staff_access.authenticate(
+        ctx.db, token=token, signer=ctx.staff_signer, now=ctx.clock.now()
+    )
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]
