@@ -41,6 +41,7 @@ from yuyue.notifications.delivery import (
     deliver_due,
     senders_from_settings,
 )
+from yuyue.payments import insurance_service
 from yuyue.payments import service as payments_service
 from yuyue.payments.gateway import Provider
 from yuyue.scheduling import release
@@ -176,6 +177,16 @@ async def close_expired_orders_once(ctx: AppContext) -> int:
     return await payments_service.close_orders(db=ctx.db, gateways=ctx.gateways, clock=ctx.clock)
 
 
+async def insurance_once(ctx: AppContext) -> insurance_service.InsurancePass | None:
+    """Settles, releases and refunds at the medical-insurance platform what is due (after
+    the commits that decided it), when the platform is configured."""
+    if ctx.insurance is None:
+        return None
+    return await insurance_service.run_insurance_pass(
+        db=ctx.db, insurance=ctx.insurance, cipher=ctx.cipher, clock=ctx.clock
+    )
+
+
 def build_huey(settings: Settings, *, immediate: bool = False) -> Huey:
     if settings.redis_url:
         return RedisHuey("yuyue", url=settings.redis_url, results=False, immediate=immediate)
@@ -246,6 +257,7 @@ class Jobs:
         self.close_orders = huey.periodic_task(crontab(), name="close_expired_orders")(
             self._close_orders
         )
+        self.insurance = huey.periodic_task(crontab(), name="insurance_pass")(self._insurance)
         huey.on_shutdown(name="dispose_context")(self._dispose_thread_state)
 
     # --- running async work in a worker thread ---------------------------------------------
@@ -316,6 +328,16 @@ class Jobs:
         if report.sent:
             log.info("refunds: %s", report)
         if report.finished:
+            self.request_delivery()
+        self._insurance()  # insurance refunds go to the platform with the same ring
+
+    def _insurance(self) -> None:
+        async def work(state: _ThreadState) -> insurance_service.InsurancePass | None:
+            return await insurance_once(state.ctx)
+
+        report: insurance_service.InsurancePass | None = self._run(work)
+        if report is not None and (report.worked or report.refunds_sent):
+            log.info("insurance pass: %s", report)
             self.request_delivery()
 
     def _close_orders(self) -> None:

@@ -22,6 +22,7 @@ from yuyue.payments.gateway import (
     Notification,
     NotificationKind,
     NotificationReply,
+    PayMethod,
     PayRequest,
     Provider,
     RefundRequest,
@@ -64,6 +65,12 @@ class GatewayDouble:
         if self.create_errors:
             raise self.create_errors.pop(0)
         self.orders.setdefault(request.out_trade_no, DoubleOrder(request))
+        if request.method is PayMethod.NATIVE:  # a QR code's content, as WeChat Pay's code_url
+            return Checkout(
+                method=request.method,
+                qr_content=f"weixin://wxpay/bizpayurl?pr={request.out_trade_no[:10]}",
+                provider_reference=f"prepay-{request.out_trade_no[:8]}",
+            )
         return Checkout(
             method=request.method,
             redirect_url=f"https://cashier.test/{request.out_trade_no}",

@@ -39,7 +39,12 @@ class TestPayingOverHttp:
 
         shown = (await client.get(f"/api/v1/appointments/{held}", headers=world.auth)).json()
         assert shown["status"] == "booked"
-        assert shown["payment"] == {"state": "paid", "amount_fen": 8000, "provider": "wechatpay"}
+        assert shown["payment"] == {
+            "state": "paid",
+            "amount_fen": 8000,
+            "provider": "wechatpay",
+            "split": None,
+        }
         assert shown["refund"] is None
 
         cancelled = await client.post(f"/api/v1/appointments/{held}/cancel", headers=world.auth)

@@ -131,6 +131,12 @@ def test_the_order_table_is_the_documented_one() -> None:
         (O.REFUNDING, "refunded"): O.REFUNDED,
         (O.REFUNDING, "refund_failed"): O.REFUND_FAILED,
         (O.REFUND_FAILED, "refunded"): O.REFUNDED,
+        # Medical insurance's pre-authorisation (payments/insurance_service.py).
+        (O.CREATED, "authorize"): O.AUTHORIZED,
+        (O.CLOSED, "authorize"): O.AUTHORIZED,
+        (O.AUTHORIZED, "settle"): O.PAID,
+        (O.AUTHORIZED, "release"): O.RELEASED,
+        (O.RELEASED, "settle"): O.PAID,
     }
 
 

@@ -64,7 +64,37 @@ class PaymentCarriedOver:
     at: datetime
 
 
-BookingEvent = AppointmentCancelled | AppointmentExpired | PaymentCarriedOver
+@dataclass(frozen=True, slots=True)
+class AppointmentCompleted:
+    """The consultation is over (`change_status` "complete"): a fee held rather than taken
+    (medical insurance's pre-authorisation) may be settled now."""
+
+    hospital_id: uuid.UUID
+    appointment_id: uuid.UUID
+    patient_id: uuid.UUID
+    actor: Actor
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AppointmentMissed:
+    """The patient did not come (`change_status` "mark_no_show"): a fee held rather than
+    taken is released."""
+
+    hospital_id: uuid.UUID
+    appointment_id: uuid.UUID
+    patient_id: uuid.UUID
+    actor: Actor
+    at: datetime
+
+
+BookingEvent = (
+    AppointmentCancelled
+    | AppointmentExpired
+    | PaymentCarriedOver
+    | AppointmentCompleted
+    | AppointmentMissed
+)
 Subscriber = Callable[[AsyncSession, BookingEvent], Awaitable[None]]
 
 _subscribers: list[Subscriber] = []

@@ -78,6 +78,11 @@ class Appointment(Base):
     # What the patient paid and how, as the voucher shows it; written by `confirm_payment`.
     paid_fen: Mapped[int | None] = mapped_column(Integer)
     payment_provider: Mapped[str | None] = mapped_column(String(16))
+    # How a settled fee was split (medical insurance: 统筹, 个人账户, 自付); payments tells
+    # booking through `note_payment_split`.
+    split_pool_fen: Mapped[int | None] = mapped_column(Integer)
+    split_account_fen: Mapped[int | None] = mapped_column(Integer)
+    split_self_pay_fen: Mapped[int | None] = mapped_column(Integer)
     # RefundShown: where the money of a cancelled paid booking is (payments tells booking).
     refund_state: Mapped[str] = mapped_column(
         String(16), default=RefundShown.NONE.value, server_default=RefundShown.NONE.value

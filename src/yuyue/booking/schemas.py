@@ -81,10 +81,22 @@ class Voucher(BaseModel):
     token: Annotated[str, Field(description="signed, expiring token carried by the QR code")]
 
 
+class PaymentSplit(BaseModel):
+    """How medical insurance settled the fee; the three parts add up to it."""
+
+    pool_fen: Annotated[int, Field(description="统筹基金: the insurance pool's share")]
+    account_fen: Annotated[int, Field(description="个人账户: the personal account's share")]
+    self_pay_fen: Annotated[int, Field(description="自付: the patient's own share")]
+
+
 class PaymentBrief(BaseModel):
     state: Annotated[str, Field(description="`paid`")]
     amount_fen: int
     provider: Annotated[str | None, Field(description="wechatpay, alipay, insurance, window")]
+    split: Annotated[
+        PaymentSplit | None,
+        Field(description="medical insurance only, once settled (null while only held)"),
+    ] = None
 
 
 class RefundBrief(BaseModel):

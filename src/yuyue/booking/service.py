@@ -968,6 +968,67 @@ async def change_status(
             payload={"appointment_id": str(appointment.id)},
             now=now,
         )
+    event = _STATUS_EVENTS.get(action)
+    if event is not None:
+        await events.publish(
+            session,
+            event(
+                hospital_id=appointment.hospital_id,
+                appointment_id=appointment.id,
+                patient_id=appointment.patient_id,
+                actor=actor,
+                at=now,
+            ),
+        )
+
+
+# What the other contexts hear of a status change, in its transaction.
+_STATUS_EVENTS: dict[str, type[events.AppointmentCompleted | events.AppointmentMissed]] = {
+    "complete": events.AppointmentCompleted,
+    "mark_no_show": events.AppointmentMissed,
+}
+
+
+async def note_payment_split(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    appointment_id: uuid.UUID,
+    pool_fen: int,
+    account_fen: int,
+    self_pay_fen: int,
+    now: datetime,
+) -> None:
+    """Records how a settled fee was split (medical insurance: pool, personal account and
+    the patient's own share), as the voucher and the receipt show it. Payments decides it;
+    booking stays the appointment's writer."""
+    appointment = await lock_appointment(
+        session, hospital_id=actor.hospital_id, appointment_id=appointment_id
+    )
+    split = (pool_fen, account_fen, self_pay_fen)
+    before = (
+        appointment.split_pool_fen,
+        appointment.split_account_fen,
+        appointment.split_self_pay_fen,
+    )
+    if before == split:
+        return
+    (
+        appointment.split_pool_fen,
+        appointment.split_account_fen,
+        appointment.split_self_pay_fen,
+    ) = split
+    appointment.updated_at = now
+    record_audit(
+        session,
+        actor=actor,
+        action="payment_split",
+        entity_type="appointment",
+        entity_id=appointment.id,
+        before={"split": list(before)},
+        after={"split": list(split)},
+        now=now,
+    )
 
 
 # --- the waitlist's offers ------------------------------------------------------------------

@@ -265,6 +265,9 @@ class AppointmentRecord:
     paid_fen: int | None = None
     payment_provider: str | None = None
     refund_state: str = "none"
+    split_pool_fen: int | None = None
+    split_account_fen: int | None = None
+    split_self_pay_fen: int | None = None
 
 
 async def lock_patient(

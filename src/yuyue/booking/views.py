@@ -14,6 +14,7 @@ from yuyue.booking.models import Appointment
 from yuyue.booking.schemas import (
     AppointmentRead,
     PaymentBrief,
+    PaymentSplit,
     RefundBrief,
     SessionBrief,
     SlotBrief,
@@ -97,7 +98,10 @@ def render(
         cancel_reason=appointment.cancel_reason,
         created_at=appointment.created_at,
         payment=PaymentBrief(
-            state="paid", amount_fen=appointment.paid_fen, provider=appointment.payment_provider
+            state="paid",
+            amount_fen=appointment.paid_fen,
+            provider=appointment.payment_provider,
+            split=_split(appointment),
         )
         if appointment.paid_fen
         else None,
@@ -105,6 +109,17 @@ def render(
         if appointment.refund_state != RefundShown.NONE.value
         else None,
     )
+
+
+def _split(appointment: Appointment | AppointmentRecord) -> PaymentSplit | None:
+    parts = (
+        appointment.split_pool_fen,
+        appointment.split_account_fen,
+        appointment.split_self_pay_fen,
+    )
+    if parts[0] is None or parts[1] is None or parts[2] is None:
+        return None
+    return PaymentSplit(pool_fen=parts[0], account_fen=parts[1], self_pay_fen=parts[2])
 
 
 def render_booked(booked: Booked, *, voucher_signer: TokenSigner, locale: str) -> AppointmentRead:

@@ -7,14 +7,18 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
+import segno
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import listing
+from yuyue.booking.models import Appointment
 from yuyue.frontdesk import texts as _texts  # noqa: F401  (registers the page sentences)
 from yuyue.frontdesk.web import (
     KIOSK_COOKIE,
@@ -30,11 +34,14 @@ from yuyue.frontdesk.web import (
     staff_sign_in_redirect,
     staff_visitor,
 )
+from yuyue.jobs import payment_notify_urls
 from yuyue.kit import i18n
+from yuyue.kit.crypto import InvalidToken, TokenSigner, load_master_secret
 from yuyue.kit.errors import Forbidden, NotFound, YuyueError
 from yuyue.kit.live import LiveEvent
 from yuyue.patients import rules as patient_rules
 from yuyue.patients import service as patient_service
+from yuyue.payments import kiosk as kiosk_payments
 from yuyue.scheduling.enums import SessionStatus
 from yuyue.scheduling.models import ClinicSession, Department, Doctor
 from yuyue.staff.enums import Role
@@ -117,6 +124,12 @@ async def kiosk_scan(request: Request, who: KioskDep) -> Response:
 
     try:
         checked, event = await _commit(who, work)
+    except visit_rules.AppointmentUnpaid:
+        # Held and not paid yet: the kiosk takes the payment (a voucher that verified).
+        payload = who.ctx.voucher_signer.verify(token, now=who.now)
+        return _pay_redirect(
+            who, visit_rules.voucher_appointment_id(payload, hospital_id=who.hospital.id)
+        )
     except YuyueError as error:
         return _kiosk_page(request, who, error=error.detail(who.locale), status=error.status)
     await _announce(who, event)
@@ -151,10 +164,81 @@ async def kiosk_code(request: Request, who: KioskDep) -> Response:
 
         await _commit(who, count)
         return _kiosk_page(request, who, error=error.detail(who.locale), status=error.status)
+    except visit_rules.AppointmentUnpaid:
+        # The code and the phone digits matched a held appointment: the kiosk takes the fee.
+        async with who.ctx.db.read() as session:
+            unpaid = await session.scalar(
+                select(Appointment.id).where(
+                    Appointment.hospital_id == who.hospital.id, Appointment.voucher_code == code
+                )
+            )
+        assert unpaid is not None
+        return _pay_redirect(who, unpaid)
     except YuyueError as error:
         return _kiosk_page(request, who, error=error.detail(who.locale), status=error.status)
     await _announce(who, event)
     return await _kiosk_checked_in(who, checked)
+
+
+# --- paying at the kiosk ---------------------------------------------------------------------
+
+# How long a kiosk's payment page stays valid (its link names the appointment): longer than
+# any hold, shorter than a day.
+PAY_LINK_MINUTES = 30
+PAY_REFRESH_SECONDS = 3
+
+
+def _pay_signer(who: FloorVisitor) -> TokenSigner:
+    return TokenSigner(load_master_secret(who.ctx.settings.master_secret), "kiosk-pay")
+
+
+def _pay_redirect(who: FloorVisitor, appointment_id: uuid.UUID) -> Response:
+    token = _pay_signer(who).sign(
+        {"aid": str(appointment_id), "hid": str(who.hospital.id)},
+        expires_at=who.now + timedelta(minutes=PAY_LINK_MINUTES),
+    )
+    return redirect(f"/kiosk/pay?t={token}")
+
+
+@router.get("/kiosk/pay", response_class=HTMLResponse)
+async def kiosk_pay(request: Request, who: KioskDep, t: str = "") -> Response:
+    """A held appointment's WeChat Pay QR code; the page refreshes itself (no script) and
+    asks the provider each time until the payment is in, then says so."""
+    try:
+        payload = _pay_signer(who).verify(t[:2000], now=who.now)
+        appointment_id = visit_rules.voucher_appointment_id(payload, hospital_id=who.hospital.id)
+    except (InvalidToken, visit_rules.VoucherInvalid):
+        return _kiosk_page(request, who, error=who.t("kiosk.pay_link_invalid"), status=422)
+    ctx = who.ctx
+    try:
+        paying = await kiosk_payments.kiosk_payment(
+            db=ctx.db,
+            gateways=ctx.gateways,
+            actor=_actor(who),
+            appointment_id=appointment_id,
+            notify_url=payment_notify_urls(ctx)[kiosk_payments.KIOSK_PROVIDER],
+            clock=ctx.clock,
+        )
+    except YuyueError as error:
+        return _kiosk_page(request, who, error=error.detail(who.locale), status=error.status)
+    qr_svg = (
+        Markup(
+            segno.make(paying.qr_content, error="m").svg_inline(
+                scale=6, border=4, title=who.t("kiosk.pay_qr")
+            )
+        )
+        if paying.qr_content
+        else None
+    )
+    return render(
+        request,
+        who,
+        "kiosk_pay.html",
+        paying=paying,
+        qr_svg=qr_svg,
+        amount=f"{paying.fee_fen // 100}.{paying.fee_fen % 100:02d}",
+        refresh=PAY_REFRESH_SECONDS,
+    )
 
 
 def _check_in_event(checked: visits.CheckIn, who: FloorVisitor) -> QueueEvent | None:

@@ -77,6 +77,30 @@ i18n.register(
             "请在候诊区等候，留意叫号屏幕和广播。",
             "Please wait in the waiting area and watch the screen for your number.",
         ),
+        # paying at the kiosk
+        "kiosk.pay_title": ("扫码支付挂号费", "Pay the registration fee"),
+        "kiosk.pay_unpaid": (
+            "该预约尚未支付。请用手机微信扫描下方二维码支付，支付后即完成预约。",
+            "This appointment is not paid yet. Scan the code below with WeChat on your "
+            "phone; the booking is confirmed once you pay.",
+        ),
+        "kiosk.pay_fee": ("应付金额", "Amount"),
+        "kiosk.pay_until": ("请在此时间前支付", "Pay before"),
+        "kiosk.pay_waiting": (
+            "正在等待支付结果，本页会自动刷新。",
+            "Waiting for your payment; this page refreshes by itself.",
+        ),
+        "kiosk.pay_qr": ("微信支付二维码", "WeChat Pay QR code"),
+        "kiosk.paid": (
+            "支付成功，预约已确认。请再次扫描凭证或输入预约码报到。",
+            "Paid: your booking is confirmed. Scan your voucher or enter your code again "
+            "to check in.",
+        ),
+        "kiosk.pay_link_invalid": (
+            "支付页面已过期，请重新扫描凭证或输入预约码。",
+            "This payment page has expired; please scan your voucher or enter your code again.",
+        ),
+        "kiosk.yuan": ("¥{amount}", "¥{amount}"),
         # triage desk
         "desk.area": ("分诊台", "Triage desk"),
         "desk.title": ("分诊台", "Triage desk"),

@@ -12,17 +12,24 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.jobs import payment_notify_urls, request_delivery, request_refunds
-from yuyue.payments import service
-from yuyue.payments.gateway import Checkout, Provider
+from yuyue.payments import insurance_service, service
+from yuyue.payments.gateway import Checkout, PayMethod, Provider
 from yuyue.payments.models import PaymentOrder, Refund
+from yuyue.payments.rules import InsuranceSettlement
 from yuyue.payments.schemas import (
     CheckoutRead,
+    InsuranceSplit,
     PaymentCreate,
     PaymentOrderRead,
+    PaymentSettingsRead,
+    PaymentSettingsUpdate,
+    ReceiptRead,
     RefundRead,
     WindowPaymentCreate,
     WindowRefund,
 )
+from yuyue.staff.rules import Actor
+from yuyue.web.context import AppContext
 from yuyue.web.deps import ActorDep, CtxDep
 
 router = APIRouter(prefix="/api/v1", tags=["payments"])
@@ -87,6 +94,8 @@ def _order(order: PaymentOrder, refund: Refund | None = None) -> PaymentOrderRea
 async def start_payment(
     appointment_id: uuid.UUID, body: PaymentCreate, request: Request, ctx: CtxDep, actor: ActorDep
 ) -> CheckoutRead:
+    if body.provider is Provider.INSURANCE:
+        return await _start_insurance(appointment_id, body, ctx, actor)
     checkout = await service.start_payment(
         db=ctx.db,
         gateways=ctx.gateways,
@@ -144,7 +153,19 @@ async def alipay_notify(request: Request, ctx: CtxDep) -> Response:
     response_class=Response,
 )
 async def insurance_notify(request: Request, ctx: CtxDep) -> Response:
-    return await _notify(Provider.INSURANCE, request, ctx)
+    handled = await insurance_service.handle_insurance_notification(
+        db=ctx.db,
+        insurance=ctx.insurance,
+        headers=dict(request.headers),
+        body=await request.body(),
+        clock=ctx.clock,
+    )
+    if handled.result in (service.PAID, service.REFUND_UPDATED):
+        request_delivery(ctx)
+    if handled.refunds:
+        request_refunds(ctx)
+    reply = handled.reply
+    return Response(reply.body, status_code=reply.status_code, media_type=reply.content_type)
 
 
 @router.post(
@@ -236,3 +257,106 @@ async def list_orders(
             transaction_id=transaction_id,
         )
     return [_order(order, refund) for order, refund in rows]
+
+
+async def _start_insurance(
+    appointment_id: uuid.UUID, body: PaymentCreate, ctx: AppContext, actor: Actor
+) -> CheckoutRead:
+    """Medical insurance pre-authorises at once: no cashier to open."""
+    paid = await insurance_service.start_insurance_payment(
+        db=ctx.db,
+        insurance=ctx.insurance,
+        cipher=ctx.cipher,
+        actor=actor,
+        appointment_id=appointment_id,
+        insured_number=body.insurance_id,
+        clock=ctx.clock,
+    )
+    request_delivery(ctx)
+    split = paid.split
+    return CheckoutRead(
+        method=PayMethod.INSURANCE_MOBILE,
+        redirect_url=None,
+        qr_content=None,
+        jsapi_params=None,
+        order_state=paid.state.value,
+        split=InsuranceSplit(
+            pool_fen=split.pool_fen, account_fen=split.account_fen, self_pay_fen=split.self_pay_fen
+        )
+        if split is not None
+        else None,
+    )
+
+
+# --- receipts and the hospital's payment settings -------------------------------------------
+
+_RECEIPT_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or unknown API key / token (`unauthorized`)"},
+    403: {"description": "`forbidden`"},
+    404: {"description": "`not_found`"},
+    409: {"description": "`no_receipt`: nothing was paid for this appointment"},
+    422: {"description": "`validation_error`"},
+}
+
+
+@router.get(
+    "/appointments/{appointment_id}/receipt",
+    response_model=ReceiptRead,
+    responses=_RECEIPT_REFUSALS,
+    summary="The appointment's receipt: fee, provider, paid time, receipt number and the "
+    "medical-insurance split (pool, personal account, own share)",
+)
+async def receipt(appointment_id: uuid.UUID, ctx: CtxDep, actor: ActorDep) -> ReceiptRead:
+    async with ctx.db.read() as session:
+        found = await insurance_service.receipt_of(
+            session, actor=actor, appointment_id=appointment_id
+        )
+    split = found.split
+    return ReceiptRead(
+        appointment_id=found.appointment_id,
+        fee_fen=found.fee_fen,
+        state=found.state,
+        provider=found.provider,
+        method=found.method,
+        paid_at=found.paid_at,
+        receipt_no=found.receipt_no,
+        split=InsuranceSplit(
+            pool_fen=split.pool_fen, account_fen=split.account_fen, self_pay_fen=split.self_pay_fen
+        )
+        if split is not None
+        else None,
+        insured=found.insured_masked,
+    )
+
+
+@router.get(
+    "/payment-settings",
+    response_model=PaymentSettingsRead,
+    responses=_RECEIPT_REFUSALS,
+    summary="The hospital's payment settings",
+)
+async def payment_settings(ctx: CtxDep, actor: ActorDep) -> PaymentSettingsRead:
+    async with ctx.db.read() as session:
+        settlement = await insurance_service.settlement_of(session, hospital_id=actor.hospital_id)
+    return PaymentSettingsRead(insurance_settlement=settlement.value)
+
+
+@router.put(
+    "/payment-settings",
+    response_model=PaymentSettingsRead,
+    responses=_RECEIPT_REFUSALS,
+    summary="Administrators: settle medical insurance at booking or after the visit",
+)
+async def update_payment_settings(
+    body: PaymentSettingsUpdate, ctx: CtxDep, actor: ActorDep
+) -> PaymentSettingsRead:
+    async def work(session: AsyncSession) -> PaymentSettingsRead:
+        settlement = await insurance_service.set_settlement(
+            session,
+            actor=actor,
+            settlement=InsuranceSettlement(body.insurance_settlement),
+            now=ctx.clock.now(),
+        )
+        return PaymentSettingsRead(insurance_settlement=settlement.value)
+
+    return await ctx.db.transact(work)

@@ -179,3 +179,48 @@ class ReconciliationItem(Base):
     handled_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+class InsuranceHold(Base):
+    """A medical-insurance pre-authorisation behind one order: whose cover it is (the
+    insured person's number, encrypted; masked for screens), the platform's hold number and
+    what is still to be done there. `settle_due_at` and `release_due_at` are intents written
+    in the transaction that decided them; the insurance pass (or the request itself) then
+    calls the platform after commit and records `settled_at` / `released_at`."""
+
+    __tablename__ = "insurance_hold"
+    __table_args__ = (
+        UniqueConstraint("order_id"),
+        Index("ix_insurance_hold_next_try_at", "next_try_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    hospital_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hospital.id"))
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payment_order.id"))
+    insured_cipher: Mapped[str] = mapped_column(String(200))
+    insured_masked: Mapped[str] = mapped_column(String(40))
+    auth_no: Mapped[str | None] = mapped_column(String(64))
+    held_fen: Mapped[int] = mapped_column(Integer)
+    settle_due_at: Mapped[datetime | None]
+    settled_at: Mapped[datetime | None]
+    release_due_at: Mapped[datetime | None]
+    released_at: Mapped[datetime | None]
+    # When the pass may call the platform again for what is due (a lease and a back-off).
+    next_try_at: Mapped[datetime | None]
+    tries: Mapped[int] = mapped_column(SmallInteger, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class PaymentSettings(Base):
+    """A hospital's payment settings; no row means the defaults."""
+
+    __tablename__ = "payment_settings"
+
+    hospital_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hospital.id"), primary_key=True)
+    # payments.rules.InsuranceSettlement: settle a pre-authorised fee at booking or after
+    # the visit.
+    insurance_settlement: Mapped[str] = mapped_column(String(16))
+    updated_by: Mapped[str] = mapped_column(String(80))
+    updated_at: Mapped[datetime]

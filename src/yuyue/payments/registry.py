@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 
 from yuyue.config import Settings
 from yuyue.payments.gateway import Gateway, Provider
+from yuyue.payments.insurance import InsuranceGateway
 from yuyue.payments.rules import ProviderUnavailable
 
 
@@ -58,3 +59,15 @@ def gateways_from_settings(settings: Settings) -> Gateways:
             if gateway is not None and (not wanted or provider in wanted)
         }
     )
+
+
+def insurance_gateway_from_settings(settings: Settings) -> InsuranceGateway | None:
+    """The medical-insurance platform's adapter (`AppContext.insurance`), or None when it
+    is not configured or `settings.payment_providers` names others only. It stands beside
+    the `Gateways`, not in them: pre-authorisation is not a `Gateway` (payments/insurance.py)."""
+    from yuyue.payments.providers.insurance import insurance_from_settings
+
+    wanted = {Provider(name) for name in settings.payment_providers}
+    if wanted and Provider.INSURANCE not in wanted:
+        return None
+    return insurance_from_settings(settings)

@@ -6,7 +6,9 @@ No I/O: plain functions over values already loaded and an injected `now`; refusa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
@@ -14,6 +16,7 @@ from typing import Final
 from yuyue.booking.states import AppointmentStatus, CancelReason, RefundShown
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
+from yuyue.patients.rules import mask_id_number
 from yuyue.payments.gateway import PayMethod, Provider
 from yuyue.payments.states import OrderState, RefundReason, RefundState
 
@@ -187,6 +190,15 @@ ORDER_TRANSITIONS: Final[Mapping[tuple[OrderState, str], OrderState]] = {
     (OS.REFUNDING, "refund_failed"): OS.REFUND_FAILED,
     # The money came back at the window after all.
     (OS.REFUND_FAILED, "refunded"): OS.REFUNDED,
+    # Medical insurance: the platform holds the fee (the appointment is booked on it), then
+    # settles it (the order is paid) or releases it. A hold granted just as we closed the
+    # order is a hold all the same; a settlement that crossed a release took the money, so
+    # the order is paid (and then refunded, since its booking is over).
+    (OS.CREATED, "authorize"): OS.AUTHORIZED,
+    (OS.CLOSED, "authorize"): OS.AUTHORIZED,
+    (OS.AUTHORIZED, "settle"): OS.PAID,
+    (OS.AUTHORIZED, "release"): OS.RELEASED,
+    (OS.RELEASED, "settle"): OS.PAID,
 }
 
 REFUND_TRANSITIONS: Final[Mapping[tuple[RefundState, str], RefundState]] = {
@@ -275,3 +287,153 @@ def next_try(tries: int, *, now: datetime) -> datetime:
     """When to try again after `tries` failed attempts (1 → one minute, … capped)."""
     index = min(max(tries, 1), len(BACKOFF)) - 1
     return now + BACKOFF[index]
+
+
+# --- medical insurance ----------------------------------------------------------------------
+
+
+class InsuranceSettlement(StrEnum):
+    """When a hospital settles a pre-authorised fee with the insurance platform (its
+    payment setting): at booking, or once the visit is over (a no-show or a cancellation
+    then releases the hold and nothing is ever taken)."""
+
+    AT_BOOKING = "booking"
+    AFTER_VISIT = "visit"
+
+
+DEFAULT_INSURANCE_SETTLEMENT: Final = InsuranceSettlement.AFTER_VISIT
+
+
+class AppointmentMoment(StrEnum):
+    """What happened to an appointment paid by pre-authorisation."""
+
+    BOOKED = "booked"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+
+
+class InsuranceStep(StrEnum):
+    SETTLE = "settle"
+    RELEASE = "release"
+    NOTHING = "nothing"
+
+
+def insurance_step(
+    state: OrderState, moment: AppointmentMoment, *, settlement: InsuranceSettlement
+) -> InsuranceStep:
+    """What a pre-authorised order does next. Only a hold still unsettled moves: it is
+    settled at booking or after the visit as the hospital chose, and released when the
+    appointment is cancelled or missed. A settled order's cancellation is a refund, which
+    the common refund path handles."""
+    if state is not OS.AUTHORIZED:
+        return InsuranceStep.NOTHING
+    if moment is AppointmentMoment.BOOKED:
+        if settlement is InsuranceSettlement.AT_BOOKING:
+            return InsuranceStep.SETTLE
+        return InsuranceStep.NOTHING
+    if moment is AppointmentMoment.COMPLETED:
+        return InsuranceStep.SETTLE
+    return InsuranceStep.RELEASE
+
+
+@dataclass(frozen=True)
+class Split:
+    """A settled fee: the pool's share (统筹), the personal account's (个人账户) and the
+    patient's own payment (自付)."""
+
+    pool_fen: int
+    account_fen: int
+    self_pay_fen: int
+
+    @property
+    def total_fen(self) -> int:
+        return self.pool_fen + self.account_fen + self.self_pay_fen
+
+    @property
+    def insurer_fen(self) -> int:
+        return self.pool_fen + self.account_fen
+
+
+class SplitMismatch(YuyueError):
+    """The platform's parts do not add up to the fee held: not a settlement to book."""
+
+    code = "insurance_split_mismatch"
+    status = 502
+
+
+def check_split(split: Split, *, fee_fen: int) -> Split:
+    if min(split.pool_fen, split.account_fen, split.self_pay_fen) < 0:
+        raise SplitMismatch(total=split.total_fen, fee=fee_fen)
+    if split.total_fen != fee_fen:
+        raise SplitMismatch(total=split.total_fen, fee=fee_fen)
+    return split
+
+
+class InsuranceIdRequired(YuyueError):
+    code = "insurance_id_required"
+    status = 422
+
+
+class InvalidInsuranceId(YuyueError):
+    code = "invalid_insurance_id"
+    status = 422
+
+
+class InsuranceRefused(YuyueError):
+    """The platform refused the pre-authorisation (unknown insured person, no cover);
+    nothing is held and the appointment stays held for another way to pay."""
+
+    code = "insurance_refused"
+    status = 422
+
+
+_INSURANCE_ID = re.compile(r"[0-9A-Z]{6,32}")
+
+
+def insurance_id(text: str | None) -> str:
+    """The insured person's number as the platform knows it: letters and digits, spaces
+    and dashes ignored, upper case."""
+    if text is None or not text.strip():
+        raise InsuranceIdRequired()
+    number = re.sub(r"[\s-]", "", text).upper()
+    if not _INSURANCE_ID.fullmatch(number):
+        raise InvalidInsuranceId()
+    return number
+
+
+def mask_insurance_id(number: str) -> str:
+    """Enough for the patient to recognise their own number, never most of it: an 18-digit
+    number (the identity number) shows as identity numbers do, a shorter card number keeps
+    two characters at each end."""
+    if len(number) >= 16:
+        return mask_id_number(number)
+    keep = 2
+    return number[:keep] + "*" * (len(number) - 2 * keep) + number[-keep:]
+
+
+i18n.register(
+    {
+        "title.insurance_split_mismatch": ("医保结算金额不符", "Insurance split mismatch"),
+        "error.insurance_split_mismatch": (
+            "医保结算各部分合计 {total} 分，与费用 {fee} 分不符。",
+            "The insurance parts add up to {total} fen, not the fee of {fee} fen.",
+        ),
+        "title.insurance_id_required": ("请填写医保号", "Insurance number required"),
+        "error.insurance_id_required": (
+            "医保支付需要填写参保人的医保号。",
+            "Paying by medical insurance needs the insured person's number.",
+        ),
+        "title.invalid_insurance_id": ("医保号有误", "Invalid insurance number"),
+        "error.invalid_insurance_id": (
+            "医保号应为 6 至 32 位字母或数字。",
+            "An insurance number is 6 to 32 letters or digits.",
+        ),
+        "title.insurance_refused": ("医保未能授权", "Insurance refused"),
+        "error.insurance_refused": (
+            "医保平台未能授权本次支付（{reason}），未产生扣款，请选择其他支付方式。",
+            "The insurance platform did not authorise the payment ({reason}); nothing was "
+            "held. Please choose another way to pay.",
+        ),
+    }
+)

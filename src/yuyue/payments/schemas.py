@@ -17,6 +17,20 @@ class PaymentCreate(Input):
     method: PayMethod
     return_url: Annotated[str | None, Field(max_length=500)] = None
     payer_openid: Annotated[str | None, Field(max_length=128, description="JSAPI only")] = None
+    insurance_id: Annotated[
+        str | None,
+        Field(
+            max_length=40,
+            description="insurance / insurance_mobile only: the insured person's number "
+            "(医保号); stored encrypted, shown masked",
+        ),
+    ] = None
+
+
+class InsuranceSplit(BaseModel):
+    pool_fen: Annotated[int, Field(description="统筹基金: the insurance pool's share")]
+    account_fen: Annotated[int, Field(description="个人账户: the personal account's share")]
+    self_pay_fen: Annotated[int, Field(description="自付: the patient's own share")]
 
 
 class CheckoutRead(BaseModel):
@@ -27,6 +41,10 @@ class CheckoutRead(BaseModel):
     redirect_url: str | None
     qr_content: str | None
     jsapi_params: dict[str, str] | None
+    # Medical insurance answers at once: the fee is held (`authorized`, the appointment is
+    # booked) or already settled (`paid`, with the split).
+    order_state: str | None = None
+    split: InsuranceSplit | None = None
 
 
 class WindowPaymentCreate(Input):
@@ -64,3 +82,29 @@ class PaymentOrderRead(BaseModel):
     invoice_printed_at: datetime | None
     created_at: datetime
     refund: RefundRead | None = None
+
+
+class ReceiptRead(BaseModel):
+    """What was paid for an appointment and how."""
+
+    appointment_id: uuid.UUID
+    fee_fen: int
+    state: Annotated[str, Field(description="the order: authorized (held), paid, refunding, …")]
+    provider: str
+    method: str
+    paid_at: datetime | None
+    receipt_no: Annotated[
+        str, Field(description="the window's receipt, else the provider's transaction number")
+    ]
+    split: InsuranceSplit | None
+    insured: Annotated[str | None, Field(description="the insurance number, masked")]
+
+
+class PaymentSettingsRead(BaseModel):
+    insurance_settlement: Annotated[
+        str, Field(description="booking: settle when booked; visit: after the visit completes")
+    ]
+
+
+class PaymentSettingsUpdate(Input):
+    insurance_settlement: Annotated[str, Field(pattern="^(booking|visit)$")]

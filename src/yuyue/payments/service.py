@@ -710,6 +710,8 @@ async def on_booking_event(session: AsyncSession, event: events.BookingEvent) ->
         return
     if isinstance(event, events.AppointmentCancelled) and event.payment_follows:
         return
+    if isinstance(event, (events.AppointmentCompleted, events.AppointmentMissed)):
+        return  # only a fee held rather than taken moves then (payments.insurance_service)
     orders = await _orders_of(session, appointment_id=event.appointment_id)
     if not orders:
         return

@@ -8,7 +8,11 @@ from enum import StrEnum
 
 class OrderState(StrEnum):
     """A payment order: created → paid → refunding → refunded | refund_failed, or
-    created → closed (the hold ended or the patient chose another way to pay)."""
+    created → closed (the hold ended or the patient chose another way to pay).
+
+    Medical insurance pre-authorises instead: created → authorized (the platform holds the
+    fee; the appointment is booked) → paid (settled) → refunding → …, or authorized →
+    released (cancelled or a no-show before settlement: nothing was taken)."""
 
     CREATED = "created"
     PAID = "paid"
@@ -16,6 +20,8 @@ class OrderState(StrEnum):
     REFUNDED = "refunded"
     REFUND_FAILED = "refund_failed"
     CLOSED = "closed"
+    AUTHORIZED = "authorized"
+    RELEASED = "released"
 
 
 class RefundState(StrEnum):
@@ -51,6 +57,10 @@ class AttemptKind(StrEnum):
     REFUND = "refund"
     QUERY_REFUND = "query_refund"
     NOTIFICATION = "notification"
+    # Medical insurance's pre-authorisation, settlement and release of a hold.
+    PREAUTHORIZE = "preauthorize"
+    SETTLE = "settle"
+    RELEASE = "release"
 
 
 class AttemptOutcome(StrEnum):

@@ -32,7 +32,12 @@ from yuyue.kit.signals import (
     PlaceSignals,
     RedisPlaceSignals,
 )
-from yuyue.payments.registry import Gateways, gateways_from_settings
+from yuyue.payments.insurance import InsuranceGateway
+from yuyue.payments.registry import (
+    Gateways,
+    gateways_from_settings,
+    insurance_gateway_from_settings,
+)
 from yuyue.staff import service as staff_service
 from yuyue.visits import live as visits_live
 from yuyue.visits.events import QueueEvents
@@ -80,6 +85,9 @@ class AppContext:
     redis: RedisLink | None = None
     # Payment providers this process can reach (payments/registry.py); tests put doubles in.
     gateways: Gateways = field(default_factory=Gateways)
+    # The medical-insurance platform (pre-authorisation, settlement, release), when
+    # configured: beside the gateways, since it is not one (payments/insurance.py).
+    insurance: InsuranceGateway | None = None
 
     @property
     def caches(self) -> Caches:
@@ -144,6 +152,9 @@ class AppContext:
         await self.known_keys.close()
         if self.redis is not None:
             await self.redis.close()
+        close = getattr(self.insurance, "aclose", None)
+        if close is not None:
+            await close()
 
     async def _recent_keys(self) -> list[tuple[str, str]]:
         async with self.db.read() as session:
@@ -187,6 +198,7 @@ class AppContext:
             redis=link,
             reads=ReadCache(settings.availability_cache_seconds),
             gateways=gateways_from_settings(settings),
+            insurance=insurance_gateway_from_settings(settings),
         )
         ctx.places.subscribe(ctx.sold_out.on_places_changed)
         ctx.watch_places(ctx.reads)
