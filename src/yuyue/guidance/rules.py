@@ -484,3 +484,17 @@ def words_of(analysis: Analysis) -> Iterable[str]:
     for finding in analysis.findings:
         if finding.status is not Status.NEGATED:
             yield from finding.words
+
+
+def names_mentioned(segmenter: Segmenter, text: str, names: Iterable[str]) -> list[str]:
+    """The department names the patient wrote as words of their own (想挂心内科), in the
+    order written; a negated mention (不想看外科) does not count."""
+    wanted = {normalise(name): name for name in names if name}
+    cut = segmenter.tokens(normalise(text))
+    found: list[str] = []
+    for index, token in enumerate(cut):
+        name = wanted.get(token.text)
+        before = "".join(t.text for t in cut[max(0, index - 2) : index])
+        if name and name not in found and "不" not in before and "没" not in before:
+            found.append(name)
+    return found

@@ -25,6 +25,7 @@ from yuyue.booking import views as booking_views
 from yuyue.booking.models import Appointment
 from yuyue.booking.schemas import AppointmentRead
 from yuyue.booking.states import AppointmentStatus
+from yuyue.guidance import service as guidance_service
 from yuyue.kit import i18n
 from yuyue.kit.errors import NotFound, ValidationFailed, YuyueError
 from yuyue.kit.localtime import local_today
@@ -218,6 +219,11 @@ def initials(name: str) -> str:
     return "".join(lazy_pinyin(name, style=Style.FIRST_LETTER)).lower()
 
 
+def full_pinyin(name: str) -> str:
+    """Full pinyin (心血管内科 → xinxueguanneike): how patients type a name in words."""
+    return "".join(lazy_pinyin(name)).lower()
+
+
 def _matches(needle: str, *haystacks: str) -> bool:
     return any(needle in haystack.lower() for haystack in haystacks if haystack)
 
@@ -250,13 +256,22 @@ async def departments(request: Request, who: VisitorDep, q: str = "") -> Respons
                 and _matches(needle, doctor.name, initials(doctor.name))
             ][:20]
     groups: dict[str, list[Department]] = {}
+    # Symptom words (头疼) find the departments guidance suggests for them, first.
+    suggested = guidance_service.departments_for_search(rows, text=query) if needle else []
+    if suggested:
+        named = {d.id: d for d in rows}
+        groups[who.t("page.guidance_search_hint")] = [named[i] for i in suggested]
     for department in rows:
-        if not needle or _matches(
-            needle,
-            department.name,
-            department.name_en,
-            department.pinyin or initials(department.name),
-            department.category,
+        if (
+            not needle
+            or _matches(
+                needle,
+                department.name,
+                department.name_en,
+                department.pinyin or initials(department.name),
+                department.category,
+            )
+            or _matches(needle.replace(" ", ""), full_pinyin(department.name))
         ):
             groups.setdefault(who.pick(department.category, department.category_en), []).append(
                 department

@@ -615,3 +615,16 @@ async def doctor_in_hospital(
 async def hospital_code(session: AsyncSession, hospital_id: uuid.UUID) -> str:
     code = await session.scalar(select(Hospital.code).where(Hospital.id == hospital_id))
     return code or ""
+
+
+async def active_departments(session: AsyncSession, *, hospital_id: uuid.UUID) -> list[Department]:
+    """The hospital's open departments in the order patients see them."""
+    return list(
+        (
+            await session.scalars(
+                select(Department)
+                .where(Department.hospital_id == hospital_id, Department.active.is_(True))
+                .order_by(Department.sort_order, Department.code)
+            )
+        ).all()
+    )

@@ -22,6 +22,7 @@ from yuyue.booking.fastpath import SoldOutFastPath
 from yuyue.booking.readpath import AvailabilityFastPath
 from yuyue.booking.waitlist import api as waitlist_api
 from yuyue.config import Settings
+from yuyue.guidance import api as guidance_api
 from yuyue.jobs import Jobs, attach, detach, worker_context
 from yuyue.kit.clock import Clock
 from yuyue.kit.db import Database
@@ -165,6 +166,7 @@ def create_app(
         attendance_api.router,
         visits_api.router,
         payments_api.router,
+        guidance_api.router,
     ):
         app.include_router(router)
     _install_pages(app)
@@ -175,12 +177,14 @@ def create_app(
 
 def _install_pages(app: FastAPI) -> None:
     """The patient pages, their static files, and errors answered as pages."""
+    from yuyue.guidance import pages as guidance_pages
     from yuyue.portal import bans, inbox, live, pages, waitlist
     from yuyue.portal.web import SignInRequired, sign_in_redirect
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in (pages.router, inbox.router, waitlist.router, bans.router, live.router):
         app.include_router(router)
+    app.include_router(guidance_pages.router)
     problems.register_page_renderer(app, pages.is_page, pages.page_error)
 
     async def on_sign_in_required(request: Request, exc: Exception) -> Response:
