@@ -73,6 +73,8 @@ CHARGED = (OrderState.PAID, OrderState.REFUNDING, OrderState.REFUNDED, OrderStat
 # An appointment in these statuses has no booking left for its money.
 NOT_BOOKED = (AppointmentStatus.CANCELLED, AppointmentStatus.EXPIRED)
 NOTE_MAX = 500
+# Discrepancies whose money goes back without a person (reconcile.Action.REFUND_AUTOMATICALLY).
+AUTOMATIC_KINDS = (reconcile.DiscrepancyKind.PROVIDER_ONLY, reconcile.DiscrepancyKind.NO_BOOKING)
 
 
 class NoteRequired(YuyueError):
@@ -392,11 +394,17 @@ async def record_statement(
             )
             if new:
                 started.append(refund.id)
+        elif found.kind in AUTOMATIC_KINDS and found.line_kind is gw.StatementKind.PAYMENT:
+            # Given back already by an earlier run (the provider's refund line is known now).
+            refund = await session.scalar(
+                select(Refund).where(Refund.out_refund_no == reconcile.automatic_refund_no(found))
+            )
         key = _item_key(
             found.kind, found.line_kind, found.out_trade_no, found.out_refund_no, found.provider_id
         )
         if key in handled:
             continue
+        handled.add(key)
         session.add(
             ReconciliationItem(
                 id=new_id(),
@@ -408,11 +416,17 @@ async def record_statement(
                 transaction_id=found.provider_id,
                 local_fen=found.ours_fen,
                 provider_fen=found.theirs_fen,
-                action=found.action.value,
+                action=(
+                    reconcile.Action.REFUND_AUTOMATICALLY if refund is not None else found.action
+                ).value,
                 at=found.at,
                 appointment_id=found.appointment_id,
-                refund_fen=found.refund_fen,
+                refund_fen=refund.amount_fen if refund is not None else found.refund_fen,
                 refund_id=refund.id if refund is not None else None,
+                # An automatic refund is the system handling it: kept across reruns, with
+                # the refund's own state to follow.
+                handled_by=actor.audit_name if refund is not None else None,
+                handled_at=now if refund is not None else None,
                 created_at=now,
             )
         )
