@@ -1460,3 +1460,102 @@ async def refund_order(
         now=now,
     )
     return refund
+
+
+# --- finance's pages ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderSearch:
+    """Finance's search: any of the voucher code, the patient's phone (matched by its blind
+    index, never stored or shown in full), the provider's transaction id or our
+    out_trade_no, a range of local days (by when the order was created), provider, state."""
+
+    voucher: str | None = None
+    phone: str | None = None
+    reference: str | None = None
+    date_from: datetime | None = None  # aware instants: the caller turns local days into them
+    date_to: datetime | None = None  # exclusive
+    provider: gw.Provider | None = None
+    state: OrderState | None = None
+
+
+@dataclass(frozen=True)
+class FoundOrder:
+    order: PaymentOrder
+    refund: Refund | None
+    patient_name: str
+    phone_masked: str
+    voucher_code: str
+
+
+async def search_orders(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    cipher: FieldCipher,
+    search: OrderSearch,
+    limit: int = 200,
+) -> list[FoundOrder]:
+    require_staff(actor, Role.FINANCE)
+    query = (
+        select(PaymentOrder, Refund, Patient.name, Patient.phone_masked, Appointment.voucher_code)
+        .outerjoin(Refund, Refund.order_id == PaymentOrder.id)
+        .join(Patient, Patient.id == PaymentOrder.patient_id)
+        .join(Appointment, Appointment.id == PaymentOrder.appointment_id)
+        .where(PaymentOrder.hospital_id == actor.hospital_id)
+        .order_by(PaymentOrder.created_at.desc(), PaymentOrder.id)
+        .limit(limit)
+    )
+    if search.voucher:
+        query = query.where(Appointment.voucher_code == search.voucher.strip())
+    if search.phone:
+        digits = "".join(ch for ch in search.phone if ch.isdigit())[-11:]
+        query = query.where(Patient.phone_index == patient_service.phone_index(cipher, digits))
+    if search.reference:
+        text = search.reference.strip()
+        query = query.where(
+            or_(PaymentOrder.transaction_id == text, PaymentOrder.out_trade_no == text)
+        )
+    if search.date_from is not None:
+        query = query.where(PaymentOrder.created_at >= search.date_from)
+    if search.date_to is not None:
+        query = query.where(PaymentOrder.created_at < search.date_to)
+    if search.provider is not None:
+        query = query.where(PaymentOrder.provider == search.provider.value)
+    if search.state is not None:
+        query = query.where(PaymentOrder.state == search.state.value)
+    rows = (await session.execute(query)).all()
+    return [FoundOrder(row[0], row[1], row[2], row[3], row[4]) for row in rows]
+
+
+@dataclass(frozen=True)
+class OrderDetail:
+    found: FoundOrder
+    attempts: list[PaymentAttempt]  # calls to the provider and notifications, oldest first
+
+
+async def order_detail(session: AsyncSession, *, actor: Actor, order_id: uuid.UUID) -> OrderDetail:
+    """One order for finance: the patient masked, its refund, every call and notification."""
+    require_staff(actor, Role.FINANCE)
+    row = (
+        await session.execute(
+            select(
+                PaymentOrder, Refund, Patient.name, Patient.phone_masked, Appointment.voucher_code
+            )
+            .outerjoin(Refund, Refund.order_id == PaymentOrder.id)
+            .join(Patient, Patient.id == PaymentOrder.patient_id)
+            .join(Appointment, Appointment.id == PaymentOrder.appointment_id)
+            .where(PaymentOrder.id == order_id, PaymentOrder.hospital_id == actor.hospital_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(what="payment_order")
+    attempts = (
+        await session.scalars(
+            select(PaymentAttempt)
+            .where(PaymentAttempt.order_id == order_id)
+            .order_by(PaymentAttempt.at, PaymentAttempt.id)
+        )
+    ).all()
+    return OrderDetail(FoundOrder(row[0], row[1], row[2], row[3], row[4]), list(attempts))
