@@ -97,6 +97,7 @@ i18n.register(
         "finance.handled_ok": ("已标记为已处理。", "Marked handled."),
         "finance.handled_by": ("{by} 于 {at}", "{by} at {at}"),
         "finance.error": ("错误", "Error"),
+        "finance.system": ("系统（对账）", "the system (reconciliation)"),
         "finance.line_kind.payment": ("收款", "payment"),
         "finance.line_kind.refund": ("退款", "refund"),
         "finance.item.local_only": ("本院有、渠道无", "Ours only"),
@@ -175,7 +176,20 @@ def _day_start(day: date, tz: str) -> datetime:
 
 
 def _money(fen: int | None, locale: str) -> str:
-    return "" if fen is None else formatting.money(fen, locale)
+    """Yuan with two decimals, zero included (finance reads ¥0.00, not "free")."""
+    if fen is None:
+        return ""
+    return formatting.money(fen, locale) if fen else "¥0.00"
+
+
+def who_did(audit_name: str | None, locale: str) -> str:
+    """A person's name from an audit name (`staff:<name>:<id>`), or "system"."""
+    if not audit_name:
+        return ""
+    kind, _, rest = audit_name.partition(":")
+    if kind == "staff":
+        return rest.rsplit(":", 1)[0] or rest
+    return i18n.translate("finance.system", locale)
 
 
 def _download(data: bytes, *, name: str, fmt: str) -> Response:
@@ -311,6 +325,7 @@ async def order_page(request: Request, who: StaffDep, order_id: uuid.UUID) -> Re
         d=detail,
         trail=trail,
         money=lambda fen: _money(fen, who.locale),
+        who_did=lambda name: who_did(name, who.locale),
     )
 
 
@@ -351,7 +366,7 @@ def _item_row(
         "at": item.at,
         "action": who.t(f"finance.action.{item.action or 'investigate'}"),
         "refund_fen": item.refund_fen or None,
-        "handled_by": item.handled_by,
+        "handled_by": who_did(item.handled_by, who.locale),
         "handled_at": item.handled_at,
         "note": item.note,
     }
@@ -424,6 +439,7 @@ async def _run_page(
         error=error,
         done=request.query_params.get("done") == "1",
         money=lambda fen: _money(fen, who.locale),
+        who_did=lambda name: who_did(name, who.locale),
     )
 
 
