@@ -16,6 +16,7 @@ from openpyxl import load_workbook  # type: ignore[import-untyped]
 from sqlalchemy import select
 
 from tests.conftest import NOW, World
+from tests.frontdesk.test_pages import sign_in_form
 from tests.helpers import assert_problem, row_counts
 from tests.payments.support import FEE, fee_session, hold, install_double, pay_online
 from tests.portal.conftest import Browser
@@ -106,8 +107,8 @@ async def http(app: object) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def signed_in(http: httpx.AsyncClient, username: str) -> Browser:
-    signed = await http.post(
-        "/staff/signin", data={"username": username, "password": "secret-pass", "next": "/"}
+    signed = await sign_in_form(
+        http, {"username": username, "password": "secret-pass", "next": "/"}
     )
     assert signed.status_code == 303, signed.text
     return Browser(http)
@@ -146,8 +147,8 @@ class TestWhoMayOpenThem:
     async def test_finance_lands_on_reconciliation_and_an_administrator_reads_too(
         self, http: httpx.AsyncClient, books: Books
     ) -> None:
-        signed = await http.post(
-            "/staff/signin", data={"username": "fin", "password": "secret-pass", "next": "/"}
+        signed = await sign_in_form(
+            http, {"username": "fin", "password": "secret-pass", "next": "/"}
         )
         assert signed.headers["location"] == "/finance/reconciliation"
         http.cookies.clear()
