@@ -21,11 +21,11 @@ from tests.conftest import NOW, World
 from tests.payments.serving import free_port, serve_asgi
 from tests.payments.support import fee_session, hold
 from yuyue.booking.models import Appointment
-from yuyue.kit.clock import FixedClock
+from yuyue.kit.clock import Clock, FixedClock
 from yuyue.payments import service as payments
 from yuyue.payments.gateway import PayMethod, Provider
 from yuyue.payments.models import PaymentOrder
-from yuyue.payments.providers.alipay import AlipayGateway
+from yuyue.payments.providers.alipay import AlipayGateway, format_shanghai
 from yuyue.payments.providers.wechatpay import WechatPayGateway
 from yuyue.payments.simulators.alipay import (
     AlipaySimulator,
@@ -186,6 +186,19 @@ def _channel(world: World) -> Any:
     return channel_actor(world)
 
 
+def _stamp_with(gateway: AlipayGateway, clock: Clock) -> None:
+    """Alipay refuses a request stamped off its clock; here the merchant and Alipay share
+    the test's clock (as in life they share the real one), so the days can move."""
+    build_body = gateway._client.build_body
+
+    def stamped(method: str, biz_content: Any = None, **kwargs: Any) -> dict[str, Any]:
+        body: dict[str, Any] = build_body(method, biz_content, **kwargs)
+        body["timestamp"] = format_shanghai(clock.now())
+        return body
+
+    gateway._client.build_body = stamped
+
+
 @contextmanager
 def simulated_providers(
     ctx: AppContext,
@@ -210,13 +223,15 @@ def simulated_providers(
         ctx.gateways[Provider.WECHATPAY] = WechatPayGateway(
             credentials=wechat_keys.merchant_credentials(), gateway_url=wechat_url
         )
-        ctx.gateways[Provider.ALIPAY] = AlipayGateway(
+        alipay = AlipayGateway(
             app_id=alipay_keys.app_id,
             app_private_key_pem=alipay_keys.app_private_key_pem,
             alipay_public_key_pem=alipay_keys.alipay_public_key_pem,
             gateway_url=f"{alipay_url}/gateway.do",
             timeout_seconds=5,
         )
+        _stamp_with(alipay, clock)
+        ctx.gateways[Provider.ALIPAY] = alipay
         ctx.settings.hospital_code = world.hospital.code
         wechat = wechatpay_simulator_of(wechat_app)
         try:
