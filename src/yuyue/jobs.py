@@ -43,8 +43,7 @@ from yuyue.notifications.delivery import (
     deliver_due,
     senders_from_settings,
 )
-from yuyue.payments import insurance_service
-from yuyue.payments import reconciliation
+from yuyue.payments import insurance_service, reconciliation
 from yuyue.payments import service as payments_service
 from yuyue.payments.gateway import Provider
 from yuyue.scheduling import release

@@ -363,6 +363,8 @@ async def update_payment_settings(
         )
         return PaymentSettingsRead(insurance_settlement=settlement.value)
 
+    return await ctx.db.transact(work)
+
 
 # --- reconciliation (finance) ----------------------------------------------------------------
 

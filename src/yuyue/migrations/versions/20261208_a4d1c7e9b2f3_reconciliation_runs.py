@@ -7,7 +7,7 @@ total. A run waits and is retried while the provider's statement is not ready; i
 keep the line's kind and time, the automatic refund they started and its amount.
 
 Revision ID: a4d1c7e9b2f3
-Revises: 5d8e2a7c41b9
+Revises: 37f7990823fd
 Create Date: 2026-12-08 09:00:00
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 import yuyue.kit.db
 
 revision: str = "a4d1c7e9b2f3"
-down_revision: str | None = "5d8e2a7c41b9"
+down_revision: str | None = "37f7990823fd"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
