@@ -195,8 +195,9 @@ def _announce_when_ready(host: str, port: int, *, give_up_after: float = 600.0) 
 
 @app.command()
 def worker() -> None:
-    """Run background jobs on their own (message delivery, reminders, expiring holds) until
-    Ctrl-C or SIGTERM; set YUYUE_WORKER_IN_PROCESS=false for `yuyue serve` then."""
+    """Run background jobs on their own (message delivery, reminders, expiring holds,
+    refunds, the daily reconciliation) until Ctrl-C or SIGTERM; set
+    YUYUE_WORKER_IN_PROCESS=false for `yuyue serve` then."""
     from yuyue.jobs import run_standalone
 
     settings = _settings()
@@ -206,6 +207,57 @@ def worker() -> None:
         )
     )
     run_standalone(settings)
+
+
+@app.command()
+def reconcile(
+    provider: Annotated[
+        str | None,
+        typer.Option(help="wechatpay or alipay; every configured provider when left out"),
+    ] = None,
+    day: Annotated[
+        str | None,
+        typer.Option("--date", help="The business day (Asia/Shanghai), YYYY-MM-DD; yesterday"),
+    ] = None,
+) -> None:
+    """Run the T+1 reconciliation of a provider's statement by hand (the worker runs it
+    every morning): lists what differs and refunds charges with no booking."""
+    from datetime import date as date_type
+
+    from yuyue.jobs import reconcile_once
+    from yuyue.payments.gateway import Provider
+    from yuyue.web.context import AppContext
+
+    try:
+        chosen = Provider(provider) if provider else None
+        business_day = date_type.fromisoformat(day) if day else None
+    except ValueError as error:
+        typer.echo(f"not understood: {error}", err=True)
+        raise typer.Exit(2) from error
+    settings = _settings()
+
+    async def main() -> list[str]:
+        ctx = AppContext.build(settings)
+        try:
+            if chosen is not None and chosen not in ctx.gateways:
+                typer.echo(f"{chosen.value} is not configured here", err=True)
+                raise typer.Exit(2)
+            reports = await reconcile_once(ctx, provider=chosen, business_day=business_day)
+            return [
+                f"{r.provider.value} {r.business_day}: {r.state.value}, "
+                f"{r.mismatches} discrepancies, {len(r.refunds_started)} refunds started"
+                + (f" ({r.error})" if r.error else "")
+                for r in reports
+            ]
+        finally:
+            await ctx.db.dispose()
+
+    lines = asyncio.run(main())
+    if not lines:
+        typer.echo("nothing to reconcile: no provider configured", err=True)
+        raise typer.Exit(1)
+    for line in lines:
+        typer.echo(line)
 
 
 @app.command()

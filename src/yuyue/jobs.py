@@ -1,4 +1,5 @@
-"""Background jobs on huey: outbox delivery and the hold-expiry sweep.
+"""Background jobs on huey: outbox delivery, the sweeps, refunds and the daily T+1
+reconciliation of each payment provider's statement.
 
 Storage is a SQLite file (`YUYUE_JOB_STORAGE`) by default and Redis when `YUYUE_REDIS_URL`
 is set (workers on several machines). Both jobs run every minute as periodic tasks; after a
@@ -20,6 +21,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, TypeVar
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
@@ -41,7 +43,7 @@ from yuyue.notifications.delivery import (
     deliver_due,
     senders_from_settings,
 )
-from yuyue.payments import insurance_service
+from yuyue.payments import insurance_service, reconciliation
 from yuyue.payments import service as payments_service
 from yuyue.payments.gateway import Provider
 from yuyue.scheduling import release
@@ -51,6 +53,8 @@ from yuyue.web.context import AppContext
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# The providers whose statements are reconciled (the window and insurance have their own).
+RECONCILED_PROVIDERS = (Provider.WECHATPAY, Provider.ALIPAY)
 
 
 async def _each_hospital(
@@ -187,6 +191,59 @@ async def insurance_once(ctx: AppContext) -> insurance_service.InsurancePass | N
     )
 
 
+async def _settings_hospital(ctx: AppContext) -> uuid.UUID | None:
+    """The hospital whose merchant accounts this process's gateways are (its settings)."""
+    async with ctx.db.read() as session:
+        return await session.scalar(
+            select(Hospital.id).where(Hospital.code == ctx.settings.hospital_code)
+        )
+
+
+async def reconcile_once(
+    ctx: AppContext,
+    *,
+    provider: Provider | None = None,
+    business_day: date | None = None,
+) -> list[reconciliation.RunReport]:
+    """The T+1 reconciliation of one business day (yesterday by default) for one provider
+    or every configured one; refunds it started are sent at once."""
+    hospital_id = await _settings_hospital(ctx)
+    if hospital_id is None:
+        log.warning("reconciliation: no hospital %r", ctx.settings.hospital_code)
+        return []
+    day = business_day or reconciliation.default_day(ctx.clock.now())
+    providers = [provider] if provider is not None else list(ctx.gateways)
+    reports = [
+        await reconciliation.reconcile_day(
+            db=ctx.db,
+            gateways=ctx.gateways,
+            hospital_id=hospital_id,
+            provider=each,
+            business_day=day,
+            clock=ctx.clock,
+        )
+        for each in providers
+        if each in RECONCILED_PROVIDERS
+    ]
+    if any(report.refunds_started for report in reports):
+        await send_refunds_once(ctx)
+    return reports
+
+
+async def retry_reconciliations_once(ctx: AppContext) -> list[reconciliation.RunReport]:
+    """Runs again the days whose statement was not ready (or whose provider failed)."""
+    hospital_id = await _settings_hospital(ctx)
+    if hospital_id is None:
+        return []
+    async with ctx.db.read() as session:
+        due = await reconciliation.due_runs(session, hospital_id=hospital_id, now=ctx.clock.now())
+    reports: list[reconciliation.RunReport] = []
+    for provider, day in due:
+        if provider in ctx.gateways:
+            reports.extend(await reconcile_once(ctx, provider=provider, business_day=day))
+    return reports
+
+
 def build_huey(settings: Settings, *, immediate: bool = False) -> Huey:
     if settings.redis_url:
         return RedisHuey("yuyue", url=settings.redis_url, results=False, immediate=immediate)
@@ -258,6 +315,14 @@ class Jobs:
             self._close_orders
         )
         self.insurance = huey.periodic_task(crontab(), name="insurance_pass")(self._insurance)
+        # The providers publish a day's statement in the morning after (WeChat Pay from
+        # 10:00, Alipay earlier): 10:05 Asia/Shanghai, i.e. 02:05 UTC (huey's clock is UTC).
+        self.reconcile = huey.periodic_task(crontab(hour="2", minute="5"), name="reconcile")(
+            self._reconcile
+        )
+        self.retry_reconciliations = huey.periodic_task(
+            crontab(minute="*/15"), name="retry_reconciliations"
+        )(self._retry_reconciliations)
         huey.on_shutdown(name="dispose_context")(self._dispose_thread_state)
 
     # --- running async work in a worker thread ---------------------------------------------
@@ -345,6 +410,24 @@ class Jobs:
             return await close_expired_orders_once(state.ctx)
 
         self._run(work)
+
+    def _reconcile(self) -> None:
+        async def work(state: _ThreadState) -> list[reconciliation.RunReport]:
+            return await reconcile_once(state.ctx)
+
+        for report in self._run(work):
+            log.info("reconciliation: %s", report)
+        self.request_delivery()
+
+    def _retry_reconciliations(self) -> None:
+        async def work(state: _ThreadState) -> list[reconciliation.RunReport]:
+            return await retry_reconciliations_once(state.ctx)
+
+        reports: list[reconciliation.RunReport] = self._run(work)
+        for report in reports:
+            log.info("reconciliation retried: %s", report)
+        if reports:
+            self.request_delivery()
 
     def request_refunds(self) -> None:
         """Queues a refund pass now (after a commit that created refunds), so the patient

@@ -1534,3 +1534,20 @@ async def hold_counts(session: AsyncSession, *, now: datetime) -> tuple[int, int
         )
     ).one()
     return int(row[0]), int(row[1])
+
+
+async def appointment_statuses(
+    session: AsyncSession, *, hospital_id: uuid.UUID, appointment_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, AppointmentStatus]:
+    """The status of each of these appointments of the hospital (missing ones are absent):
+    what the T+1 reconciliation asks to tell a booked charge from one with no booking."""
+    found: dict[uuid.UUID, AppointmentStatus] = {}
+    ids = list(dict.fromkeys(appointment_ids))
+    for start in range(0, len(ids), 500):
+        rows = await session.execute(
+            select(Appointment.id, Appointment.status).where(
+                Appointment.hospital_id == hospital_id, Appointment.id.in_(ids[start : start + 500])
+            )
+        )
+        found.update({row[0]: AppointmentStatus(row[1]) for row in rows})
+    return found

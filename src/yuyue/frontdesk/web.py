@@ -241,6 +241,8 @@ def home_of(actor: Actor) -> str:
     """Where a member of staff lands after signing in."""
     if actor.has_role(Role.DOCTOR) and not actor.has_role(Role.NURSE, Role.REGISTRAR):
         return "/doctor"
+    if Role.FINANCE in actor.roles and not actor.has_role(Role.NURSE, Role.REGISTRAR):
+        return "/finance/reconciliation"
     return "/desk"
 
 

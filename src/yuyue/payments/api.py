@@ -5,6 +5,7 @@ and refund money at the window; finance searches orders."""
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -12,18 +13,21 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.jobs import payment_notify_urls, request_delivery, request_refunds
-from yuyue.payments import insurance_service, service
+from yuyue.payments import insurance_service, reconciliation, service
 from yuyue.payments.gateway import Checkout, PayMethod, Provider
-from yuyue.payments.models import PaymentOrder, Refund
+from yuyue.payments.models import PaymentOrder, ReconciliationItem, ReconciliationRun, Refund
 from yuyue.payments.rules import InsuranceSettlement
 from yuyue.payments.schemas import (
     CheckoutRead,
     InsuranceSplit,
+    ItemHandled,
     PaymentCreate,
     PaymentOrderRead,
     PaymentSettingsRead,
     PaymentSettingsUpdate,
     ReceiptRead,
+    ReconciliationItemRead,
+    ReconciliationRunRead,
     RefundRead,
     WindowPaymentCreate,
     WindowRefund,
@@ -358,5 +362,75 @@ async def update_payment_settings(
             now=ctx.clock.now(),
         )
         return PaymentSettingsRead(insurance_settlement=settlement.value)
+
+    return await ctx.db.transact(work)
+
+
+# --- reconciliation (finance) ----------------------------------------------------------------
+
+_FINANCE_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or unknown token (`unauthorized`)"},
+    403: {"description": "`forbidden`: finance (or an administrator) only"},
+    404: {"description": "`not_found`"},
+    409: {"description": "`already_handled`"},
+    422: {"description": "`validation_error`, `note_required`"},
+}
+
+
+def _run(run: ReconciliationRun) -> ReconciliationRunRead:
+    return ReconciliationRunRead.model_validate(run, from_attributes=True)
+
+
+def _item(item: ReconciliationItem) -> ReconciliationItemRead:
+    return ReconciliationItemRead.model_validate(item, from_attributes=True)
+
+
+@router.get(
+    "/reconciliation",
+    response_model=list[ReconciliationRunRead],
+    responses=_FINANCE_REFUSALS,
+    summary="Finance: the T+1 reconciliation runs, of one business day and/or provider",
+)
+async def list_reconciliation_runs(
+    ctx: CtxDep,
+    actor: ActorDep,
+    day: Annotated[date | None, Query(alias="date", description="business day")] = None,
+    provider: Provider | None = None,
+) -> list[ReconciliationRunRead]:
+    async with ctx.db.read() as session:
+        runs = await reconciliation.list_runs(
+            session, actor=actor, date_from=day, date_to=day, provider=provider
+        )
+    return [_run(run) for run in runs]
+
+
+@router.get(
+    "/reconciliation/{run_id}/items",
+    response_model=list[ReconciliationItemRead],
+    responses=_FINANCE_REFUSALS,
+    summary="Finance: what one run found, with the recommended action and who handled it",
+)
+async def list_reconciliation_items(
+    run_id: uuid.UUID, ctx: CtxDep, actor: ActorDep
+) -> list[ReconciliationItemRead]:
+    async with ctx.db.read() as session:
+        items = await reconciliation.run_items(session, actor=actor, run_id=run_id)
+    return [_item(item) for item in items]
+
+
+@router.post(
+    "/reconciliation/items/{item_id}/handled",
+    response_model=ReconciliationItemRead,
+    responses=_FINANCE_REFUSALS,
+    summary="Finance: mark a difference handled, with a note (audited; kept across reruns)",
+)
+async def mark_reconciliation_item_handled(
+    item_id: uuid.UUID, body: ItemHandled, ctx: CtxDep, actor: ActorDep
+) -> ReconciliationItemRead:
+    async def work(session: AsyncSession) -> ReconciliationItemRead:
+        item = await reconciliation.mark_handled(
+            session, actor=actor, item_id=item_id, note=body.note, now=ctx.clock.now()
+        )
+        return _item(item)
 
     return await ctx.db.transact(work)

@@ -110,7 +110,11 @@ class PaymentAttempt(Base):
 
 class Refund(Base):
     """Money going back for one paid order: online through the provider (retried until it
-    confirms) or at the registrar's window."""
+    confirms) or at the registrar's window.
+
+    A charge the provider took for an order we never had (found by the T+1 reconciliation)
+    has no order and no appointment: its refund carries the provider, the provider's
+    out_trade_no and the charge's total itself, and is sent by the same job."""
 
     __tablename__ = "refund"
     __table_args__ = (
@@ -122,8 +126,12 @@ class Refund(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     hospital_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hospital.id"))
-    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payment_order.id"))
-    appointment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("appointment.id"))
+    order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payment_order.id"))
+    appointment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("appointment.id"))
+    # Only for a refund without an order (a provider-only charge).
+    provider: Mapped[str | None] = mapped_column(String(16))
+    out_trade_no: Mapped[str | None] = mapped_column(String(32))
+    total_fen: Mapped[int | None] = mapped_column(Integer)
     out_refund_no: Mapped[str] = mapped_column(String(64), unique=True)
     amount_fen: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(32))
@@ -154,8 +162,13 @@ class ReconciliationRun(Base):
     provider_count: Mapped[int] = mapped_column(Integer, default=0)
     local_total_fen: Mapped[int] = mapped_column(Integer, default=0)
     provider_total_fen: Mapped[int] = mapped_column(Integer, default=0)
+    local_refund_fen: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    provider_refund_fen: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     mismatches: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # A statement not ready yet (state waiting) is asked for again from this instant.
+    tries: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    next_try_at: Mapped[datetime | None]
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
 
@@ -169,12 +182,18 @@ class ReconciliationItem(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reconciliation_run.id"))
     kind: Mapped[str] = mapped_column(String(16))
+    line_kind: Mapped[str] = mapped_column(String(8), default="payment", server_default="payment")
     out_trade_no: Mapped[str] = mapped_column(String(32))
     out_refund_no: Mapped[str | None] = mapped_column(String(64))
     transaction_id: Mapped[str | None] = mapped_column(String(64))
     local_fen: Mapped[int | None] = mapped_column(Integer)
     provider_fen: Mapped[int | None] = mapped_column(Integer)
     action: Mapped[str | None] = mapped_column(String(32))  # e.g. refunded automatically
+    at: Mapped[datetime | None]  # the provider's time of the line, else ours
+    appointment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("appointment.id"))
+    refund_fen: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The automatic refund this item started (its out_refund_no is the same on every run).
+    refund_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("refund.id"))
     handled_by: Mapped[str | None] = mapped_column(String(80))
     handled_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(Text)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import BaseModel, Field
@@ -108,3 +108,46 @@ class PaymentSettingsRead(BaseModel):
 
 class PaymentSettingsUpdate(Input):
     insurance_settlement: Annotated[str, Field(pattern="^(booking|visit)$")]
+
+
+class ReconciliationRunRead(BaseModel):
+    """One provider's business day against our records. Totals are fen: payments and
+    refunds on each side (ours: records of that day; theirs: the statement's lines)."""
+
+    id: uuid.UUID
+    provider: str
+    business_day: date
+    state: str  # running, waiting (statement not ready), done, failed
+    local_count: int
+    provider_count: int
+    local_total_fen: int
+    provider_total_fen: int
+    local_refund_fen: int
+    provider_refund_fen: int
+    mismatches: int
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class ReconciliationItemRead(BaseModel):
+    id: uuid.UUID
+    run_id: uuid.UUID
+    kind: str  # local_only, provider_only, amount_mismatch, duplicate_line, no_booking
+    line_kind: str  # payment or refund
+    out_trade_no: str
+    out_refund_no: str | None
+    transaction_id: str | None
+    local_fen: int | None
+    provider_fen: int | None
+    at: datetime | None
+    action: str | None  # refund_automatically or investigate
+    refund_id: uuid.UUID | None
+    refund_fen: int
+    handled_by: str | None
+    handled_at: datetime | None
+    note: str | None
+
+
+class ItemHandled(Input):
+    note: Annotated[str, Field(min_length=1, max_length=500, description="What was done")]

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import events
@@ -666,6 +666,7 @@ def request_refund(
     order: PaymentOrder,
     reason: RefundReason,
     now: datetime,
+    out_refund_no: str | None = None,
 ) -> Refund:
     """The one way a refund starts: online through the provider for an online payment with
     no printed invoice (the job sends it), at the window otherwise (seed 003)."""
@@ -682,7 +683,7 @@ def request_refund(
         hospital_id=order.hospital_id,
         order_id=order.id,
         appointment_id=order.appointment_id,
-        out_refund_no=new_out_refund_no(),
+        out_refund_no=out_refund_no or new_out_refund_no(),
         amount_fen=order.amount_fen,
         reason=reason.value,
         state=state,
@@ -744,6 +745,7 @@ async def on_booking_event(session: AsyncSession, event: events.BookingEvent) ->
     )
     by_order = {o.id: o for o in orders}
     for refund in refunds:
+        assert refund.order_id is not None
         order = by_order[refund.order_id]
         if RefundState(refund.state) is RS.AT_WINDOW:
             # The patient must act: they are told where to go.
@@ -818,8 +820,6 @@ async def claim_refund(
     )
     if refund is None:
         return None
-    order = await session.get(PaymentOrder, refund.order_id)
-    assert order is not None
     before = refund_snapshot(refund)
     refund.state = rules.refund_transition(RefundState(refund.state), "send")
     refund.tries += 1
@@ -834,14 +834,15 @@ async def claim_refund(
             before=before,
             now=now,
         )
+    provider, out_trade_no, total_fen = await refund_target(session, refund=refund)
     return RefundCall(
         refund.id,
-        gw.Provider(order.provider),
+        gw.Provider(provider),
         gw.RefundRequest(
-            out_trade_no=order.out_trade_no,
+            out_trade_no=out_trade_no,
             out_refund_no=refund.out_refund_no,
             refund_fen=refund.amount_fen,
-            total_fen=order.amount_fen,
+            total_fen=total_fen,
             reason=refund.reason,
             notify_url=notify_url,
         ),
@@ -868,8 +869,21 @@ async def apply_refund_status(
         refund.updated_at = now
         return False
     before = refund_snapshot(refund)
+    if refund.order_id is None:
+        # A provider-only charge given back: no order, no appointment, nobody to tell.
+        succeeded = status.state is gw.RefundState.SUCCEEDED
+        refund.state = rules.refund_transition(state, "succeed" if succeeded else "fail")
+        if not succeeded:
+            refund.last_error = status.failure or "refund failed"
+        refund.finished_at = status.finished_at or now
+        refund.next_try_at = None
+        refund.updated_at = now
+        action = "refunded" if succeeded else "refund_failed"
+        _audit_refund(session, actor=actor, action=action, refund=refund, before=before, now=now)
+        return True
     order = await session.get(PaymentOrder, refund.order_id, with_for_update=True)
     assert order is not None
+    assert refund.appointment_id is not None
     order_before = order_snapshot(order)
     if status.state is gw.RefundState.SUCCEEDED:
         refund.state = rules.refund_transition(state, "succeed")
@@ -1013,8 +1027,9 @@ async def send_refunds(
 async def _refund_provider(db: Database, refund_id: uuid.UUID) -> gw.Provider | None:
     async with db.read() as session:
         provider = await session.scalar(
-            select(PaymentOrder.provider)
-            .join(Refund, Refund.order_id == PaymentOrder.id)
+            select(func.coalesce(PaymentOrder.provider, Refund.provider))
+            .select_from(Refund)
+            .outerjoin(PaymentOrder, Refund.order_id == PaymentOrder.id)
             .where(Refund.id == refund_id)
         )
     return gw.Provider(provider) if provider else None
@@ -1280,6 +1295,12 @@ async def refund_at_window(
     refund.finished_at = now
     refund.next_try_at = None
     refund.updated_at = now
+    if refund.order_id is None or refund.appointment_id is None:
+        # A provider-only charge handed back by hand: no order or appointment to update.
+        _audit_refund(
+            session, actor=actor, action="refund_at_window", refund=refund, before=before, now=now
+        )
+        return refund
     order = await _get_order(session, actor=actor, order_id=refund.order_id)
     order_before = order_snapshot(order)
     order.state = rules.order_transition(OrderState(order.state), "refunded")
@@ -1391,3 +1412,150 @@ async def find_orders(
         )
     rows = (await session.execute(query)).all()
     return [(row[0], row[1]) for row in rows]
+
+
+async def refund_target(session: AsyncSession, *, refund: Refund) -> tuple[str, str, int]:
+    """Where a refund goes: (provider, out_trade_no, the charge's total) from its order, or
+    from the refund itself when the charge had no order (a provider-only charge)."""
+    if refund.order_id is None:
+        assert refund.provider is not None
+        assert refund.out_trade_no is not None
+        assert refund.total_fen is not None
+        return refund.provider, refund.out_trade_no, refund.total_fen
+    order = await session.get(PaymentOrder, refund.order_id)
+    assert order is not None
+    return order.provider, order.out_trade_no, order.amount_fen
+
+
+async def refund_order(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    order: PaymentOrder,
+    reason: RefundReason,
+    now: datetime,
+    out_refund_no: str | None = None,
+) -> Refund:
+    """A paid order refunded outside a cancellation (the safety net's way, for the T+1
+    reconciliation): the refund row the job sends, what the appointment shows of it, and a
+    message telling the patient."""
+    refund = request_refund(
+        session, actor=actor, order=order, reason=reason, now=now, out_refund_no=out_refund_no
+    )
+    await session.flush()
+    await booking_service.note_refund(
+        session,
+        actor=actor,
+        appointment_id=order.appointment_id,
+        state=rules.shown_state(RefundState(refund.state)),
+        now=now,
+    )
+    _tell(
+        session,
+        kind=MessageKind.REFUND_STARTED
+        if RefundState(refund.state) is RS.REQUESTED
+        else MessageKind.REFUND_AT_WINDOW,
+        order=order,
+        appointment_id=order.appointment_id,
+        now=now,
+    )
+    return refund
+
+
+# --- finance's pages ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderSearch:
+    """Finance's search: any of the voucher code, the patient's phone (matched by its blind
+    index, never stored or shown in full), the provider's transaction id or our
+    out_trade_no, a range of local days (by when the order was created), provider, state."""
+
+    voucher: str | None = None
+    phone: str | None = None
+    reference: str | None = None
+    date_from: datetime | None = None  # aware instants: the caller turns local days into them
+    date_to: datetime | None = None  # exclusive
+    provider: gw.Provider | None = None
+    state: OrderState | None = None
+
+
+@dataclass(frozen=True)
+class FoundOrder:
+    order: PaymentOrder
+    refund: Refund | None
+    patient_name: str
+    phone_masked: str
+    voucher_code: str
+
+
+async def search_orders(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    cipher: FieldCipher,
+    search: OrderSearch,
+    limit: int = 200,
+) -> list[FoundOrder]:
+    require_staff(actor, Role.FINANCE)
+    query = (
+        select(PaymentOrder, Refund, Patient.name, Patient.phone_masked, Appointment.voucher_code)
+        .outerjoin(Refund, Refund.order_id == PaymentOrder.id)
+        .join(Patient, Patient.id == PaymentOrder.patient_id)
+        .join(Appointment, Appointment.id == PaymentOrder.appointment_id)
+        .where(PaymentOrder.hospital_id == actor.hospital_id)
+        .order_by(PaymentOrder.created_at.desc(), PaymentOrder.id)
+        .limit(limit)
+    )
+    if search.voucher:
+        query = query.where(Appointment.voucher_code == search.voucher.strip())
+    if search.phone:
+        digits = "".join(ch for ch in search.phone if ch.isdigit())[-11:]
+        query = query.where(Patient.phone_index == patient_service.phone_index(cipher, digits))
+    if search.reference:
+        text = search.reference.strip()
+        query = query.where(
+            or_(PaymentOrder.transaction_id == text, PaymentOrder.out_trade_no == text)
+        )
+    if search.date_from is not None:
+        query = query.where(PaymentOrder.created_at >= search.date_from)
+    if search.date_to is not None:
+        query = query.where(PaymentOrder.created_at < search.date_to)
+    if search.provider is not None:
+        query = query.where(PaymentOrder.provider == search.provider.value)
+    if search.state is not None:
+        query = query.where(PaymentOrder.state == search.state.value)
+    rows = (await session.execute(query)).all()
+    return [FoundOrder(row[0], row[1], row[2], row[3], row[4]) for row in rows]
+
+
+@dataclass(frozen=True)
+class OrderDetail:
+    found: FoundOrder
+    attempts: list[PaymentAttempt]  # calls to the provider and notifications, oldest first
+
+
+async def order_detail(session: AsyncSession, *, actor: Actor, order_id: uuid.UUID) -> OrderDetail:
+    """One order for finance: the patient masked, its refund, every call and notification."""
+    require_staff(actor, Role.FINANCE)
+    row = (
+        await session.execute(
+            select(
+                PaymentOrder, Refund, Patient.name, Patient.phone_masked, Appointment.voucher_code
+            )
+            .outerjoin(Refund, Refund.order_id == PaymentOrder.id)
+            .join(Patient, Patient.id == PaymentOrder.patient_id)
+            .join(Appointment, Appointment.id == PaymentOrder.appointment_id)
+            .where(PaymentOrder.id == order_id, PaymentOrder.hospital_id == actor.hospital_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(what="payment_order")
+    attempts = (
+        await session.scalars(
+            select(PaymentAttempt)
+            .where(PaymentAttempt.order_id == order_id)
+            .order_by(PaymentAttempt.at, PaymentAttempt.id)
+        )
+    ).all()
+    return OrderDetail(FoundOrder(row[0], row[1], row[2], row[3], row[4]), list(attempts))

@@ -75,9 +75,12 @@ class ReconciliationItemKind(StrEnum):
     LOCAL_ONLY = "local_only"
     PROVIDER_ONLY = "provider_only"
     AMOUNT_MISMATCH = "amount_mismatch"
+    DUPLICATE_LINE = "duplicate_line"
+    NO_BOOKING = "no_booking"
 
 
 class ReconciliationRunState(StrEnum):
     RUNNING = "running"
+    WAITING = "waiting"  # the provider's statement is not ready yet: asked again later
     DONE = "done"
     FAILED = "failed"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.kit import crypto, i18n
@@ -382,3 +383,31 @@ async def revoke_api_key(
     if row is None or row.hospital_id != hospital_id:
         raise NotFound(what="api_key")
     row.revoked_at = row.revoked_at or now
+
+
+async def audit_trail(
+    session: AsyncSession,
+    *,
+    hospital_id: uuid.UUID,
+    entities: Sequence[tuple[str, uuid.UUID]],
+    limit: int = 200,
+) -> list[AuditEntry]:
+    """What was done to these entities (type, id), oldest first: an order's page shows its
+    own trail and its refund's."""
+    if not entities:
+        return []
+    query = (
+        select(AuditEntry)
+        .where(
+            AuditEntry.hospital_id == hospital_id,
+            or_(
+                *(
+                    and_(AuditEntry.entity_type == kind, AuditEntry.entity_id == entity_id)
+                    for kind, entity_id in entities
+                )
+            ),
+        )
+        .order_by(AuditEntry.at, AuditEntry.id)
+        .limit(limit)
+    )
+    return list((await session.scalars(query)).all())
