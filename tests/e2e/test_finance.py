@@ -65,7 +65,7 @@ class TestFinance:
         await page.get_by_test_id("staff-sign-in").click()
         await expect(page.get_by_role("heading", name="每日对账")).to_be_visible()
         await expect(page.get_by_test_id("run")).to_have_count(1)
-        await screenshot(page, "30-reconciliation.png", full_page=True)
+        await screenshot(page, "40-reconciliation.png", full_page=True)
 
         await page.get_by_test_id("open-run").click()
         await expect(page.get_by_test_id("item")).to_have_count(3)
@@ -73,7 +73,7 @@ class TestFinance:
         await expect(duplicate).to_contain_text("渠道重复记账")
         refunded = page.locator('[data-testid="item"][data-kind="provider_only"]')
         await expect(refunded.first).to_contain_text("已自动退款")
-        await screenshot(page, "31-reconciliation-day.png", full_page=True)
+        await screenshot(page, "41-reconciliation-day.png", full_page=True)
 
         await duplicate.get_by_test_id("handle-note").fill("已联系微信支付，重复行为账单错误")
         await duplicate.get_by_test_id("mark-handled").click()
@@ -83,8 +83,8 @@ class TestFinance:
         await expect(duplicate.get_by_test_id("item-handled")).to_contain_text("重复行为账单错误")
         await expect(page.get_by_test_id("handle-form")).to_have_count(0)
         assert str(run_id) in page.url
-        await screenshot(page, "32-reconciliation-handled.png", full_page=True)
+        await screenshot(page, "42-reconciliation-handled.png", full_page=True)
 
         await page.get_by_test_id("nav-orders").click()
         await expect(page.get_by_role("heading", name="订单与退款")).to_be_visible()
-        await screenshot(page, "33-orders.png", full_page=True)
+        await screenshot(page, "43-orders.png", full_page=True)
