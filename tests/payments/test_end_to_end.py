@@ -69,7 +69,12 @@ class TestPaying:
 
         await confirmed_once(live, held)
         shown = await live.shown(held)
-        assert shown["payment"] == {"state": "paid", "amount_fen": 8000, "provider": provider}
+        assert shown["payment"] == {
+            "state": "paid",
+            "amount_fen": 8000,
+            "provider": provider,
+            "split": None,
+        }
         order = (await live.orders(held))[-1]
         assert order.out_trade_no == out_trade_no and order.transaction_id
 
