@@ -8,6 +8,7 @@ import httpx
 from tests.conftest import World
 from tests.helpers import assert_problem, row_counts, staff_auth
 from tests.payments.support import fee_session, hold, install_double, order_for
+from yuyue.jobs import send_refunds_once
 from yuyue.staff.enums import Role
 from yuyue.web.context import AppContext
 
@@ -50,6 +51,17 @@ class TestPayingOverHttp:
         cancelled = await client.post(f"/api/v1/appointments/{held}/cancel", headers=world.auth)
         assert cancelled.status_code == 200, cancelled.text
         assert cancelled.json()["refund"] == {"state": "pending"}
+        assert cancelled.json()["payment"]["state"] == "refunding"
+
+        await send_refunds_once(ctx)
+
+        shown = (await client.get(f"/api/v1/appointments/{held}", headers=world.auth)).json()
+        assert shown["refund"] == {"state": "refunded"}
+        assert shown["payment"] == {
+            "state": "refunded",
+            "amount_fen": 8000,
+            "provider": "wechatpay",
+        }
 
     async def test_a_forged_notification_is_answered_as_failed_and_changes_nothing(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World

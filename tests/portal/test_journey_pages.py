@@ -1,4 +1,5 @@
-"""Inbox, demo phone, waitlist, reschedule and paying on the patient pages."""
+"""Inbox, demo phone, waitlist, reschedule and paying on the patient pages (the payment
+journey itself is in test_paying_pages)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from sqlalchemy import select
 from tests import factories as f
 from tests.conftest import NOW, VISIT_DAY, World
 from tests.helpers import row_counts
+from tests.payments.support import install_double, order_for
 from tests.portal.conftest import Browser, sign_in
 from yuyue.booking import service as booking_service
 from yuyue.booking.models import Appointment
 from yuyue.booking.states import AppointmentStatus
 from yuyue.notifications.delivery import deliver_due
 from yuyue.patients.models import Patient
+from yuyue.payments import service as payments
+from yuyue.payments.gateway import Provider
 from yuyue.scheduling.enums import Channel
 from yuyue.scheduling.models import BookingPolicy, ClinicSession
 from yuyue.staff.rules import system_actor
@@ -218,7 +222,6 @@ class TestChangeAndPay:
     async def test_an_unpaid_hold_is_not_titled_a_voucher_until_it_is_paid(
         self, signed_in: Browser, ctx: AppContext, world: World
     ) -> None:
-        ctx.settings.demo_mode = True
         paid_session = await one_place_session(ctx, world, fee=True)
         await add_patient(signed_in, "王建国")
         father = await patient_named(ctx, "王建国")
@@ -227,33 +230,25 @@ class TestChangeAndPay:
         assert '<h1 data-testid="heading">号源已保留 <span' in page.text
         assert "<title>号源已保留" in page.text
         assert "就诊凭证" not in page.text
+        double = install_double(ctx, Provider.WECHATPAY)
         await signed_in.page(f"/appointments/{held.id}/pay")
-        assert (await signed_in.submit(f"/appointments/{held.id}/pay")).status_code == 303
+        opened = await signed_in.submit(f"/appointments/{held.id}/pay", {"provider": "wechatpay"})
+        assert opened.status_code == 303
+        headers, body = double.pay((await order_for(ctx, held.id)).out_trade_no)
+        await payments.handle_notification(
+            db=ctx.db,
+            gateways=ctx.gateways,
+            provider=Provider.WECHATPAY,
+            headers=headers,
+            body=body,
+            clock=ctx.clock,
+        )
         paid = await signed_in.page(f"/appointments/{held.id}")
         assert '<h1 data-testid="heading">就诊凭证 <span' in paid.text
         english = await signed_in.page(
             f"/appointments/{held.id}", headers={"accept-language": "en"}
         )
         assert '<h1 data-testid="heading">Visit voucher <span' in english.text
-
-    async def test_demo_cashier_confirms_a_held_booking(
-        self, signed_in: Browser, ctx: AppContext, world: World
-    ) -> None:
-        paid_session = await one_place_session(ctx, world, fee=True)
-        await add_patient(signed_in, "王建国")
-        father = await patient_named(ctx, "王建国")
-        held = await book_directly(ctx, world, father.id, paid_session.id)
-        assert held.status == AppointmentStatus.HELD
-        page = await signed_in.page(f"/appointments/{held.id}/pay")
-        assert "¥80.00" in page.text
-        assert (await signed_in.submit(f"/appointments/{held.id}/pay")).status_code == 404
-        ctx.settings.demo_mode = True
-        await signed_in.page(f"/appointments/{held.id}/pay")
-        done = await signed_in.submit(f"/appointments/{held.id}/pay")
-        assert done.status_code == 303
-        async with ctx.db.read() as session:
-            refreshed = await session.get(Appointment, held.id)
-        assert refreshed is not None and refreshed.status == AppointmentStatus.BOOKED
 
 
 class TestSettings:

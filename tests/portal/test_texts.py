@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 import yuyue.portal
-from yuyue.booking.states import AppointmentStatus
+from yuyue.booking.states import AppointmentStatus, RefundShown
 from yuyue.booking.waitlist.states import WaitlistStatus
 from yuyue.frontdesk import texts  # noqa: F401  (the live notices share the front desk sentences)
 from yuyue.kit import i18n
 from yuyue.patients.rules import IdType
+from yuyue.payments.gateway import Provider
 from yuyue.portal import pages  # noqa: F401  (registers the page sentences)
+from yuyue.portal.paying import ONLINE
 from yuyue.scheduling.enums import Period
 
 PORTAL = Path(yuyue.portal.__file__).parent
@@ -37,6 +39,11 @@ def composed_ids() -> set[str]:
         *(f"idtype.{t.value}" for t in IdType),
         *(f"waitlist.{w.value}" for w in WaitlistStatus),
         *(f"page.waitlist_done_{n}" for n in ("joined", "decline", "leave")),
+        *(f"provider.{p.value}" for p in Provider),
+        *(f"pay.with.{p.value}" for p in ONLINE),
+        *(f"refund.{r.value}" for r in RefundShown if r is not RefundShown.NONE),
+        *(f"refund.{r.value}_hint" for r in RefundShown if r is not RefundShown.NONE),
+        *(f"reschedule.done_{fee}" for fee in ("carried", "refunded")),
     }
 
 

@@ -668,6 +668,19 @@ def payment_follows(
     )
 
 
+def payment_state_shown(refund_state: str) -> str:
+    """What an appointment's `payment.state` reads: `paid` until a refund starts, then
+    `refunding` (online and on its way, or waiting at the window), `refunded`, or
+    `refund_failed` (the patient is sent to the window), as the payment order reads."""
+    return {
+        RefundShown.NONE.value: "paid",
+        RefundShown.PENDING.value: "refunding",
+        RefundShown.AT_WINDOW.value: "refunding",
+        RefundShown.REFUNDED.value: "refunded",
+        RefundShown.FAILED.value: "refund_failed",
+    }.get(refund_state, "paid")
+
+
 def lowest_free_number(first_number: int, capacity: int, used: Iterable[int]) -> int:
     """The pool's lowest sequence number not held by an active appointment."""
     taken = set(used)

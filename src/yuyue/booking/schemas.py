@@ -90,7 +90,10 @@ class PaymentSplit(BaseModel):
 
 
 class PaymentBrief(BaseModel):
-    state: Annotated[str, Field(description="`paid`")]
+    state: Annotated[
+        str,
+        Field(description="paid, refunding, refunded, refund_failed (go to the window)"),
+    ]
     amount_fen: int
     provider: Annotated[str | None, Field(description="wechatpay, alipay, insurance, window")]
     split: Annotated[

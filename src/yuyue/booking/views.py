@@ -98,7 +98,7 @@ def render(
         cancel_reason=appointment.cancel_reason,
         created_at=appointment.created_at,
         payment=PaymentBrief(
-            state="paid",
+            state=rules.payment_state_shown(appointment.refund_state),
             amount_fen=appointment.paid_fen,
             provider=appointment.payment_provider,
             split=_split(appointment),

@@ -527,19 +527,21 @@ async def apply_payment(
     *,
     provider: gw.Provider,
     note: gw.Notification,
-    digest: str,
+    digest: str | None,
     now: datetime,
+    kind: AttemptKind = AttemptKind.NOTIFICATION,
 ) -> tuple[str, list[uuid.UUID]]:
     """A verified payment notification, in the caller's transaction. The order's row lock
     makes concurrent duplicates wait; the first marks it paid and books, the others find
     it paid and change nothing. A wrong amount or an unknown order is recorded for finance
-    and changes nothing."""
+    and changes nothing. `sync_order` applies a provider's answer to a query the same way
+    (`kind` QUERY, no body)."""
     trade = note.trade
     if trade is None:
         _attempt(
             session,
             provider=provider.value,
-            kind=AttemptKind.NOTIFICATION,
+            kind=kind,
             outcome=AttemptOutcome.ANOMALY,
             event_id=note.event_id,
             detail="payment notification without a trade",
@@ -552,7 +554,7 @@ async def apply_payment(
         _attempt(
             session,
             provider=provider.value,
-            kind=AttemptKind.NOTIFICATION,
+            kind=kind,
             outcome=AttemptOutcome.ANOMALY,
             event_id=note.event_id,
             detail=f"unknown order {trade.out_trade_no}",
@@ -566,7 +568,7 @@ async def apply_payment(
         _attempt(
             session,
             provider=provider.value,
-            kind=AttemptKind.NOTIFICATION,
+            kind=kind,
             outcome=outcome,
             hospital_id=order.hospital_id,
             order_id=order.id,
@@ -1351,6 +1353,9 @@ class PaymentShown:
     refund_state: str | None
     refund_id: uuid.UUID | None
     order_id: uuid.UUID
+    method: str | None = None
+    paid_at: datetime | None = None
+    invoice_printed: bool = False
 
 
 async def payment_of(session: AsyncSession, *, appointment_id: uuid.UUID) -> PaymentShown | None:
@@ -1374,6 +1379,9 @@ async def payment_of(session: AsyncSession, *, appointment_id: uuid.UUID) -> Pay
         refund_state=str(refund.state) if refund else None,
         refund_id=refund.id if refund else None,
         order_id=order.id,
+        method=order.method,
+        paid_at=order.paid_at,
+        invoice_printed=order.invoice_printed_at is not None,
     )
 
 
@@ -1559,3 +1567,95 @@ async def order_detail(session: AsyncSession, *, actor: Actor, order_id: uuid.UU
         )
     ).all()
     return OrderDetail(FoundOrder(row[0], row[1], row[2], row[3], row[4]), list(attempts))
+
+# --- asking the provider ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Synced:
+    """What `sync_order` learnt: the result of applying the provider's answer (`PAID`,
+    `DUPLICATE`, `IGNORED`, `ANOMALY`) or None when nothing could be asked or answered, and
+    the refunds a late payment started (the caller rings the refund job)."""
+
+    result: str | None
+    refunds: list[uuid.UUID] = field(default_factory=list)
+
+
+async def sync_order(
+    *,
+    db: Database,
+    gateways: Gateways,
+    hospital_id: uuid.UUID,
+    appointment_id: uuid.UUID,
+    clock: Clock,
+) -> Synced:
+    """Asks the providers about the appointment's unpaid online orders (the patient is back
+    from the cashier and the notification has not arrived yet), newest first; closed ones
+    too, since a cashier left open may have taken the money after the hold ended (a late
+    payment). A PAID answer is applied exactly like a verified notification, through
+    `apply_payment`, so a notification arriving at the same moment finds the order paid and
+    changes nothing. Each provider is asked outside any transaction; its answer (or
+    failure) is recorded."""
+    async with db.read() as session:
+        rows = (
+            await session.execute(
+                select(PaymentOrder.id, PaymentOrder.provider, PaymentOrder.out_trade_no)
+                .where(
+                    PaymentOrder.hospital_id == hospital_id,
+                    PaymentOrder.appointment_id == appointment_id,
+                    PaymentOrder.state.in_((OS.CREATED, OS.CLOSED)),
+                    PaymentOrder.provider.in_([p.value for p in gateways]),
+                )
+                .order_by(PaymentOrder.created_at.desc(), PaymentOrder.id.desc())
+                .limit(3)
+            )
+        ).all()
+    synced = Synced(None)
+    for order_id, provider_name, out_trade_no in rows:
+        provider = gw.Provider(provider_name)
+        status: gw.TradeStatus | None = None
+        failure: gw.GatewayError | None = None
+        try:
+            status = await gateways.get(provider).query(out_trade_no)
+        except gw.GatewayError as error:
+            failure = error
+
+        async def record(
+            session: AsyncSession,
+            order_id: uuid.UUID = order_id,
+            provider: gw.Provider = provider,
+            out_trade_no: str = out_trade_no,
+            status: gw.TradeStatus | None = status,
+            failure: gw.GatewayError | None = failure,
+        ) -> tuple[str | None, list[uuid.UUID]]:
+            now = clock.now()
+            if status is None or status.out_trade_no != out_trade_no:
+                _attempt(
+                    session,
+                    provider=provider.value,
+                    kind=AttemptKind.QUERY,
+                    outcome=AttemptOutcome.ERROR,
+                    hospital_id=hospital_id,
+                    order_id=order_id,
+                    error_code=failure.code if failure else "WRONG_TRADE",
+                    detail=failure.message if failure else "the answer names another trade",
+                    now=now,
+                )
+                return None, []
+            note = gw.Notification(
+                kind=gw.NotificationKind.PAYMENT, event_id=f"query:{out_trade_no}", trade=status
+            )
+            return await apply_payment(
+                session,
+                provider=provider,
+                note=note,
+                digest=None,
+                now=now,
+                kind=AttemptKind.QUERY,
+            )
+
+        result, refunds = await db.transact(record)
+        synced = Synced(result or synced.result, [*synced.refunds, *refunds])
+        if result in (PAID, DUPLICATE):
+            break
+    return synced

@@ -33,7 +33,12 @@ from yuyue.notifications import service as notifications
 from yuyue.patients import rules as patient_rules
 from yuyue.patients import service as patient_service
 from yuyue.patients.models import Patient
-from yuyue.portal import bans
+from yuyue.payments import rules as payment_rules
+from yuyue.payments import service as payments_service
+from yuyue.payments.gateway import PayMethod
+from yuyue.payments.states import OrderState
+from yuyue.portal import bans, formatting
+from yuyue.portal import pay_texts as _pay_texts  # noqa: F401  (registers the sentences)
 from yuyue.portal import texts as _texts  # noqa: F401  (registers the page sentences)
 from yuyue.portal.web import (
     LANG_COOKIE,
@@ -51,7 +56,6 @@ from yuyue.portal.web import (
 )
 from yuyue.scheduling.models import Campus, ClinicSession, Department, Doctor
 from yuyue.scheduling.rules import pools_for_channel
-from yuyue.staff.rules import system_actor
 
 router = APIRouter(include_in_schema=False)
 VisitorDep = Annotated[Visitor, Depends(visitor)]
@@ -638,7 +642,7 @@ async def own_appointment(
     return appointment, patients[appointment.patient_id]
 
 
-async def _own_view(
+async def own_view(
     session: AsyncSession, who: Visitor, appointment_id: uuid.UUID
 ) -> tuple[Appointment, Patient, AppointmentRead]:
     """The visitor's appointment, its patient, and what its pages show."""
@@ -647,6 +651,34 @@ async def _own_view(
         session, appointment=appointment, voucher_signer=who.ctx.voucher_signer, locale=who.locale
     )
     return appointment, patient, view
+
+
+async def money_of(
+    session: AsyncSession, appointment_id: uuid.UUID
+) -> payments_service.PaymentShown | None:
+    """The appointment's payment once money moved (an open, unpaid order is not shown)."""
+    shown = await payments_service.payment_of(session, appointment_id=appointment_id)
+    if shown is None or OrderState(shown.state) in (OrderState.CREATED, OrderState.CLOSED):
+        return None
+    return shown
+
+
+def refund_note(
+    who: Visitor, view: AppointmentRead, payment: payments_service.PaymentShown | None
+) -> str | None:
+    """What cancelling does with the money, said before the patient confirms."""
+    if payment is not None and OrderState(payment.state) is OrderState.PAID:
+        amount = formatting.money(payment.amount_fen, who.locale)
+        route = payment_rules.refund_route(
+            PayMethod(payment.method or PayMethod.CASH), invoice_printed=payment.invoice_printed
+        )
+        if route is payment_rules.RefundRoute.ONLINE:
+            provider = who.t(f"provider.{payment.provider}")
+            return who.t("cancel.refund_online", amount=amount, provider=provider)
+        return who.t("cancel.refund_window", amount=amount)
+    if view.status is AppointmentStatus.HELD and view.fee > 0:
+        return who.t("cancel.unpaid")
+    return None
 
 
 def qr_svg(token: str) -> str:
@@ -663,18 +695,22 @@ async def appointment_page(
 
     who.require_account(request)
     async with who.ctx.db.read() as session:
-        appointment, patient, view = await _own_view(session, who, appointment_id)
+        appointment, patient, view = await own_view(session, who, appointment_id)
         department = await session.get(Department, appointment.department_id)
         assert department is not None
         campus = await session.get(Campus, department.campus_id) if department.campus_id else None
         clinic = await session.get(ClinicSession, appointment.session_id)
         reminders = await notifications.pending_reminders(session, appointment_id=appointment.id)
         panel = await live.live_panel(session, who, appointment)
+        payment = await money_of(session, appointment.id)
+    fee_note = request.query_params.get("fee")
     return render(
         request,
         who,
         "appointment.html",
         live=panel,
+        payment=payment,
+        fee_note=fee_note if fee_note in ("carried", "refunded") else None,
         reminders=reminders,
         a=view,
         patient=patient,
@@ -692,8 +728,9 @@ async def appointment_page(
 async def cancel_page(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> Response:
     who.require_account(request)
     async with who.ctx.db.read() as session:
-        _, patient, view = await _own_view(session, who, appointment_id)
-    return render(request, who, "cancel.html", a=view, patient=patient)
+        _, patient, view = await own_view(session, who, appointment_id)
+        note = refund_note(who, view, await money_of(session, appointment_id))
+    return render(request, who, "cancel.html", a=view, patient=patient, refund_note=note)
 
 
 @router.post("/appointments/{appointment_id}/cancel", response_class=HTMLResponse)
@@ -718,7 +755,8 @@ async def cancel(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -
         session_id = await who.ctx.db.transact(work)
     except YuyueError as error:
         async with who.ctx.db.read() as session:
-            _, patient, view = await _own_view(session, who, appointment_id)
+            _, patient, view = await own_view(session, who, appointment_id)
+            note = refund_note(who, view, await money_of(session, appointment_id))
         return render(
             request,
             who,
@@ -726,21 +764,24 @@ async def cancel(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -
             status=error.status,
             a=view,
             patient=patient,
+            refund_note=note,
             error=_refusal(who, error),
         )
     await who.ctx.places_returned(who.hospital.id, session_id)
     request_delivery(who)
+    # A paid booking cancelled is refunded by the refund job: ring it now.
+    jobs.request_refunds(who.ctx)
     return redirect(f"/appointments/{appointment_id}?cancelled=1")
 
 
-# --- changing the time, and paying a held booking --------------------------------------
+# --- changing the time (paying a held booking is in `paying`) ----------------------
 
 
 @router.get("/appointments/{appointment_id}/reschedule", response_class=HTMLResponse)
 async def reschedule_page(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> Response:
     who.require_account(request)
     async with who.ctx.db.read() as session:
-        appointment, patient, view = await _own_view(session, who, appointment_id)
+        appointment, patient, view = await own_view(session, who, appointment_id)
         schedule = await _schedule(session, who, department_id=appointment.department_id)
     # The same doctor first (another time in the same session included), then the
     # department's other sessions with places left.
@@ -751,7 +792,28 @@ async def reschedule_page(request: Request, who: VisitorDep, appointment_id: uui
         if listed.bookable_now
     ]
     options.sort(key=lambda s: (s.doctor_id != appointment.doctor_id, s.date))
-    return render(request, who, "reschedule.html", a=view, patient=patient, options=options[:20])
+    options = options[:20]
+    # What happens to a paid fee, per option: booking's own rule decides.
+    paid = bool(appointment.paid_fen)
+    fee_moves = {
+        s.id: booking_rules.payment_follows(
+            AppointmentStatus(appointment.status),
+            paid_fen=appointment.paid_fen,
+            refund_state=appointment.refund_state,
+            new_fee_fen=s.fee_fen,
+        )
+        for s in options
+    }
+    return render(
+        request,
+        who,
+        "reschedule.html",
+        a=view,
+        patient=patient,
+        options=options,
+        paid=paid,
+        fee_moves=fee_moves,
+    )
 
 
 @router.get("/appointments/{appointment_id}/reschedule/{session_id}", response_class=HTMLResponse)
@@ -785,9 +847,9 @@ async def reschedule(request: Request, who: VisitorDep, appointment_id: uuid.UUI
     except ValueError:
         raise ValidationFailed(summary="session, slot") from None
 
-    async def work(session: AsyncSession) -> tuple[uuid.UUID, uuid.UUID]:
+    async def work(session: AsyncSession) -> tuple[uuid.UUID, uuid.UUID, str]:
         old, _ = await own_appointment(session, who, appointment_id)
-        old_session = old.session_id
+        old_session, was_paid = old.session_id, bool(old.paid_fen)
         booked = await booking_service.reschedule(
             session,
             actor=actor,
@@ -797,64 +859,20 @@ async def reschedule(request: Request, who: VisitorDep, appointment_id: uuid.UUI
             now=who.ctx.clock.now(),
             caches=who.ctx.caches,
         )
-        return booked.appointment.id, old_session
+        # Booking's answer says where a paid fee went: onto the new place, or back.
+        fee = "" if not was_paid else "carried" if booked.payment_carried_over else "refunded"
+        return booked.appointment.id, old_session, fee
 
     try:
-        new_id, old_session = await who.ctx.db.transact(work)
+        new_id, old_session, fee = await who.ctx.db.transact(work)
     except YuyueError as error:
         return await _refused(request, who, session_id, form, error, [])
     await who.ctx.places_returned(who.hospital.id, old_session)
     who.ctx.places_taken(who.hospital.id, session_id)
     request_delivery(who)
-    return redirect(f"/appointments/{new_id}?booked=1")
-
-
-@router.get("/appointments/{appointment_id}/pay", response_class=HTMLResponse)
-async def pay_page(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> Response:
-    who.require_account(request)
-    async with who.ctx.db.read() as session:
-        _, patient, view = await _own_view(session, who, appointment_id)
-    return render(request, who, "pay.html", a=view, patient=patient)
-
-
-@router.post("/appointments/{appointment_id}/pay", response_class=HTMLResponse)
-async def pay(request: Request, who: VisitorDep, appointment_id: uuid.UUID) -> Response:
-    """The demo hospital's cashier. Real hospitals pay through their provider (WeChat Pay,
-    Alipay), whose notification reaches `confirm_payment`; without one configured there is
-    nothing to pay with online, and the page says so."""
-    who.require_account(request)
-    await form_of(request, who)
-    if not who.ctx.settings.demo_mode:
-        raise NotFound(what="resource")
-
-    async def work(session: AsyncSession) -> None:
-        appointment, _ = await own_appointment(session, who, appointment_id)
-        await booking_service.confirm_payment(
-            session,
-            actor=system_actor(who.hospital.id, "demo-cashier"),
-            appointment_id=appointment_id,
-            paid_fen=appointment.fee_fen,
-            payment_reference=f"DEMO-{appointment_id.hex[:12]}",
-            now=who.ctx.clock.now(),
-            caches=who.ctx.caches,
-        )
-
-    try:
-        await who.ctx.db.transact(work)
-    except YuyueError as error:
-        async with who.ctx.db.read() as session:
-            _, patient, view = await _own_view(session, who, appointment_id)
-        return render(
-            request,
-            who,
-            "pay.html",
-            status=error.status,
-            a=view,
-            patient=patient,
-            error=_refusal(who, error),
-        )
-    request_delivery(who)
-    return redirect(f"/appointments/{appointment_id}?paid=1")
+    if fee == "refunded":
+        jobs.request_refunds(who.ctx)
+    return redirect(f"/appointments/{new_id}?booked=1" + (f"&fee={fee}" if fee else ""))
 
 
 # --- family patients ----------------------------------------------------------------------

@@ -161,8 +161,8 @@ i18n.register(
         "page.cancel": ("取消预约", "Cancel"),
         "page.cancel_title": ("确认取消预约？", "Cancel this visit?"),
         "page.cancel_explain": (
-            "取消后号源会立即释放给其他患者，已支付的挂号费将原路退回。",
-            "The place goes to someone else at once; a paid fee is refunded the way it was paid.",
+            "取消后号源会立即释放给其他患者。",
+            "The place goes to someone else at once.",
         ),
         "page.keep": ("不取消", "Keep it"),
         "page.cancel_confirm": ("确认取消", "Yes, cancel"),
@@ -314,10 +314,6 @@ i18n.register(
         "page.pay_title": ("支付挂号费", "Pay the fee"),
         "page.pay_before": ("支付截止", "Pay before"),
         "page.nothing_to_pay": ("该预约无需支付。", "Nothing to pay for this booking."),
-        "page.demo_cashier": (
-            "演示收银台：点击即视为支付成功，不会产生真实扣款。",
-            "Demo cashier: pressing the button counts as paid; no real money moves.",
-        ),
         "page.pay_at_window": (
             "本院尚未开通在线支付，请在支付截止前到收费窗口缴费。",
             "Online payment is not available at this hospital; please pay at a cashier "

@@ -67,7 +67,7 @@ def create_app(
     if settings.payments_simulated:
         from yuyue.payments import simulated as simulated_providers
 
-        simulated = simulated_providers.prepare(settings)
+        simulated = simulated_providers.prepare(settings, clock=clock)
     ctx = AppContext.build(settings, clock=clock, db=database)
     worker_enabled = settings.worker_in_process if run_worker is None else run_worker
 
@@ -178,11 +178,18 @@ def create_app(
 def _install_pages(app: FastAPI) -> None:
     """The patient pages, their static files, and errors answered as pages."""
     from yuyue.guidance import pages as guidance_pages
-    from yuyue.portal import bans, inbox, live, pages, waitlist
+    from yuyue.portal import bans, inbox, live, pages, paying, waitlist
     from yuyue.portal.web import SignInRequired, sign_in_redirect
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for router in (pages.router, inbox.router, waitlist.router, bans.router, live.router):
+    for router in (
+        pages.router,
+        paying.router,
+        inbox.router,
+        waitlist.router,
+        bans.router,
+        live.router,
+    ):
         app.include_router(router)
     app.include_router(guidance_pages.router)
     problems.register_page_renderer(app, pages.is_page, pages.page_error)
