@@ -86,7 +86,9 @@ def _free_port() -> int:
 class LiveServer:
     """uvicorn serving the demo hospital from a thread with its own event loop."""
 
-    def __init__(self, database_path: Path, job_path: Path) -> None:
+    def __init__(
+        self, database_path: Path, job_path: Path, *, payments_simulated: bool = False
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = f"sqlite+aiosqlite:///{database_path}"
@@ -94,11 +96,15 @@ class LiveServer:
         settings = Settings(
             database_url=self.database_url,
             secret_key=generate_master_secret(),
+            # The simulated providers keep their throwaway keys beside this file.
+            secret_file=database_path.parent / "secret",
             demo_mode=True,
             hospital_code="demo",
+            # The providers' notifications and cashiers' ways back come here.
             public_base_url=self.url,
             worker_in_process=True,
             job_storage=job_path,
+            payments_simulated=payments_simulated,
         )
         self.app = create_app(settings, clock=self.clock)
         self.ctx: AppContext = self.app.state.ctx
@@ -150,7 +156,22 @@ async def _awaited(pending: Awaitable[T]) -> T:
 @pytest_asyncio.fixture(scope="session")
 async def live_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
     folder = tmp_path_factory.mktemp("e2e")
-    server = LiveServer(folder / "yuyue.db", folder / "jobs.db")
+    async with _serving(LiveServer(folder / "yuyue.db", folder / "jobs.db")) as server:
+        yield server
+
+
+@pytest_asyncio.fixture(scope="session")
+async def paying_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
+    """The demo hospital with its local WeChat Pay and Alipay (`payments_simulated`), served
+    by the same process under /sim/ and paid through the real adapters, as `yuyue demo`."""
+    folder = tmp_path_factory.mktemp("e2e-pay")
+    server = LiveServer(folder / "yuyue.db", folder / "jobs.db", payments_simulated=True)
+    async with _serving(server) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def _serving(server: LiveServer) -> AsyncIterator[LiveServer]:
     server.start()
     async with httpx.AsyncClient(base_url=server.url, timeout=2) as http:
         deadline = asyncio.get_running_loop().time() + 60
