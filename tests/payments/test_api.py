@@ -57,11 +57,7 @@ class TestPayingOverHttp:
 
         shown = (await client.get(f"/api/v1/appointments/{held}", headers=world.auth)).json()
         assert shown["refund"] == {"state": "refunded"}
-        assert shown["payment"] == {
-            "state": "refunded",
-            "amount_fen": 8000,
-            "provider": "wechatpay",
-        }
+        assert shown["payment"]["state"] == "refunded"
 
     async def test_a_forged_notification_is_answered_as_failed_and_changes_nothing(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World

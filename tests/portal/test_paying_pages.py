@@ -23,10 +23,8 @@ from yuyue.jobs import expire_holds_once, send_refunds_once
 from yuyue.kit.clock import FixedClock
 from yuyue.payments import service as payments
 from yuyue.payments.gateway import (
-    Checkout,
     GatewayError,
     PayMethod,
-    PayRequest,
     Provider,
     RefundState,
     TradeStatus,
@@ -139,14 +137,6 @@ def advance(ctx: AppContext, delta: timedelta) -> None:
     ctx.clock.advance(delta)
 
 
-class QrDouble(GatewayDouble):
-    """WeChat Pay's Native answer: a QR code's content instead of a redirect."""
-
-    async def create(self, request: PayRequest) -> Checkout:
-        checkout = await super().create(request)
-        return Checkout(method=request.method, qr_content=checkout.redirect_url)
-
-
 class TestPayPage:
     async def test_without_a_provider_the_patient_is_sent_to_the_window(
         self, signed_in: Browser, ctx: AppContext, world: World
@@ -195,8 +185,7 @@ class TestPayPage:
     async def test_a_desktop_gets_the_wechat_pay_qr_code_to_scan(
         self, signed_in: Browser, ctx: AppContext, world: World
     ) -> None:
-        double = QrDouble(provider=W)
-        ctx.gateways[W] = double
+        install_double(ctx, W)  # answers Native with a QR code's content
         held = await held_for_holder(signed_in, ctx, world)
         page = await signed_in.page(f"/appointments/{held}/pay", headers={"user-agent": DESKTOP_UA})
         assert 'data-method="native"' in page.text
