@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import date
+from typing import Any
 
+import pytest
 import pytest_asyncio
+from alipay import AliPay  # type: ignore[import-untyped]
 from playwright.async_api import Browser, Page, expect
 
 from tests.e2e import hospital as h
 from tests.e2e.conftest import PHONE, LiveServer, Person, reload_until, screenshot, sign_in
+from yuyue.payments.providers.alipay import ShanghaiAliPay, format_shanghai
 
 MONDAY = date(2026, 11, 23)  # Dr Wang Jianguo, chief physician, ¥80.00
 TUESDAY = date(2026, 11, 24)  # Dr Li Hui, associate chief physician, ¥60.00
@@ -22,6 +26,23 @@ ANDROID = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0.0.0 Mobile Safari/537.36"
 )
+
+
+@pytest.fixture(autouse=True)
+def alipay_on_the_servers_clock(monkeypatch: pytest.MonkeyPatch, paying_server: LiveServer) -> None:
+    """Alipay refuses a request stamped off its clock. The local Alipay keeps the server's
+    clock (Friday 10:00, so a hold ends at 10:15 for both sides); while these tests run the
+    adapter stamps its requests with that clock too (the app's and its worker's), as in
+    life merchant and Alipay share the real time."""
+
+    def stamped(
+        client: ShanghaiAliPay, method: str, biz_content: Any = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = AliPay.build_body(client, method, biz_content, **kwargs)
+        body["timestamp"] = format_shanghai(paying_server.clock.now())
+        return body
+
+    monkeypatch.setattr(ShanghaiAliPay, "build_body", stamped)
 
 
 @pytest_asyncio.fixture

@@ -1568,6 +1568,7 @@ async def order_detail(session: AsyncSession, *, actor: Actor, order_id: uuid.UU
     ).all()
     return OrderDetail(FoundOrder(row[0], row[1], row[2], row[3], row[4]), list(attempts))
 
+
 # --- asking the provider ----------------------------------------------------------------------
 
 
