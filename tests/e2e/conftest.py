@@ -34,11 +34,15 @@ import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from tests.conftest import IN_CI
+from tests.payments.live import mounted
 from yuyue.config import Settings
 from yuyue.demo.seed import seed_demo
 from yuyue.kit import migrate
 from yuyue.kit.clock import FixedClock
 from yuyue.kit.crypto import generate_master_secret
+from yuyue.payments.simulated import ALIPAY_PREFIX, WECHATPAY_PREFIX
+from yuyue.payments.simulators.alipay import simulator_of
+from yuyue.payments.simulators.wechatpay import wechatpay_simulator_of
 from yuyue.web.app import create_app
 from yuyue.web.context import AppContext
 
@@ -166,6 +170,10 @@ async def paying_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
     by the same process under /sim/ and paid through the real adapters, as `yuyue demo`."""
     folder = tmp_path_factory.mktemp("e2e-pay")
     server = LiveServer(folder / "yuyue.db", folder / "jobs.db", payments_simulated=True)
+    # The local providers read the server's clock (Friday 10:00), so a hold's end is the
+    # same instant to both sides; the Alipay adapter's stamps follow it in the test.
+    wechatpay_simulator_of(mounted(server.app, WECHATPAY_PREFIX)).clock = server.clock
+    simulator_of(mounted(server.app, ALIPAY_PREFIX)).clock = server.clock.now
     async with _serving(server) as started:
         yield started
 

@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 from fastapi import FastAPI
 
 from yuyue.config import Settings
-from yuyue.kit.clock import Clock
 from yuyue.payments.simulators.alipay import AlipaySimulatorKeys, build_alipay_simulator
 from yuyue.payments.simulators.insurance import build_insurance_simulator
 from yuyue.payments.simulators.wechatpay import WechatPaySimulatorKeys, build_wechatpay_simulator
@@ -68,10 +67,9 @@ def _insurance_key(path: Path) -> bytes:
     return path.read_bytes().strip()
 
 
-def prepare(settings: Settings, *, clock: Clock | None = None) -> SimulatedProviders:
+def prepare(settings: Settings) -> SimulatedProviders:
     """Points `settings` at the simulators (key files, gateway URLs, the providers offered)
-    and builds them; mount them on the app with `SimulatedProviders.mount`. They keep the
-    app's `clock`, so a hold's end means the same instant to both sides."""
+    and builds them; mount them on the app with `SimulatedProviders.mount`."""
     directory = settings.secret_file.parent / "payments-sim"
     base = settings.public_base_url.rstrip("/")
 
@@ -99,13 +97,7 @@ def prepare(settings: Settings, *, clock: Clock | None = None) -> SimulatedProvi
     if not settings.payment_providers:
         settings.payment_providers = ["wechatpay", "alipay"]
     return SimulatedProviders(
-        wechatpay=build_wechatpay_simulator(
-            keys=wechat, public_base_url=base + WECHATPAY_PREFIX, clock=clock
-        ),
-        alipay=build_alipay_simulator(
-            keys=alipay,
-            public_base_url=base + ALIPAY_PREFIX,
-            clock=clock.now if clock is not None else None,
-        ),
+        wechatpay=build_wechatpay_simulator(keys=wechat, public_base_url=base + WECHATPAY_PREFIX),
+        alipay=build_alipay_simulator(keys=alipay, public_base_url=base + ALIPAY_PREFIX),
         insurance=build_insurance_simulator(org_code=INSURANCE_ORG_CODE, key=insurance_key),
     )

@@ -67,7 +67,7 @@ def create_app(
     if settings.payments_simulated:
         from yuyue.payments import simulated as simulated_providers
 
-        simulated = simulated_providers.prepare(settings, clock=clock)
+        simulated = simulated_providers.prepare(settings)
     ctx = AppContext.build(settings, clock=clock, db=database)
     worker_enabled = settings.worker_in_process if run_worker is None else run_worker
 
