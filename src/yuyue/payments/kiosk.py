@@ -2,9 +2,9 @@
 Pay Native QR code with their phone; the kiosk page asks again every few seconds and, until
 the provider's notification arrives, learns the payment by querying the provider.
 
-`sync_order` is that query: payments.service has no such function yet, so it lives here;
-it applies a payment the provider reports through `service.apply_payment`, exactly as the
-notification would, so whichever comes first books and the other changes nothing."""
+The query is `service.sync_order`, the one the patient's result page uses: a payment the
+provider reports is applied exactly as the notification would be, so whichever comes first
+books and the other changes nothing."""
 
 from __future__ import annotations
 
@@ -24,68 +24,12 @@ from yuyue.payments import rules
 from yuyue.payments import service as payments
 from yuyue.payments.models import PaymentOrder
 from yuyue.payments.registry import Gateways
-from yuyue.payments.states import AttemptKind, AttemptOutcome, OrderState
+from yuyue.payments.states import OrderState
 from yuyue.staff.rules import Actor
 
 KIOSK_PROVIDER = gw.Provider.WECHATPAY
 KIOSK_METHOD = gw.PayMethod.NATIVE
 _PAID_STATUSES = (AppointmentStatus.BOOKED, AppointmentStatus.CHECKED_IN)
-
-
-async def sync_order(
-    *, db: Database, gateways: Gateways, out_trade_no: str, clock: Clock
-) -> OrderState | None:
-    """Asks the provider about an open order (outside any transaction) and records what it
-    says; a payment is applied as its notification would be. Returns the order's state."""
-    async with db.read() as session:
-        row = (
-            await session.execute(
-                select(PaymentOrder.provider, PaymentOrder.state).where(
-                    PaymentOrder.out_trade_no == out_trade_no
-                )
-            )
-        ).one_or_none()
-    if row is None:
-        return None
-    provider, state = gw.Provider(row[0]), OrderState(row[1])
-    if state is not OrderState.CREATED or provider not in gateways:
-        return state
-    status: gw.TradeStatus | None = None
-    failure: gw.GatewayError | None = None
-    try:
-        status = await gateways.get(provider).query(out_trade_no)
-    except gw.GatewayError as error:
-        failure = error
-
-    async def record(session: AsyncSession) -> OrderState:
-        order = await payments._lock_order(session, out_trade_no=out_trade_no)
-        assert order is not None
-        payments._attempt(
-            session,
-            provider=provider.value,
-            kind=AttemptKind.QUERY,
-            outcome=AttemptOutcome.OK if failure is None else AttemptOutcome.ERROR,
-            hospital_id=order.hospital_id,
-            order_id=order.id,
-            error_code=failure.code if failure else None,
-            detail=failure.message if failure else (status.state.value if status else None),
-            now=clock.now(),
-        )
-        if status is not None and status.state is gw.TradeState.PAID:
-            await payments.apply_payment(
-                session,
-                provider=provider,
-                note=gw.Notification(
-                    kind=gw.NotificationKind.PAYMENT,
-                    event_id=f"query:{out_trade_no}",
-                    trade=status,
-                ),
-                digest=payments.body_digest(out_trade_no.encode()),
-                now=clock.now(),
-            )
-        return OrderState(order.state)
-
-    return await db.transact(record)
 
 
 @dataclass(frozen=True)
@@ -126,7 +70,13 @@ async def kiosk_payment(
     async with db.read() as session:
         open_order = await _open_order(session, appointment_id=appointment_id)
     if open_order is not None:
-        await sync_order(db=db, gateways=gateways, out_trade_no=open_order, clock=clock)
+        await payments.sync_order(
+            db=db,
+            gateways=gateways,
+            hospital_id=actor.hospital_id,
+            appointment_id=appointment_id,
+            clock=clock,
+        )
     async with db.read() as session:
         appointment = await booking_service.get_appointment(
             session, hospital_id=actor.hospital_id, appointment_id=appointment_id
