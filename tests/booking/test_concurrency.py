@@ -1,7 +1,10 @@
 """Hundreds of simultaneous attempts over HTTP; exact counts, on SQLite and PostgreSQL.
 
-On PostgreSQL every request has its own connection and transaction, so the claims truly
-race inside the database; on SQLite they queue on the single writer.
+A process lets one booking transaction per session run at a time (`kit.turns`); several
+processes still race in the database. So the release-peak test runs both ways: in line,
+and with the turns opened wide, where on PostgreSQL every request has its own connection
+and transaction and the claims truly race inside the database (on SQLite they queue on
+the single writer).
 """
 
 from __future__ import annotations
@@ -9,14 +12,17 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import time, timedelta
+from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import delete, func, select
 
 from tests import factories as f
 from tests.conftest import NOW, VISIT_DAY, World
 from yuyue.booking.models import Appointment
 from yuyue.booking.states import ACTIVE_STATUSES
+from yuyue.kit.turns import Turns
 from yuyue.scheduling.enums import Period
 from yuyue.scheduling.models import PoolRatio, SlotPool
 from yuyue.web.context import AppContext
@@ -29,9 +35,12 @@ async def _all_places_for_app(ctx: AppContext, world: World) -> None:
 
 
 class TestReleasePeak:
+    @pytest.mark.parametrize("turns", ["in_line", "racing_in_the_database"])
     async def test_400_patients_racing_for_25_places_book_exactly_25(
-        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World, turns: str
     ) -> None:
+        if turns == "racing_in_the_database":
+            ctx.booking_turns = Turns(width=1000)
         await _all_places_for_app(ctx, world)
         async with ctx.db.session_scope() as s:
             clinic = await f.make_session(
@@ -79,6 +88,54 @@ class TestReleasePeak:
 
 
 class TestOnePatientMany:
+    async def test_the_losers_of_a_sell_out_wait_in_line_not_in_the_database(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        await _all_places_for_app(ctx, world)
+        async with ctx.db.session_scope() as s:
+            clinic = await f.make_session(
+                s,
+                hospital=world.hospital,
+                department=world.department,
+                level=world.free_level,
+                doctor=world.doctor,
+                day=VISIT_DAY,
+                period=Period.AFTERNOON,
+                start=time(13, 30),
+                end=time(17, 30),
+                capacity=3,
+                now=NOW,
+            )
+            patients = [
+                await f.make_patient(s, hospital=world.hospital, cipher=ctx.cipher, now=NOW)
+                for _ in range(60)
+            ]
+        transactions = 0
+        transact_driver = ctx.db.transact_driver
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal transactions
+            transactions += 1
+            return await transact_driver(*args, **kwargs)
+
+        ctx.db.transact_driver = counted  # type: ignore[method-assign]
+        answers = await asyncio.gather(
+            *[
+                client.post(
+                    "/api/v1/appointments",
+                    json={"patient_id": str(p.id), "session_id": str(clinic.id)},
+                    headers=world.auth,
+                )
+                for p in patients
+            ]
+        )
+        assert Counter(a.status_code for a in answers) == {201: 3, 409: 57}
+        # Three winners and the one that found the session full; the other 56 were
+        # answered from memory once it was known, without a transaction of their own.
+        assert transactions == 4
+        assert ctx.booking_turns.holders(clinic.id) == 0
+        assert ctx.booking_turns.waiting(clinic.id) == 0
+
     async def test_50_simultaneous_attempts_by_one_patient_respect_the_daily_limit(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World
     ) -> None:

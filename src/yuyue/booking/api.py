@@ -255,64 +255,71 @@ async def book_request(
         answer_from_memory = sold_out_answer()
         if answer_from_memory is not None:
             return answer_from_memory
-    owned: asyncio.Future[None] | None = None
-    try:
+    # One booking transaction per session at a time in this process (kit/turns.py): the
+    # others wait here, without a database connection, and are answered from memory once
+    # the session is known to be full.
+    async with ctx.booking_turns.turn(body.session_id):
+        answer_from_memory = sold_out_answer()
+        if answer_from_memory is not None:
+            return answer_from_memory
+        owned: asyncio.Future[None] | None = None
         try:
-            info, policy = await service.cached_session_facts(
-                ctx.db.read,
-                hospital_id=actor.hospital_id,
-                session_id=body.session_id,
-                caches=ctx.caches,
-            )
             try:
-                # The release peak's path: no ORM session, the facts already in hand. Only a
-                # request with no free place needs the full path (overdue holds, the reason).
-                answer = await ctx.db.transact_driver(on_lane)
-            except service.NeedsTransaction:
-                pending = ctx.last_places.get(cache_key)
-                if pending is None:
-                    owned = asyncio.get_running_loop().create_future()
-                    ctx.last_places[cache_key] = owned
-                else:
-                    await asyncio.shield(pending)
-                    answer_from_memory = sold_out_answer()
-                    if answer_from_memory is not None:
-                        return answer_from_memory
-                answer = await ctx.db.transact(work)
-        except YuyueError as refusal:
-            if key is not None:
-                # A twin of this request may have booked while we waited for the patient's
-                # lock; we were then refused (already booked), and its answer is ours.
-                async with ctx.db.read() as session:
-                    record = await service.find_idempotent(session, scope=scope, key=key)
-                if record is not None:
-                    return _replay(
-                        record.request_hash, request_hash, record.status_code, record.response
-                    )
-            if isinstance(refusal, rules.SoldOut):
-
-                async def compute() -> list[dict[str, Any]]:
+                info, policy = await service.cached_session_facts(
+                    ctx.db.read,
+                    hospital_id=actor.hospital_id,
+                    session_id=body.session_id,
+                    caches=ctx.caches,
+                )
+                try:
+                    # The release peak's path: no ORM session, the facts already in hand. Only a
+                    # request with no free place needs the full path (overdue holds, the reason).
+                    answer = await ctx.db.transact_driver(on_lane)
+                except service.NeedsTransaction:
+                    pending = ctx.last_places.get(cache_key)
+                    if pending is None:
+                        owned = asyncio.get_running_loop().create_future()
+                        ctx.last_places[cache_key] = owned
+                    else:
+                        await asyncio.shield(pending)
+                        answer_from_memory = sold_out_answer()
+                        if answer_from_memory is not None:
+                            return answer_from_memory
+                    answer = await ctx.db.transact(work)
+            except YuyueError as refusal:
+                if key is not None:
+                    # A twin of this request may have booked while we waited for the patient's
+                    # lock; we were then refused (already booked), and its answer is ours.
                     async with ctx.db.read() as session:
-                        return await service.alternatives(
-                            session,
-                            actor=actor,
-                            session_id=body.session_id,
-                            slot_id=body.slot_id,
-                            now=ctx.clock.now(),
-                            caches=ctx.caches,
+                        record = await service.find_idempotent(session, scope=scope, key=key)
+                    if record is not None:
+                        return _replay(
+                            record.request_hash, request_hash, record.status_code, record.response
                         )
+                if isinstance(refusal, rules.SoldOut):
 
-                refusal.alternatives = await ctx.sold_out.remember(cache_key, compute)
-            else:
+                    async def compute() -> list[dict[str, Any]]:
+                        async with ctx.db.read() as session:
+                            return await service.alternatives(
+                                session,
+                                actor=actor,
+                                session_id=body.session_id,
+                                slot_id=body.slot_id,
+                                now=ctx.clock.now(),
+                                caches=ctx.caches,
+                            )
+
+                    refusal.alternatives = await ctx.sold_out.remember(cache_key, compute)
+                else:
+                    ctx.sold_out.release(cache_key)
+                raise
+            except BaseException:
                 ctx.sold_out.release(cache_key)
-            raise
-        except BaseException:
-            ctx.sold_out.release(cache_key)
-            raise
-    finally:
-        if owned is not None:
-            ctx.last_places.pop(cache_key, None)
-            owned.set_result(None)
+                raise
+        finally:
+            if owned is not None:
+                ctx.last_places.pop(cache_key, None)
+                owned.set_result(None)
     ctx.sold_out.forget(cache_key)
     ctx.places_taken(actor.hospital_id, body.session_id)
     request_delivery(ctx)

@@ -176,6 +176,9 @@ RECORD_PG = Statement(
     """
 )
 
+# What a booking sends on PostgreSQL, prepared on the hot lane's connections at start-up.
+LANE_STATEMENTS = (PATIENT_FACTS, CLAIM_UNCHANGED, CLAIM, ANY_FREE, USED_NUMBERS, RECORD_PG)
+
 RECORD_APPOINTMENT_SQLITE = Statement(_APPOINTMENT_INSERT)
 RECORD_ANSWER_SQLITE = Statement(
     """

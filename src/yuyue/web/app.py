@@ -34,7 +34,7 @@ from yuyue.scheduling import api as scheduling_api
 from yuyue.staff import api as staff_api
 from yuyue.visits import api as visits_api
 from yuyue.web import ops, problems
-from yuyue.web.context import AppContext
+from yuyue.web.context import AppContext, settle_garbage_collector
 from yuyue.web.security import SecurityHeaders
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,7 @@ def create_app(
             jobs.start_doorbell()
             if worker_enabled:
                 jobs.start_consumer()
+            settle_garbage_collector()
         try:
             yield
         finally:
