@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, select
 
 from tests import factories as f
 from tests.conftest import NOW, VISIT_DAY, World
+from yuyue.booking import service
 from yuyue.booking.models import Appointment
 from yuyue.booking.states import ACTIVE_STATUSES
 from yuyue.kit.turns import Turns
@@ -86,10 +87,86 @@ class TestReleasePeak:
             over = await s.scalar(select(func.count()).where(SlotPool.taken > SlotPool.capacity))
         assert taken == 25 and rows == 25 and over == 0
 
+    async def test_bookings_committed_together_are_each_kept_exactly_once(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        await _all_places_for_app(ctx, world)
+        if ctx.booking_group is not None:
+            # One group in flight at a time, so that the others wait and travel together.
+            ctx.booking_group._width = 1
+        async with ctx.db.session_scope() as s:
+            sessions = [
+                await f.make_session(
+                    s,
+                    hospital=world.hospital,
+                    department=world.department,
+                    level=world.free_level,
+                    doctor=world.doctor,
+                    day=VISIT_DAY + timedelta(days=offset),
+                    period=period,
+                    start=start,
+                    end=end,
+                    capacity=10,
+                    now=NOW,
+                )
+                for offset in range(3)
+                for period, start, end in (
+                    (Period.MORNING, time(8, 0), time(12, 0)),
+                    (Period.AFTERNOON, time(13, 30), time(17, 30)),
+                )
+            ]
+            patients = [
+                await f.make_patient(s, hospital=world.hospital, cipher=ctx.cipher, now=NOW)
+                for _ in range(48)
+            ]
+        answers = await asyncio.gather(
+            *[
+                client.post(
+                    "/api/v1/appointments",
+                    json={
+                        "patient_id": str(p.id),
+                        "session_id": str(sessions[i % len(sessions)].id),
+                    },
+                    headers={**world.auth, "Idempotency-Key": f"together-{i}"},
+                )
+                for i, p in enumerate(patients)
+            ]
+        )
+        assert [a.status_code for a in answers] == [201] * 48, [a.text for a in answers[:3]]
+        if ctx.booking_group is not None:
+            assert ctx.booking_group.grouped > 0 and ctx.booking_group.abandoned == 0
+        ids = [a.json()["id"] for a in answers]
+        async with ctx.db.read() as s:
+            kept = (
+                await s.scalars(
+                    select(Appointment.id).where(
+                        Appointment.session_id.in_([c.id for c in sessions]),
+                        Appointment.status.in_(ACTIVE_STATUSES),
+                    )
+                )
+            ).all()
+            taken = await s.scalar(
+                select(func.sum(SlotPool.taken)).where(
+                    SlotPool.session_id.in_([c.id for c in sessions])
+                )
+            )
+        assert sorted(str(i) for i in kept) == sorted(ids) and taken == 48
+        # Every answer is kept with its booking: a retry gets the same appointment.
+        again = await client.post(
+            "/api/v1/appointments",
+            json={"patient_id": str(patients[5].id), "session_id": str(sessions[5].id)},
+            headers={**world.auth, "Idempotency-Key": "together-5"},
+        )
+        assert again.status_code == 201 and again.json()["id"] == ids[5]
+
 
 class TestOnePatientMany:
     async def test_the_losers_of_a_sell_out_wait_in_line_not_in_the_database(
-        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+        self,
+        client: httpx.AsyncClient,
+        ctx: AppContext,
+        world: World,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         await _all_places_for_app(ctx, world)
         async with ctx.db.session_scope() as s:
@@ -111,14 +188,14 @@ class TestOnePatientMany:
                 for _ in range(60)
             ]
         transactions = 0
-        transact_driver = ctx.db.transact_driver
+        book_on_lane = service.book_on_lane
 
         async def counted(*args: Any, **kwargs: Any) -> Any:
             nonlocal transactions
             transactions += 1
-            return await transact_driver(*args, **kwargs)
+            return await book_on_lane(*args, **kwargs)
 
-        ctx.db.transact_driver = counted  # type: ignore[method-assign]
+        monkeypatch.setattr(service, "book_on_lane", counted)
         answers = await asyncio.gather(
             *[
                 client.post(

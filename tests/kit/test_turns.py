@@ -114,5 +114,5 @@ async def test_a_holder_that_fails_still_passes_the_turn_on() -> None:
 
 
 def test_a_width_below_one_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least 1"):
         Turns(width=0)

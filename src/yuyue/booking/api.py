@@ -274,7 +274,11 @@ async def book_request(
                 try:
                     # The release peak's path: no ORM session, the facts already in hand. Only a
                     # request with no free place needs the full path (overdue holds, the reason).
-                    answer = await ctx.db.transact_driver(on_lane)
+                    answer = (
+                        await ctx.booking_group.run(on_lane, order=body.patient_id)
+                        if ctx.booking_group is not None
+                        else await ctx.db.transact_driver(on_lane)
+                    )
                 except service.NeedsTransaction:
                     pending = ctx.last_places.get(cache_key)
                     if pending is None:

@@ -178,6 +178,9 @@ RECORD_PG = Statement(
 
 # What a booking sends on PostgreSQL, prepared on the hot lane's connections at start-up.
 LANE_STATEMENTS = (PATIENT_FACTS, CLAIM_UNCHANGED, CLAIM, ANY_FREE, USED_NUMBERS, RECORD_PG)
+# Those that change nothing (the patient's lock aside): a booking refused after only these
+# leaves a group commit's transaction as it found it.
+LANE_READS = (PATIENT_FACTS, LOCK_PATIENT, EXISTING, ANY_FREE, USED_NUMBERS)
 
 RECORD_APPOINTMENT_SQLITE = Statement(_APPOINTMENT_INSERT)
 RECORD_ANSWER_SQLITE = Statement(

@@ -259,6 +259,10 @@ class HotLane:
         self._waiters: asyncio.Queue[Any] = asyncio.Queue()
         self._waiting = 0
 
+    @property
+    def size(self) -> int:
+        return self._size
+
     async def _acquire(self) -> Any:
         deadline = asyncio.get_running_loop().time() + self._timeout
         while True:

@@ -20,11 +20,13 @@ from yuyue.booking.availability import (
 )
 from yuyue.booking.facts import PolicyCache, SessionInfoCache, warm_session_infos
 from yuyue.booking.readpath import ReadCache
-from yuyue.booking.service import Caches, recent_idempotency_keys
+from yuyue.booking.service import Caches, NeedsTransaction, recent_idempotency_keys
 from yuyue.config import Settings
 from yuyue.kit.clock import Clock, SystemClock
 from yuyue.kit.crypto import FieldCipher, TokenSigner, load_master_secret
 from yuyue.kit.db import Database
+from yuyue.kit.errors import YuyueError
+from yuyue.kit.groupcommit import GroupCommit
 from yuyue.kit.live import InProcessLiveBus, LiveBus, make_live_bus
 from yuyue.kit.redis import RedisLink
 from yuyue.kit.signals import (
@@ -72,6 +74,8 @@ class AppContext:
     last_places: dict[Any, asyncio.Future[None]] = field(default_factory=dict)
     # Booking transactions take turns per clinic session (booking/api.py).
     booking_turns: Turns = field(default_factory=Turns)
+    # Booking transactions that arrive together, committed together (PostgreSQL's hot lane).
+    booking_group: GroupCommit | None = None
     session_infos: SessionInfoCache = field(
         default_factory=lambda: SessionInfoCache(SESSION_FACTS_SECONDS)
     )
@@ -205,6 +209,17 @@ class AppContext:
             gateways=gateways_from_settings(settings),
             insurance=insurance_gateway_from_settings(settings),
         )
+        if ctx.db.hot_lane is not None:
+            ctx.booking_group = GroupCommit(
+                transaction=ctx.db.hot_lane.transaction,
+                alone=ctx.db.transact_driver,
+                refusals=(YuyueError, NeedsTransaction),
+                reads=booking_store.LANE_READS,
+                # As many groups in flight as the lane has connections: a group waits only
+                # when every connection is busy, and then takes all who came meanwhile.
+                width=ctx.db.hot_lane.size,
+                most=16,
+            )
         ctx.places.subscribe(ctx.sold_out.on_places_changed)
         ctx.watch_places(ctx.reads)
         # Committed queue changes reach the screens and phones of every process.
