@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking import rules, service, views
+from yuyue.booking import rules, service, store, views
 from yuyue.booking.availability import SoldOutEntry
 from yuyue.booking.schemas import (
     AppointmentCreate,
@@ -194,7 +194,7 @@ async def book_request(
         service.IdempotentRequest(scope, key, request_hash, render) if key is not None else None
     )
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
+    async def work(session: AsyncSession) -> str:
         booked = await service.book(
             session,
             actor=actor,
@@ -205,7 +205,7 @@ async def book_request(
             caches=ctx.caches,
             idempotency=remember,
         )
-        return booked.answer if booked.answer is not None else render(booked)
+        return booked.answer_text or store.json_text(render(booked))
 
     now = ctx.clock.now()
 
@@ -224,7 +224,7 @@ async def book_request(
                 now=now,
             )
 
-    async def on_lane(db: Driver) -> dict[str, Any]:
+    async def on_lane(db: Driver) -> str:
         booked = await service.book_on_lane(
             db,
             actor=actor,
@@ -236,7 +236,7 @@ async def book_request(
             reminders=reminders,
             idempotency=remember,
         )
-        return booked.answer if booked.answer is not None else render(booked)
+        return booked.answer_text or store.json_text(render(booked))
 
     def sold_out_answer() -> Response | None:
         remembered = ctx.sold_out.lookup(cache_key)
@@ -328,7 +328,7 @@ async def book_request(
     ctx.places_taken(actor.hospital_id, body.session_id)
     request_delivery(ctx)
     BOOKINGS.labels(actor.channel.value).inc()
-    return JSONResponse(answer, status_code=201)
+    return Response(answer.encode(), status_code=201, media_type="application/json")
 
 
 def sold_out_body(entry: SoldOutEntry, locale: str, path: str) -> bytes:

@@ -273,8 +273,8 @@ class Booked:
     policy: rules.Policy
     slot_start: time
     slot_end: time
-    # The answer remembered for an Idempotency-Key, when the caller asked for one.
-    answer: dict[str, Any] | None = None
+    # The answer remembered for an Idempotency-Key (as sent), when the caller asked for one.
+    answer_text: str | None = None
     # A reschedule: whether the old payment moved to this appointment (else it is refunded).
     payment_carried_over: bool | None = None
 
@@ -490,9 +490,9 @@ async def _book(
     def remember() -> store.Remembered:
         # Rendered per write attempt: a voucher code replaced after a collision is in it.
         assert idempotency is not None
-        booked.answer = idempotency.render(booked)
+        booked.answer_text = store.json_text(idempotency.render(booked))
         return store.Remembered(
-            idempotency.scope, idempotency.key, idempotency.request_hash, booked.answer
+            idempotency.scope, idempotency.key, idempotency.request_hash, booked.answer_text
         )
 
     await store.record(

@@ -240,7 +240,8 @@ class Remembered:
     scope: str
     key: str
     request_hash: str
-    response: dict[str, Any]
+    # The answer as sent: the same text is stored and sent, serialised once.
+    response_text: str
 
 
 @dataclass(slots=True)
@@ -401,8 +402,13 @@ def new_voucher_code() -> str:
     return f"{secrets.randbelow(10**8):08d}"
 
 
-def _json(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """JSON as the stored rows and the answers carry it (as Starlette's JSONResponse writes
+    it, so a stored answer and a sent one are the same bytes)."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+_json = json_text
 
 
 async def record(
@@ -476,7 +482,7 @@ async def record(
                         remembered.scope,
                         remembered.key,
                         remembered.request_hash,
-                        _json(remembered.response),
+                        remembered.response_text,
                         a.created_at,
                     )
                 return
@@ -495,7 +501,7 @@ async def record(
                 remembered.scope if remembered else None,
                 remembered.key if remembered else None,
                 remembered.request_hash if remembered else None,
-                _json(remembered.response) if remembered else None,
+                remembered.response_text if remembered else None,
             )
             if rows:
                 return
