@@ -358,6 +358,106 @@ class TestReminders:
         assert len(sms.calls) == 2
         assert "提醒您" in sms.calls[1].text
 
+    async def test_one_reminder_waits_at_a_time_and_carries_the_next(
+        self, client: httpx.AsyncClient, ctx: AppContext, clock: FixedClock, world: World
+    ) -> None:
+        auth = await staff_auth(client, ctx, world, Role.ADMIN)
+        saved = await client.put(
+            "/api/v1/notification-settings",
+            json={
+                "reminder_offsets_hours": [48, 24, 3],
+                "quiet_hours_start": "22:00",
+                "quiet_hours_end": "07:00",
+            },
+            headers=auth,
+        )
+        assert saved.status_code == 200, saved.text
+        appointment = await book(ctx, world)
+        saturday, sunday = REMINDER_AT - timedelta(days=1), REMINDER_AT
+        monday_five = datetime(2026, 11, 22, 21, 0, tzinfo=UTC)  # 05:00 in Shanghai: quiet
+        monday_seven = datetime(2026, 11, 22, 23, 0, tzinfo=UTC)
+
+        async def pending() -> list[tuple[datetime, str]]:
+            async with ctx.db.read() as s:
+                rows = await s.execute(
+                    select(OutboxMessage.available_at, OutboxMessage.status)
+                    .where(
+                        OutboxMessage.appointment_id == appointment.id,
+                        OutboxMessage.kind == "reminder",
+                    )
+                    .order_by(OutboxMessage.available_at)
+                )
+                return [(r[0], r[1]) for r in rows.all()]
+
+        async def to_come() -> list[datetime]:
+            async with ctx.db.read() as s:
+                return await service.pending_reminders(s, appointment_id=appointment.id)
+
+        # One row for three reminders; the pages still show all three to come.
+        assert await pending() == [(saturday, "pending")]
+        assert await to_come() == [saturday, sunday, monday_seven]
+        assert monday_five < monday_seven  # the 3-hour one left the quiet hours
+        sms = FakeSms()
+        clock.set(saturday + timedelta(minutes=1))
+        await deliver_due(ctx, senders=Senders(sms=sms))
+        assert [status for _, status in await pending()] == ["dispatched", "pending"]
+        assert await to_come() == [sunday, monday_seven]
+        # The worker was away on Sunday: the Sunday reminder is not sent late on Monday
+        # morning beside the Monday one.
+        clock.set(monday_seven + timedelta(minutes=1))
+        await deliver_due(ctx, senders=Senders(sms=sms))
+        await deliver_due(ctx, senders=Senders(sms=sms))
+        reminders = [m for m in sms.calls if "提醒您" in m.text]
+        assert len(reminders) == 2
+        assert [at for at, _ in await pending()] == [saturday, sunday]
+        assert await to_come() == []
+
+    async def test_cancelling_ends_the_chain_of_reminders(
+        self, client: httpx.AsyncClient, ctx: AppContext, clock: FixedClock, world: World
+    ) -> None:
+        auth = await staff_auth(client, ctx, world, Role.ADMIN)
+        saved = await client.put(
+            "/api/v1/notification-settings",
+            json={
+                "reminder_offsets_hours": [48, 24],
+                "quiet_hours_start": "22:00",
+                "quiet_hours_end": "07:00",
+            },
+            headers=auth,
+        )
+        assert saved.status_code == 200, saved.text
+        appointment = await book(ctx, world)
+        sms = FakeSms()
+        clock.set(REMINDER_AT - timedelta(days=1, minutes=-1))
+        await deliver_due(ctx, senders=Senders(sms=sms))
+
+        async def cancel(session: AsyncSession) -> None:
+            await booking_service.cancel(
+                session,
+                actor=app_actor(world),
+                appointment_id=appointment.id,
+                note=None,
+                now=clock.now(),
+            )
+
+        await ctx.db.transact(cancel)
+        clock.set(REMINDER_AT + timedelta(hours=1))
+        await deliver_due(ctx, senders=Senders(sms=sms))
+        assert sum("提醒您" in m.text for m in sms.calls) == 1
+        async with ctx.db.read() as s:
+            assert await service.pending_reminders(s, appointment_id=appointment.id) == []
+            statuses = (
+                await s.scalars(
+                    select(OutboxMessage.status)
+                    .where(
+                        OutboxMessage.appointment_id == appointment.id,
+                        OutboxMessage.kind == "reminder",
+                    )
+                    .order_by(OutboxMessage.available_at)
+                )
+            ).all()
+        assert list(statuses) == ["dispatched", "withdrawn"]
+
     async def test_cancelling_withdraws_the_reminders_and_none_is_sent(
         self, ctx: AppContext, clock: FixedClock, world: World
     ) -> None:

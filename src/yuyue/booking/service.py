@@ -43,6 +43,7 @@ from yuyue.kit.sql import Driver, driver
 from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.service import (
     enqueue,
+    reminder_payload,
     reminder_times_for,
     schedule_reminders,
     withdraw_reminders,
@@ -480,11 +481,11 @@ async def _book(
         store.NewMessage(kind.value, _message_payload(appointment, info, place.slot_start), now)
     ]
     if status is S.BOOKED:
-        reminder = {"appointment_id": str(appointment.id)}
-        messages.extend(
-            store.NewMessage(MessageKind.REMINDER.value, reminder, at)
-            for at in await reminders(facts.date, place.slot_start)
-        )
+        times = await reminders(facts.date, place.slot_start)
+        if times:
+            # The first reminder carries the others (`reminder_payload`).
+            payload = reminder_payload(appointment.id, times[1:])
+            messages.append(store.NewMessage(MessageKind.REMINDER.value, payload, times[0]))
     booked = Booked(appointment, info, policy, place.slot_start, place.slot_end)
 
     def remember() -> store.Remembered:

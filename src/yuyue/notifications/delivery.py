@@ -62,7 +62,7 @@ from yuyue.notifications.models import (
     OutboxMessage,
     OutboxStatus,
 )
-from yuyue.notifications.service import load_delivery_settings
+from yuyue.notifications.service import enqueue_next_reminder, load_delivery_settings
 from yuyue.notifications.templates import default_template, format_date
 from yuyue.patients.models import Account, Patient
 from yuyue.patients.rules import mask_phone
@@ -194,6 +194,8 @@ async def _fan_out(
                     updated_at=now,
                 )
             )
+        if kind is MessageKind.REMINDER:
+            enqueue_next_reminder(session, sent=message, now=now)
         report.fanned_out += 1
     await session.flush()
 

@@ -163,26 +163,63 @@ async def schedule_reminders(
     payload: dict[str, Any],
     now: datetime,
 ) -> None:
-    """Queues the reminders of a booked appointment, each held back until it is due."""
+    """Queues the reminders of a booked appointment: the first, held back until it is
+    due, carrying the times of the others (`reminder_payload`)."""
     settings = await load_delivery_settings(session, hospital_id=hospital_id, use_cache=True)
-    visit_start = datetime.combine(visit_date, slot_start, tzinfo=ZoneInfo(settings.timezone))
-    for at in rules.reminder_times(
-        visit_start=visit_start.astimezone(UTC),
-        offsets_hours=settings.reminder_offsets_hours,
-        now=now,
-        quiet=settings.quiet,
-        tz=settings.timezone,
-    ):
+    times = _reminder_times(settings, visit_date, slot_start, now)
+    if times:
         enqueue(
             session,
             hospital_id=hospital_id,
             kind=MessageKind.REMINDER,
             patient_id=patient_id,
             appointment_id=appointment_id,
-            payload=payload,
+            payload={**payload, **reminder_payload(appointment_id, times[1:])},
             now=now,
-            available_at=at,
+            available_at=times[0],
         )
+
+
+def reminder_payload(appointment_id: uuid.UUID, later: Sequence[datetime]) -> dict[str, Any]:
+    """A reminder's payload. One reminder of an appointment is in the outbox at a time, and
+    it carries when the ones after it are due: the next is written when it goes out
+    (`delivery`), so a booking writes one reminder row instead of one per offset, and a
+    cancellation withdraws the one that is there."""
+    payload: dict[str, Any] = {"appointment_id": str(appointment_id)}
+    if later:
+        payload[LATER] = [at.astimezone(UTC).isoformat() for at in later]
+    return payload
+
+
+def later_reminders(payload: dict[str, Any] | None) -> list[datetime]:
+    """The reminder times a reminder's payload carries (`reminder_payload`)."""
+    later = (payload or {}).get(LATER)
+    if not isinstance(later, list):
+        return []
+    return [datetime.fromisoformat(at) for at in later if isinstance(at, str)]
+
+
+def enqueue_next_reminder(session: AsyncSession, *, sent: OutboxMessage, now: datetime) -> None:
+    """In the transaction that sends a reminder out: the next one, if any is still to come.
+    Times already past (the worker was away) are skipped, not sent in a burst."""
+    upcoming = [at for at in later_reminders(sent.payload) if at > now]
+    if not upcoming or sent.appointment_id is None:
+        return
+    payload = {k: v for k, v in (sent.payload or {}).items() if k != LATER}
+    payload.update(reminder_payload(sent.appointment_id, upcoming[1:]))
+    enqueue(
+        session,
+        hospital_id=sent.hospital_id,
+        kind=MessageKind.REMINDER,
+        patient_id=sent.patient_id,
+        appointment_id=sent.appointment_id,
+        payload=payload,
+        now=now,
+        available_at=upcoming[0],
+    )
+
+
+LATER = "later"
 
 
 def cached_reminder_times(
@@ -386,17 +423,20 @@ async def set_account_preferences(
 
 
 async def pending_reminders(session: AsyncSession, *, appointment_id: uuid.UUID) -> list[datetime]:
-    """When the appointment's reminders that have not gone out yet are due."""
-    rows = await session.scalars(
-        select(OutboxMessage.available_at)
-        .where(
+    """When the appointment's reminders that have not gone out yet are due: the pending one
+    and those it carries."""
+    rows = await session.execute(
+        select(OutboxMessage.available_at, OutboxMessage.payload).where(
             OutboxMessage.appointment_id == appointment_id,
             OutboxMessage.kind == MessageKind.REMINDER.value,
             OutboxMessage.status == OutboxStatus.PENDING,
         )
-        .order_by(OutboxMessage.available_at)
     )
-    return list(rows.all())
+    times: list[datetime] = []
+    for available_at, payload in rows.all():
+        times.append(available_at)
+        times.extend(later_reminders(payload))
+    return sorted(times)
 
 
 async def inbox_for_account(
