@@ -51,6 +51,9 @@ def render(
     voucher_signer: TokenSigner,
     locale: str,
 ) -> AppointmentRead:
+    # Built without validation: every value comes typed from the database or the domain,
+    # and this runs inside the booking transaction at the release peak (validating the
+    # nested models cost as much as the statements' encoding).
     english = locale == "en"
 
     def pick(zh: str, en: str) -> str:
@@ -58,7 +61,7 @@ def render(
 
     status = AppointmentStatus(appointment.status)
     doctor = (
-        DoctorBrief(
+        DoctorBrief.model_construct(
             id=info.doctor_id,
             name=info.doctor_name or "",
             title=pick(info.doctor_title, info.doctor_title_en),
@@ -66,26 +69,26 @@ def render(
         if info.doctor_id is not None
         else None
     )
-    return AppointmentRead(
+    return AppointmentRead.model_construct(
         id=appointment.id,
         status=status,
         sequence_number=appointment.sequence_number,
         patient_id=appointment.patient_id,
         channel=appointment.channel,
         fee=appointment.fee_fen,
-        session=SessionBrief(
+        session=SessionBrief.model_construct(
             id=info.id,
             date=info.date,
             period=info.period,
-            department=Named(
+            department=Named.model_construct(
                 id=info.department_id, name=pick(info.department_name, info.department_name_en)
             ),
             doctor=doctor,
             level=pick(info.level_name, info.level_name_en),
             location=pick(info.location, info.location_en),
         ),
-        slot=SlotBrief(id=appointment.slot_id, start=slot_start, end=slot_end),
-        voucher=Voucher(
+        slot=SlotBrief.model_construct(id=appointment.slot_id, start=slot_start, end=slot_end),
+        voucher=Voucher.model_construct(
             code=appointment.voucher_code,
             token=voucher_token(voucher_signer, appointment, timezone=info.timezone),
         )
@@ -97,7 +100,7 @@ def render(
         cancelled_at=appointment.cancelled_at,
         cancel_reason=appointment.cancel_reason,
         created_at=appointment.created_at,
-        payment=PaymentBrief(
+        payment=PaymentBrief.model_construct(
             state=rules.payment_state_shown(appointment.refund_state),
             amount_fen=appointment.paid_fen,
             provider=appointment.payment_provider,
@@ -105,7 +108,7 @@ def render(
         )
         if appointment.paid_fen
         else None,
-        refund=RefundBrief(state=appointment.refund_state)
+        refund=RefundBrief.model_construct(state=appointment.refund_state)
         if appointment.refund_state != RefundShown.NONE.value
         else None,
     )
@@ -119,7 +122,9 @@ def _split(appointment: Appointment | AppointmentRecord) -> PaymentSplit | None:
     )
     if parts[0] is None or parts[1] is None or parts[2] is None:
         return None
-    return PaymentSplit(pool_fen=parts[0], account_fen=parts[1], self_pay_fen=parts[2])
+    return PaymentSplit.model_construct(
+        pool_fen=parts[0], account_fen=parts[1], self_pay_fen=parts[2]
+    )
 
 
 def render_booked(booked: Booked, *, voucher_signer: TokenSigner, locale: str) -> AppointmentRead:

@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -35,6 +34,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from yuyue.kit.ids import new_id
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -120,7 +121,7 @@ def _incoming_request_id(scope: Scope) -> str:
             if _REQUEST_ID_SHAPE.fullmatch(text):
                 return text
             break
-    return uuid.uuid4().hex
+    return new_id().hex
 
 
 class RequestObservation:
@@ -149,10 +150,26 @@ class RequestObservation:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            method = scope["method"]
             route = route_label(scope)
-            LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            latency = _latency.get((method, route))
+            if latency is None:
+                latency = _latency[(method, route)] = LATENCY.labels(method, route)
+            latency.observe(time.perf_counter() - started)
+            answered = _answered.get((method, route, status))
+            if answered is None:
+                answered = _answered[(method, route, status)] = REQUESTS.labels(
+                    method, route, str(status)
+                )
+            answered.inc()
             request_id.reset(token)
+
+
+# The metrics' children per label values: `labels()` takes a lock and builds a key on every
+# call, which at thousands of requests a second is worth keeping. The label values are
+# bounded (route templates, not paths), so these stay small.
+_latency: dict[tuple[str, str], Any] = {}
+_answered: dict[tuple[str, str, int], Any] = {}
 
 
 log = logging.getLogger(__name__)

@@ -209,16 +209,21 @@ class AppContext:
             gateways=gateways_from_settings(settings),
             insurance=insurance_gateway_from_settings(settings),
         )
-        if ctx.db.hot_lane is not None:
+        lane = ctx.db.hot_lane
+        if lane is not None:
+            database = ctx.db
             ctx.booking_group = GroupCommit(
-                transaction=ctx.db.hot_lane.transaction,
-                alone=ctx.db.transact_driver,
+                # Looked up at each use, so that whatever wraps the database's methods
+                # (a test making it saturated, say) is honoured.
+                transaction=lambda: lane.transaction(),
+                alone=lambda work: database.transact_driver(work),
                 refusals=(YuyueError, NeedsTransaction),
                 reads=booking_store.LANE_READS,
-                # As many groups in flight as the lane has connections: a group waits only
-                # when every connection is busy, and then takes all who came meanwhile.
-                width=ctx.db.hot_lane.size,
-                most=16,
+                # As many groups in flight as the lane has connections, each of a few
+                # bookings: one group's statements go one after another, so several small
+                # groups keep the database busier than one large one.
+                width=lane.size,
+                most=4,
             )
         ctx.places.subscribe(ctx.sold_out.on_places_changed)
         ctx.watch_places(ctx.reads)
