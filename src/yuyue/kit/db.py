@@ -186,6 +186,17 @@ class Database:
                 await asyncio.sleep(0.005 * attempt)
         raise AssertionError("unreachable")
 
+    @asynccontextmanager
+    async def driver_transaction(self) -> AsyncIterator[Driver]:
+        """One write transaction on the driver connection, not retried: PostgreSQL's hot
+        lane, or SQLite's single writer. Committed when the block succeeds."""
+        if self.hot_lane is not None:
+            async with self.hot_lane.transaction() as connection:
+                yield connection
+            return
+        async with self.session_scope() as session:
+            yield await driver(session)
+
     async def transact_driver(
         self, work: Callable[[Driver], Awaitable[T]], *, attempts: int = 4
     ) -> T:

@@ -74,7 +74,7 @@ class AppContext:
     last_places: dict[Any, asyncio.Future[None]] = field(default_factory=dict)
     # Booking transactions take turns per clinic session (booking/api.py).
     booking_turns: Turns = field(default_factory=Turns)
-    # Booking transactions that arrive together, committed together (PostgreSQL's hot lane).
+    # Booking transactions that arrive together, committed together.
     booking_group: GroupCommit | None = None
     session_infos: SessionInfoCache = field(
         default_factory=lambda: SessionInfoCache(SESSION_FACTS_SECONDS)
@@ -209,22 +209,21 @@ class AppContext:
             gateways=gateways_from_settings(settings),
             insurance=insurance_gateway_from_settings(settings),
         )
-        lane = ctx.db.hot_lane
-        if lane is not None:
-            database = ctx.db
-            ctx.booking_group = GroupCommit(
-                # Looked up at each use, so that whatever wraps the database's methods
-                # (a test making it saturated, say) is honoured.
-                transaction=lambda: lane.transaction(),
-                alone=lambda work: database.transact_driver(work),
-                refusals=(YuyueError, NeedsTransaction),
-                reads=booking_store.LANE_READS,
-                # As many groups in flight as the lane has connections, each of a few
-                # bookings: one group's statements go one after another, so several small
-                # groups keep the database busier than one large one.
-                width=lane.size,
-                most=4,
-            )
+        database = ctx.db
+        ctx.booking_group = GroupCommit(
+            # Looked up at each use, so that whatever wraps the database's methods (a test
+            # making it saturated, say) is honoured.
+            transaction=lambda: database.driver_transaction(),
+            alone=lambda work: database.transact_driver(work),
+            refusals=(YuyueError, NeedsTransaction),
+            reads=booking_store.LANE_READS,
+            # PostgreSQL: as many groups in flight as the lane has connections, each of a
+            # few bookings (one group's statements go one after another, so several small
+            # groups keep the database busier than one large one). SQLite: one writer, so
+            # one group at a time, and larger.
+            width=database.hot_lane.size if database.hot_lane is not None else 1,
+            most=4 if database.hot_lane is not None else 16,
+        )
         ctx.places.subscribe(ctx.sold_out.on_places_changed)
         ctx.watch_places(ctx.reads)
         # Committed queue changes reach the screens and phones of every process.
