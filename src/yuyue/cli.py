@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -68,6 +69,55 @@ def init() -> None:
     settings = _settings()
     migrate.upgrade_sync(settings.async_database_url)
     typer.echo(f"database ready: {_redact(settings.async_database_url)}")
+
+
+@app.command()
+def backup(
+    target: Annotated[Path, typer.Argument(help="The backup file to write (a new name)")],
+) -> None:
+    """Back up the database while yuyue keeps serving: SQLite's online backup, checked
+    before it is kept; on PostgreSQL a pg_dump (see docs/operations.md for base backups)."""
+    from yuyue.kit import backup as backups
+
+    settings = _settings()
+    try:
+        database = backups.sqlite_file(settings.database_url)
+        report = (
+            backups.backup_sqlite(database, target)
+            if database is not None
+            else backups.dump_postgresql(settings.database_url, target)
+        )
+    except backups.BackupError as error:
+        typer.echo(f"no backup made: {error}", err=True)
+        raise typer.Exit(1) from error
+    held = f", {report.appointments} appointments" if report.appointments is not None else ""
+    typer.echo(f"backed up to {report.target} ({report.size_bytes / 1e6:.1f} MB{held})")
+
+
+@app.command()
+def restore(
+    source: Annotated[Path, typer.Argument(help="A file written by `yuyue backup`")],
+) -> None:
+    """Put a SQLite backup in place of the database (stop yuyue first); the replaced file
+    is kept beside it, and the restored database is migrated to this version."""
+    from yuyue.kit import backup as backups
+
+    settings = _settings()
+    try:
+        database = backups.sqlite_file(settings.database_url)
+        if database is None:
+            raise backups.BackupError(
+                "PostgreSQL is restored with its own tools (pg_restore, or a base backup "
+                "and its WAL; see docs/operations.md)"
+            )
+        kept = backups.restore_sqlite(source, database)
+    except backups.BackupError as error:
+        typer.echo(f"nothing restored: {error}", err=True)
+        raise typer.Exit(1) from error
+    migrate.upgrade_sync(settings.async_database_url)
+    if kept is not None:
+        typer.echo(f"the database it replaced is kept as {kept}")
+    typer.echo(f"restored {source} into {database}")
 
 
 def _seed(settings: Settings) -> DemoSummary:
