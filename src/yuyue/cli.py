@@ -31,12 +31,19 @@ from yuyue.kit.db import Database
 from yuyue.payments import service as _payments_subscriber  # noqa: F401
 from yuyue.scheduling.enums import Channel
 from yuyue.scheduling.models import Hospital
+from yuyue.staff.enums import Role
+from yuyue.staff.rules import Actor, ActorKind
 
 app = typer.Typer(
     help="yuyue (预约): outpatient appointment and registration.", no_args_is_help=True
 )
 api_key_app = typer.Typer(help="Channel API keys.", no_args_is_help=True)
 app.add_typer(api_key_app, name="api-key")
+maintenance_app = typer.Typer(
+    help="Pause new bookings with a notice (check-in and the queue go on), and resume.",
+    no_args_is_help=True,
+)
+app.add_typer(maintenance_app, name="maintenance")
 T = TypeVar("T")
 
 
@@ -118,6 +125,81 @@ def restore(
     if kept is not None:
         typer.echo(f"the database it replaced is kept as {kept}")
     typer.echo(f"restored {source} into {database}")
+
+
+def _operator(hospital_id: uuid.UUID) -> Actor:
+    """Whoever runs the command on the server: an administrator in the audit trail."""
+    return Actor(
+        hospital_id,
+        ActorKind.STAFF,
+        f"cli:{os.environ.get('USER', 'operator')}",
+        Channel.WINDOW,
+        roles=frozenset({Role.ADMIN}),
+        name="command line",
+    )
+
+
+def _maintenance(change: Callable[[AsyncSession, Actor], Awaitable[str]]) -> str:
+    settings = _settings()
+
+    async def work(session: AsyncSession) -> str:
+        hospital_id = await session.scalar(
+            select(Hospital.id).where(Hospital.code == settings.hospital_code)
+        )
+        _require_hospital(hospital_id, settings.hospital_code)
+        assert hospital_id is not None
+        return await change(session, _operator(hospital_id))
+
+    return _run(settings, work)
+
+
+@maintenance_app.command("on")
+def maintenance_on(
+    message: Annotated[str, typer.Argument(help="What patients read (Chinese)")],
+    english: Annotated[str, typer.Option("--en", help="The notice in English")] = "",
+) -> None:
+    """Pause new bookings with this notice (or change the notice of a pause)."""
+    from yuyue.kit.errors import YuyueError
+    from yuyue.operations import service as operations
+
+    async def change(session: AsyncSession, actor: Actor) -> str:
+        await operations.start(
+            session, actor=actor, message=message, message_en=english, now=SystemClock().now()
+        )
+        return "new bookings are paused in every process within seconds; check-in goes on"
+
+    try:
+        typer.echo(_maintenance(change))
+    except YuyueError as error:
+        typer.echo(error.detail("en"), err=True)
+        raise typer.Exit(2) from error
+
+
+@maintenance_app.command("off")
+def maintenance_off() -> None:
+    """Resume new bookings."""
+    from yuyue.operations import service as operations
+
+    async def change(session: AsyncSession, actor: Actor) -> str:
+        ended = await operations.end(session, actor=actor, now=SystemClock().now())
+        return "bookings resumed" if ended else "bookings were not paused"
+
+    typer.echo(_maintenance(change))
+
+
+@maintenance_app.command("status")
+def maintenance_status() -> None:
+    """Whether new bookings are paused, and the notice."""
+    from yuyue.operations import service as operations
+
+    async def look(session: AsyncSession, actor: Actor) -> str:
+        notice = await operations.current(session, hospital_id=actor.hospital_id)
+        if notice is None:
+            return "bookings are open"
+        since = notice.started_at.isoformat(timespec="seconds")
+        return f"paused since {since} by {notice.started_by}: {notice.message}"
+
+    typer.echo(_maintenance(look))
 
 
 def _seed(settings: Settings) -> DemoSummary:

@@ -14,6 +14,7 @@ from yuyue.notifications.models import (
     NotificationSettings,
     OutboxMessage,
 )
+from yuyue.operations.models import Maintenance
 from yuyue.patients.models import Account, Patient
 from yuyue.payments.models import (
     PaymentAttempt,
@@ -58,6 +59,7 @@ __all__ = [
     "Hospital",
     "IdempotencyRecord",
     "InboxItem",
+    "Maintenance",
     "MessageTemplate",
     "NoShowBan",
     "NoShowPolicy",

@@ -17,6 +17,7 @@ from yuyue.booking.models import Appointment
 from yuyue.booking.states import AppointmentStatus
 from yuyue.kit.clock import FixedClock
 from yuyue.patients.models import Patient
+from yuyue.scheduling.enums import Channel
 from yuyue.scheduling.models import BookingPolicy, TimeSlot
 from yuyue.web.context import AppContext
 
@@ -347,3 +348,32 @@ class TestBrowsing:
         response = await portal.page(f"/doctors/{uuid.uuid4()}")
         assert response.status_code == 404
         assert response.headers["content-type"].startswith("text/html")
+
+
+class TestMaintenance:
+    async def test_the_booking_page_refuses_with_the_notice_and_changes_nothing(
+        self, signed_in: Browser, ctx: AppContext, world: World
+    ) -> None:
+        from yuyue.operations import service as operations_service
+        from yuyue.staff.enums import Role
+        from yuyue.staff.rules import Actor, ActorKind
+
+        await add_father(signed_in)
+        father = await account_patient(ctx, "王建国")
+        admin = Actor(
+            world.hospital.id,
+            ActorKind.STAFF,
+            "admin",
+            Channel.WINDOW,
+            roles=frozenset({Role.ADMIN}),
+        )
+        async with ctx.db.session_scope() as s:
+            await operations_service.start(
+                s, actor=admin, message="系统升级，请稍后再约", message_en="", now=NOW
+            )
+        before = await row_counts(ctx.db)
+        refused = await signed_in.submit(
+            f"/sessions/{world.session.id}/book", {"slot": "", "patient": str(father.id)}
+        )
+        assert refused.status_code == 503 and "系统升级，请稍后再约" in refused.text
+        assert await row_counts(ctx.db) == before

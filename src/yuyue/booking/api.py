@@ -30,6 +30,7 @@ from yuyue.kit.errors import YuyueError
 from yuyue.kit.observability import BOOKINGS
 from yuyue.kit.sql import Driver
 from yuyue.notifications import service as notification_service
+from yuyue.operations import service as operations_service
 from yuyue.patients import service as patient_service
 from yuyue.scheduling.rules import pools_for_channel
 from yuyue.staff.enums import Role
@@ -171,6 +172,8 @@ async def book_request(
         if record is not None:
             return _replay(record.request_hash, request_hash, record.status_code, record.response)
 
+    # A retry above still gets its first answer; a new booking waits out maintenance.
+    await operations_service.ensure_bookable(ctx.db.read, hospital_id=actor.hospital_id)
     cache_key = (body.session_id, pools_for_channel(actor.channel), body.slot_id)
     cached = ctx.sold_out.lookup(cache_key)
     if cached is not None:
@@ -410,6 +413,8 @@ async def cancel_appointment(
 async def reschedule_appointment(
     appointment_id: uuid.UUID, body: Reschedule, ctx: CtxDep, actor: ActorDep, locale: LocaleDep
 ) -> AppointmentRead:
+    await operations_service.ensure_bookable(ctx.db.read, hospital_id=actor.hospital_id)
+
     async def work(session: AsyncSession) -> tuple[AppointmentRead, uuid.UUID]:
         old = await service.get_appointment(
             session, hospital_id=actor.hospital_id, appointment_id=appointment_id

@@ -30,6 +30,7 @@ from yuyue.booking.api import book_request, check_idempotency_key, scope_of, sol
 from yuyue.booking.schemas import AppointmentCreate
 from yuyue.kit import crypto, i18n
 from yuyue.kit.observability import REFUSALS
+from yuyue.operations import service as operations_service
 from yuyue.scheduling.rules import pools_for_channel
 from yuyue.staff.rules import Actor
 from yuyue.web.context import AppContext
@@ -144,6 +145,9 @@ class SoldOutFastPath:
         request = _booking_request(body)
         if request is None:
             return None
+        known, notice = operations_service.cached(actor.hospital_id)
+        if not known or notice is not None:
+            return None  # the route refuses during maintenance, and asks if unsure
         cache_key = (request[0], pools_for_channel(actor.channel), request[1])
         entry = self.ctx.sold_out.peek(cache_key)
         if entry is None:

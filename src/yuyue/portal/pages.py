@@ -30,6 +30,7 @@ from yuyue.kit import i18n
 from yuyue.kit.errors import NotFound, ValidationFailed, YuyueError
 from yuyue.kit.localtime import local_today
 from yuyue.notifications import service as notifications
+from yuyue.operations import service as operations_service
 from yuyue.patients import rules as patient_rules
 from yuyue.patients import service as patient_service
 from yuyue.patients.models import Patient
@@ -513,6 +514,7 @@ async def book(request: Request, who: VisitorDep, session_id: uuid.UUID) -> Resp
         slot_key = None  # refused with a clear message by `choice` below
     # At the release second the website is a channel like any other: "sold out" is
     # answered from the same memory the API uses, without a transaction.
+    await operations_service.ensure_bookable(who.ctx.db.read, hospital_id=who.actor.hospital_id)
     sold_out = who.ctx.sold_out
     key = (session_id, pools_for_channel(PORTAL_CHANNEL), slot_key)
     cached = sold_out.lookup(key)
@@ -846,6 +848,8 @@ async def reschedule(request: Request, who: VisitorDep, appointment_id: uuid.UUI
         slot_id = uuid.UUID(form["slot"]) if form.get("slot") else None
     except ValueError:
         raise ValidationFailed(summary="session, slot") from None
+
+    await operations_service.ensure_bookable(who.ctx.db.read, hospital_id=who.actor.hospital_id)
 
     async def work(session: AsyncSession) -> tuple[uuid.UUID, uuid.UUID, str]:
         old, _ = await own_appointment(session, who, appointment_id)

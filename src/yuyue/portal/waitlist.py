@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking.waitlist import service as waitlist
 from yuyue.kit.errors import NotFound, YuyueError
+from yuyue.operations import service as operations_service
 from yuyue.portal.pages import VisitorDep, account_patients, choice, request_delivery
 from yuyue.portal.web import Visitor, form_of, redirect, render
 
@@ -94,6 +95,8 @@ async def act(request: Request, who: VisitorDep, entry_id: uuid.UUID, action: st
     if action not in ("accept", "decline", "leave"):
         raise NotFound(what="resource")
     actor = who.actor
+    if action == "accept":
+        await operations_service.ensure_bookable(who.ctx.db.read, hospital_id=who.actor.hospital_id)
 
     async def work(session: AsyncSession) -> uuid.UUID | None:
         await _own_entry(session, who, entry_id)

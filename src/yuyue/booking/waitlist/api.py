@@ -17,6 +17,7 @@ from yuyue.booking.waitlist.schemas import (
     WaitlistSession,
 )
 from yuyue.kit import i18n
+from yuyue.operations import service as operations_service
 from yuyue.patients import service as patient_service
 from yuyue.staff.rules import Actor
 from yuyue.web.context import AppContext
@@ -167,6 +168,8 @@ async def leave_waitlist(
 async def accept_offer(
     entry_id: uuid.UUID, ctx: CtxDep, actor: ActorDep, locale: LocaleDep
 ) -> WaitlistEntryRead:
+    await operations_service.ensure_bookable(ctx.db.read, hospital_id=actor.hospital_id)
+
     async def work(session: AsyncSession) -> WaitlistEntryRead:
         await service.accept_offer(
             session, actor=actor, entry_id=entry_id, now=ctx.clock.now(), caches=ctx.caches
