@@ -50,3 +50,19 @@ def test_a_forked_process_does_not_repeat_its_parents_next_ids() -> None:
     theirs = {data[i : i + 16][6:] for i in range(0, len(data), 16)}
     ours = {new_id().bytes[6:] for _ in range(50)}
     assert len(theirs) == 50 and not theirs & ours
+
+
+def test_a_primary_and_its_standbys_reach_asyncpg_as_one_address_list() -> None:
+    from sqlalchemy.engine import make_url
+
+    from yuyue.kit.db import asyncpg_dsn
+
+    both = make_url(
+        "postgresql+asyncpg://yuyue:p%40ss@/yuyue?host=db1:5432&host=db2:5433"
+        "&target_session_attrs=read-write"
+    )
+    assert asyncpg_dsn(both) == (
+        "postgresql://yuyue:p%40ss@db1:5432,db2:5433/yuyue?target_session_attrs=read-write"
+    )
+    one = make_url("postgresql+asyncpg://yuyue@127.0.0.1:5432/test")
+    assert asyncpg_dsn(one) == "postgresql://yuyue@127.0.0.1:5432/test"

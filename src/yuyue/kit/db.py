@@ -18,9 +18,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
 
 from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -104,6 +105,27 @@ def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def asyncpg_dsn(url: URL) -> str:
+    """The URL as asyncpg reads it. SQLAlchemy names a primary and its standbys with
+    repeated `host=name:port` parameters (`?host=a:5432&host=b:5432&target_session_attrs=
+    read-write`); asyncpg wants them as a list in the address (`a:5432,b:5432`), and would
+    otherwise keep only the last."""
+    hosts = url.query.get("host")
+    if not hosts or url.host:
+        return url.set(drivername="postgresql").render_as_string(hide_password=False)
+    listed = hosts if isinstance(hosts, tuple) else (hosts,)
+    auth = ""
+    if url.username:
+        auth = quote(url.username, safe="")
+        if url.password:
+            auth += ":" + quote(str(url.password), safe="")
+        auth += "@"
+    rest = [(k, v) for k, v in url.query.items() if k != "host"]
+    query = urlencode([(k, x) for k, v in rest for x in (v if isinstance(v, tuple) else (v,))])
+    database = quote(url.database or "", safe="")
+    return f"postgresql://{auth}{','.join(listed)}/{database}" + (f"?{query}" if query else "")
+
+
 class Database:
     def __init__(
         self,
@@ -150,7 +172,7 @@ class Database:
             self.read_engine = self.write_engine
             # The release peak's bookings run on a few connections of their own (HotLane).
             self.hot_lane = HotLane(
-                parsed.set(drivername="postgresql").render_as_string(hide_password=False),
+                asyncpg_dsn(parsed),
                 size=lane_size,
                 connect_args=connect_args or {},
             )
