@@ -7,16 +7,12 @@ the pause is measured."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 
 from tests import factories as f
@@ -31,17 +27,6 @@ from yuyue.kit.crypto import FieldCipher, load_master_secret
 from yuyue.kit.db import Database
 from yuyue.scheduling.models import SlotPool
 from yuyue.web.app import create_app
-
-
-@pytest.fixture
-def cluster_root() -> Iterator[Path]:
-    pg.binaries_or_skip()
-    root = Path(tempfile.mkdtemp(prefix="yuyue-drill-"))
-    root.chmod(0o755)
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass

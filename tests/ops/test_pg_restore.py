@@ -5,13 +5,9 @@ every booking found there, exactly once. The plan in docs/operations.md, as a te
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from tests import factories as f
@@ -25,18 +21,6 @@ from yuyue.kit.db import Database
 from yuyue.scheduling.enums import Channel
 from yuyue.scheduling.models import Hospital
 from yuyue.staff.rules import Actor, ActorKind
-
-
-@pytest.fixture
-def cluster_root() -> Iterator[Path]:
-    pg.binaries_or_skip()
-    # Outside pytest's own temporary folders, which the postgres user cannot enter.
-    root = Path(tempfile.mkdtemp(prefix="yuyue-pg-"))
-    root.chmod(0o755)
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 async def _hospital(database: Database) -> tuple[uuid.UUID, uuid.UUID]:
