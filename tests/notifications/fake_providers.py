@@ -42,6 +42,9 @@ class Misbehaviour:
     hang_seconds: float = 0.0
     # Tencent only: a per-number refusal inside SendStatusSet rather than a request error.
     per_number: bool = False
+    # Serve the request (the provider takes the message), then drop the connection
+    # without answering: the caller cannot know it went out.
+    lose_answer: bool = False
 
 
 @dataclass
@@ -133,6 +136,9 @@ class FakeProvider:
     def malform_next(self) -> None:
         self.misbehave_next(Misbehaviour(malformed=True))
 
+    def lose_next_answer(self) -> None:
+        self.misbehave_next(Misbehaviour(lose_answer=True))
+
     def hang_next(self, seconds: float) -> None:
         self.misbehave_next(Misbehaviour(hang_seconds=seconds))
 
@@ -145,6 +151,9 @@ class FakeProvider:
             return 200, None
         if scripted is not None and scripted.malformed:
             return scripted.http_status, b"<html>502 Bad Gateway</html>"
+        if scripted is not None and scripted.lose_answer:
+            self.handle(request, None)
+            return 200, None
         status, answer = self.handle(request, scripted)
         return status, json.dumps(answer, ensure_ascii=False).encode()
 
@@ -193,8 +202,12 @@ class FakeAlibaba(FakeProvider):
         access_keys: dict[str, str],
         sign_names: set[str],
         templates: dict[str, set[str]],
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         super().__init__()
+        # The provider's own clock decides a message's send date, which delivery look-ups
+        # are keyed by; a test with a fixed clock hands in the same clock.
+        self.now = now or (lambda: datetime.now(CHINA))
         self.access_keys = access_keys
         self.sign_names = sign_names
         # Approved template codes and the variables each one needs.
@@ -299,7 +312,7 @@ class FakeAlibaba(FakeProvider):
             params=values,
             out_id=params.get("OutId", ""),
             biz_id=f"{uuid.uuid4().int % 10**18}^0",
-            send_date=datetime.now(CHINA).strftime("%Y%m%d"),
+            send_date=self.now().astimezone(CHINA).strftime("%Y%m%d"),
         )
         self.records.append(record)
         return 200, {

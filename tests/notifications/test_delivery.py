@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import NOW, SECRET, DatabaseTemplate, World
 from tests.helpers import assert_problem, row_counts, staff_auth
+from tests.notifications.fake_providers import FakeAlibaba
 from yuyue.booking import service as booking_service
 from yuyue.booking.models import Appointment
 from yuyue.booking.states import AppointmentStatus
@@ -25,7 +26,9 @@ from yuyue.config import Settings
 from yuyue.jobs import Jobs, attach, detach, request_delivery
 from yuyue.kit.clock import FixedClock
 from yuyue.kit.db import Database
+from yuyue.notifications import delivery as delivery_module
 from yuyue.notifications import rules, service
+from yuyue.notifications.channels.alibaba import AlibabaSmsSender
 from yuyue.notifications.channels.base import EmailMessage, SendOutcome, SmsMessage
 from yuyue.notifications.delivery import (
     DeliveryReport,
@@ -333,6 +336,132 @@ class TestLeases:
         assert [m.reference for m in sms.calls] == [str(delivery.id)]
         outcomes = [a.outcome for a in await attempts_of(ctx, delivery.id)]
         assert outcomes == ["abandoned", "sent"]
+
+
+class TestUnknownOutcomes:
+    """A request that may have reached the provider is never simply sent again: the
+    provider is asked first, by our reference, whether the message went out."""
+
+    UNKNOWN = SendOutcome(
+        accepted=False, retryable=True, reason="timeout", details={"outcome_unknown": "true"}
+    )
+
+    async def _one_code(self, ctx: AppContext, world: World) -> None:
+        await sign_in_codes(ctx, world, 1)
+
+    async def test_an_answer_lost_after_sending_is_asked_about_and_not_sent_twice(
+        self, ctx: AppContext, clock: FixedClock, world: World
+    ) -> None:
+        await self._one_code(ctx, world)
+        sms = FakeSms(self.UNKNOWN)
+        await deliver_due(ctx, senders=Senders(sms=sms))
+        [delivery] = await deliveries(ctx)
+        assert delivery.status == "pending"
+        sms.was_sent_answer = True
+        clock.advance(timedelta(hours=1))
+        report = await deliver_due(ctx, senders=Senders(sms=sms))
+        assert report.sent == 1
+        assert [m.reference for m in sms.calls] == [str(delivery.id)]
+        assert sms.questions == [(str(delivery.id), date(2026, 11, 20))]
+        [after] = await deliveries(ctx)
+        assert after.status == "sent"
+        outcomes = [a.outcome for a in await attempts_of(ctx, delivery.id)]
+        assert outcomes == ["uncertain", "recovered"]
+
+    async def test_an_answer_lost_before_the_provider_took_it_is_sent_again(
+        self, ctx: AppContext, clock: FixedClock, world: World
+    ) -> None:
+        await self._one_code(ctx, world)
+        sms = FakeSms(self.UNKNOWN)
+        await deliver_due(ctx, senders=Senders(sms=sms))
+        sms.was_sent_answer = False
+        clock.advance(timedelta(hours=1))
+        await deliver_due(ctx, senders=Senders(sms=sms))
+        [delivery] = await deliveries(ctx)
+        assert delivery.status == "sent"
+        assert len(sms.calls) == 2 and len(sms.questions) == 1
+        outcomes = [a.outcome for a in await attempts_of(ctx, delivery.id)]
+        assert outcomes == ["uncertain", "sent"]
+
+    async def test_a_refusal_the_provider_answered_is_retried_without_asking(
+        self, ctx: AppContext, clock: FixedClock, world: World
+    ) -> None:
+        await self._one_code(ctx, world)
+        sms = FakeSms(SendOutcome(accepted=False, retryable=True, reason="isv.BUSINESS_LIMIT"))
+        await deliver_due(ctx, senders=Senders(sms=sms))
+        clock.advance(timedelta(hours=1))
+        await deliver_due(ctx, senders=Senders(sms=sms))
+        assert len(sms.calls) == 2 and sms.questions == []
+
+    async def test_a_break_after_the_provider_call_leaves_the_delivery_to_its_lease(
+        self,
+        ctx: AppContext,
+        clock: FixedClock,
+        world: World,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        # The database goes away while the provider's acceptance is being recorded.
+        await self._one_code(ctx, world)
+        record = delivery_module._record
+        breaks = [RuntimeError("connection was closed in the middle of operation")]
+
+        async def record_once_broken(*args: Any, **kwargs: Any) -> None:
+            if breaks:
+                raise breaks.pop()
+            await record(*args, **kwargs)
+
+        monkeypatch.setattr(delivery_module, "_record", record_once_broken)
+        sms = FakeSms()
+        report = await deliver_due(ctx, senders=Senders(sms=sms))
+        assert report.left_leased == 1
+        [delivery] = await deliveries(ctx)
+        assert delivery.status == "sending"  # not queued for a plain retry
+        sms.was_sent_answer = True
+        clock.advance(timedelta(minutes=1))
+        assert (await deliver_due(ctx, senders=Senders(sms=sms))).sent == 0  # lease holds
+        clock.advance(rules.LEASE)
+        assert (await deliver_due(ctx, senders=Senders(sms=sms))).sent == 1
+        assert len(sms.calls) == 1
+        [after] = await deliveries(ctx)
+        assert after.status == "sent"
+
+    async def test_through_the_alibaba_protocol_a_lost_answer_sends_one_text(
+        self,
+        ctx: AppContext,
+        clock: FixedClock,
+        world: World,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        templates = {MessageKind.SIGN_IN_CODE.value: "SMS_CODE"}
+        monkeypatch.setattr(
+            ctx, "settings", ctx.settings.model_copy(update={"sms_templates": templates})
+        )
+        provider = FakeAlibaba(
+            access_keys={"key-id": "key-secret"},
+            sign_names={"示例医院"},
+            templates={"SMS_CODE": set()},
+            now=clock.now,
+        )
+        with provider.running():
+            sms = AlibabaSmsSender(
+                access_key_id="key-id",
+                access_key_secret="key-secret",
+                sign_name="示例医院",
+                endpoint=provider.endpoint,
+                timeout_seconds=2,
+            )
+            try:
+                await self._one_code(ctx, world)
+                provider.lose_next_answer()
+                await deliver_due(ctx, senders=Senders(sms=sms))
+                assert len(provider.records) == 1
+                clock.advance(timedelta(hours=1))
+                await deliver_due(ctx, senders=Senders(sms=sms))
+            finally:
+                await sms.aclose()
+        [delivery] = await deliveries(ctx)
+        assert delivery.status == "sent"
+        assert [r.out_id for r in provider.records] == [str(delivery.id)]
 
 
 class TestReminders:

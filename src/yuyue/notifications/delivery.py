@@ -128,6 +128,9 @@ class DeliveryReport:
     withdrawn: int = 0
     recovered: int = 0
     lost_leases: int = 0
+    # Remote deliveries that broke after the provider may have been called, left to
+    # their lease's recovery.
+    left_leased: int = 0
 
     @property
     def busy(self) -> bool:
@@ -398,6 +401,9 @@ class Claimed:
     attempt: int
     # Set when a dead worker's lease was taken over: when that worker's attempt started.
     recovered_from: datetime | None
+    # Set when the previous attempt's outcome is unknown (the provider may have taken it):
+    # when that attempt started. The provider is asked before the message is sent again.
+    uncertain_since: datetime | None = None
     kind: MessageKind = MessageKind.REMINDER
     composed: Composed | None = None
     quiet: rules.QuietHours = rules.DEFAULT_QUIET_HOURS
@@ -455,6 +461,14 @@ async def _claim(
                 .execution_options(synchronize_session=False)
             )
         ).all()
+        uncertain = await _uncertain_attempts(
+            session,
+            [
+                (delivery_id, int(attempts) - 1)
+                for delivery_id, attempts, channel, _ in rows
+                if not expired and int(attempts) > 1 and channel == DeliveryChannel.SMS.value
+            ],
+        )
         for delivery_id, attempts, channel, hospital_id in rows:
             old_lease = candidates[delivery_id]
             item = Claimed(
@@ -464,12 +478,36 @@ async def _claim(
                 channel=DeliveryChannel(channel),
                 attempt=int(attempts),
                 recovered_from=(old_lease - rules.LEASE) if expired and old_lease else None,
+                uncertain_since=uncertain.get(delivery_id),
             )
             if expired:
                 report.recovered += 1
             if await _prepare(session, env=env, item=item, now=now, report=report):
                 claimed.append(item)
     return claimed
+
+
+async def _uncertain_attempts(
+    session: AsyncSession, previous: list[tuple[uuid.UUID, int]]
+) -> dict[uuid.UUID, datetime]:
+    """When each delivery's previous attempt started, for those whose previous attempt
+    ended without knowing whether the provider took the message."""
+    if not previous:
+        return {}
+    rows = await session.execute(
+        select(
+            DeliveryAttempt.delivery_id, DeliveryAttempt.number, DeliveryAttempt.started_at
+        ).where(
+            DeliveryAttempt.delivery_id.in_([delivery_id for delivery_id, _ in previous]),
+            DeliveryAttempt.outcome == AttemptOutcome.UNCERTAIN,
+        )
+    )
+    wanted = set(previous)
+    return {
+        delivery_id: started_at
+        for delivery_id, number, started_at in rows
+        if (delivery_id, number) in wanted
+    }
 
 
 async def _prepare(
@@ -675,8 +713,9 @@ async def _deliver_remote(
             outcome = SendOutcome(accepted=False, reason="no phone number")
         else:
             message = _sms(item, env.settings)
-            if item.recovered_from is not None and await _went_out(
-                sender_sms, message, item.recovered_from, composed.timezone
+            tried_at = item.recovered_from or item.uncertain_since
+            if tried_at is not None and await _went_out(
+                sender_sms, message, tried_at, composed.timezone
             ):
                 await _record_recovered(env, item, report)
                 return
@@ -732,8 +771,12 @@ async def _record_recovered(env: DeliveryEnv, item: Claimed, report: DeliveryRep
             status=D.SENT,
             now=now,
             outcome=AttemptOutcome.RECOVERED,
-            reason="the provider reports it sent before the worker stopped",
-            started_at=item.recovered_from,
+            reason=(
+                "the provider reports it sent before the worker stopped"
+                if item.recovered_from is not None
+                else "the provider reports the earlier attempt went out"
+            ),
+            started_at=item.recovered_from or item.uncertain_since,
         )
 
     if await env.db.transact(work):
@@ -772,6 +815,7 @@ async def _record(
             wait = rules.retry_delay(item.attempt, rand=random.random())
             tz = item.composed.timezone if item.composed else "Asia/Shanghai"
             at = rules.deliver_at(item.kind, now + wait, quiet=item.quiet, tz=tz)
+            unknown = outcome.details.get("outcome_unknown") == "true"
             return await _finish(
                 session,
                 item,
@@ -779,7 +823,7 @@ async def _record(
                 now=now,
                 reason=outcome.reason or "retryable failure",
                 next_attempt_at=at,
-                outcome=AttemptOutcome.RETRY,
+                outcome=AttemptOutcome.UNCERTAIN if unknown else AttemptOutcome.RETRY,
                 started_at=started,
             )
         return await _finish(
@@ -854,8 +898,15 @@ async def deliver_due(
                     await _deliver_remote(env, item, senders, report)
             except Exception as error:
                 log.exception("delivery %s broke", item.delivery_id)
-                await _recover_error(env, item, error)
-                report.retried += 1
+                if local:
+                    await _recover_error(env, item, error)
+                    report.retried += 1
+                else:
+                    # The provider may have taken the message before the break (say the
+                    # database went away while its outcome was being recorded). Marking it
+                    # for a plain retry would send it twice; left leased, it is recovered
+                    # when the lease runs out, and recovery asks the provider first.
+                    report.left_leased += 1
 
     await asyncio.gather(*(deliver(item) for item in claimed))
     return report

@@ -101,6 +101,9 @@ class AttemptOutcome(StrEnum):
     RECOVERED = "recovered"
     # The worker died mid-send and the outcome is unknown; the delivery is sent again.
     ABANDONED = "abandoned"
+    # The request may have reached the provider (a read timeout, a dropped connection, an
+    # answer that could not be read): the next attempt asks the provider before sending.
+    UNCERTAIN = "uncertain"
 
 
 class DeliveryAttempt(Base):
