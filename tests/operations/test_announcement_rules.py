@@ -121,9 +121,7 @@ class TestCheckDraft:
             draft(scope=Scope(session_id=SESSION), ends_at=NOW + timedelta(days=4)), now=NOW, tz=TZ
         )
         with_session = rules.with_session(checked, department_id=DEPARTMENT, day=MONDAY, tz=TZ)
-        assert with_session.scope == Scope(
-            session_id=SESSION, department_id=DEPARTMENT, day=MONDAY
-        )
+        assert with_session.scope == Scope(session_id=SESSION, department_id=DEPARTMENT, day=MONDAY)
         with pytest.raises(InvalidAnnouncement) as outside:
             rules.with_session(
                 rules.check_draft(draft(scope=Scope(session_id=SESSION)), now=NOW, tz=TZ),
