@@ -350,6 +350,10 @@ i18n.register(
             "短信通知须指定日期，或展示时间不超过 {days} 天",
             "to text patients, name a day or show the notice for at most {days} days",
         ),
+        "announcement.bad_form": (
+            "日期、时间或选项的格式不对",
+            "a date, a time or a choice is not in the expected form",
+        ),
         "announcement.unknown_campus": ("找不到该院区", "there is no such campus"),
         "announcement.unknown_department": ("找不到该科室", "there is no such department"),
         "announcement.unknown_session": ("找不到该出诊", "there is no such clinic session"),
