@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy import select
 
 from tests import factories as f
-from tests.frontdesk.test_pages import Floor, floor, http, kiosk, staff  # noqa: F401
+from tests.frontdesk.test_pages import Floor, floor, http, kiosk, staff  # noqa: F401  (fixtures)
 from tests.helpers import row_counts
 from tests.portal.conftest import Browser
 from yuyue.operations.models import Announcement
@@ -39,7 +39,9 @@ async def post(office: Browser, **changes: str) -> httpx.Response:
 
 class TestOfficePage:
     async def test_posted_notices_reach_the_pages_they_cover_and_leave_when_withdrawn(
-        self, http: httpx.AsyncClient, floor: Floor
+        self,
+        http: httpx.AsyncClient,  # noqa: F811
+        floor: Floor,  # noqa: F811
     ) -> None:
         world = floor.world
         async with floor.ctx.db.session_scope() as s:
@@ -100,7 +102,9 @@ class TestOfficePage:
         assert "内科门诊推迟" not in screen.text and "停车场施工" in screen.text
 
     async def test_a_nurse_may_not_post_and_a_bad_form_changes_nothing(
-        self, http: httpx.AsyncClient, floor: Floor
+        self,
+        http: httpx.AsyncClient,  # noqa: F811
+        floor: Floor,  # noqa: F811
     ) -> None:
         nurse = await staff(http, "nurse")
         assert (await nurse.page(PAGE)).status_code == 403
