@@ -14,7 +14,7 @@ from yuyue.notifications.models import (
     NotificationSettings,
     OutboxMessage,
 )
-from yuyue.operations.models import Maintenance
+from yuyue.operations.models import Announcement, AnnouncementRecipient, Maintenance
 from yuyue.patients.models import Account, Patient
 from yuyue.payments.models import (
     PaymentAttempt,
@@ -41,6 +41,8 @@ from yuyue.visits.models import CheckInFailure, Visit, VisitPolicy
 
 __all__ = [
     "Account",
+    "Announcement",
+    "AnnouncementRecipient",
     "ApiKey",
     "Appointment",
     "AuditEntry",

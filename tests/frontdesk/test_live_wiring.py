@@ -94,6 +94,33 @@ class TestStream:
             assert [chunk async for chunk in stream] == []
         assert bus.subscriber_count("c") == 0
 
+    async def test_a_quiet_stream_with_refresh_sends_the_state_again(self) -> None:
+        """What changes with the clock alone (a notice whose time comes) reaches a screen
+        that hears no event."""
+        bus = InProcessLiveBus()
+        reads = iter(range(100))
+
+        async def snapshot() -> dict[str, Any]:
+            return {"read": next(reads)}
+
+        request = _Request()
+        stream = stream_events(
+            request,  # type: ignore[arg-type]
+            bus=bus,
+            channels=("c",),
+            snapshot=snapshot,
+            heartbeat=0.02,
+            refresh=0.05,
+        )
+        assert await anext(stream) == "retry: 3000\n\n"
+        assert await anext(stream) == frame("state", {"read": 0})
+        chunks = [await anext(stream) for _ in range(8)]
+        assert frame("state", {"read": 1}) in chunks
+        assert ": keep-alive\n\n" in chunks
+        request.gone = True
+        async with asyncio.timeout(1):
+            assert [chunk async for chunk in stream] == []
+
     async def test_a_dropped_subscriber_ends_the_stream(self) -> None:
         bus = InProcessLiveBus()
 

@@ -50,7 +50,7 @@ from yuyue.notifications.service import (
 )
 from yuyue.scheduling import service as scheduling_service
 from yuyue.scheduling.enums import Channel, SessionStatus
-from yuyue.scheduling.models import ClinicSession, Doctor, SlotPool, TimeSlot
+from yuyue.scheduling.models import ClinicSession, Department, Doctor, SlotPool, TimeSlot
 from yuyue.scheduling.rules import pools_for_channel
 from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, require_staff
@@ -1310,6 +1310,43 @@ async def get_appointment(
     if appointment is None or appointment.hospital_id != hospital_id:
         raise NotFound(what="appointment")
     return appointment
+
+
+async def patients_with_visits(
+    session: AsyncSession,
+    *,
+    hospital_id: uuid.UUID,
+    first_day: date,
+    last_day: date,
+    campus_id: uuid.UUID | None = None,
+    department_id: uuid.UUID | None = None,
+    session_id: uuid.UUID | None = None,
+) -> list[uuid.UUID]:
+    """The patients with an active appointment (held, booked or checked in) between the
+    two days, optionally at one campus, department or clinic session; each patient once,
+    however many appointments they have. For hospital notices (operations)."""
+    query = (
+        select(Appointment.patient_id)
+        .where(
+            Appointment.hospital_id == hospital_id,
+            Appointment.visit_date >= first_day,
+            Appointment.visit_date <= last_day,
+            Appointment.status.in_([s.value for s in ACTIVE_STATUSES]),
+        )
+        .distinct()
+        .order_by(Appointment.patient_id)
+    )
+    if session_id is not None:
+        query = query.where(Appointment.session_id == session_id)
+    if department_id is not None:
+        query = query.where(Appointment.department_id == department_id)
+    if campus_id is not None:
+        query = query.where(
+            Appointment.department_id.in_(
+                select(Department.id).where(Department.campus_id == campus_id)
+            )
+        )
+    return list((await session.scalars(query)).all())
 
 
 async def add_blacklist_entry(

@@ -39,6 +39,8 @@ from yuyue.kit import i18n
 from yuyue.kit.crypto import InvalidToken, TokenSigner, load_master_secret
 from yuyue.kit.errors import Forbidden, NotFound, YuyueError
 from yuyue.kit.live import LiveEvent
+from yuyue.operations.announcements import rules as announcement_rules
+from yuyue.operations.announcements import service as announcements
 from yuyue.patients import rules as patient_rules
 from yuyue.patients import service as patient_service
 from yuyue.payments import kiosk as kiosk_payments
@@ -88,18 +90,59 @@ def _is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
+# --- notices (公告) --------------------------------------------------------------------------
+
+# An open kiosk or screen reads its notices again at least this often, so one whose time to
+# be shown begins (or ends) appears without a post or a queue event to announce it.
+NOTICE_REFRESH_SECONDS = 60.0
+
+
+async def _notices(
+    who: FloorVisitor, place: announcement_rules.Place, *, fresh: bool = False
+) -> list[announcement_rules.Posted]:
+    """The notices in force that cover `place`. A live update reads them `fresh`: it was
+    prompted by a post or withdrawal that another process's memory may not know yet."""
+    now = who.ctx.clock.now()
+    if fresh:
+        async with who.ctx.db.read() as session:
+            found = await announcements.in_force(session, hospital_id=who.hospital.id, now=now)
+    else:
+        found = await announcements.cached_in_force(
+            who.ctx.db.read, hospital_id=who.hospital.id, now=now
+        )
+    return announcement_rules.shown_on(found, place, now=now)
+
+
 # --- kiosk ----------------------------------------------------------------------------------
 
 
-def _kiosk_page(
+async def _kiosk_page(
     request: Request, who: FloorVisitor, *, error: str | None = None, status: int = 200
 ) -> Response:
-    return render(request, who, "kiosk.html", error=error, status=status)
+    notices = await _notices(who, announcement_rules.KIOSK)
+    return render(request, who, "kiosk.html", error=error, status=status, notices=notices)
 
 
 @router.get("/kiosk", response_class=HTMLResponse)
 async def kiosk(request: Request, who: KioskDep) -> Response:
-    return _kiosk_page(request, who)
+    return await _kiosk_page(request, who)
+
+
+@router.get("/kiosk/notices/live")
+async def kiosk_notices_live(request: Request, who: KioskDep) -> Response:
+    """The kiosk's notices, live: a notice posted or withdrawn shows without a reload."""
+
+    async def snapshot() -> dict[str, Any]:
+        notices = await _notices(who, announcement_rules.KIOSK, fresh=True)
+        return {"html": fragment(request, who, "_notices.html", notices=notices)}
+
+    return event_stream(
+        request,
+        bus=who.ctx.live,
+        channels=(announcement_rules.live_channel(who.hospital.id),),
+        snapshot=snapshot,
+        refresh=NOTICE_REFRESH_SECONDS,
+    )
 
 
 async def _kiosk_checked_in(who: FloorVisitor, checked: visits.CheckIn) -> Response:
@@ -113,7 +156,7 @@ async def kiosk_scan(request: Request, who: KioskDep) -> Response:
     form = await form_of(request, who)
     token = form.get("token", "").strip()[:2000]
     if not token:
-        return _kiosk_page(request, who, error=who.t("kiosk.nothing_scanned"), status=422)
+        return await _kiosk_page(request, who, error=who.t("kiosk.nothing_scanned"), status=422)
     actor = _actor(who)
 
     async def work(session: AsyncSession) -> tuple[visits.CheckIn, QueueEvent | None]:
@@ -131,7 +174,7 @@ async def kiosk_scan(request: Request, who: KioskDep) -> Response:
             who, visit_rules.voucher_appointment_id(payload, hospital_id=who.hospital.id)
         )
     except YuyueError as error:
-        return _kiosk_page(request, who, error=error.detail(who.locale), status=error.status)
+        return await _kiosk_page(request, who, error=error.detail(who.locale), status=error.status)
     await _announce(who, event)
     return await _kiosk_checked_in(who, checked)
 
@@ -143,7 +186,7 @@ async def kiosk_code(request: Request, who: KioskDep) -> Response:
     code = re.sub(r"\s", "", form.get("code", ""))[:20]
     last4 = re.sub(r"\s", "", form.get("last4", ""))[:10]
     if not _CODE.fullmatch(code) or not _LAST4.fullmatch(last4):
-        return _kiosk_page(request, who, error=who.t("kiosk.code_format"), status=422)
+        return await _kiosk_page(request, who, error=who.t("kiosk.code_format"), status=422)
     actor = _actor(who)
     client = f"kiosk:{actor.id}"
 
@@ -163,7 +206,7 @@ async def kiosk_code(request: Request, who: KioskDep) -> Response:
             )
 
         await _commit(who, count)
-        return _kiosk_page(request, who, error=error.detail(who.locale), status=error.status)
+        return await _kiosk_page(request, who, error=error.detail(who.locale), status=error.status)
     except visit_rules.AppointmentUnpaid:
         # The code and the phone digits matched a held appointment: the kiosk takes the fee.
         async with who.ctx.db.read() as session:
@@ -175,7 +218,7 @@ async def kiosk_code(request: Request, who: KioskDep) -> Response:
         assert unpaid is not None
         return _pay_redirect(who, unpaid)
     except YuyueError as error:
-        return _kiosk_page(request, who, error=error.detail(who.locale), status=error.status)
+        return await _kiosk_page(request, who, error=error.detail(who.locale), status=error.status)
     await _announce(who, event)
     return await _kiosk_checked_in(who, checked)
 
@@ -208,7 +251,7 @@ async def kiosk_pay(request: Request, who: KioskDep, t: str = "") -> Response:
         payload = _pay_signer(who).verify(t[:2000], now=who.now)
         appointment_id = visit_rules.voucher_appointment_id(payload, hospital_id=who.hospital.id)
     except (InvalidToken, visit_rules.VoucherInvalid):
-        return _kiosk_page(request, who, error=who.t("kiosk.pay_link_invalid"), status=422)
+        return await _kiosk_page(request, who, error=who.t("kiosk.pay_link_invalid"), status=422)
     ctx = who.ctx
     try:
         paying = await kiosk_payments.kiosk_payment(
@@ -220,7 +263,7 @@ async def kiosk_pay(request: Request, who: KioskDep, t: str = "") -> Response:
             clock=ctx.clock,
         )
     except YuyueError as error:
-        return _kiosk_page(request, who, error=error.detail(who.locale), status=error.status)
+        return await _kiosk_page(request, who, error=error.detail(who.locale), status=error.status)
     qr_svg = (
         Markup(
             segno.make(paying.qr_content, error="m").svg_inline(
@@ -748,11 +791,18 @@ def _zh_announcement(*, number: int, name: str, room: str) -> str:
     return i18n.translate("screen.announce", "zh-CN", number=number, name=name, room=room)
 
 
+def _screen_place(department: Department) -> announcement_rules.Place:
+    """A department's waiting room shows the hospital's, its campus's and its own notices
+    (those about any of its clinics too)."""
+    return announcement_rules.Place.of(campuses=[department.campus_id], departments=[department.id])
+
+
 @router.get("/screens/{department_id}", response_class=HTMLResponse)
 async def screen(request: Request, who: ScreenDep, department_id: uuid.UUID) -> Response:
     department = await _department(who, department_id)
     rooms = await _board(who, department_id)
-    return render(request, who, "screen.html", department=department, rooms=rooms)
+    notices = await _notices(who, _screen_place(department))
+    return render(request, who, "screen.html", department=department, rooms=rooms, notices=notices)
 
 
 @router.get("/screens/{department_id}/live")
@@ -761,7 +811,12 @@ async def screen_live(request: Request, who: ScreenDep, department_id: uuid.UUID
 
     async def snapshot() -> dict[str, Any]:
         rooms = await _board(who, department_id)
-        return {"html": fragment(request, who, "_board.html", department=department, rooms=rooms)}
+        notices = await _notices(who, _screen_place(department), fresh=True)
+        return {
+            "html": fragment(
+                request, who, "_board.html", department=department, rooms=rooms, notices=notices
+            )
+        }
 
     async def forward(event: LiveEvent) -> tuple[str, Mapping[str, Any]] | None:
         if event.get("kind") not in (QueueEventKind.CALLED, QueueEventKind.RECALLED):
@@ -778,9 +833,13 @@ async def screen_live(request: Request, who: ScreenDep, department_id: uuid.UUID
     return event_stream(
         request,
         bus=who.ctx.live,
-        channels=(board_channel(department_id),),
+        channels=(
+            board_channel(department_id),
+            announcement_rules.live_channel(who.hospital.id),
+        ),
         snapshot=snapshot,
         forward=forward,
+        refresh=NOTICE_REFRESH_SECONDS,
     )
 
 
@@ -789,11 +848,12 @@ async def screen_live(request: Request, who: ScreenDep, department_id: uuid.UUID
 
 def install(app: FastAPI) -> None:
     """The floor pages and what their sign-ins answer when missing."""
-    from yuyue.frontdesk import appeals, finance, signin
+    from yuyue.frontdesk import announcements, appeals, finance, signin
 
     app.include_router(signin.router)
     app.include_router(router)
     app.include_router(appeals.router)
+    app.include_router(announcements.router)
     app.include_router(finance.router)
 
     async def on_staff_sign_in(request: Request, exc: Exception) -> Response:

@@ -288,6 +288,12 @@ async def compose(
             hidden.add(plain)
         elif isinstance(value, str | int) and not isinstance(value, bool):
             values[name] = str(value)
+    if english:
+        # A payload may carry a text in both languages (an announcement's title): the
+        # English twin, where there is one, fills the field in an English message.
+        for name, value in payload.items():
+            if name.endswith("_en") and isinstance(value, str) and value:
+                values[name.removesuffix("_en")] = value
     if patient is not None:
         values["patient"] = patient.name
     base = settings.public_base_url.rstrip("/")
@@ -323,6 +329,8 @@ async def compose(
         link = f"{base}/appointments/{appointment.id}"
     if kind is MessageKind.WAITLIST_OFFER:
         link = f"{base}/waitlist"
+    if kind is MessageKind.ANNOUNCEMENT:
+        link = f"{base}/announcements"
     if kind in _BAN_KINDS and patient is not None:
         link = f"{base}/patients/{patient.id}/ban"
     if link is not None:

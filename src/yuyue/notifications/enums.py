@@ -27,3 +27,5 @@ class MessageKind(StrEnum):
     REFUND_AT_WINDOW = "refund_at_window"
     LATE_PAYMENT_REFUND = "late_payment_refund"
     PAYMENT_CARRIED_OVER = "payment_carried_over"
+    # A hospital notice (公告) texted to the patients it concerns (operations).
+    ANNOUNCEMENT = "announcement"

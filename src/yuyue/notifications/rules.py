@@ -306,6 +306,7 @@ PLACEHOLDERS: Final[Mapping[MessageKind, frozenset[str]]] = {
     K.REFUND_AT_WINDOW: _VISIT | {"amount"},
     K.LATE_PAYMENT_REFUND: _VISIT | {"amount"},
     K.PAYMENT_CARRIED_OVER: _VISIT | {"amount"},
+    K.ANNOUNCEMENT: _COMMON | {"title", "body", "link"},
 }
 
 

@@ -213,6 +213,14 @@ DEFAULTS: Final[dict[tuple[MessageKind, str], tuple[str, str]]] = {
         "({department} {doctor}, {date} at {time}); there is nothing more to pay. "
         "Details: {link}",
     ),
+    (K.ANNOUNCEMENT, "zh-CN"): (
+        "医院公告：{title}",
+        "{patient}您好，{hospital}公告：{title}。{body} 详情：{link}",
+    ),
+    (K.ANNOUNCEMENT, "en"): (
+        "Notice: {title}",
+        "{patient}, a notice from {hospital}: {title}. {body} Details: {link}",
+    ),
 }
 
 _WEEKDAYS_ZH: Final = "一二三四五六日"

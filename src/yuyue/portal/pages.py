@@ -31,6 +31,8 @@ from yuyue.kit.errors import NotFound, ValidationFailed, YuyueError
 from yuyue.kit.localtime import local_today
 from yuyue.notifications import service as notifications
 from yuyue.operations import service as operations_service
+from yuyue.operations.announcements import rules as announcement_rules
+from yuyue.operations.announcements.rules import Place
 from yuyue.patients import rules as patient_rules
 from yuyue.patients import service as patient_service
 from yuyue.patients.models import Patient
@@ -55,6 +57,7 @@ from yuyue.portal.web import (
     templates,
     visitor,
 )
+from yuyue.scheduling import service as scheduling_service
 from yuyue.scheduling.models import Campus, ClinicSession, Department, Doctor
 from yuyue.scheduling.rules import pools_for_channel
 
@@ -82,7 +85,34 @@ async def home(request: Request, who: VisitorDep) -> Response:
             for a in await _account_appointments(who)
             if a.status in (AppointmentStatus.BOOKED, AppointmentStatus.HELD)
         ][:3]
-    return render(request, who, "home.html", upcoming=upcoming)
+    return render(
+        request, who, "home.html", upcoming=upcoming, notice_place=await _place_of(who, upcoming)
+    )
+
+
+async def _place_of(who: Visitor, appointments: list[AppointmentRead]) -> Place:
+    """The campuses, departments, clinics and days of the visitor's coming visits: their
+    notices join the hospital-wide ones on the home page."""
+    if not appointments:
+        return announcement_rules.HOSPITAL_WIDE
+    departments = [a.session.department.id for a in appointments]
+    async with who.ctx.db.read() as session:
+        campuses = await scheduling_service.department_campuses(
+            session, hospital_id=who.hospital.id, department_ids=departments
+        )
+    return Place.of(
+        campuses=campuses.values(),
+        departments=departments,
+        sessions=[a.session.id for a in appointments],
+        days=[a.session.date for a in appointments],
+    )
+
+
+@router.get("/announcements", response_class=HTMLResponse)
+async def announcements_page(request: Request, who: VisitorDep) -> Response:
+    """Every notice in force, whatever it covers (the link in a texted notice comes here)."""
+    every = announcement_rules.shown_on(who.in_force, announcement_rules.EVERYWHERE, now=who.now)
+    return render(request, who, "announcements.html", every=every, hide_notices=True)
 
 
 @router.post("/preferences")
@@ -346,6 +376,7 @@ async def department_page(request: Request, who: VisitorDep, department_id: uuid
         campus=campus,
         doctors=doctors,
         schedule=schedule,
+        notice_place=Place.of(campuses=[department.campus_id], departments=[department.id]),
     )
 
 
@@ -411,6 +442,9 @@ async def session_page(
         listed = await _listed(session, who, session_id)
         slots = await _slots(session, who, session_id)
         patients = await account_patients(session, who)
+        campuses = await scheduling_service.department_campuses(
+            session, hospital_id=who.hospital.id, department_ids=[listed.department.id]
+        )
     alternatives: list[dict[str, Any]] = []
     if listed.bookability.state is booking_rules.BookableState.FULL:
         alternatives = await _alternatives(who, session_id, None)
@@ -418,6 +452,12 @@ async def session_page(
         request,
         who,
         "session.html",
+        notice_place=Place.of(
+            campuses=campuses.values(),
+            departments=[listed.department.id],
+            sessions=[listed.id],
+            days=[listed.date],
+        ),
         s=listed,
         slots=slots,
         patients=patients,
@@ -710,6 +750,12 @@ async def appointment_page(
         request,
         who,
         "appointment.html",
+        notice_place=Place.of(
+            campuses=[department.campus_id],
+            departments=[department.id],
+            sessions=[appointment.session_id],
+            days=[appointment.visit_date],
+        ),
         live=panel,
         payment=payment,
         fee_note=fee_note if fee_note in ("carried", "refunded") else None,

@@ -348,5 +348,14 @@ i18n.register(
         "idtype.passport": ("护照", "Passport"),
         "idtype.hk_macao_permit": ("港澳居民来往内地通行证", "Hong Kong/Macao permit"),
         "idtype.taiwan_permit": ("台湾居民来往大陆通行证", "Taiwan permit"),
+        # announcements (公告)
+        "notice.heading": ("医院公告", "Hospital notices"),
+        "notice.all": ("医院公告", "Notices"),
+        "notice.none": ("目前没有公告。", "There are no notices at the moment."),
+        "notice.until": ("至 {at}", "until {at}"),
+        "notice.kind.maintenance": ("系统维护", "Maintenance"),
+        "notice.kind.clinic_delayed": ("门诊延迟", "Clinic delayed"),
+        "notice.kind.campus_closed": ("院区停诊", "Closed"),
+        "notice.kind.general": ("公告", "Notice"),
     }
 )

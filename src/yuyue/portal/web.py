@@ -4,7 +4,7 @@ rendering through the one translation layer, the web-channel actor and CSRF chec
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
@@ -19,6 +19,8 @@ from yuyue.kit import i18n
 from yuyue.kit.crypto import InvalidToken, same_secret
 from yuyue.kit.errors import NotFound, YuyueError
 from yuyue.notifications import service as notifications
+from yuyue.operations.announcements import rules as announcement_rules
+from yuyue.operations.announcements import service as announcements
 from yuyue.patients.models import Account
 from yuyue.portal import formatting
 from yuyue.scheduling.enums import Channel
@@ -58,6 +60,8 @@ class Visitor:
     web_session_id: uuid.UUID | None
     now: datetime
     unread: int = 0
+    # The hospital's notices not over yet; each page shows those that cover it.
+    in_force: list[announcement_rules.Posted] = field(default_factory=list)
 
     def t(self, key: str, /, **values: object) -> str:
         return i18n.translate(key, self.locale, **values)
@@ -140,12 +144,16 @@ async def visitor(request: Request) -> Visitor:
         web_session_id=web_session_id,
         now=now,
         unread=unread,
+        in_force=await announcements.cached_in_force(ctx.db.read, hospital_id=hospital.id, now=now),
     )
 
 
 def _page_context(request: Request, who: Visitor, context: dict[str, Any]) -> dict[str, Any]:
     locale, timezone = who.locale, who.hospital.timezone
+    # A page names what it is about (`notice_place`); every page shows hospital-wide ones.
+    place = context.pop("notice_place", None) or announcement_rules.HOSPITAL_WIDE
     return {
+        "notices": announcement_rules.shown_on(who.in_force, place, now=who.now),
         "request": request,
         "v": who,
         "t": who.t,

@@ -19,6 +19,7 @@ from yuyue.scheduling import rules
 from yuyue.scheduling.enums import Period, SessionStatus
 from yuyue.scheduling.models import (
     BookingPolicy,
+    Campus,
     ClinicSession,
     Department,
     Doctor,
@@ -628,3 +629,36 @@ async def active_departments(session: AsyncSession, *, hospital_id: uuid.UUID) -
             )
         ).all()
     )
+
+
+async def campus_in_hospital(
+    session: AsyncSession, *, hospital_id: uuid.UUID, campus_id: uuid.UUID
+) -> bool:
+    found = await session.scalar(
+        select(Campus.id).where(Campus.id == campus_id, Campus.hospital_id == hospital_id)
+    )
+    return found is not None
+
+
+async def campuses(session: AsyncSession, *, hospital_id: uuid.UUID) -> list[Campus]:
+    return list(
+        (
+            await session.scalars(
+                select(Campus).where(Campus.hospital_id == hospital_id).order_by(Campus.code)
+            )
+        ).all()
+    )
+
+
+async def department_campuses(
+    session: AsyncSession, *, hospital_id: uuid.UUID, department_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID | None]:
+    """Each department's campus (None where the hospital has one site)."""
+    if not department_ids:
+        return {}
+    rows = await session.execute(
+        select(Department.id, Department.campus_id).where(
+            Department.hospital_id == hospital_id, Department.id.in_(list(department_ids))
+        )
+    )
+    return {row.id: row.campus_id for row in rows}

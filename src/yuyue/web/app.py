@@ -29,6 +29,7 @@ from yuyue.kit.db import Database
 from yuyue.kit.observability import RequestObservation
 from yuyue.notifications import api as notifications_api
 from yuyue.operations import api as operations_api
+from yuyue.operations.announcements import api as announcements_api
 from yuyue.patients import api as patients_api
 from yuyue.payments import api as payments_api
 from yuyue.scheduling import api as scheduling_api
@@ -170,6 +171,7 @@ def create_app(
         payments_api.router,
         guidance_api.router,
         operations_api.router,
+        announcements_api.router,
     ):
         app.include_router(router)
     _install_pages(app)

@@ -6,11 +6,14 @@ events it forwards the events a page wants to react to (a call to announce) and 
 state again. A comment every ``heartbeat`` seconds keeps proxies from closing an idle
 connection; ``retry:`` tells the browser how soon to reconnect. The stream ends when the
 client goes away, or when the bus drops a subscriber that fell behind (the browser then
-reconnects and starts again from the current state).
+reconnects and starts again from the current state). A stream given ``refresh`` also sends
+the state again after that many quiet seconds, for what changes with the clock alone (a
+notice whose time to be shown begins or ends).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -42,10 +45,12 @@ async def stream_events(
     forward: Forward | None = None,
     heartbeat: float = HEARTBEAT_SECONDS,
     retry_ms: int = RETRY_MILLISECONDS,
+    refresh: float | None = None,
 ) -> AsyncIterator[str]:
     async with bus.subscribe(*channels) as subscription:
         yield f"retry: {retry_ms}\n\n"
         yield frame("state", await snapshot())
+        sent_at = time.monotonic()
         while True:
             try:
                 first = await subscription.next(heartbeat)
@@ -54,7 +59,11 @@ async def stream_events(
             if first is None:
                 if await request.is_disconnected():
                     return
-                yield ": keep-alive\n\n"
+                if refresh is not None and time.monotonic() - sent_at >= refresh:
+                    yield frame("state", await snapshot())
+                    sent_at = time.monotonic()
+                else:
+                    yield ": keep-alive\n\n"
                 continue
             # A burst (a doctor calling, then starting) costs one state read.
             for _, event in [first, *subscription.pending()]:
@@ -63,6 +72,7 @@ async def stream_events(
                     if forwarded is not None:
                         yield frame(*forwarded)
             yield frame("state", await snapshot())
+            sent_at = time.monotonic()
 
 
 def event_stream(
@@ -73,6 +83,7 @@ def event_stream(
     snapshot: Snapshot,
     forward: Forward | None = None,
     heartbeat: float = HEARTBEAT_SECONDS,
+    refresh: float | None = None,
 ) -> StreamingResponse:
     return StreamingResponse(
         stream_events(
@@ -82,6 +93,7 @@ def event_stream(
             snapshot=snapshot,
             forward=forward,
             heartbeat=heartbeat,
+            refresh=refresh,
         ),
         media_type="text/event-stream",
         headers={
