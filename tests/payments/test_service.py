@@ -5,12 +5,14 @@ and the registrar's window."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import World
+from tests import factories as f
+from tests.conftest import NOW, VISIT_DAY, World
 from tests.helpers import row_counts
 from tests.payments.support import (
     FEE,
@@ -39,6 +41,7 @@ from yuyue.payments.gateway import GatewayError, PayMethod, Provider, RefundStat
 from yuyue.payments.models import PaymentAttempt, PaymentOrder
 from yuyue.payments.states import OrderState, RefundReason
 from yuyue.payments.states import RefundState as OurRefund
+from yuyue.scheduling.models import ClinicSession
 from yuyue.staff.enums import Role
 from yuyue.staff.models import AuditEntry
 from yuyue.web.context import AppContext
@@ -57,6 +60,19 @@ async def audit_actions(ctx: AppContext, entity_type: str) -> list[str]:
             select(AuditEntry.action).where(AuditEntry.entity_type == entity_type)
         )
         return list(rows)
+
+
+async def colleague_fee_session(ctx: AppContext, world: World, doctor: Any) -> ClinicSession:
+    async with ctx.db.session_scope() as s:
+        return await f.make_session(
+            s,
+            hospital=world.hospital,
+            department=world.department,
+            level=world.fee_level,
+            doctor=doctor,
+            day=VISIT_DAY,
+            now=NOW,
+        )
 
 
 class TestPayingAHold:
@@ -291,6 +307,48 @@ class TestCancellationRefunds:
         assert (report.sent, report.finished) == (1, 1)
         assert (await appointment(ctx, held)).refund_state == RefundShown.REFUNDED
         assert await messages(ctx, "refund_succeeded") == 1
+
+    async def test_a_substitute_takes_a_paid_booking_over_with_its_payment_and_no_refund(
+        self, ctx: AppContext, world: World
+    ) -> None:
+        double = install_double(ctx)
+        clinic = await fee_session(ctx, world)
+        async with ctx.db.session_scope() as s:
+            colleague = await f.make_doctor(
+                s, hospital=world.hospital, department=world.department, level=world.fee_level
+            )
+        substitute = await colleague_fee_session(ctx, world, colleague)
+        paid = await hold(ctx, world, clinic)
+        unpaid = await hold(ctx, world, clinic, patient_id=world.other_patient.id)
+        await pay_online(ctx, world, paid, double)
+        await start(ctx, world, unpaid)  # still paying
+
+        outcome = await call(
+            ctx,
+            lambda s: booking_service.stop_clinic(
+                s,
+                actor=staff(world, Role.SCHEDULER),
+                session_id=clinic.id,
+                reason="医生出差",
+                now=ctx.clock.now(),
+                substitute_session_id=substitute.id,
+            ),
+        )
+
+        moved = {m.from_appointment_id: m.appointment_id for m in outcome.moved}
+        assert set(moved) == {paid, unpaid} and outcome.cancelled == []
+        assert await refunds(ctx) == []
+        order = await order_for(ctx, moved[paid])
+        assert order.state == OrderState.PAID and order.amount_fen == FEE
+        taken_over = await appointment(ctx, moved[paid])
+        assert taken_over.status == AppointmentStatus.BOOKED and taken_over.paid_fen == FEE
+        # The held one pays its new booking; its first, unfinished payment is closed.
+        assert (await appointment(ctx, moved[unpaid])).status == AppointmentStatus.HELD
+        assert (await order_for(ctx, unpaid)).state == OrderState.CLOSED
+        # One message each: the substitute's, which says the fee stands.
+        assert await messages(ctx, "substituted") == 2
+        assert await messages(ctx, "payment_carried_over") == 0
+        assert await messages(ctx, "refund_started") == 0
 
     async def test_a_stop_clinic_refunds_every_paid_booking_and_closes_open_orders(
         self, ctx: AppContext, world: World

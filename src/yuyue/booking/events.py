@@ -53,8 +53,9 @@ class AppointmentExpired:
 
 @dataclass(frozen=True, slots=True)
 class PaymentCarriedOver:
-    """A reschedule to a level of the same fee: the paid booking `from_appointment_id` was
-    replaced by `to_appointment_id`, booked (not held) on the strength of the same payment."""
+    """A reschedule to a level of the same fee, or a stopped clinic's substitute: the paid
+    booking `from_appointment_id` was replaced by `to_appointment_id`, booked (not held) on
+    the strength of the same payment."""
 
     hospital_id: uuid.UUID
     from_appointment_id: uuid.UUID
@@ -62,6 +63,9 @@ class PaymentCarriedOver:
     patient_id: uuid.UUID
     actor: Actor
     at: datetime
+    # The patient was told of the move in booking's own message (a substitute's), which
+    # says the fee stands: payments sends no message of its own.
+    told: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,6 +136,21 @@ class PlaceGone(YuyueError):
     status = 409
 
 
+class SubstituteUnsuitable(YuyueError):
+    """The session named to take over a stopped clinic's patients cannot: the move keeps
+    the day, the department, the registration level and the fee the patients booked."""
+
+    code = "substitute_unsuitable"
+    status = 409
+
+    def detail(self, locale: str = i18n.DEFAULT_LOCALE) -> str:
+        why = i18n.translate(f"substitute.{self.values['why']}", locale)
+        return i18n.translate("error.substitute_unsuitable", locale, why=why)
+
+    def extensions(self) -> dict[str, Any]:
+        return {"why": self.values["why"]}
+
+
 i18n.register(
     {
         "title.sold_out": ("号源已约满", "Sold out"),
@@ -229,6 +244,17 @@ i18n.register(
             "The payment arrived after the hold expired and no place is left; "
             "the fee will be refunded.",
         ),
+        "title.substitute_unsuitable": ("替诊出诊不合适", "Unsuitable substitute"),
+        "error.substitute_unsuitable": (
+            "不能由该出诊替诊：{why}",
+            "That session cannot take over the stopped clinic: {why}",
+        ),
+        "substitute.same_session": ("替诊出诊不能是停诊的出诊本身。", "it is the stopped session."),
+        "substitute.other_day": ("替诊须在同一天。", "it is on another day."),
+        "substitute.other_department": ("替诊须在同一科室。", "it is in another department."),
+        "substitute.other_level": ("替诊医生须为同一挂号级别。", "its registration level differs."),
+        "substitute.other_fee": ("替诊出诊的挂号费不同。", "its fee differs."),
+        "substitute.not_open": ("替诊出诊未开放或已停诊。", "it is not open."),
         "title.payment_mismatch": ("支付金额不符", "Payment mismatch"),
         "error.payment_mismatch": (
             "支付金额 {paid_fen} 分与应付 {fee_fen} 分不一致。",
@@ -688,3 +714,104 @@ def lowest_free_number(first_number: int, capacity: int, used: Iterable[int]) ->
         if number not in taken:
             return number
     raise AssertionError("a claimed place always has a free number")
+
+
+# --- stop-clinic with a substitute (替诊) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubstituteFacts:
+    """What decides whether one session may take over another's patients."""
+
+    id: uuid.UUID
+    date: date
+    department_id: uuid.UUID
+    level_id: uuid.UUID
+    fee_fen: int
+    status: SessionStatus
+
+
+def check_substitute(stopped: SubstituteFacts, substitute: SubstituteFacts) -> None:
+    """A substitute sees the stopped clinic's patients on the same day, in the same
+    department, at the same registration level and fee, so nothing they booked or paid
+    changes but the doctor (and, where it must, the time and number)."""
+    why = (
+        "same_session"
+        if substitute.id == stopped.id
+        else "other_day"
+        if substitute.date != stopped.date
+        else "other_department"
+        if substitute.department_id != stopped.department_id
+        else "other_level"
+        if substitute.level_id != stopped.level_id
+        else "other_fee"
+        if substitute.fee_fen != stopped.fee_fen
+        else "not_open"
+        if substitute.status != SessionStatus.OPEN
+        else None
+    )
+    if why is not None:
+        raise SubstituteUnsuitable(why=why)
+
+
+@dataclass(frozen=True, slots=True)
+class SubstitutePool:
+    """One pool row of the substitute session, as a moved booking chooses among them."""
+
+    id: uuid.UUID
+    pool: str
+    slot_start: time
+    first_number: int
+    capacity: int
+    free: int
+
+    def holds_number(self, number: int) -> bool:
+        return self.first_number <= number < self.first_number + self.capacity
+
+
+def substitute_preference(
+    pools: Sequence[SubstitutePool], *, slot_start: time, number: int, pool: str
+) -> list[SubstitutePool]:
+    """The order in which a moved booking tries the substitute's pools with room: its own
+    number at its own time, then its own time (its own channel's pool first), then the
+    nearest later time, then the nearest earlier one. A patient who cannot keep the time
+    is better served a little later than earlier: they may not have arrived yet."""
+    wanted = slot_start.hour * 60 + slot_start.minute
+
+    def rank(candidate: SubstitutePool) -> tuple[int, int, int]:
+        start = candidate.slot_start.hour * 60 + candidate.slot_start.minute
+        other_pool = int(candidate.pool != pool)
+        if start == wanted:
+            return (0 if candidate.holds_number(number) else 1 + other_pool, 0, 0)
+        if start > wanted:
+            return (3, start - wanted, other_pool)
+        return (4, wanted - start, other_pool)
+
+    return sorted((p for p in pools if p.free > 0), key=rank)
+
+
+def kept_number(candidate: SubstitutePool, number: int, used: Iterable[int]) -> int:
+    """The moved booking's number in its new pool: its old one when that pool has it free,
+    else the pool's lowest free number."""
+    taken = set(used)
+    if candidate.holds_number(number) and number not in taken:
+        return number
+    return lowest_free_number(candidate.first_number, candidate.capacity, taken)
+
+
+def movable_to_substitute(
+    status: AppointmentStatus, *, fee_fen: int, paid_fen: int | None, refund_state: str
+) -> bool:
+    """Which bookings of a stopped clinic its substitute takes over: held ones (they pay
+    the new booking, the same fee) and booked ones whose payment can follow them whole.
+    A patient already checked in is seen to at the desk; a booking whose refund has begun
+    is cancelled like any other of the clinic."""
+    if status is S.HELD:
+        return True
+    if status is not S.BOOKED:
+        return False
+    if fee_fen == 0 and not paid_fen:
+        return True
+    return payment_follows(
+        status, paid_fen=paid_fen, refund_state=refund_state, new_fee_fen=fee_fen
+    )

@@ -50,7 +50,14 @@ from yuyue.notifications.service import (
 )
 from yuyue.scheduling import service as scheduling_service
 from yuyue.scheduling.enums import Channel, SessionStatus
-from yuyue.scheduling.models import ClinicSession, Department, Doctor, SlotPool, TimeSlot
+from yuyue.scheduling.models import (
+    ClinicSession,
+    Department,
+    Doctor,
+    RegistrationLevel,
+    SlotPool,
+    TimeSlot,
+)
 from yuyue.scheduling.rules import pools_for_channel
 from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, require_staff
@@ -1219,21 +1226,74 @@ async def decline_offered_place(
     )
 
 
-async def stop_clinic(
-    session: AsyncSession, *, actor: Actor, session_id: uuid.UUID, reason: str, now: datetime
-) -> list[Appointment]:
-    """Stops a session: no new claims, every active booking cancelled with the reason and
-    a stop-clinic message queued for each patient."""
-    require_staff(actor, Role.SCHEDULER)
-    clinic = await session.scalar(
-        select(ClinicSession)
-        .where(ClinicSession.id == session_id, ClinicSession.hospital_id == actor.hospital_id)
-        .with_for_update()
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """A booking of a stopped clinic that its substitute took over (替诊)."""
+
+    from_appointment_id: uuid.UUID
+    appointment_id: uuid.UUID
+    patient_id: uuid.UUID
+    sequence_number: int
+    slot_start: time
+    number_kept: bool
+    time_kept: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StopOutcome:
+    cancelled: list[Appointment]
+    moved: list[Moved]
+
+
+def _substitute_facts(clinic: ClinicSession) -> rules.SubstituteFacts:
+    return rules.SubstituteFacts(
+        id=clinic.id,
+        date=clinic.date,
+        department_id=clinic.department_id,
+        level_id=clinic.level_id,
+        fee_fen=clinic.fee_fen,
+        status=SessionStatus(clinic.status),
     )
+
+
+async def stop_clinic(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    session_id: uuid.UUID,
+    reason: str,
+    now: datetime,
+    substitute_session_id: uuid.UUID | None = None,
+) -> StopOutcome:
+    """Stops a session (停诊): no new claims, and every active booking either moves to the
+    substitute session (替诊), when one is named and has room, or is cancelled with the
+    reason. Each patient gets one message saying which; paid bookings that move keep
+    their payment, those cancelled are refunded (payments hears the cancellation)."""
+    require_staff(actor, Role.SCHEDULER)
+    wanted = sorted({session_id, *([substitute_session_id] if substitute_session_id else [])})
+    # Both rows locked in one order, so two stops naming each other cannot deadlock.
+    locked = {
+        clinic.id: clinic
+        for clinic in (
+            await session.scalars(
+                select(ClinicSession)
+                .where(ClinicSession.id.in_(wanted), ClinicSession.hospital_id == actor.hospital_id)
+                .order_by(ClinicSession.id)
+                .with_for_update()
+            )
+        ).all()
+    }
+    clinic = locked.get(session_id)
     if clinic is None:
         raise NotFound(what="session")
     if clinic.status != SessionStatus.OPEN:
         raise rules.InvalidTransition(state=str(clinic.status), action="stop")
+    substitute: ClinicSession | None = None
+    if substitute_session_id is not None:
+        substitute = locked.get(substitute_session_id)
+        if substitute is None:
+            raise NotFound(what="session")
+        rules.check_substitute(_substitute_facts(clinic), _substitute_facts(substitute))
     # Closing the pools first waits out any claim in flight and blocks every later one.
     await session.execute(
         update(SlotPool)
@@ -1252,7 +1312,22 @@ async def stop_clinic(
             .with_for_update()
         )
     ).all()
+    cancelled: list[Appointment] = []
+    moved: list[Moved] = []
     for appointment in active:
+        if substitute is not None:
+            move = await _move_to_substitute(
+                session,
+                actor=actor,
+                appointment=appointment,
+                stopped=clinic,
+                substitute=substitute,
+                reason=reason,
+                now=now,
+            )
+            if move is not None:
+                moved.append(move)
+                continue
         await _cancel_locked(
             session,
             actor=actor,
@@ -1261,6 +1336,7 @@ async def stop_clinic(
             note=reason,
             now=now,
         )
+        cancelled.append(appointment)
     record_audit(
         session,
         actor=actor,
@@ -1268,10 +1344,392 @@ async def stop_clinic(
         entity_type="clinic_session",
         entity_id=session_id,
         before={"status": "open"},
-        after={"status": "stopped", "reason": reason, "cancelled": len(active)},
+        after={
+            "status": "stopped",
+            "reason": reason,
+            "cancelled": len(cancelled),
+            "moved": len(moved),
+            "substitute_session_id": str(substitute.id) if substitute else None,
+        },
         now=now,
     )
-    return list(active)
+    return StopOutcome(cancelled=cancelled, moved=moved)
+
+
+async def _move_to_substitute(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    appointment: Appointment,
+    stopped: ClinicSession,
+    substitute: ClinicSession,
+    reason: str,
+    now: datetime,
+) -> Moved | None:
+    """Books the appointment's patient with the substitute on the same terms (status, fee,
+    payment, channel), keeping the time and number where the substitute has them free, and
+    cancels the old booking without a message of its own. None when it cannot move: it is
+    checked in already (the desk sees to that patient), a payment cannot follow it, the
+    patient already has a booking with the substitute, or no place is left."""
+    if not rules.movable_to_substitute(
+        AppointmentStatus(appointment.status),
+        fee_fen=appointment.fee_fen,
+        paid_fen=appointment.paid_fen,
+        refund_state=appointment.refund_state,
+    ):
+        return None
+    has_one = await session.scalar(
+        select(Appointment.id).where(
+            Appointment.patient_id == appointment.patient_id,
+            Appointment.session_id == substitute.id,
+            Appointment.status.in_(ACTIVE_STATUSES),
+        )
+    )
+    if has_one is not None:
+        return None
+    old_pool, old_start = (
+        await session.execute(
+            select(SlotPool.pool, SlotPool.slot_start).where(SlotPool.id == appointment.pool_id)
+        )
+    ).one()
+    pools = [
+        rules.SubstitutePool(
+            id=row.id,
+            pool=row.pool,
+            slot_start=row.slot_start,
+            first_number=row.first_number,
+            capacity=row.capacity,
+            free=row.capacity - row.taken,
+        )
+        for row in (
+            await session.execute(
+                select(
+                    SlotPool.id,
+                    SlotPool.pool,
+                    SlotPool.slot_start,
+                    SlotPool.first_number,
+                    SlotPool.capacity,
+                    SlotPool.taken,
+                ).where(SlotPool.session_id == substitute.id, SlotPool.is_open)
+            )
+        ).all()
+    ]
+    db = await driver(session)
+    for candidate in rules.substitute_preference(
+        pools, slot_start=old_start, number=appointment.sequence_number, pool=old_pool
+    ):
+        place = await store.claim_place(
+            db, session_id=substitute.id, pools=[candidate.pool], slot_id=None, pool_id=candidate.id
+        )
+        if place is not None:
+            break
+    else:
+        return None
+    used = place.used_numbers
+    if used is None:
+        used = tuple(r[0] for r in await db.fetch(store.USED_NUMBERS, place.pool_id))
+    number = rules.kept_number(candidate, appointment.sequence_number, used)
+    status = AppointmentStatus(appointment.status)
+    carried = status is AppointmentStatus.BOOKED and bool(appointment.paid_fen)
+    taken_over = Appointment(
+        id=new_id(),
+        hospital_id=appointment.hospital_id,
+        patient_id=appointment.patient_id,
+        session_id=substitute.id,
+        slot_id=place.slot_id,
+        pool_id=place.pool_id,
+        department_id=substitute.department_id,
+        doctor_id=substitute.doctor_id,
+        visit_date=substitute.date,
+        channel=appointment.channel,
+        status=status,
+        sequence_number=number,
+        fee_fen=appointment.fee_fen,
+        voucher_code=await _free_voucher_code(session, appointment.hospital_id),
+        hold_expires_at=appointment.hold_expires_at,
+        booked_at=now if status is AppointmentStatus.BOOKED else None,
+        rescheduled_from_id=appointment.id,
+        paid_fen=appointment.paid_fen,
+        payment_provider=appointment.payment_provider,
+        payment_reference=appointment.payment_reference,
+        split_pool_fen=appointment.split_pool_fen,
+        split_account_fen=appointment.split_account_fen,
+        split_self_pay_fen=appointment.split_self_pay_fen,
+        created_by=actor.audit_name,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(taken_over)
+    await session.flush()
+    await _cancel_locked(
+        session,
+        actor=actor,
+        appointment=appointment,
+        reason=CancelReason.STOP_CLINIC,
+        note=reason,
+        now=now,
+        notify=False,
+        payment_follows=carried,
+    )
+    record_audit(
+        session,
+        actor=actor,
+        action="substitute",
+        entity_type="appointment",
+        entity_id=taken_over.id,
+        before=snapshot(appointment),
+        after={**snapshot(taken_over), "from_appointment_id": str(appointment.id)},
+        now=now,
+    )
+    stopped_doctor = (
+        await session.scalar(select(Doctor.name).where(Doctor.id == stopped.doctor_id))
+        if stopped.doctor_id
+        else None
+    )
+    enqueue(
+        session,
+        hospital_id=taken_over.hospital_id,
+        kind=MessageKind.SUBSTITUTED,
+        patient_id=taken_over.patient_id,
+        appointment_id=taken_over.id,
+        payload={
+            "appointment_id": str(taken_over.id),
+            "from_doctor": stopped_doctor or "",
+            "from_time": old_start.strftime("%H:%M"),
+            "from_sequence_number": appointment.sequence_number,
+            "note": reason,
+        },
+        now=now,
+    )
+    if status is AppointmentStatus.BOOKED:
+        await schedule_reminders(
+            session,
+            hospital_id=taken_over.hospital_id,
+            patient_id=taken_over.patient_id,
+            appointment_id=taken_over.id,
+            visit_date=taken_over.visit_date,
+            slot_start=place.slot_start,
+            payload={"appointment_id": str(taken_over.id)},
+            now=now,
+        )
+    if carried:
+        await events.publish(
+            session,
+            events.PaymentCarriedOver(
+                hospital_id=taken_over.hospital_id,
+                from_appointment_id=appointment.id,
+                to_appointment_id=taken_over.id,
+                patient_id=taken_over.patient_id,
+                actor=actor,
+                at=now,
+                told=True,
+            ),
+        )
+    return Moved(
+        from_appointment_id=appointment.id,
+        appointment_id=taken_over.id,
+        patient_id=taken_over.patient_id,
+        sequence_number=number,
+        slot_start=place.slot_start,
+        number_kept=number == appointment.sequence_number,
+        time_kept=place.slot_start == old_start,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Substitute:
+    session_id: uuid.UUID
+    date: date
+    period: str
+    start_time: time
+    end_time: time
+    doctor_id: uuid.UUID | None
+    doctor_name: str | None
+    free_places: int
+
+
+async def substitutes(
+    session: AsyncSession, *, actor: Actor, session_id: uuid.UUID
+) -> list[Substitute]:
+    """The open sessions that could take over a clinic's bookings if it stopped (same day,
+    department, level and fee), those of the same half-day first, with their free places."""
+    require_staff(actor, Role.SCHEDULER)
+    clinic = await session.scalar(
+        select(ClinicSession).where(
+            ClinicSession.id == session_id, ClinicSession.hospital_id == actor.hospital_id
+        )
+    )
+    if clinic is None:
+        raise NotFound(what="session")
+    free = (
+        select(
+            SlotPool.session_id,
+            func.sum(SlotPool.capacity - SlotPool.taken).label("free"),
+        )
+        .where(SlotPool.is_open)
+        .group_by(SlotPool.session_id)
+        .subquery()
+    )
+    rows = (
+        await session.execute(
+            select(ClinicSession, Doctor.name, func.coalesce(free.c.free, 0))
+            .outerjoin(Doctor, Doctor.id == ClinicSession.doctor_id)
+            .outerjoin(free, free.c.session_id == ClinicSession.id)
+            .where(
+                ClinicSession.hospital_id == actor.hospital_id,
+                ClinicSession.date == clinic.date,
+                ClinicSession.department_id == clinic.department_id,
+                ClinicSession.level_id == clinic.level_id,
+                ClinicSession.fee_fen == clinic.fee_fen,
+                ClinicSession.status == SessionStatus.OPEN,
+                ClinicSession.id != clinic.id,
+            )
+        )
+    ).all()
+    found = [
+        Substitute(
+            session_id=other.id,
+            date=other.date,
+            period=str(other.period),
+            start_time=other.start_time,
+            end_time=other.end_time,
+            doctor_id=other.doctor_id,
+            doctor_name=doctor_name,
+            free_places=int(free_places),
+        )
+        for other, doctor_name, free_places in rows
+    ]
+    found.sort(key=lambda c: (c.period != str(clinic.period), c.start_time, -c.free_places))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class DaySession:
+    """A clinic session of one day as the stop-clinic pages list it."""
+
+    session_id: uuid.UUID
+    department_name: str
+    department_name_en: str
+    doctor_name: str | None
+    level_name: str
+    level_name_en: str
+    period: str
+    start_time: time
+    end_time: time
+    status: str
+    capacity: int
+    active: int
+    is_extra: bool
+
+
+async def day_sessions(
+    session: AsyncSession, *, actor: Actor, day: date, department_id: uuid.UUID | None = None
+) -> list[DaySession]:
+    """Every session of a day (of one department, if given), with its active bookings."""
+    require_staff(actor, Role.SCHEDULER)
+    active = (
+        select(Appointment.session_id, func.count().label("n"))
+        .where(Appointment.visit_date == day, Appointment.status.in_(ACTIVE_STATUSES))
+        .group_by(Appointment.session_id)
+        .subquery()
+    )
+    query = (
+        select(
+            ClinicSession,
+            Department.name,
+            Department.name_en,
+            Doctor.name,
+            RegistrationLevel.name,
+            RegistrationLevel.name_en,
+            func.coalesce(active.c.n, 0),
+        )
+        .join(Department, Department.id == ClinicSession.department_id)
+        .join(RegistrationLevel, RegistrationLevel.id == ClinicSession.level_id)
+        .outerjoin(Doctor, Doctor.id == ClinicSession.doctor_id)
+        .outerjoin(active, active.c.session_id == ClinicSession.id)
+        .where(ClinicSession.hospital_id == actor.hospital_id, ClinicSession.date == day)
+        .order_by(Department.name, ClinicSession.start_time, Doctor.name)
+    )
+    if department_id is not None:
+        query = query.where(ClinicSession.department_id == department_id)
+    return [
+        DaySession(
+            session_id=clinic.id,
+            department_name=department_name,
+            department_name_en=department_name_en or "",
+            doctor_name=doctor_name,
+            level_name=level_name,
+            level_name_en=level_name_en or "",
+            period=str(clinic.period),
+            start_time=clinic.start_time,
+            end_time=clinic.end_time,
+            status=str(clinic.status),
+            capacity=clinic.capacity,
+            active=int(count),
+            is_extra=clinic.is_extra,
+        )
+        for (
+            clinic,
+            department_name,
+            department_name_en,
+            doctor_name,
+            level_name,
+            level_name_en,
+            count,
+        ) in (await session.execute(query)).all()
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class RosterEntry:
+    appointment_id: uuid.UUID
+    patient_id: uuid.UUID
+    sequence_number: int
+    slot_start: time
+    status: str
+    paid_fen: int | None
+
+
+async def session_roster(
+    session: AsyncSession, *, actor: Actor, session_id: uuid.UUID
+) -> list[RosterEntry]:
+    """A session's active bookings in number order, as a stop would find them."""
+    require_staff(actor, Role.SCHEDULER)
+    rows = await session.execute(
+        select(Appointment, SlotPool.slot_start)
+        .join(SlotPool, SlotPool.id == Appointment.pool_id)
+        .where(
+            Appointment.hospital_id == actor.hospital_id,
+            Appointment.session_id == session_id,
+            Appointment.status.in_(ACTIVE_STATUSES),
+        )
+        .order_by(Appointment.sequence_number)
+    )
+    return [
+        RosterEntry(
+            appointment_id=a.id,
+            patient_id=a.patient_id,
+            sequence_number=a.sequence_number,
+            slot_start=slot_start,
+            status=str(a.status),
+            paid_fen=a.paid_fen,
+        )
+        for a, slot_start in rows
+    ]
+
+
+async def _free_voucher_code(session: AsyncSession, hospital_id: uuid.UUID) -> str:
+    """A voucher code no appointment of the hospital has (the codes are unique per
+    hospital, cancelled bookings included)."""
+    while True:
+        code = store.new_voucher_code()
+        clash = await session.scalar(
+            select(Appointment.id).where(
+                Appointment.hospital_id == hospital_id, Appointment.voucher_code == code
+            )
+        )
+        if clash is None:
+            return code
 
 
 async def add_extra_places(

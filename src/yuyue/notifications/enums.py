@@ -12,6 +12,8 @@ class MessageKind(StrEnum):
     CANCELLED = "cancelled"
     RESCHEDULED = "rescheduled"
     STOP_CLINIC = "stop_clinic"
+    # A stopped clinic's booking taken over by another doctor (替诊).
+    SUBSTITUTED = "substituted"
     HOLD_EXPIRED = "hold_expired"
     SIGN_IN_CODE = "sign_in_code"
     WAITLIST_OFFER = "waitlist_offer"

@@ -292,6 +292,7 @@ PLACEHOLDERS: Final[Mapping[MessageKind, frozenset[str]]] = {
     K.REMINDER: _VISIT,
     K.CANCELLED: _VISIT | {"reason"},
     K.STOP_CLINIC: _VISIT | {"reason"},
+    K.SUBSTITUTED: _VISIT | {"reason", "from_doctor", "from_time", "from_sequence_number"},
     K.HOLD_EXPIRED: _VISIT,
     K.SIGN_IN_CODE: frozenset({"hospital", "code", "minutes"}),
     K.WAITLIST_OFFER: _COMMON

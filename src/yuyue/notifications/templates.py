@@ -82,6 +82,19 @@ DEFAULTS: Final[dict[tuple[MessageKind, str], tuple[str, str]]] = {
         "cancelled ({reason}) and so is your appointment; any fee paid is refunded. "
         "Book again: {link}",
     ),
+    (K.SUBSTITUTED, "zh-CN"): (
+        "替诊通知",
+        "{patient}，很抱歉，{date}{department}{from_doctor}的门诊停诊（{reason}），已为您安排"
+        "{doctor}接诊：{time}，地点{location}，序号{sequence_number}，凭证码{voucher_code}。"
+        "费用不变，无需重新预约。详情：{link}",
+    ),
+    (K.SUBSTITUTED, "en"): (
+        "Your clinic has a new doctor",
+        "{patient}, we are sorry: the clinic {department} {from_doctor} on {date} is stopped "
+        "({reason}). {doctor} will see you instead at {time}, {location}, number "
+        "{sequence_number}, voucher {voucher_code}. The fee is unchanged and you need not "
+        "book again. Details: {link}",
+    ),
     (K.HOLD_EXPIRED, "zh-CN"): (
         "号源已释放",
         "{patient}，您保留的{date} {time}{department}{doctor}号源因未按时支付已释放。{link}",

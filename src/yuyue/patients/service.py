@@ -217,6 +217,20 @@ async def get_patient(
     return patient
 
 
+async def masked_names(
+    session: AsyncSession, *, hospital_id: uuid.UUID, patient_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """Patients' names as staff lists show them (张*丰): enough to tell people apart."""
+    if not patient_ids:
+        return {}
+    rows = await session.execute(
+        select(Patient.id, Patient.name).where(
+            Patient.hospital_id == hospital_id, Patient.id.in_(patient_ids)
+        )
+    )
+    return {patient_id: rules.mask_name(name) for patient_id, name in rows}
+
+
 async def find_by_identity(
     session: AsyncSession,
     *,

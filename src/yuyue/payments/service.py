@@ -783,6 +783,8 @@ async def _carry_over(session: AsyncSession, event: events.PaymentCarriedOver) -
         _audit_order(
             session, actor=actor, action="move_order", order=order, before=before, now=event.at
         )
+        if event.told:
+            continue
         _tell(
             session,
             kind=MessageKind.PAYMENT_CARRIED_OVER,

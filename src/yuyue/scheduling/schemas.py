@@ -256,12 +256,45 @@ class ExtraPlacesCreate(Input):
 
 class StopClinicRequest(Input):
     reason: Annotated[str, Field(min_length=2, max_length=500, examples=["医生临时外出会诊"])]
+    substitute_session_id: uuid.UUID | None = Field(
+        None,
+        description="替诊: a session of the same day, department, registration level and fee "
+        "that takes over the bookings (numbers and times kept where it has them free); "
+        "bookings it has no room for are cancelled",
+    )
+
+
+class MovedBooking(BaseModel):
+    from_appointment_id: uuid.UUID
+    # None in a preview: nothing was booked.
+    appointment_id: uuid.UUID | None
+    sequence_number: int
+    slot_start: time
+    number_kept: bool
+    time_kept: bool
 
 
 class StopClinicResult(BaseModel):
     session_id: uuid.UUID
     status: SessionStatus
     cancelled_appointments: list[uuid.UUID]
+    moved_appointments: list[MovedBooking] = []
+    substitute_session_id: uuid.UUID | None = None
+    # True for `stop/preview`: what stopping would do now; nothing was changed.
+    preview: bool = False
+
+
+class SubstituteRead(BaseModel):
+    """A session that could take over a stopped clinic's bookings."""
+
+    session_id: uuid.UUID
+    date: date
+    period: str
+    start_time: time
+    end_time: time
+    doctor_id: uuid.UUID | None
+    doctor_name: str | None
+    free_places: int
 
 
 class PoolRatiosUpdate(Input):
