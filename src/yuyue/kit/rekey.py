@@ -76,7 +76,7 @@ async def count_by_key(session: AsyncSession, sealed: SealedColumn) -> dict[str,
     ).label("key")
     named = select(key).where(token.is_not(None)).subquery()
     rows = await session.execute(select(named.c.key, func.count()).group_by(named.c.key))
-    return {str(name): int(count) for name, count in rows.tuples()}
+    return {str(name): int(count) for name, count in rows}
 
 
 async def pending(
@@ -102,8 +102,7 @@ async def pending(
         query = query.where(primary_key > after)
     rows = await session.execute(query)
     return [
-        PendingRow(row[0], row[1], dict(zip(sealed.reads, row[2:], strict=True)))
-        for row in rows.tuples()
+        PendingRow(row[0], row[1], dict(zip(sealed.reads, row[2:], strict=True))) for row in rows
     ]
 
 
