@@ -17,6 +17,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.config import Settings
@@ -285,8 +286,9 @@ def keys_status() -> None:
         typer.echo(f"{remaining} values are not under the current key: run `yuyue keys rotate`.")
     else:
         typer.echo(
-            "every stored value is under the current key; a previous secret can be removed "
-            "once the signed tokens it issued may end (docs/operations.md, Keys)."
+            "every stored value is under the current key: a previous secret now only "
+            "verifies the sign-ins and QR vouchers it signed; removing it ends those "
+            "(docs/operations.md, Keys)."
         )
 
 
@@ -337,7 +339,17 @@ async def rotate_keys(
             ) -> int:
                 return await rekey.apply(session, sealed, changes)
 
-            written = await db.transact(write)
+            try:
+                written = await db.transact(write)
+            except IntegrityError:
+                # Re-indexed, two rows would claim the same identity document or phone: the
+                # same person registered twice while processes disagreed on the current
+                # secret. Nothing of this batch is written.
+                raise rekey.RotationStopped(
+                    f"{sealed.label}: re-indexing the rows after {after or 'the first'} would "
+                    "make two of them equal (one person registered twice while the "
+                    "configuration was changing); merge them and run again"
+                ) from None
             done.resealed[sealed.label] += written
             done.changed_meanwhile += len(changes) - written
             after = rows[-1].key
@@ -388,6 +400,7 @@ def keys_rotate(
                     err=True,
                 )
                 raise typer.Exit(2)
+            typer.echo(f"{_configured(cipher)}; re-sealing under {cipher.key_id}")
             stopped = None
             try:
                 await rotate_keys(
@@ -399,7 +412,6 @@ def keys_rotate(
         finally:
             await db.dispose()
 
-    typer.echo(f"{_configured(cipher)}; re-sealing under {cipher.key_id}")
     summary, columns, stopped = asyncio.run(main())
     typer.echo(
         f"re-sealed {summary.total} values"

@@ -310,6 +310,36 @@ class TestRotation:
         assert after["account.phone_cipher"] == {KEY_B: 4}
         assert after["patient.id_cipher"] == before["patient.id_cipher"]
 
+    async def test_one_person_registered_under_each_secret_stops_the_rotation(
+        self, db: Database
+    ) -> None:
+        # A process still configured with B alone registers someone already indexed under A
+        # (the window of a careless deploy): re-indexing would make the two rows equal.
+        registered = await register_under(db, A)
+        number = next(iter(registered.numbers.values()))
+        async with db.session_scope() as s:
+            await patients_service.register_patient(
+                s,
+                hospital_id=registered.hospital.id,
+                cipher=cipher(B),
+                name=name(0),
+                id_type=IdType.RESIDENT_ID,
+                id_number=number,
+                phone=f.phone(),
+                account_phone=None,
+                birth_date=None,
+                sex=None,
+                account_patients_max=5,
+                today=NOW.date(),
+                now=NOW,
+            )
+        before = await key_counts(db)
+
+        with pytest.raises(rekey.RotationStopped, match="would make two of them equal"):
+            await rotate_keys(db, cipher(B, A), batch_size=100)
+
+        assert (await key_counts(db))["patient.id_cipher"] == before["patient.id_cipher"]
+
     async def test_a_row_changed_between_read_and_write_is_left_alone(self, db: Database) -> None:
         await register_under(db, A)
         rotating = cipher(B, A)
