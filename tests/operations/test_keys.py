@@ -365,7 +365,7 @@ class TestRotation:
 
 @asynccontextmanager
 async def serving(
-    db: Database, clock: FixedClock, *, current: str, previous: str
+    db: Database, clock: FixedClock, *, current: str, previous: str | None
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     settings = Settings(
         database_url=db.url,
@@ -457,3 +457,19 @@ async def test_bookings_and_registrations_go_on_while_the_rotation_runs(
     assert after["patient.phone_cipher"] == {KEY_B: 50}
     assert after["account.phone_cipher"] == {KEY_B: 50}
     await sealed_values(db, cipher(B))
+
+    # Restarted with B alone: the same person is still recognised through the API.
+    async with serving(db, clock, current=B, previous=None) as (_application, client):
+        again = await client.post(
+            "/api/v1/patients",
+            json={
+                "name": patients[0].name,
+                "id_type": "resident_id",
+                "id_number": old.decrypt(patients[0].id_cipher),
+                "phone": f.phone(),
+            },
+            headers=auth,
+        )
+    assert again.status_code == 409, again.text
+    assert again.json()["code"] == "patient_already_registered"
+    assert again.json()["patient_id"] == str(patients[0].id)
