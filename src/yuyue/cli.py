@@ -282,6 +282,20 @@ def keys_status() -> None:
         )
         typer.echo(f"  {column.label:<34} {counts or 'no values'}")
     remaining = sum(column.not_current(cipher) for column in columns)
+    unknown = keys_service.unknown_keys(columns, cipher)
+    if unknown:
+        typer.echo(
+            f"{sum(use.count for use in unknown)} values name a secret that is not configured "
+            "and cannot be read: add it to YUYUE_PREVIOUS_SECRET_KEYS."
+        )
+    legacy = sum(column.counts.get(LEGACY_VERSION, 0) for column in columns)
+    if legacy and len(cipher.key_ids) == 1:
+        # Nothing to rotate from: the one secret reads them, and the next rotation re-seals.
+        remaining -= legacy
+        typer.echo(
+            f"{legacy} values are from before key ids (v1); the current secret reads them and "
+            "the next rotation re-seals them."
+        )
     if remaining:
         typer.echo(f"{remaining} values are not under the current key: run `yuyue keys rotate`.")
     else:
@@ -346,9 +360,9 @@ async def rotate_keys(
                 # same person registered twice while processes disagreed on the current
                 # secret. Nothing of this batch is written.
                 raise rekey.RotationStopped(
-                    f"{sealed.label}: re-indexing the rows after {after or 'the first'} would "
-                    "make two of them equal (one person registered twice while the "
-                    "configuration was changing); merge them and run again"
+                    f"{sealed.label}: re-indexing the {len(rows)} rows from row {rows[0].key} "
+                    "would make two rows equal (one person registered twice while processes "
+                    "disagreed on the current secret); merge the two"
                 ) from None
             done.resealed[sealed.label] += written
             done.changed_meanwhile += len(changes) - written
@@ -423,8 +437,8 @@ def keys_rotate(
     )
     if stopped is not None:
         typer.echo(
-            f"stopped: {stopped}. The values re-sealed before it are kept; configure the "
-            "secret that sealed it and run again.",
+            f"stopped: {stopped}. The values re-sealed before it are kept; run again once "
+            "that is fixed (docs/operations.md, Keys).",
             err=True,
         )
         raise typer.Exit(1)

@@ -172,6 +172,23 @@ class TestRotation:
         for plain in plaintexts(registered):
             assert plain not in shown
 
+    def test_status_with_one_secret_and_with_a_missing_one(
+        self, database: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        populate(database, A)
+
+        alone = runner.invoke(app, ["keys", "status"])
+        configure(monkeypatch, B)
+        missing = runner.invoke(app, ["keys", "status"])
+
+        assert alone.exit_code == 0 and missing.exit_code == 0, alone.output + missing.output
+        assert f"current key {KEY_A}; previous: none" in alone.output
+        assert "1 values are from before key ids (v1)" in alone.output
+        assert "every stored value is under the current key" in alone.output
+        assert f"{KEY_A} (NOT CONFIGURED): 5" in missing.output
+        assert "15 values name a secret that is not configured" in missing.output
+        assert "run `yuyue keys rotate`" in missing.output
+
     def test_new_prints_a_usable_secret_alone_on_the_last_line(self) -> None:
         result = runner.invoke(app, ["keys", "new"])
 

@@ -116,7 +116,10 @@ def reseal(
         try:
             plaintext = cipher.decrypt(row.token)
         except ValueError as error:
-            raise RotationStopped(f"{sealed.label} of row {row.key}: {error}") from None
+            raise RotationStopped(
+                f"{sealed.label} of row {row.key}: {error}; configure the secret that sealed "
+                "it in YUYUE_PREVIOUS_SECRET_KEYS"
+            ) from None
         new_values = {sealed.column: cipher.encrypt(plaintext)}
         if sealed.reindex is not None:
             new_values.update(sealed.reindex(cipher, plaintext, row.values))
