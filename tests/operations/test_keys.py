@@ -335,7 +335,7 @@ class TestRotation:
             )
         before = await key_counts(db)
 
-        with pytest.raises(rekey.RotationStopped, match="would make two of them equal"):
+        with pytest.raises(rekey.RotationStopped, match="would make two rows equal"):
             await rotate_keys(db, cipher(B, A), batch_size=100)
 
         assert (await key_counts(db))["patient.id_cipher"] == before["patient.id_cipher"]
