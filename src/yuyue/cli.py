@@ -11,19 +11,23 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.config import Settings
 from yuyue.demo.seed import DemoSummary
-from yuyue.kit import migrate, observability
+from yuyue.kit import migrate, observability, rekey
 from yuyue.kit.clock import SystemClock
-from yuyue.kit.crypto import FieldCipher, load_master_secret
+from yuyue.kit.crypto import LEGACY_VERSION, FieldCipher, MasterSecrets
 from yuyue.kit.db import Database
+from yuyue.operations import keys as keys_service
+from yuyue.operations.keys import ColumnKeys
 
 # Booking's cancellations owe refunds and close open orders through payments' subscriber to
 # booking's events, which its service registers when imported: every command that may
@@ -44,6 +48,12 @@ maintenance_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(maintenance_app, name="maintenance")
+keys_app = typer.Typer(
+    help="The master secret: a new one, which secret sealed the stored values, and "
+    "re-sealing them under the current one (docs/operations.md, Keys).",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")
 T = TypeVar("T")
 
 
@@ -202,11 +212,255 @@ def maintenance_status() -> None:
     typer.echo(_maintenance(look))
 
 
+# --- keys -------------------------------------------------------------------------------------
+# Nothing here prints or logs a secret: only key ids, which are derived one way and name a
+# secret without revealing it.
+
+ROTATION_BATCH = 500
+
+
+def _master_secrets(settings: Settings) -> MasterSecrets:
+    try:
+        return settings.master_secrets()
+    except ValueError as error:
+        typer.echo(f"the configured secrets are not usable: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _key_name(key: str, cipher: FieldCipher) -> str:
+    if key == cipher.key_id:
+        return f"{key} (current)"
+    if key in cipher.key_ids:
+        return f"{key} (previous)"
+    if key == LEGACY_VERSION:
+        return "v1 (from before key ids)"
+    return f"{key} (NOT CONFIGURED)"
+
+
+def _configured(cipher: FieldCipher) -> str:
+    previous = ", ".join(cipher.key_ids[1:]) or "none"
+    return f"current key {cipher.key_id}; previous: {previous}"
+
+
+@keys_app.command("new")
+def keys_new() -> None:
+    """Print a new master secret, alone on the last line, and its key id."""
+    from yuyue.kit.crypto import generate_master_secret, key_id, load_master_secret
+
+    secret = generate_master_secret()
+    typer.echo(
+        f"a new master secret (key id {key_id(load_master_secret(secret))}); put it in the "
+        "secret store as YUYUE_SECRET_KEY and the one it replaces in "
+        "YUYUE_PREVIOUS_SECRET_KEYS (docs/operations.md, Keys). It is shown once:"
+    )
+    typer.echo(secret)
+
+
+async def _status(db: Database) -> list[ColumnKeys]:
+    async with db.read() as session:
+        return await keys_service.status(session)
+
+
+@keys_app.command("status")
+def keys_status() -> None:
+    """Count the stored values of each column by the key that sealed them."""
+    settings = _settings()
+    cipher = _master_secrets(settings).cipher()
+
+    async def main() -> list[ColumnKeys]:
+        db = Database(settings.async_database_url)
+        try:
+            return await _status(db)
+        finally:
+            await db.dispose()
+
+    columns = asyncio.run(main())
+    typer.echo(_configured(cipher))
+    for column in columns:
+        counts = ", ".join(
+            f"{_key_name(key, cipher)}: {count}" for key, count in sorted(column.counts.items())
+        )
+        typer.echo(f"  {column.label:<34} {counts or 'no values'}")
+    remaining = sum(column.not_current(cipher) for column in columns)
+    unknown = keys_service.unknown_keys(columns, cipher)
+    if unknown:
+        typer.echo(
+            f"{sum(use.count for use in unknown)} values name a secret that is not configured "
+            "and cannot be read: add it to YUYUE_PREVIOUS_SECRET_KEYS."
+        )
+    legacy = sum(column.counts.get(LEGACY_VERSION, 0) for column in columns)
+    if legacy and len(cipher.key_ids) == 1:
+        # Nothing to rotate from: the one secret reads them, and the next rotation re-seals.
+        remaining -= legacy
+        typer.echo(
+            f"{legacy} values are from before key ids (v1); the current secret reads them and "
+            "the next rotation re-seals them."
+        )
+    if remaining:
+        typer.echo(f"{remaining} values are not under the current key: run `yuyue keys rotate`.")
+    else:
+        typer.echo(
+            "every stored value is under the current key: a previous secret now only "
+            "verifies the sign-ins and QR vouchers it signed; removing it ends those "
+            "(docs/operations.md, Keys)."
+        )
+
+
+@dataclass
+class RotationSummary:
+    resealed: dict[str, int] = field(default_factory=dict)
+    # Rows changed by someone else between the read and the write of their batch: left as
+    # they are (a later run takes any that are still not under the current key).
+    changed_meanwhile: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.resealed.values())
+
+
+async def rotate_keys(
+    db: Database,
+    cipher: FieldCipher,
+    *,
+    batch_size: int = ROTATION_BATCH,
+    report: Callable[[str], None] = lambda line: None,
+    summary: RotationSummary | None = None,
+) -> RotationSummary:
+    """Re-seals every stored value not under the current key, and re-indexes its row.
+
+    One short transaction reads a batch, another writes it (a conditional UPDATE per row),
+    so bookings and sign-ins go on meanwhile. Raises `rekey.RotationStopped` at a value no
+    configured secret opens; the batches before it stay written, and a run after the
+    configuration is fixed carries on. Running it again when nothing is left does nothing.
+    """
+    done = summary if summary is not None else RotationSummary()
+    for sealed in keys_service.sealed_columns():
+        after = None
+        done.resealed.setdefault(sealed.label, 0)
+        while True:
+            async with db.read() as session:
+                rows = await rekey.pending(
+                    session, sealed, cipher=cipher, after=after, limit=batch_size
+                )
+            if not rows:
+                break
+            changes = rekey.reseal(sealed, rows, cipher=cipher)
+
+            async def write(
+                session: AsyncSession,
+                sealed: rekey.SealedColumn = sealed,
+                changes: list[rekey.Change] = changes,
+            ) -> int:
+                return await rekey.apply(session, sealed, changes)
+
+            try:
+                written = await db.transact(write)
+            except IntegrityError:
+                # Re-indexed, two rows would claim the same identity document or phone: the
+                # same person registered twice while processes disagreed on the current
+                # secret. Nothing of this batch is written.
+                raise rekey.RotationStopped(
+                    f"{sealed.label}: re-indexing the {len(rows)} rows from row {rows[0].key} "
+                    "would make two rows equal (one person registered twice while processes "
+                    "disagreed on the current secret); merge the two"
+                ) from None
+            done.resealed[sealed.label] += written
+            done.changed_meanwhile += len(changes) - written
+            after = rows[-1].key
+            report(f"{sealed.label}: {done.resealed[sealed.label]} re-sealed")
+    return done
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Rows per transaction")
+    ] = ROTATION_BATCH,
+) -> None:
+    """Re-seal every identity number, phone and other sealed value under the current secret
+    and re-index it, in small transactions while yuyue keeps serving. Safe to stop and to
+    run again."""
+    settings = _settings()
+    cipher = _master_secrets(settings).cipher()
+    if len(cipher.key_ids) < 2:
+        typer.echo(
+            "refused, nothing changed: no previous secret is configured, so there is nothing "
+            "to rotate from. Put the new secret in YUYUE_SECRET_KEY and the one it replaces "
+            "in YUYUE_PREVIOUS_SECRET_KEYS (`yuyue keys new` makes one; docs/operations.md, "
+            "Keys).",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+    async def main() -> tuple[RotationSummary, list[ColumnKeys], str | None]:
+        db = Database(settings.async_database_url)
+        summary = RotationSummary()
+        try:
+            unknown = keys_service.unknown_keys(await _status(db), cipher)
+            if unknown:
+                lines = [
+                    f"  {use.label}: {use.count} values sealed with key {use.key}"
+                    for use in unknown
+                ]
+                typer.echo(
+                    "\n".join(
+                        [
+                            "refused, nothing changed: stored values name a secret that is "
+                            "not configured:",
+                            *lines,
+                            "add that secret to YUYUE_PREVIOUS_SECRET_KEYS and run again.",
+                        ]
+                    ),
+                    err=True,
+                )
+                raise typer.Exit(2)
+            typer.echo(f"{_configured(cipher)}; re-sealing under {cipher.key_id}")
+            stopped = None
+            try:
+                await rotate_keys(
+                    db, cipher, batch_size=batch_size, report=typer.echo, summary=summary
+                )
+            except rekey.RotationStopped as error:
+                stopped = str(error)
+            return summary, await _status(db), stopped
+        finally:
+            await db.dispose()
+
+    summary, columns, stopped = asyncio.run(main())
+    typer.echo(
+        f"re-sealed {summary.total} values"
+        + (
+            f"; {summary.changed_meanwhile} changed by others meanwhile were left as they were"
+            if summary.changed_meanwhile
+            else ""
+        )
+    )
+    if stopped is not None:
+        typer.echo(
+            f"stopped: {stopped}. The values re-sealed before it are kept; run again once "
+            "that is fixed (docs/operations.md, Keys).",
+            err=True,
+        )
+        raise typer.Exit(1)
+    remaining = sum(column.not_current(cipher) for column in columns)
+    if remaining:
+        typer.echo(
+            f"{remaining} values are still not under the current key (written meanwhile by a "
+            "process with the old configuration?): run `yuyue keys rotate` again."
+        )
+        raise typer.Exit(1)
+    typer.echo(
+        f"every stored value is under key {cipher.key_id}. Keep the previous secret "
+        "configured while signed tokens it issued should work (staff sign-ins, patients' "
+        "sessions, QR vouchers), then remove it (docs/operations.md, Keys)."
+    )
+
+
 def _seed(settings: Settings) -> DemoSummary:
     from yuyue.demo.seed import seed_demo
     from yuyue.kit.localtime import local_today
 
-    cipher = FieldCipher(load_master_secret(settings.master_secret))
+    cipher = settings.master_secrets().cipher()
     now = SystemClock().now()
 
     async def work(session: AsyncSession) -> DemoSummary:

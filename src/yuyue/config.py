@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from yuyue.kit.crypto import MasterSecrets
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./yuyue.db"
 
@@ -31,6 +34,10 @@ class Settings(BaseSettings):
     # which suits a single machine; production sets it from a secret store.
     secret_key: str | None = Field(default=None, repr=False)
     secret_file: Path = Path(".yuyue/secret")
+    # The secrets being replaced, comma-separated, while a rotation runs (docs/operations.md,
+    # "Keys"): they only open what they sealed and verify what they signed; everything new
+    # is sealed and signed with the current secret.
+    previous_secret_keys: str | None = Field(default=None, repr=False)
     # Shared by every serving process and node: the sold-out memory, idempotency keys,
     # "places changed" signals, the live bus and huey's queue (`kit/redis.py`). Optional:
     # without it each process keeps its own, which is right for one process.
@@ -124,6 +131,17 @@ class Settings(BaseSettings):
         if self.secret_key:
             return self.secret_key
         return _load_or_create_secret(self.secret_file)
+
+    @property
+    def previous_master_secrets(self) -> tuple[str, ...]:
+        text = self.previous_secret_keys or ""
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+
+    def master_secrets(self) -> MasterSecrets:
+        """The current secret and the previous ones, decoded and checked."""
+        from yuyue.kit.crypto import load_master_secrets
+
+        return load_master_secrets(self.master_secret, self.previous_master_secrets)
 
 
 def _load_or_create_secret(path: Path) -> str:

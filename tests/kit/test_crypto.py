@@ -10,10 +10,12 @@ from yuyue.kit.crypto import (
     FieldCipher,
     InvalidToken,
     TokenSigner,
+    UnknownKey,
     api_key_digest,
     generate_api_key,
     generate_master_secret,
     hash_password,
+    key_id,
     load_master_secret,
     password_needs_rehash,
     verify_password,
@@ -46,8 +48,8 @@ class TestFieldCipher:
     def test_round_trip(self, cipher: FieldCipher, plaintext: str) -> None:
         token = cipher.encrypt(plaintext)
 
-        assert token.startswith("v1.")
-        assert len(b64decode(token[3:])) == 12 + len(plaintext.encode()) + 16
+        assert token.startswith(f"k{key_id(SECRET)}.")
+        assert len(b64decode(token[10:])) == 12 + len(plaintext.encode()) + 16
         assert cipher.decrypt(token) == plaintext
         assert FieldCipher(SECRET).decrypt(token) == plaintext
 
@@ -60,15 +62,16 @@ class TestFieldCipher:
         ids=["nonce", "nonce-end", "ciphertext", "tag-start", "tag-end"],
     )
     def test_tampered_byte_is_refused(self, cipher: FieldCipher, index: int) -> None:
-        raw = bytearray(b64decode(cipher.encrypt("11010519491231002X")[3:]))
+        token = cipher.encrypt("11010519491231002X")
+        raw = bytearray(b64decode(token[10:]))
         raw[index] ^= 0x01
 
         with pytest.raises(ValueError, match="altered"):
-            cipher.decrypt("v1." + b64encode(bytes(raw)))
+            cipher.decrypt(token[:10] + b64encode(bytes(raw)))
 
     def test_every_changed_character_is_refused(self, cipher: FieldCipher) -> None:
         token = cipher.encrypt("张三")
-        for position in range(3, len(token)):
+        for position in range(10, len(token)):
             replacement = "A" if token[position] != "A" else "B"
             with pytest.raises(ValueError, match=r"altered|base64"):
                 cipher.decrypt(token[:position] + replacement + token[position + 1 :])
@@ -76,7 +79,7 @@ class TestFieldCipher:
     def test_other_master_secret_cannot_decrypt(self, cipher: FieldCipher) -> None:
         token = cipher.encrypt("11010519491231002X")
 
-        with pytest.raises(ValueError, match="altered or needs another key"):
+        with pytest.raises(UnknownKey, match=f"key {key_id(SECRET)}, which is not configured"):
             FieldCipher(OTHER_SECRET).decrypt(token)
 
     @pytest.mark.parametrize(
@@ -89,6 +92,8 @@ class TestFieldCipher:
             ("v2.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "known version"),
             ("v1.!!!!", "base64"),
             ("plain text", "known version"),
+            ("kABCDEF12.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "known version"),
+            ("k1234567.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "known version"),
         ],
         ids=[
             "empty",
@@ -98,6 +103,8 @@ class TestFieldCipher:
             "unknown-version",
             "not-base64",
             "plaintext",
+            "key-id-not-lowercase-hex",
+            "key-id-too-short",
         ],
     )
     def test_malformed_token_is_refused(

@@ -28,6 +28,13 @@ def _digest(cipher: FieldCipher, code_id: uuid.UUID, code: str) -> str:
     return cipher.blind_index(f"{code_id}:{code}", purpose=CODE_PURPOSE)
 
 
+def _digest_matches(cipher: FieldCipher, code_id: uuid.UUID, code: str, digest: str) -> bool:
+    # A code issued just before the master secret changed was digested with the previous
+    # one, so every configured secret's digest is compared.
+    candidates = cipher.blind_indexes(f"{code_id}:{code}", purpose=CODE_PURPOSE)
+    return any(hmac.compare_digest(candidate, digest) for candidate in candidates)
+
+
 async def request_code(
     session: AsyncSession,
     *,
@@ -43,11 +50,12 @@ async def request_code(
     phone_index = patient_service.phone_index(cipher, mobile)
     client_index = cipher.blind_index(client_address, purpose=CLIENT_PURPOSE)
     day_ago = now - timedelta(days=1)
+    # Counted under every configured secret, so a key rotation forgives nobody's requests.
     phone_requests = (
         await session.scalars(
             select(SignInCode.created_at).where(
                 SignInCode.hospital_id == hospital_id,
-                SignInCode.phone_index == phone_index,
+                SignInCode.phone_index.in_(patient_service.phone_indexes(cipher, mobile)),
                 SignInCode.created_at > day_ago,
             )
         )
@@ -56,7 +64,9 @@ async def request_code(
         await session.scalars(
             select(SignInCode.created_at).where(
                 SignInCode.hospital_id == hospital_id,
-                SignInCode.client_index == client_index,
+                SignInCode.client_index.in_(
+                    cipher.blind_indexes(client_address, purpose=CLIENT_PURPOSE)
+                ),
                 SignInCode.created_at > now - timedelta(hours=1),
             )
         )
@@ -111,10 +121,12 @@ async def verify_code(
     policy: rules.SignInPolicy = rules.DEFAULT_POLICY,
 ) -> SignInOutcome:
     mobile = patient_rules.normalise_mobile(phone)
-    phone_index = patient_service.phone_index(cipher, mobile)
     latest = await session.scalar(
         select(SignInCode)
-        .where(SignInCode.hospital_id == hospital_id, SignInCode.phone_index == phone_index)
+        .where(
+            SignInCode.hospital_id == hospital_id,
+            SignInCode.phone_index.in_(patient_service.phone_indexes(cipher, mobile)),
+        )
         .order_by(SignInCode.created_at.desc(), SignInCode.id.desc())
         .limit(1)
     )
@@ -127,7 +139,7 @@ async def verify_code(
         return SignInOutcome(None, refusal)
     given = code.strip()
     if not (given.isascii() and given.isdigit() and len(given) == rules.CODE_DIGITS) or (
-        not hmac.compare_digest(_digest(cipher, latest.id, given), latest.code_digest)
+        not _digest_matches(cipher, latest.id, given, latest.code_digest)
     ):
         # Counted in the database, not from the loaded row: concurrent guesses all count.
         await session.execute(

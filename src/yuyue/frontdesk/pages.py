@@ -36,7 +36,7 @@ from yuyue.frontdesk.web import (
 )
 from yuyue.jobs import payment_notify_urls
 from yuyue.kit import i18n
-from yuyue.kit.crypto import InvalidToken, TokenSigner, load_master_secret
+from yuyue.kit.crypto import InvalidToken, TokenSigner
 from yuyue.kit.errors import Forbidden, NotFound, YuyueError
 from yuyue.kit.live import LiveEvent
 from yuyue.operations.announcements import rules as announcement_rules
@@ -232,7 +232,7 @@ PAY_REFRESH_SECONDS = 3
 
 
 def _pay_signer(who: FloorVisitor) -> TokenSigner:
-    return TokenSigner(load_master_secret(who.ctx.settings.master_secret), "kiosk-pay")
+    return who.ctx.keys.signer("kiosk-pay")
 
 
 def _pay_redirect(who: FloorVisitor, appointment_id: uuid.UUID) -> Response:

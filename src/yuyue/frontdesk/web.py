@@ -95,6 +95,17 @@ class FloorVisitor:
         return self.ctx.cipher.blind_index(self.credential, purpose="floor-csrf")[:32]
 
     @property
+    def csrf_accepted(self) -> list[str]:
+        """The form token under every configured secret: a page rendered just before the
+        master secret changed still submits."""
+        if self.credential is None:
+            return []
+        return [
+            index[:32]
+            for index in self.ctx.cipher.blind_indexes(self.credential, purpose="floor-csrf")
+        ]
+
+    @property
     def today(self) -> date:
         return local_today(self.now, self.hospital.timezone)
 
@@ -198,7 +209,9 @@ async def form_of(request: Request, who: FloorVisitor) -> dict[str, str]:
     form = await request.form()
     values = {key: value for key, value in form.items() if isinstance(value, str)}
     sent = values.get("csrf") or request.headers.get("x-csrf-token")
-    if who.credential is not None and not crypto.same_secret(sent, who.csrf):
+    if who.credential is not None and not any(
+        crypto.same_secret(sent, accepted) for accepted in who.csrf_accepted
+    ):
         raise CsrfFailed()
     return values
 

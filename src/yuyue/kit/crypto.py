@@ -3,7 +3,9 @@
 Personal data (ID numbers, phones) is stored encrypted with AES-GCM and looked up through a
 keyed HMAC "blind index", so the database never holds a searchable plaintext (PIPL). All
 keys derive from one master secret with HKDF, each under its own label, so one value in the
-environment serves every use without one use weakening another.
+environment serves every use without one use weakening another. Previous master secrets may
+be configured beside the current one while it is being replaced: they open and verify what
+they made, and only the current one seals and signs (docs/operations.md, "Keys").
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
@@ -88,54 +92,209 @@ def generate_master_secret() -> str:
     return secrets.token_urlsafe(MIN_SECRET_BYTES)
 
 
+def key_id(secret: bytes) -> str:
+    """A short, stable name for a master secret: tokens say which secret sealed them, and
+    operators can tell secrets apart without ever seeing one.
+
+    Derived under a label of its own, so knowing it reveals nothing of the keys derived for
+    encryption, indexes or signatures.
+    """
+    _require_secret(secret)
+    return _derive_key(secret, "yuyue/key-id")[:4].hex()
+
+
+class UnknownKey(ValueError):
+    """A token names a master secret this process is not configured with."""
+
+
+@dataclass(frozen=True)
+class MasterSecrets:
+    """The current master secret, which seals and signs everything new, and any previous
+    ones, which only open and verify what they made (during a rotation, see
+    docs/operations.md "Keys")."""
+
+    # Never shown: a repr ends up in logs and tracebacks.
+    current: bytes = field(repr=False)
+    previous: tuple[bytes, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        _require_secret(self.current)
+        # The same secret listed again (say, as its own previous) adds nothing.
+        unique = tuple(dict.fromkeys(s for s in self.previous if s != self.current))
+        for secret in unique:
+            _require_secret(secret)
+        ids = [key_id(secret) for secret in (self.current, *unique)]
+        if len(set(ids)) != len(ids):
+            raise ValueError("two configured master secrets share a key id; generate another")
+        object.__setattr__(self, "previous", unique)
+
+    @property
+    def current_key_id(self) -> str:
+        return key_id(self.current)
+
+    @property
+    def previous_key_ids(self) -> tuple[str, ...]:
+        return tuple(key_id(secret) for secret in self.previous)
+
+    def cipher(self) -> FieldCipher:
+        return FieldCipher(self.current, previous=self.previous)
+
+    def signer(self, purpose: str) -> TokenSigner:
+        return TokenSigner(self.current, purpose, previous=self.previous)
+
+
+def load_master_secrets(current: str, previous: Sequence[str] = ()) -> MasterSecrets:
+    """Decodes the configured secrets; errors say which one is wrong, never its value."""
+    return MasterSecrets(
+        load_master_secret(current),
+        tuple(_load_previous(position, value) for position, value in enumerate(previous, 1)),
+    )
+
+
+def _load_previous(position: int, value: str) -> bytes:
+    try:
+        return load_master_secret(value)
+    except ValueError as error:
+        raise ValueError(f"previous secret number {position}: {error}") from None
+
+
+@dataclass(frozen=True)
+class _FieldKey:
+    key_id: str
+    aead: AESGCM
+    index_key: bytes
+
+
+# A key-named token: "k" + the sealing secret's key id, then "." and the sealed bytes.
+_KEYED_PREFIX: Final = re.compile(r"k[0-9a-f]{8}")
+LEGACY_VERSION: Final = "v1"
+
+
 class FieldCipher:
     """Encrypts single text fields and computes blind indexes for exact-match look-ups.
 
-    Tokens carry a version prefix ("v1."). Rotating the master secret later means adding a
-    "v2" key here: new values are written under it while "v1" tokens still decrypt, and a
-    background job re-encrypts them.
+    A token names the secret that sealed it: "k<key id>.<nonce + ciphertext + tag>", the
+    prefix authenticated with the ciphertext, so a token cannot be relabelled to another
+    key. New tokens are always sealed with the current secret; a token sealed with a
+    previous one still opens while that secret is configured, and `yuyue keys rotate`
+    re-seals it. Tokens written before key ids existed start "v1." and name no secret:
+    every configured secret is tried (AES-GCM tells the right one).
     """
 
-    _CURRENT: Final = "v1"
-
-    def __init__(self, master_secret: bytes) -> None:
+    def __init__(self, master_secret: bytes, *, previous: Sequence[bytes] = ()) -> None:
         _require_secret(master_secret)
-        self._aeads = {"v1": AESGCM(_derive_key(master_secret, "yuyue/field-cipher/v1/encrypt"))}
-        self._index_key = _derive_key(master_secret, "yuyue/field-cipher/v1/blind-index")
+        keys = [self._field_key(master_secret)]
+        for secret in previous:
+            _require_secret(secret)
+            key = self._field_key(secret)
+            if all(key.key_id != known.key_id for known in keys):
+                keys.append(key)
+        self._current = keys[0]
+        self._keys = {key.key_id: key for key in keys}
+
+    @staticmethod
+    def _field_key(secret: bytes) -> _FieldKey:
+        # The labels are those of the first version: indexes and "v1" tokens written before
+        # key ids existed stay valid under the same secret.
+        return _FieldKey(
+            key_id=key_id(secret),
+            aead=AESGCM(_derive_key(secret, "yuyue/field-cipher/v1/encrypt")),
+            index_key=_derive_key(secret, "yuyue/field-cipher/v1/blind-index"),
+        )
+
+    @property
+    def key_id(self) -> str:
+        """The current secret's key id: what every new token is sealed under."""
+        return self._current.key_id
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """Every configured secret's key id, the current one first."""
+        return tuple(self._keys)
+
+    @property
+    def current_prefix(self) -> str:
+        """How every token sealed under the current secret starts (prefix and dot)."""
+        return f"k{self._current.key_id}."
 
     def encrypt(self, plaintext: str) -> str:
         nonce = os.urandom(_NONCE_BYTES)
-        # The version is authenticated too, so a token cannot be relabelled to another key.
-        version = self._CURRENT
-        sealed = self._aeads[version].encrypt(nonce, plaintext.encode(), version.encode())
-        return f"{version}.{_b64encode(nonce + sealed)}"
+        label = f"k{self._current.key_id}"
+        sealed = self._current.aead.encrypt(nonce, plaintext.encode(), label.encode())
+        return f"{label}.{_b64encode(nonce + sealed)}"
+
+    @staticmethod
+    def token_key(token: str) -> str:
+        """The key id a token names, "v1" for a token from before key ids, or "" when the
+        text is no field-cipher token at all. Reads the prefix only; nothing is checked."""
+        label, dot, _body = token.partition(".")
+        if not dot:
+            return ""
+        if label == LEGACY_VERSION:
+            return LEGACY_VERSION
+        return label[1:] if _KEYED_PREFIX.fullmatch(label) else ""
+
+    def is_current(self, token: str) -> bool:
+        return token.startswith(self.current_prefix)
 
     def decrypt(self, token: str) -> str:
-        version, dot, body = token.partition(".")
-        aead = self._aeads.get(version)
-        if not dot or aead is None:
+        label, dot, body = token.partition(".")
+        if not dot:
+            raise ValueError("not a field-cipher token of a known version")
+        if label == LEGACY_VERSION:
+            candidates = list(self._keys.values())
+        elif _KEYED_PREFIX.fullmatch(label):
+            key = self._keys.get(label[1:])
+            if key is None:
+                raise UnknownKey(
+                    f"field-cipher token sealed with key {label[1:]}, which is not configured "
+                    "(YUYUE_SECRET_KEY or YUYUE_PREVIOUS_SECRET_KEYS)"
+                )
+            candidates = [key]
+        else:
             raise ValueError("not a field-cipher token of a known version")
         raw = _b64decode(body)
         if len(raw) < _NONCE_BYTES + _TAG_BYTES:
             raise ValueError("field-cipher token is truncated")
-        try:
-            plaintext = aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], version.encode())
-        except InvalidTag:
-            raise ValueError("field-cipher token was altered or needs another key") from None
-        return plaintext.decode()
+        for key in candidates:
+            try:
+                plaintext = key.aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], label.encode())
+            except InvalidTag:
+                continue
+            return plaintext.decode()
+        raise ValueError("field-cipher token was altered or needs another key")
+
+    def reseal(self, token: str) -> str:
+        """The same plaintext sealed under the current secret (a new token even when the
+        old one was current already)."""
+        return self.encrypt(self.decrypt(token))
 
     def blind_index(self, value: str, *, purpose: str) -> str:
-        """Deterministic keyed digest of ``value``; normalise the value before calling.
+        """Deterministic keyed digest of ``value`` under the current secret; normalise the
+        value before calling. Write this one; look up with :meth:`blind_indexes`.
 
         ``purpose`` (e.g. "patient.id_number") keeps equal values in different columns from
         matching, so one index cannot be used to probe another.
         """
+        return self._index(self._current, value, purpose=purpose)
+
+    def blind_indexes(self, value: str, *, purpose: str) -> list[str]:
+        """The index of ``value`` under every configured secret, the current one first.
+
+        While a rotation runs, a row is indexed under the old secret or the new one; a
+        look-up (or a duplicate check) asks for all of these (`IN (...)`) to find it either
+        way. With one secret configured this is the one current index.
+        """
+        return [self._index(key, value, purpose=purpose) for key in self._keys.values()]
+
+    @staticmethod
+    def _index(key: _FieldKey, value: str, *, purpose: str) -> str:
         if not purpose or "\x00" in purpose:
             # The NUL separates purpose from value; allowing it inside the purpose would let
             # ("a\x00b", "c") and ("a", "b\x00c") produce the same digest.
             raise ValueError("purpose must be non-empty and contain no NUL character")
         message = f"{purpose}\x00{value}".encode()
-        return hmac.new(self._index_key, message, hashlib.sha256).hexdigest()
+        return hmac.new(key.index_key, message, hashlib.sha256).hexdigest()
 
 
 # argon2-cffi's defaults follow RFC 9106's recommended argon2id profile.
@@ -202,20 +361,34 @@ class TokenSigner:
     """Compact signed tokens (vouchers, links): base64url JSON payload "." base64url MAC.
 
     Each purpose signs with its own HKDF-derived key, so a token issued for one purpose
-    fails the signature check of any other.
+    fails the signature check of any other. New tokens are signed with the current secret;
+    tokens signed with a previous one (given as ``previous``) verify until they expire or
+    that secret is removed from the configuration.
     """
 
     _MAC_BYTES: Final = 16
 
-    def __init__(self, secret: bytes, purpose: str) -> None:
+    def __init__(self, secret: bytes, purpose: str, *, previous: Sequence[bytes] = ()) -> None:
         _require_secret(secret)
         if not purpose:
             raise ValueError("purpose must be non-empty")
+        for other in previous:
+            _require_secret(other)
         self.purpose = purpose
-        self._key = _derive_key(secret, f"yuyue/token-signer/v1/{purpose}")
+        self._key = self._derive(secret, purpose)
+        self._previous_keys = tuple(self._derive(other, purpose) for other in previous)
 
-    def _mac(self, body: str) -> bytes:
-        return hmac.new(self._key, body.encode(), hashlib.sha256).digest()[: self._MAC_BYTES]
+    @staticmethod
+    def _derive(secret: bytes, purpose: str) -> bytes:
+        return _derive_key(secret, f"yuyue/token-signer/v1/{purpose}")
+
+    def _mac(self, body: str, key: bytes | None = None) -> bytes:
+        digest = hmac.new(key or self._key, body.encode(), hashlib.sha256).digest()
+        return digest[: self._MAC_BYTES]
+
+    @property
+    def _keys(self) -> tuple[bytes, ...]:
+        return (self._key, *self._previous_keys)
 
     def sign(self, payload: TokenPayload, *, expires_at: datetime) -> str:
         if expires_at.tzinfo is None:
@@ -242,7 +415,9 @@ class TokenSigner:
         if not dot or not body:
             raise InvalidToken("malformed token")
         # Checked before the payload is parsed, so forged input never reaches the JSON parser.
-        if not hmac.compare_digest(mac, self._mac(body)):
+        # Every configured key is tried (no early exit), so timing tells nothing either.
+        matches = [hmac.compare_digest(mac, self._mac(body, key)) for key in self._keys]
+        if not any(matches):
             raise InvalidToken("bad signature, or a token for another purpose")
         try:
             claims = json.loads(_b64decode(body))

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.kit.cache import TtlCache
 from yuyue.kit.errors import NotFound
+from yuyue.kit.rekey import SealedColumn
 from yuyue.notifications import rules
 from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.models import (
@@ -32,6 +33,12 @@ from yuyue.patients.models import Account
 from yuyue.scheduling.models import Department, Hospital
 from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, require_staff
+
+
+def sealed_columns() -> list[SealedColumn]:
+    """The number a sign-in code goes to, sealed on the message (for `yuyue keys rotate`).
+    The code itself (`code_cipher` in the payload) lives for minutes and is not re-sealed."""
+    return [SealedColumn(OutboxMessage, "to_phone_cipher")]
 
 
 def enqueue(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.kit import i18n
 from yuyue.kit.crypto import FieldCipher
 from yuyue.kit.errors import NotFound, ValidationFailed, YuyueError
+from yuyue.kit.rekey import SealedColumn
 from yuyue.patients import rules
 from yuyue.patients.models import Account, Patient
 
@@ -51,11 +53,43 @@ i18n.register(
 
 
 def identity_index(cipher: FieldCipher, id_type: rules.IdType, number: str) -> str:
+    """The index a new row is written with (the current secret)."""
     return cipher.blind_index(f"{id_type.value}:{number}", purpose=ID_PURPOSE)
 
 
+def identity_indexes(cipher: FieldCipher, id_type: rules.IdType, number: str) -> list[str]:
+    """What a look-up asks for: the index under every configured secret, so rows not yet
+    re-indexed by a running key rotation are found too."""
+    return cipher.blind_indexes(f"{id_type.value}:{number}", purpose=ID_PURPOSE)
+
+
 def phone_index(cipher: FieldCipher, phone: str) -> str:
+    """The index a new row is written with (the current secret)."""
     return cipher.blind_index(phone, purpose=PHONE_PURPOSE)
+
+
+def phone_indexes(cipher: FieldCipher, phone: str) -> list[str]:
+    """What a look-up asks for (see :func:`identity_indexes`)."""
+    return cipher.blind_indexes(phone, purpose=PHONE_PURPOSE)
+
+
+def sealed_columns() -> list[SealedColumn]:
+    """Where patients keep field-cipher tokens, and how each row's blind index follows from
+    the plaintext (for `yuyue keys rotate`)."""
+
+    def phone_reindex(cipher: FieldCipher, phone: str, _row: Mapping[str, Any]) -> dict[str, str]:
+        return {"phone_index": phone_index(cipher, phone)}
+
+    def identity_reindex(
+        cipher: FieldCipher, number: str, row: Mapping[str, Any]
+    ) -> dict[str, str]:
+        return {"id_index": identity_index(cipher, rules.IdType(row["id_type"]), number)}
+
+    return [
+        SealedColumn(Account, "phone_cipher", reindex=phone_reindex),
+        SealedColumn(Patient, "id_cipher", reads=("id_type",), reindex=identity_reindex),
+        SealedColumn(Patient, "phone_cipher", reindex=phone_reindex),
+    ]
 
 
 async def register_patient(
@@ -93,31 +127,25 @@ async def register_patient(
         )
 
     index = identity_index(cipher, id_type, identity.number)
+    # Under every configured secret: during a key rotation the same person may still be
+    # indexed under the previous one, which the unique constraint alone would not catch.
     existing = await session.scalar(
-        select(Patient).where(
+        select(Patient)
+        .where(
             Patient.hospital_id == hospital_id,
             Patient.id_type == id_type.value,
-            Patient.id_index == index,
+            Patient.id_index.in_(identity_indexes(cipher, id_type, identity.number)),
         )
+        .limit(1)
     )
     if existing is not None:
         same_person = existing.name == clean_name
         raise PatientAlreadyRegistered(patient_id=str(existing.id) if same_person else None)
 
-    holder_index = phone_index(cipher, holder)
-    account = await session.scalar(
-        select(Account)
-        .where(Account.hospital_id == hospital_id, Account.phone_index == holder_index)
-        .with_for_update()
-    )
+    account = await _find_account(session, hospital_id=hospital_id, cipher=cipher, holder=holder)
     if account is None:
         account = await _create_account(
-            session,
-            hospital_id=hospital_id,
-            cipher=cipher,
-            holder=holder,
-            index=holder_index,
-            now=now,
+            session, hospital_id=hospital_id, cipher=cipher, holder=holder, now=now
         )
     else:
         count = await session.scalar(select(func.count()).where(Patient.account_id == account.id))
@@ -144,13 +172,28 @@ async def register_patient(
     return patient
 
 
+async def _find_account(
+    session: AsyncSession, *, hospital_id: uuid.UUID, cipher: FieldCipher, holder: str
+) -> Account | None:
+    """The holder's account, locked; found under any configured secret's index."""
+    return await session.scalar(
+        select(Account)
+        .where(
+            Account.hospital_id == hospital_id,
+            Account.phone_index.in_(phone_indexes(cipher, holder)),
+        )
+        .order_by(Account.created_at, Account.id)
+        .limit(1)
+        .with_for_update()
+    )
+
+
 async def _create_account(
     session: AsyncSession,
     *,
     hospital_id: uuid.UUID,
     cipher: FieldCipher,
     holder: str,
-    index: str,
     now: datetime,
 ) -> Account:
     """Creates the holder's account, or joins the one a concurrent registration (a second
@@ -158,7 +201,7 @@ async def _create_account(
     account = Account(
         hospital_id=hospital_id,
         phone_cipher=cipher.encrypt(holder),
-        phone_index=index,
+        phone_index=phone_index(cipher, holder),
         phone_masked=rules.mask_phone(holder),
         created_at=now,
     )
@@ -168,10 +211,8 @@ async def _create_account(
             await session.flush()
         return account
     except IntegrityError:
-        existing = await session.scalar(
-            select(Account)
-            .where(Account.hospital_id == hospital_id, Account.phone_index == index)
-            .with_for_update()
+        existing = await _find_account(
+            session, hospital_id=hospital_id, cipher=cipher, holder=holder
         )
         if existing is None:
             raise
@@ -183,14 +224,19 @@ async def ensure_account(
 ) -> Account:
     """The account of a mobile number, created on its first sign-in."""
     holder = rules.normalise_mobile(phone)
-    index = phone_index(cipher, holder)
     account = await session.scalar(
-        select(Account).where(Account.hospital_id == hospital_id, Account.phone_index == index)
+        select(Account)
+        .where(
+            Account.hospital_id == hospital_id,
+            Account.phone_index.in_(phone_indexes(cipher, holder)),
+        )
+        .order_by(Account.created_at, Account.id)
+        .limit(1)
     )
     if account is not None:
         return account
     return await _create_account(
-        session, hospital_id=hospital_id, cipher=cipher, holder=holder, index=index, now=now
+        session, hospital_id=hospital_id, cipher=cipher, holder=holder, now=now
     )
 
 
@@ -242,9 +288,12 @@ async def find_by_identity(
 ) -> Patient | None:
     identity = rules.parse_identity(id_type, id_number, today=today)
     return await session.scalar(
-        select(Patient).where(
+        select(Patient)
+        .where(
             Patient.hospital_id == hospital_id,
             Patient.id_type == id_type.value,
-            Patient.id_index == identity_index(cipher, id_type, identity.number),
+            Patient.id_index.in_(identity_indexes(cipher, id_type, identity.number)),
         )
+        .order_by(Patient.created_at, Patient.id)
+        .limit(1)
     )

@@ -46,6 +46,7 @@ from yuyue.kit.crypto import FieldCipher
 from yuyue.kit.db import Database
 from yuyue.kit.errors import NotFound, YuyueError
 from yuyue.kit.ids import new_id
+from yuyue.kit.rekey import SealedColumn
 from yuyue.payments import gateway as gw
 from yuyue.payments import rules
 from yuyue.payments import service as payments
@@ -103,6 +104,11 @@ i18n.register(
 
 
 # --- the hospital's setting -----------------------------------------------------------------
+
+
+def sealed_columns() -> list[SealedColumn]:
+    """The insured person's number, sealed on the hold (for `yuyue keys rotate`)."""
+    return [SealedColumn(InsuranceHold, "insured_cipher")]
 
 
 async def settlement_of(session: AsyncSession, *, hospital_id: uuid.UUID) -> InsuranceSettlement:

@@ -1413,7 +1413,7 @@ async def find_orders(
         )
     if phone:
         query = query.join(Patient, Patient.id == PaymentOrder.patient_id).where(
-            Patient.phone_index == patient_service.phone_index(cipher, phone.strip()[-11:])
+            Patient.phone_index.in_(patient_service.phone_indexes(cipher, phone.strip()[-11:]))
         )
     if transaction_id:
         text = transaction_id.strip()
@@ -1521,7 +1521,7 @@ async def search_orders(
         query = query.where(Appointment.voucher_code == search.voucher.strip())
     if search.phone:
         digits = "".join(ch for ch in search.phone if ch.isdigit())[-11:]
-        query = query.where(Patient.phone_index == patient_service.phone_index(cipher, digits))
+        query = query.where(Patient.phone_index.in_(patient_service.phone_indexes(cipher, digits)))
     if search.reference:
         text = search.reference.strip()
         query = query.where(

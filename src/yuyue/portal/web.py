@@ -73,6 +73,17 @@ class Visitor:
         return self.ctx.cipher.blind_index(str(self.web_session_id), purpose="csrf")[:32]
 
     @property
+    def csrf_accepted(self) -> list[str]:
+        """The form token under every configured secret: a page rendered just before the
+        master secret changed still submits."""
+        if self.web_session_id is None:
+            return []
+        return [
+            index[:32]
+            for index in self.ctx.cipher.blind_indexes(str(self.web_session_id), purpose="csrf")
+        ]
+
+    @property
     def actor(self) -> Actor:
         if self.account is None:
             raise SignInRequired("/")
@@ -216,6 +227,9 @@ async def form_of(request: Request, who: Visitor) -> dict[str, str]:
     """The submitted form, after checking it came from our own page."""
     form = await request.form()
     values = {key: value for key, value in form.items() if isinstance(value, str)}
-    if who.web_session_id is not None and not same_secret(values.get("csrf"), who.csrf):
+    sent = values.get("csrf")
+    if who.web_session_id is not None and not any(
+        same_secret(sent, accepted) for accepted in who.csrf_accepted
+    ):
         raise CsrfFailed()
     return values

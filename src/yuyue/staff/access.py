@@ -188,13 +188,16 @@ async def _second_factor_matches(
             return False
         user.totp_last_step = step
         return True
-    digest = recovery_digest(cipher, user.id, value)
+    # Under every configured secret: codes made before a key rotation hold only the
+    # previous secret's digest, and nobody has the codes to digest them again.
     row = await session.scalar(
-        select(StaffRecoveryCode).where(
+        select(StaffRecoveryCode)
+        .where(
             StaffRecoveryCode.user_id == user.id,
-            StaffRecoveryCode.digest == digest,
+            StaffRecoveryCode.digest.in_(recovery_digests(cipher, user.id, value)),
             StaffRecoveryCode.used_at.is_(None),
         )
+        .limit(1)
     )
     if row is None:
         return False
@@ -205,6 +208,12 @@ async def _second_factor_matches(
 def recovery_digest(cipher: crypto.FieldCipher, user_id: uuid.UUID, code: str) -> str:
     # Keyed: the table alone does not let anyone try codes offline.
     return cipher.blind_index(
+        rules.normalise_recovery_code(code), purpose=f"staff.recovery-code.{user_id}"
+    )
+
+
+def recovery_digests(cipher: crypto.FieldCipher, user_id: uuid.UUID, code: str) -> list[str]:
+    return cipher.blind_indexes(
         rules.normalise_recovery_code(code), purpose=f"staff.recovery-code.{user_id}"
     )
 

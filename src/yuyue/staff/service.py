@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.kit import crypto, i18n
 from yuyue.kit.errors import Conflict, NotFound, Unauthorized, YuyueError
+from yuyue.kit.rekey import SealedColumn
 from yuyue.scheduling.enums import Channel
 from yuyue.staff import rules
 from yuyue.staff.enums import Role
@@ -31,6 +32,12 @@ i18n.register(
         "error.invalid_credentials": ("用户名或密码不正确。", "Wrong username or password."),
     }
 )
+
+
+def sealed_columns() -> list[SealedColumn]:
+    """Staff keep one field-cipher token: the second factor's TOTP secret (for `yuyue keys
+    rotate`). Recovery codes are only digests, which nobody can re-key (docs/operations.md)."""
+    return [SealedColumn(StaffUser, "totp_secret")]
 
 
 def record_audit(

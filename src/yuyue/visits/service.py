@@ -705,7 +705,7 @@ async def find_for_desk(
     elif _CODE.fullmatch(text):
         condition = Appointment.voucher_code == text
     elif _MOBILE.fullmatch(text):
-        condition = Patient.phone_index == patient_service.phone_index(cipher, text[-11:])
+        condition = Patient.phone_index.in_(patient_service.phone_indexes(cipher, text[-11:]))
     else:
         indexes = []
         for id_type in IdType:

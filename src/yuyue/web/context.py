@@ -23,7 +23,7 @@ from yuyue.booking.readpath import ReadCache
 from yuyue.booking.service import Caches, NeedsTransaction, recent_idempotency_keys
 from yuyue.config import Settings
 from yuyue.kit.clock import Clock, SystemClock
-from yuyue.kit.crypto import FieldCipher, TokenSigner, load_master_secret
+from yuyue.kit.crypto import FieldCipher, MasterSecrets, TokenSigner
 from yuyue.kit.db import Database
 from yuyue.kit.errors import YuyueError
 from yuyue.kit.groupcommit import GroupCommit
@@ -62,6 +62,9 @@ class AppContext:
     settings: Settings
     db: Database
     clock: Clock
+    # The current master secret and any previous ones (during a rotation); the cipher and
+    # the signers below are built from them.
+    keys: MasterSecrets
     cipher: FieldCipher
     staff_signer: TokenSigner
     voucher_signer: TokenSigner
@@ -175,7 +178,7 @@ class AppContext:
     def build(
         cls, settings: Settings, *, clock: Clock | None = None, db: Database | None = None
     ) -> AppContext:
-        secret = load_master_secret(settings.master_secret)
+        keys = settings.master_secrets()
         link = RedisLink(settings.redis_url) if settings.redis_url else None
         sold_out: SoldOutCache
         known_keys: KnownKeys
@@ -196,10 +199,11 @@ class AppContext:
                 settings.async_database_url, echo=settings.sql_echo, pool_size=settings.db_pool_size
             ),
             clock=clock or SystemClock(),
-            cipher=FieldCipher(secret),
-            staff_signer=TokenSigner(secret, "staff"),
-            voucher_signer=TokenSigner(secret, "voucher"),
-            portal_signer=TokenSigner(secret, "portal-session"),
+            keys=keys,
+            cipher=keys.cipher(),
+            staff_signer=keys.signer("staff"),
+            voucher_signer=keys.signer("voucher"),
+            portal_signer=keys.signer("portal-session"),
             sold_out=sold_out,
             known_keys=known_keys,
             live=make_live_bus(settings.redis_url),
