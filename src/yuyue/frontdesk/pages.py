@@ -789,12 +789,13 @@ async def screen_live(request: Request, who: ScreenDep, department_id: uuid.UUID
 
 def install(app: FastAPI) -> None:
     """The floor pages and what their sign-ins answer when missing."""
-    from yuyue.frontdesk import appeals, finance, signin
+    from yuyue.frontdesk import appeals, console, finance, signin
 
     app.include_router(signin.router)
     app.include_router(router)
     app.include_router(appeals.router)
     app.include_router(finance.router)
+    app.include_router(console.router)
 
     async def on_staff_sign_in(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StaffSignInRequired)
