@@ -848,7 +848,7 @@ async def screen_live(request: Request, who: ScreenDep, department_id: uuid.UUID
 
 def install(app: FastAPI) -> None:
     """The floor pages and what their sign-ins answer when missing."""
-    from yuyue.frontdesk import announcements, appeals, finance, signin, stopclinic
+    from yuyue.frontdesk import announcements, appeals, console, finance, signin, stopclinic
 
     app.include_router(signin.router)
     app.include_router(router)
@@ -856,6 +856,7 @@ def install(app: FastAPI) -> None:
     app.include_router(announcements.router)
     app.include_router(stopclinic.router)
     app.include_router(finance.router)
+    app.include_router(console.router)
 
     async def on_staff_sign_in(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StaffSignInRequired)

@@ -251,12 +251,17 @@ def set_kiosk_cookie(response: Response, who: FloorVisitor, key: str) -> None:
 
 
 def home_of(actor: Actor) -> str:
-    """Where a member of staff lands after signing in."""
+    """Where a member of staff lands after signing in: the page of their day's work, or the
+    console's menu for administrators and for roles whose work has no floor page of its own."""
+    if Role.ADMIN in actor.roles:
+        return "/staff"
     if actor.has_role(Role.DOCTOR) and not actor.has_role(Role.NURSE, Role.REGISTRAR):
         return "/doctor"
     if Role.FINANCE in actor.roles and not actor.has_role(Role.NURSE, Role.REGISTRAR):
         return "/finance/reconciliation"
-    return "/desk"
+    if actor.has_role(Role.NURSE, Role.REGISTRAR):
+        return "/desk"
+    return "/staff"
 
 
 def sign_in_csrf(request: Request) -> tuple[str, bool]:

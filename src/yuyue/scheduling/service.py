@@ -662,3 +662,16 @@ async def department_campuses(
         )
     )
     return {row.id: row.campus_id for row in rows}
+
+
+async def active_doctors(session: AsyncSession, *, hospital_id: uuid.UUID) -> list[Doctor]:
+    """The hospital's doctors still seeing patients, by name (a staff account links one)."""
+    return list(
+        (
+            await session.scalars(
+                select(Doctor)
+                .where(Doctor.hospital_id == hospital_id, Doctor.active.is_(True))
+                .order_by(Doctor.name, Doctor.code)
+            )
+        ).all()
+    )

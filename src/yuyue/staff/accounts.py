@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.kit import crypto
 from yuyue.kit.errors import NotFound
+from yuyue.staff.access import check_new_password
 from yuyue.staff.enums import Role
 from yuyue.staff.errors import OwnAccount
 from yuyue.staff.models import StaffRecoveryCode, StaffUser
-from yuyue.staff.rules import Actor, SessionEnd, require_staff
+from yuyue.staff.rules import ACCOUNT_MANAGERS, Actor, SessionEnd, require_staff
 from yuyue.staff.service import create_staff, end_sessions, record_audit
 
 
@@ -41,7 +42,7 @@ def _shown(user: StaffUser) -> dict[str, Any]:
 
 async def account(session: AsyncSession, *, actor: Actor, user_id: uuid.UUID) -> StaffUser:
     """A staff account of the administrator's hospital, its row locked for the change."""
-    require_staff(actor, Role.ADMIN)
+    require_staff(actor, *ACCOUNT_MANAGERS)
     user = await session.scalar(
         select(StaffUser)
         .where(StaffUser.id == user_id, StaffUser.hospital_id == actor.hospital_id)
@@ -53,7 +54,7 @@ async def account(session: AsyncSession, *, actor: Actor, user_id: uuid.UUID) ->
 
 
 async def accounts(session: AsyncSession, *, actor: Actor) -> list[StaffUser]:
-    require_staff(actor, Role.ADMIN)
+    require_staff(actor, *ACCOUNT_MANAGERS)
     return list(
         (
             await session.scalars(
@@ -75,10 +76,15 @@ async def create_account(
     department_id: uuid.UUID | None,
     doctor_id: uuid.UUID | None,
     now: datetime,
+    password: str | None = None,
 ) -> tuple[StaffUser, str]:
-    """A new account with a temporary password (returned once, changed at first sign-in)."""
-    require_staff(actor, Role.ADMIN)
-    password = temporary_password()
+    """A new account with a temporary password (returned once, changed at first sign-in):
+    the one the administrator chose, if it meets the password policy, or a generated one."""
+    require_staff(actor, *ACCOUNT_MANAGERS)
+    if password is None:
+        password = temporary_password()
+    else:
+        check_new_password(password, username=username)
     user = await create_staff(
         session,
         hospital_id=actor.hospital_id,

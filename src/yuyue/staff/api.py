@@ -102,6 +102,15 @@ class StaffAccountCreate(Input):
     roles: Annotated[list[Role], Field(min_length=1)]
     department_id: uuid.UUID | None = None
     doctor_id: uuid.UUID | None = None
+    password: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=200,
+            description="the first password, if the administrator chooses it (it must meet the "
+            "password policy, else `422 weak_password`); without it one is generated",
+        ),
+    ] = None
 
 
 class StaffAccountUpdate(Input):
@@ -428,6 +437,7 @@ async def create_account(
             department_id=body.department_id,
             doctor_id=body.doctor_id,
             now=now,
+            password=body.password,
         )
         return TemporaryPasswordRead(
             account=StaffAccountRead.of(user, now), temporary_password=password

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from yuyue.kit import i18n
-from yuyue.kit.errors import YuyueError
+from yuyue.kit.errors import Conflict, YuyueError
 
 
 class RetryLater(YuyueError):
@@ -110,8 +110,23 @@ class OwnAccount(YuyueError):
     status = 409
 
 
+class UsernameTaken(Conflict):
+    """Another account of the hospital has this username. The code stays `conflict`, as
+    clients have always been answered; the sentence says what conflicts."""
+
+    def __init__(self, *, username: str) -> None:
+        super().__init__(username=username)
+
+    def detail(self, locale: str = i18n.DEFAULT_LOCALE) -> str:
+        return i18n.translate("error.username_taken", locale, username=self.values["username"])
+
+
 i18n.register(
     {
+        "error.username_taken": (
+            "用户名“{username}”已被使用，请换一个。",
+            "The username “{username}” is already taken; choose another.",
+        ),
         "title.account_locked": ("账号已锁定", "Account locked"),
         "error.account_locked": (
             "密码连续错误次数过多，账号已锁定，请 {minutes} 分钟后再试。",

@@ -53,6 +53,13 @@ class Actor:
         )
 
 
+# Who may read the audit trail. There is no auditor role yet, so administrators alone; a
+# hospital that wants separate auditors adds the role to `Role` and here.
+AUDIT_READERS: tuple[Role, ...] = (Role.ADMIN,)
+# Who manages staff accounts (staff.accounts).
+ACCOUNT_MANAGERS: tuple[Role, ...] = (Role.ADMIN,)
+
+
 def require_staff(actor: Actor, *roles: Role) -> None:
     if not actor.has_role(*roles):
         raise Forbidden()

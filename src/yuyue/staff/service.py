@@ -12,11 +12,12 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.kit import crypto, i18n
-from yuyue.kit.errors import Conflict, NotFound, Unauthorized, YuyueError
+from yuyue.kit.errors import NotFound, Unauthorized, YuyueError
 from yuyue.kit.rekey import SealedColumn
 from yuyue.scheduling.enums import Channel
 from yuyue.staff import rules
 from yuyue.staff.enums import Role
+from yuyue.staff.errors import UsernameTaken
 from yuyue.staff.models import ApiKey, AuditEntry, StaffAccessPolicy, StaffSession, StaffUser
 from yuyue.staff.rules import STAFF_CHANNEL, Actor, ActorKind
 
@@ -84,7 +85,7 @@ async def create_staff(
         )
     )
     if existing is not None:
-        raise Conflict()
+        raise UsernameTaken(username=username)
     user = StaffUser(
         hospital_id=hospital_id,
         username=username,

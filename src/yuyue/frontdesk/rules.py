@@ -1,0 +1,195 @@
+"""The staff console's menu, and what an audit entry may show on screen. Pure.
+
+The menu is one declared table: each entry a page of the floor or the console, with the
+roles that may open it. The staff home lists the entries of the signed-in roles (an
+administrator holds every role, as `staff.rules.Actor.has_role` says); the console's own
+pages take their roles from here, and `tests/frontdesk/test_console.py` opens every entry as
+every role, so the table cannot drift from what the pages allow.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from yuyue.patients.rules import mask_id_number, mask_phone
+from yuyue.staff.enums import Role
+from yuyue.staff.rules import ACCOUNT_MANAGERS, AUDIT_READERS
+
+EVERY_ROLE: frozenset[Role] = frozenset(Role)
+# The staff context decides who manages accounts and who reads the audit trail
+# (administrators alone: there is no auditor role yet); the menu follows it.
+ACCOUNTS_ROLES: frozenset[Role] = frozenset(ACCOUNT_MANAGERS)
+AUDIT_ROLES: frozenset[Role] = frozenset(AUDIT_READERS)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleEntry:
+    """One page of the console: its key (for tests and screens), its path, the i18n keys of
+    its label, description and group, words a person may search it by, and who may open it."""
+
+    key: str
+    path: str
+    label: str
+    description: str
+    group: str
+    roles: frozenset[Role]
+    keywords: tuple[str, ...] = ()
+
+
+CONSOLE: tuple[ConsoleEntry, ...] = (
+    ConsoleEntry(
+        "desk",
+        "/desk",
+        "console.entry.desk",
+        "console.entry.desk_hint",
+        "console.group.visit_day",
+        frozenset({Role.NURSE, Role.REGISTRAR}),
+        ("分诊", "报到", "现场挂号", "triage", "check-in", "walk-in", "queue"),
+    ),
+    ConsoleEntry(
+        "appeals",
+        "/desk/appeals",
+        "console.entry.appeals",
+        "console.entry.appeals_hint",
+        "console.group.visit_day",
+        frozenset({Role.REGISTRAR}),
+        ("爽约", "申诉", "no-show", "ban"),
+    ),
+    ConsoleEntry(
+        "doctor",
+        "/doctor",
+        "console.entry.doctor",
+        "console.entry.doctor_hint",
+        "console.group.visit_day",
+        frozenset({Role.DOCTOR}),
+        ("叫号", "就诊", "call", "consultation"),
+    ),
+    ConsoleEntry(
+        "stop_clinic",
+        "/desk/stop-clinic",
+        "console.entry.stop_clinic",
+        "console.entry.stop_clinic_hint",
+        "console.group.scheduling",
+        frozenset({Role.SCHEDULER}),
+        ("停诊", "替诊", "换医生", "stop", "cancel clinic", "substitute"),
+    ),
+    ConsoleEntry(
+        "announcements",
+        "/desk/announcements",
+        "console.entry.announcements",
+        "console.entry.announcements_hint",
+        "console.group.scheduling",
+        frozenset({Role.SCHEDULER}),
+        ("公告", "通知", "延迟", "闭院", "notice", "announcement", "delay"),
+    ),
+    ConsoleEntry(
+        "finance_orders",
+        "/finance/orders",
+        "console.entry.finance_orders",
+        "console.entry.finance_orders_hint",
+        "console.group.finance",
+        frozenset({Role.FINANCE}),
+        ("订单", "退款", "导出", "orders", "refunds", "export"),
+    ),
+    ConsoleEntry(
+        "finance_reconciliation",
+        "/finance/reconciliation",
+        "console.entry.finance_reconciliation",
+        "console.entry.finance_reconciliation_hint",
+        "console.group.finance",
+        frozenset({Role.FINANCE}),
+        ("对账", "差异", "reconciliation", "statement"),
+    ),
+    ConsoleEntry(
+        "accounts",
+        "/staff/accounts",
+        "console.entry.accounts",
+        "console.entry.accounts_hint",
+        "console.group.administration",
+        ACCOUNTS_ROLES,
+        ("账号", "员工", "角色", "密码", "停用", "accounts", "users", "roles", "password"),
+    ),
+    ConsoleEntry(
+        "audit",
+        "/staff/audit",
+        "console.entry.audit",
+        "console.entry.audit_hint",
+        "console.group.administration",
+        AUDIT_ROLES,
+        ("审计", "日志", "操作记录", "audit", "log", "history"),
+    ),
+    ConsoleEntry(
+        "password",
+        "/staff/password",
+        "console.entry.password",
+        "console.entry.password_hint",
+        "console.group.me",
+        EVERY_ROLE,
+        ("密码", "password"),
+    ),
+)
+
+
+def may_open(entry: ConsoleEntry, roles: Iterable[Role]) -> bool:
+    held = frozenset(roles)
+    return Role.ADMIN in held or bool(entry.roles & held)
+
+
+def menu_for(roles: Iterable[Role]) -> list[ConsoleEntry]:
+    """The entries these roles may open, in the table's order."""
+    held = frozenset(roles)
+    return [entry for entry in CONSOLE if may_open(entry, held)]
+
+
+def matches(text: str, query: str) -> bool:
+    """Whether every word of the query occurs in the text (case and width aside); an empty
+    query matches everything. The browser's filter (static/console.js) does the same."""
+    haystack = text.casefold()
+    return all(word in haystack for word in query.casefold().split())
+
+
+# --- what the audit viewer shows ------------------------------------------------------------
+
+# Keys whose values are a document number or a phone, wherever they occur in an entry.
+_ID_KEYS = re.compile(r"(^|_)(id_number|identity|document_number|id_card)($|_)")
+_PHONE_KEYS = re.compile(r"(^|_)(phone|mobile|telephone)($|_)")
+# In free text (a reason, an appeal): a resident ID number (18, the last may be X; or the
+# old 15 digits) and a mainland mobile number, not part of a longer run of digits.
+_ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx]|\d{15})(?![0-9A-Za-z])")
+_PHONE_IN_TEXT = re.compile(r"(?<!\d)(\+?86[- ]?)?(1[3-9]\d{9})(?!\d)")
+
+
+def mask_text(text: str) -> str:
+    """Free text with any ID number or mobile number in it masked."""
+    text = _ID_IN_TEXT.sub(lambda found: mask_id_number(found.group(1)), text)
+    return _PHONE_IN_TEXT.sub(
+        lambda found: (found.group(1) or "") + mask_phone(found.group(2)), text
+    )
+
+
+def masked(value: Any, key: str = "") -> Any:
+    """An audit entry's before/after value as it may be shown: values under an identity or
+    phone key masked whole, numbers found in any other text masked where they stand."""
+    if isinstance(value, Mapping):
+        return {str(k): masked(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(v, key) for v in value]
+    if isinstance(value, str):
+        lowered = key.casefold()
+        if _ID_KEYS.search(lowered):
+            return mask_id_number(value)
+        if _PHONE_KEYS.search(lowered):
+            return mask_phone(value)
+        return mask_text(value)
+    return value
+
+
+def audit_actor_name(audit_name: str) -> tuple[str, str]:
+    """The kind and the readable name of an audit name (`staff:<name>:<id>`,
+    `channel:<channel>:<id>`, `system:-:<job>`)."""
+    kind, _, rest = audit_name.partition(":")
+    name, _, ident = rest.rpartition(":")
+    return kind, name if name and name != "-" else ident or rest
