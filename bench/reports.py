@@ -168,9 +168,8 @@ async def load(
                 schema_name=schema,
             )
             loaded[table] += len(rows)
-    await pg.execute(
-        f'ANALYZE "{schema}".report_day, "{schema}".report_places, "{schema}".report_demand, "{schema}".report_waits, "{schema}".report_money'
-    )
+    for table in tables:
+        await pg.execute(f'ANALYZE "{schema}"."{table}"')
     return loaded
 
 
