@@ -54,6 +54,8 @@ keys_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(keys_app, name="keys")
+reports_app = typer.Typer(help="The reports' daily summary tables.", no_args_is_help=True)
+app.add_typer(reports_app, name="reports")
 T = TypeVar("T")
 
 
@@ -454,6 +456,48 @@ def keys_rotate(
         "configured while signed tokens it issued should work (staff sign-ins, patients' "
         "sessions, QR vouchers), then remove it (docs/operations.md, Keys)."
     )
+
+
+@reports_app.command("refresh")
+def reports_refresh(
+    date_from: Annotated[
+        str | None, typer.Option("--from", help="First visit day, YYYY-MM-DD")
+    ] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Last visit day, YYYY-MM-DD")] = None,
+) -> None:
+    """Rebuild the reports' summary rows of these visit days (default: the days the periodic
+    job keeps fresh, a few days back to a month ahead). Running it twice changes nothing."""
+    from datetime import date as Date
+
+    from yuyue.reports import refresh as reports_refresh_days
+    from yuyue.reports import service as reports_service
+
+    try:
+        first = Date.fromisoformat(date_from) if date_from else None
+        last = Date.fromisoformat(date_to) if date_to else None
+    except ValueError as error:
+        typer.echo("dates are YYYY-MM-DD", err=True)
+        raise typer.Exit(2) from error
+
+    def days(today: Date) -> list[Date]:
+        if first is None and last is None:
+            return reports_service.recent_days(today)
+        return reports_service.days_between(first or last or today, last or first or today)
+
+    if first and last and last < first:
+        typer.echo("--to is before --from", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+
+    async def main() -> list[reports_service.Refreshed]:
+        db = Database(settings.async_database_url)
+        try:
+            return await reports_refresh_days.refresh(db, now=SystemClock().now(), days=days)
+        finally:
+            await db.dispose()
+
+    for done in asyncio.run(main()):
+        typer.echo(f"hospital {done.hospital_id}: {done.days} visit days, {done.rows} summary rows")
 
 
 def _seed(settings: Settings) -> DemoSummary:

@@ -46,6 +46,8 @@ from yuyue.notifications.delivery import (
 from yuyue.payments import insurance_service, reconciliation
 from yuyue.payments import service as payments_service
 from yuyue.payments.gateway import Provider
+from yuyue.reports import refresh as reports_refresh
+from yuyue.reports import service as reports_service
 from yuyue.scheduling import release
 from yuyue.scheduling.models import Hospital
 from yuyue.staff.rules import Actor, system_actor
@@ -244,6 +246,15 @@ async def retry_reconciliations_once(ctx: AppContext) -> list[reconciliation.Run
     return reports
 
 
+async def refresh_reports_once(ctx: AppContext, *, settled: bool = False) -> int:
+    """Rebuilds the reports' summary rows of the days that still change (a few days back to
+    a month ahead), or with `settled` the older days that late refunds and lifted no-shows
+    may still touch. Returns the rows written."""
+    days = reports_service.settled_days if settled else reports_service.recent_days
+    done = await reports_refresh.refresh(ctx.db, now=ctx.clock.now(), days=days)
+    return sum(item.rows for item in done)
+
+
 def build_huey(settings: Settings, *, immediate: bool = False) -> Huey:
     if settings.redis_url:
         return RedisHuey("yuyue", url=settings.redis_url, results=False, immediate=immediate)
@@ -323,6 +334,14 @@ class Jobs:
         self.retry_reconciliations = huey.periodic_task(
             crontab(minute="*/15"), name="retry_reconciliations"
         )(self._retry_reconciliations)
+        # Reports read summary rows: the recent days every ten minutes, the settled ones
+        # nightly at 03:30 Asia/Shanghai (19:30 UTC), after the no-show sweep's last pass.
+        self.refresh_reports = huey.periodic_task(crontab(minute="*/10"), name="refresh_reports")(
+            self._refresh_reports
+        )
+        self.refresh_settled_reports = huey.periodic_task(
+            crontab(hour="19", minute="30"), name="refresh_settled_reports"
+        )(self._refresh_settled_reports)
         huey.on_shutdown(name="dispose_context")(self._dispose_thread_state)
 
     # --- running async work in a worker thread ---------------------------------------------
@@ -428,6 +447,19 @@ class Jobs:
             log.info("reconciliation retried: %s", report)
         if reports:
             self.request_delivery()
+
+    def _refresh_reports(self) -> None:
+        async def work(state: _ThreadState) -> int:
+            return await refresh_reports_once(state.ctx)
+
+        self._run(work)
+
+    def _refresh_settled_reports(self) -> None:
+        async def work(state: _ThreadState) -> int:
+            return await refresh_reports_once(state.ctx, settled=True)
+
+        rows: int = self._run(work)
+        log.info("reports: settled days rebuilt, %d summary rows", rows)
 
     def request_refunds(self) -> None:
         """Queues a refund pass now (after a commit that created refunds), so the patient

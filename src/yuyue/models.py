@@ -23,6 +23,14 @@ from yuyue.payments.models import (
     ReconciliationRun,
     Refund,
 )
+from yuyue.reports.models import (
+    ReportDay,
+    ReportDemand,
+    ReportMoney,
+    ReportPlaces,
+    ReportRefresh,
+    ReportWaits,
+)
 from yuyue.scheduling.models import (
     BookingPolicy,
     Campus,
@@ -75,6 +83,12 @@ __all__ = [
     "ReconciliationRun",
     "Refund",
     "RegistrationLevel",
+    "ReportDay",
+    "ReportDemand",
+    "ReportMoney",
+    "ReportPlaces",
+    "ReportRefresh",
+    "ReportWaits",
     "ScheduleTemplate",
     "SignInCode",
     "SlotPool",

@@ -32,6 +32,7 @@ from yuyue.operations import api as operations_api
 from yuyue.operations.announcements import api as announcements_api
 from yuyue.patients import api as patients_api
 from yuyue.payments import api as payments_api
+from yuyue.reports import api as reports_api
 from yuyue.scheduling import api as scheduling_api
 from yuyue.staff import api as staff_api
 from yuyue.visits import api as visits_api
@@ -172,6 +173,7 @@ def create_app(
         guidance_api.router,
         operations_api.router,
         announcements_api.router,
+        reports_api.router,
     ):
         app.include_router(router)
     _install_pages(app)
@@ -208,3 +210,7 @@ def _install_pages(app: FastAPI) -> None:
     from yuyue.frontdesk import pages as frontdesk
 
     frontdesk.install(app)
+    # The staff's report pages sign in and refuse like the floor pages.
+    from yuyue.reports import pages as report_pages
+
+    app.include_router(report_pages.router)

@@ -1,0 +1,170 @@
+"""The staff's report pages: one per report, with filters, the chart drawn on the server
+(inline SVG, no script) and links to the same figures as CSV and XLSX.
+
+Staff sign in as on every floor page (the staff cookie); finance, the scheduler and
+administrators may read reports, anyone else gets the usual refusal page. A bad filter is
+a sentence on the page (422) and nothing else happens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
+
+from yuyue.frontdesk.pages import StaffDep
+from yuyue.frontdesk.web import FloorVisitor
+from yuyue.kit.errors import ValidationFailed
+from yuyue.portal import formatting
+from yuyue.reports import present, service
+from yuyue.reports import texts as _texts
+from yuyue.reports.api import DEFAULT_DAYS, download, parse_name
+from yuyue.reports.rules import ReportFilters, ReportName, check_range
+from yuyue.scheduling.enums import Channel
+
+router = APIRouter(include_in_schema=False)
+templates = Environment(
+    loader=ChoiceLoader(
+        [
+            PackageLoader("yuyue.reports", "templates"),
+            PackageLoader("yuyue.frontdesk", "templates"),
+            PackageLoader("yuyue.portal", "templates"),
+        ]
+    ),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+FILTER_KEYS = ("date_from", "date_to", "campus_id", "department_id", "doctor_id", "channel")
+
+
+def _day(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(summary="date") from None
+
+
+def _id(value: str | None) -> uuid.UUID | None:
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ValidationFailed(summary="id") from None
+
+
+def _channel(value: str | None) -> Channel | None:
+    if not value:
+        return None
+    try:
+        return Channel(value)
+    except ValueError:
+        raise ValidationFailed(summary="channel") from None
+
+
+def filters_of(params: dict[str, str], today: date) -> ReportFilters:
+    date_to = _day(params.get("date_to")) or today
+    date_from = _day(params.get("date_from")) or date_to - timedelta(days=DEFAULT_DAYS - 1)
+    check_range(date_from, date_to)
+    return ReportFilters(
+        date_from=date_from,
+        date_to=date_to,
+        campus_id=_id(params.get("campus_id")),
+        department_id=_id(params.get("department_id")),
+        doctor_id=_id(params.get("doctor_id")),
+        channel=_channel(params.get("channel")),
+    )
+
+
+@router.get("/reports", response_class=HTMLResponse)
+async def reports_home(request: Request, who: StaffDep) -> Response:
+    who.require(request, *service.REPORT_ROLES)
+    return RedirectResponse(f"/reports/{ReportName.BOOKINGS_BY_CHANNEL.value}", status_code=303)
+
+
+@router.get("/reports/{name}", response_class=HTMLResponse)
+async def report_page(request: Request, who: StaffDep, name: str) -> Response:
+    actor = who.require(request, *service.REPORT_ROLES)
+    report = parse_name(name)
+    params = {
+        k: v.strip()[:64] for k, v in request.query_params.items() if k in (*FILTER_KEYS, "format")
+    }
+    error: str | None = None
+    status = 200
+    table = None
+    refreshed = None
+    try:
+        filters = filters_of(params, who.today)
+    except ValidationFailed:
+        error, status = who.t("reports.bad_filter"), 422
+        filters = filters_of({}, who.today)
+    async with who.ctx.db.read() as session:
+        choices = await service.filter_choices(session, actor=actor)
+        if error is None:
+            table = await service.report(
+                session, actor=actor, name=report, filters=filters, locale=who.locale
+            )
+            refreshed = await service.last_refreshed(
+                session,
+                hospital_id=actor.hospital_id,
+                date_from=filters.date_from,
+                date_to=filters.date_to,
+            )
+    fmt = params.get("format")
+    if table is not None and fmt in ("csv", "xlsx"):
+        stem = f"{report.value}-{filters.date_from.isoformat()}-{filters.date_to.isoformat()}"
+        if fmt == "csv":
+            return download(
+                present.to_csv(table, who.locale), "text/csv; charset=utf-8", f"{stem}.csv"
+            )
+        return download(present.to_xlsx(table, who.locale), present.XLSX, f"{stem}.xlsx")
+    shown = {
+        "date_from": filters.date_from.isoformat(),
+        "date_to": filters.date_to.isoformat(),
+        **{k: params[k] for k in FILTER_KEYS[2:] if params.get(k)},
+    }
+    return render(
+        request,
+        who,
+        "report.html",
+        status=status,
+        report=report,
+        reports=list(ReportName),
+        table=present.localise(table, who.locale) if table else None,
+        chart=present.chart(table, who.locale) if table else None,
+        cell=present.cell,
+        title=lambda key: present.title(key, who.locale),
+        params=shown,
+        query=urlencode(shown),
+        error=error,
+        refreshed=formatting.local(refreshed, who.hospital.timezone, who.locale)
+        if refreshed
+        else None,
+        campuses=service.sorted_names(choices["names"]["campus"], who.locale),
+        departments=service.sorted_names(choices["names"]["department"], who.locale),
+        doctors=choices["doctors"],
+        channels=list(Channel),
+        channel_label=lambda value: _texts.label("channel", value, who.locale),
+    )
+
+
+def render(
+    request: Request, who: FloorVisitor, template: str, *, status: int = 200, **context: object
+) -> HTMLResponse:
+    locale = who.locale
+    body = templates.get_template(template).render(
+        request=request,
+        v=who,
+        t=who.t,
+        pick=who.pick,
+        demo=who.ctx.settings.demo_mode,
+        day=lambda value: formatting.day(value, locale),
+        **context,
+    )
+    return HTMLResponse(body, status_code=status)

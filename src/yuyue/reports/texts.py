@@ -1,0 +1,157 @@
+"""Every sentence and title of the reports, in zh-CN and English (kit/i18n)."""
+
+from __future__ import annotations
+
+from yuyue.kit import i18n
+
+WEEKDAYS = (
+    ("周一", "Mon"),
+    ("周二", "Tue"),
+    ("周三", "Wed"),
+    ("周四", "Thu"),
+    ("周五", "Fri"),
+    ("周六", "Sat"),
+    ("周日", "Sun"),
+)
+
+i18n.register(
+    {
+        "reports.area": ("统计报表", "Reports"),
+        "reports.name.bookings-by-channel": ("各渠道预约量", "Bookings by channel"),
+        "reports.name.demand-heatmap": ("预约需求热力图", "Demand heat map"),
+        "reports.name.utilisation": ("号源利用率", "Utilisation of places"),
+        "reports.name.no-shows": ("退号、爽约与候补", "Cancellations, no-shows, waitlist"),
+        "reports.name.waits": ("候诊与就诊时长", "Waits"),
+        "reports.name.revenue": ("收款与退款", "Revenue and refunds"),
+        "reports.about.bookings-by-channel": (
+            "按就诊日期统计各渠道、各号别的预约：共预约、仍有效、已取消、超时未支付、已到诊、爽约。",
+            "Appointments for visit days in the range, by channel and registration level: "
+            "made, still kept, cancelled, expired unpaid, attended, no-show.",
+        ),
+        "reports.about.demand-heatmap": (
+            "预约请求（成功预约与候补登记）发生在星期几、几点；圆圈为号源约满的时刻。按请求日期筛选。",
+            "When requests came (bookings made and waitlist joins), by weekday and hour of "
+            "the request; rings mark when sessions sold out. Filtered by the request's date.",
+        ),
+        "reports.about.utilisation": (
+            "按就诊日期：放出的号源、被占用（含待支付）、仍待支付、未使用、退回（取消或超时）。",
+            "Visit days in the range: places offered, used (holds included), still held, "
+            "unused, and given back (cancelled or expired).",
+        ),
+        "reports.about.no-shows": (
+            "退号率 = 取消 ÷ 预约；爽约率 = 爽约 ÷（到诊 + 爽约）；"
+            "候补成功率 = 候补成功 ÷ 候补登记。",
+            "Cancellation rate = cancelled ÷ made; no-show rate = no-shows ÷ (attended + "
+            "no-shows); waitlist success = accepted ÷ joined.",
+        ),
+        "reports.about.waits": (
+            "按科室和签到时段：签到到叫号、叫号到就诊结束的平均分钟数。",
+            "By department and hour of check-in: average minutes from check-in to the call "
+            "and from the call to the end of the consultation.",
+        ),
+        "reports.about.revenue": (
+            "按资金发生日期（支付时间、退款完成时间）统计挂号费收款与退款。",
+            "Registration fees taken and refunded, by the day the money moved (paid, refund "
+            "finished).",
+        ),
+        "reports.date_from": ("开始日期", "From"),
+        "reports.date_to": ("结束日期", "To"),
+        "reports.campus": ("院区", "Campus"),
+        "reports.department": ("科室", "Department"),
+        "reports.doctor": ("医生", "Doctor"),
+        "reports.channel": ("渠道", "Channel"),
+        "reports.any": ("全部", "All"),
+        "reports.show": ("查看", "Show"),
+        "reports.export_csv": ("导出 CSV", "Export CSV"),
+        "reports.export_xlsx": ("导出 Excel", "Export XLSX"),
+        "reports.total": ("合计", "Total"),
+        "reports.nothing": ("所选范围内没有数据。", "Nothing in the chosen range."),
+        "reports.fresh": ("数据更新于 {at}", "Figures as of {at}"),
+        "reports.never": (
+            "所选日期尚未汇总：统计任务每 10 分钟更新近期数据，"
+            "历史数据可运行 yuyue reports refresh。",
+            "These days were never summarised: the job refreshes recent days every 10 minutes; "
+            "run `yuyue reports refresh` for older ones.",
+        ),
+        "reports.bad_filter": (
+            "筛选条件无效：日期格式为 YYYY-MM-DD，结束日期不早于开始日期，范围不超过 400 天。",
+            "Invalid filter: dates are YYYY-MM-DD, the end is not before the start, and the "
+            "range is at most 400 days.",
+        ),
+        "reports.col.channel": ("渠道", "Channel"),
+        "reports.col.level": ("号别", "Level"),
+        "reports.col.made": ("预约数", "Made"),
+        "reports.col.kept": ("有效", "Kept"),
+        "reports.col.cancelled": ("取消", "Cancelled"),
+        "reports.col.expired": ("超时未支付", "Expired"),
+        "reports.col.attended": ("到诊", "Attended"),
+        "reports.col.no_show": ("爽约", "No-shows"),
+        "reports.col.department": ("科室", "Department"),
+        "reports.col.weekday": ("星期", "Weekday"),
+        "reports.col.hour": ("时段", "Hour"),
+        "reports.col.requests": ("预约请求", "Requests"),
+        "reports.col.waitlist_joins": ("候补登记", "Waitlist joins"),
+        "reports.col.sellouts": ("约满场次", "Sell-outs"),
+        "reports.col.places": ("放号数", "Places"),
+        "reports.col.used": ("已占用", "Used"),
+        "reports.col.held": ("待支付", "Held"),
+        "reports.col.unused": ("未使用", "Unused"),
+        "reports.col.returned": ("退回", "Returned"),
+        "reports.col.utilisation": ("利用率", "Utilisation"),
+        "reports.col.cancellation_rate": ("退号率", "Cancellation rate"),
+        "reports.col.no_show_rate": ("爽约率", "No-show rate"),
+        "reports.col.waitlist_joined": ("候补登记", "Waitlist joined"),
+        "reports.col.waitlist_accepted": ("候补成功", "Waitlist accepted"),
+        "reports.col.waitlist_success_rate": ("候补成功率", "Waitlist success"),
+        "reports.col.visits": ("签到人数", "Checked in"),
+        "reports.col.called": ("已叫号", "Called"),
+        "reports.col.wait_minutes": ("平均候诊（分钟）", "Average wait (min)"),
+        "reports.col.finished": ("已完成", "Finished"),
+        "reports.col.consult_minutes": ("平均就诊（分钟）", "Average consultation (min)"),
+        "reports.col.period": ("日期", "Date"),
+        "reports.col.provider": ("支付渠道", "Provider"),
+        "reports.col.payments": ("收款笔数", "Payments"),
+        "reports.col.paid_fen": ("收款（元）", "Taken (yuan)"),
+        "reports.col.refunds": ("退款笔数", "Refunds"),
+        "reports.col.refund_fen": ("退款（元）", "Refunded (yuan)"),
+        "reports.col.net_fen": ("净收入（元）", "Net (yuan)"),
+        "reports.channel.app": ("App", "App"),
+        "reports.channel.wechat": ("微信", "WeChat"),
+        "reports.channel.alipay": ("支付宝", "Alipay"),
+        "reports.channel.web": ("网站", "Website"),
+        "reports.channel.kiosk": ("自助机", "Kiosk"),
+        "reports.channel.phone": ("电话", "Phone"),
+        "reports.channel.community": ("社区转诊", "Community"),
+        "reports.channel.window": ("窗口", "Window"),
+        "reports.provider.wechatpay": ("微信支付", "WeChat Pay"),
+        "reports.provider.alipay": ("支付宝", "Alipay"),
+        "reports.provider.insurance": ("医保", "Medical insurance"),
+        "reports.provider.window": ("窗口", "Window"),
+        "reports.chart.kept": ("有效", "Kept"),
+        "reports.chart.given_back": ("取消/超时", "Cancelled or expired"),
+        "reports.chart.used": ("已占用", "Used"),
+        "reports.chart.unused": ("未使用", "Unused"),
+        "reports.chart.wait": ("候诊", "Wait"),
+        "reports.chart.consult": ("就诊", "Consultation"),
+        "reports.chart.paid": ("收款", "Taken"),
+        "reports.chart.refunded": ("退款", "Refunded"),
+        "reports.chart.requests": ("预约请求", "Requests"),
+        "reports.chart.sellouts": ("约满", "Sold out"),
+        "reports.chart.minutes": ("{value} 分钟", "{value} min"),
+        "reports.chart.no_data": ("暂无数据", "No data"),
+    }
+)
+
+
+def label(kind: str, value: str, locale: str) -> str:
+    """A channel's or a provider's name, or the value itself when it has none."""
+    if not value:
+        return "-"
+    key = f"reports.{kind}.{value}"
+    shown = i18n.translate(key, locale)
+    return value if shown == key else shown
+
+
+def weekday(index: int, locale: str) -> str:
+    zh, en = WEEKDAYS[index]
+    return en if locale == "en" else zh
