@@ -143,8 +143,13 @@ class TestHome:
     ) -> None:
         browser = await open_browser("fin")
         found = await browser.page("/staff", params={"q": query})
-        assert menu_keys(found.text) == ["finance_orders", "finance_reconciliation", "password"]
-        assert hidden_keys(found.text) == ["finance_orders", "password"]
+        assert menu_keys(found.text) == [
+            "reports",
+            "finance_orders",
+            "finance_reconciliation",
+            "password",
+        ]
+        assert hidden_keys(found.text) == ["reports", "finance_orders", "password"]
         assert 'data-testid="menu-none" hidden' in found.text
         nothing = await browser.page("/staff", params={"q": "排班"})
         assert set(hidden_keys(nothing.text)) == set(menu_keys(nothing.text))

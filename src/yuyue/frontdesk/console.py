@@ -61,6 +61,7 @@ i18n.register(
         "console.group.visit_day": ("门诊当天", "The visit day"),
         "console.group.scheduling": ("排班与门诊管理", "Scheduling and clinics"),
         "console.group.finance": ("财务", "Finance"),
+        "console.group.insight": ("报表与分析", "Reports"),
         "console.group.administration": ("系统管理", "Administration"),
         "console.group.me": ("我的账号", "My account"),
         "console.entry.desk": ("分诊台", "Triage desk"),
@@ -89,6 +90,12 @@ i18n.register(
             "发布或撤下公告（系统维护、门诊延迟、院区关闭），可短信通知相关患者。",
             "Post or withdraw notices (maintenance, a delayed clinic, a closed campus), "
             "optionally texting the patients they concern.",
+        ),
+        "console.entry.reports": ("统计报表", "Reports"),
+        "console.entry.reports_hint": (
+            "各渠道预约量、需求热力图、号源利用、爽约与取消、候诊时长、收入与退款。",
+            "Bookings by channel, demand heat map, use of places, no-shows and cancellations, "
+            "waits, revenue and refunds.",
         ),
         "console.entry.finance_orders": ("订单与退款", "Orders and refunds"),
         "console.entry.finance_orders_hint": (

@@ -86,6 +86,15 @@ CONSOLE: tuple[ConsoleEntry, ...] = (
         ("公告", "通知", "延迟", "闭院", "notice", "announcement", "delay"),
     ),
     ConsoleEntry(
+        "reports",
+        "/reports/bookings-by-channel",
+        "console.entry.reports",
+        "console.entry.reports_hint",
+        "console.group.insight",
+        frozenset({Role.FINANCE, Role.SCHEDULER}),
+        ("报表", "统计", "爽约率", "候诊", "收入", "reports", "charts", "no-shows", "revenue"),
+    ),
+    ConsoleEntry(
         "finance_orders",
         "/finance/orders",
         "console.entry.finance_orders",
