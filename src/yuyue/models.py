@@ -2,7 +2,7 @@
 
 from yuyue.accounts.models import SignInCode, WebSession
 from yuyue.attendance.models import BlacklistAppeal, NoShowBan, NoShowPolicy
-from yuyue.booking.models import Appointment, BlacklistEntry, IdempotencyRecord
+from yuyue.booking.models import Appointment, BlacklistEntry, ChangeRequest, IdempotencyRecord
 from yuyue.booking.waitlist.models import WaitlistEntry
 from yuyue.kit.db import Base
 from yuyue.notifications.models import (
@@ -59,6 +59,7 @@ __all__ = [
     "BlacklistEntry",
     "BookingPolicy",
     "Campus",
+    "ChangeRequest",
     "CheckInFailure",
     "ClinicSession",
     "Delivery",

@@ -390,11 +390,23 @@ class TestCancel:
         assert await row_counts(ctx.db) == before
         assert await pool_state(ctx.db) == pools
 
-    async def test_a_registrar_can_cancel_after_the_deadline(
+    async def test_a_registrar_cancelling_after_the_deadline_needs_a_supervisor(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World, clock: FixedClock
     ) -> None:
         booked = (await book(client, world)).json()
         clock.advance(timedelta(days=2, hours=6))
+        registrar = await staff_auth(client, ctx, world, Role.REGISTRAR)
+        before = await row_counts(ctx.db)
+        response = await client.post(
+            f"/api/v1/appointments/{booked['id']}/cancel", headers=registrar
+        )
+        assert assert_problem(response, 409, "approval_required")["change"] == "cancel_late"
+        assert await row_counts(ctx.db) == before
+
+    async def test_a_registrar_cancels_before_the_deadline_at_once(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        booked = (await book(client, world)).json()
         registrar = await staff_auth(client, ctx, world, Role.REGISTRAR)
         response = await client.post(
             f"/api/v1/appointments/{booked['id']}/cancel", headers=registrar

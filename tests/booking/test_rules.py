@@ -22,6 +22,7 @@ from yuyue.booking.rules import (
     TRANSITIONS,
     AgeNotAllowed,
     AlreadyBooked,
+    ApprovalRequired,
     Blacklisted,
     BlacklistFacts,
     Bookability,
@@ -1137,6 +1138,7 @@ DEADLINE_PASSED = (
     CancellationClosed,
     {"deadline": "2026-11-22T07:00:00+00:00", "deadline_local": "2026-11-22 15:00"},
 )
+NEEDS_APPROVAL = (ApprovalRequired, {"change": "cancel_late"})
 BY_PATIENT, BY_STAFF = False, True
 
 
@@ -1155,8 +1157,10 @@ class TestCancellable:
             case(
                 "booked-on-visit-day", S.BOOKED, sh(2026, 11, 23, 9, 0), BY_PATIENT, DEADLINE_PASSED
             ),
-            case("staff-at-deadline", S.BOOKED, sh(2026, 11, 22, 15, 0), BY_STAFF, S.CANCELLED),
-            case("staff-on-visit-day", S.BOOKED, sh(2026, 11, 23, 9, 0), BY_STAFF, S.CANCELLED),
+            case("staff-before-deadline", S.BOOKED, sh(2026, 11, 22, 14, 0), BY_STAFF, S.CANCELLED),
+            case("staff-at-deadline", S.BOOKED, sh(2026, 11, 22, 15, 0), BY_STAFF, NEEDS_APPROVAL),
+            case("staff-on-visit-day", S.BOOKED, sh(2026, 11, 23, 9, 0), BY_STAFF, NEEDS_APPROVAL),
+            case("staff-held-late", S.HELD, sh(2026, 11, 23, 9, 0), BY_STAFF, S.CANCELLED),
         ],
     )
     def test_hold_always_and_booking_until_15_00_the_day_before(
@@ -1171,6 +1175,16 @@ class TestCancellable:
         )
 
         assert result == expected
+
+    @pytest.mark.parametrize("by_staff", [BY_PATIENT, BY_STAFF], ids=["patient", "staff"])
+    def test_an_approved_request_cancels_after_the_deadline(self, by_staff: bool) -> None:
+        late = sh(2026, 11, 23, 9, 0)
+        assert (
+            check_cancellable(
+                Policy(), make_session(), S.BOOKED, now=late, by_staff=by_staff, approved=True
+            )
+            is S.CANCELLED
+        )
 
     @pytest.mark.parametrize(
         "status", [S.CANCELLED, S.EXPIRED, S.CHECKED_IN, S.COMPLETED, S.NO_SHOW], ids=str

@@ -14,6 +14,7 @@ EXPECTED_MENU: dict[frozenset[Role], list[str]] = {
         "desk",
         "appeals",
         "doctor",
+        "approvals",
         "stop_clinic",
         "announcements",
         "reports",
@@ -24,8 +25,9 @@ EXPECTED_MENU: dict[frozenset[Role], list[str]] = {
         "password",
     ],
     frozenset({Role.SCHEDULER}): ["stop_clinic", "announcements", "reports", "password"],
-    frozenset({Role.REGISTRAR}): ["desk", "appeals", "password"],
-    frozenset({Role.NURSE}): ["desk", "password"],
+    frozenset({Role.REGISTRAR}): ["desk", "appeals", "approvals", "password"],
+    frozenset({Role.NURSE}): ["desk", "approvals", "password"],
+    frozenset({Role.SUPERVISOR}): ["approvals", "password"],
     frozenset({Role.DOCTOR}): ["doctor", "password"],
     frozenset({Role.FINANCE}): [
         "reports",
@@ -35,6 +37,7 @@ EXPECTED_MENU: dict[frozenset[Role], list[str]] = {
     ],
     frozenset({Role.NURSE, Role.FINANCE}): [
         "desk",
+        "approvals",
         "reports",
         "finance_orders",
         "finance_reconciliation",

@@ -12,15 +12,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking import rules, service, store, views
+from yuyue.booking import approvals, rules, service, store, views
 from yuyue.booking.availability import SoldOutEntry
+from yuyue.booking.models import ChangeRequest
 from yuyue.booking.schemas import (
     AppointmentCreate,
     AppointmentRead,
     BlacklistCreate,
     CancelRequest,
+    ChangeRequestCreate,
+    ChangeRequestDecision,
+    ChangeRequestRead,
     PaymentConfirmation,
     Reschedule,
 )
@@ -512,5 +517,142 @@ async def create_blacklist_entry(
             "patient_id": str(entry.patient_id),
             "ends_at": entry.ends_at.isoformat(),
         }
+
+    return await ctx.db.transact(work)
+
+
+# --- approvals (审批) -------------------------------------------------------------------------
+
+
+def _request_read(request: Any) -> ChangeRequestRead:
+    return ChangeRequestRead(
+        id=request.id,
+        appointment_id=request.appointment_id,
+        kind=rules.ChangeKind(request.kind),
+        state=rules.RequestState(request.state),
+        reason=request.reason,
+        details=request.details,
+        requested_by=request.requested_by,
+        requested_at=request.requested_at,
+        decided_by=request.decided_by,
+        decided_at=request.decided_at,
+        decision_note=request.decision_note,
+        outcome=request.outcome,
+    )
+
+
+@router.post(
+    "/appointments/{appointment_id}/change-requests",
+    status_code=201,
+    response_model=ChangeRequestRead,
+    tags=["approvals"],
+    summary="Ask a supervisor to change a confirmed booking (cancel late, move, change patient)",
+)
+async def request_change(
+    appointment_id: uuid.UUID, body: ChangeRequestCreate, ctx: CtxDep, actor: ActorDep
+) -> ChangeRequestRead:
+    async def work(session: AsyncSession) -> ChangeRequestRead:
+        request = await approvals.request_change(
+            session,
+            actor=actor,
+            appointment_id=appointment_id,
+            kind=body.kind,
+            reason=body.reason,
+            now=ctx.clock.now(),
+            session_id=body.session_id,
+            slot_id=body.slot_id,
+            patient_id=body.patient_id,
+        )
+        return _request_read(request)
+
+    return await ctx.db.transact(work)
+
+
+@router.get(
+    "/change-requests",
+    response_model=list[ChangeRequestRead],
+    tags=["approvals"],
+    summary="Change requests, pending first (supervisors, and the staff who ask)",
+)
+async def list_change_requests(
+    ctx: CtxDep, actor: ActorDep, state: rules.RequestState | None = None
+) -> list[ChangeRequestRead]:
+    async with ctx.db.read() as session:
+        found = await approvals.requests(session, actor=actor, state=state)
+        rows = {
+            r.id: r
+            for r in (
+                await session.scalars(
+                    select(ChangeRequest).where(ChangeRequest.id.in_([v.id for v in found]))
+                )
+            ).all()
+        }
+    return [_request_read(rows[v.id]) for v in found]
+
+
+async def _decide(
+    ctx: AppContext, actor: Actor, request_id: uuid.UUID, *, approve: bool, note: str | None
+) -> ChangeRequestRead:
+    touched: list[uuid.UUID] = []
+
+    async def work(session: AsyncSession) -> ChangeRequestRead:
+        request = await approvals.decide(
+            session,
+            actor=actor,
+            request_id=request_id,
+            approve=approve,
+            note=note,
+            now=ctx.clock.now(),
+        )
+        touched[:] = await approvals.sessions_touched(session, request)
+        return _request_read(request)
+
+    result = await ctx.db.transact(work)
+    if approve:
+        # A cancellation or a move gave a place back and may owe a refund; messages wait.
+        await ctx.places_returned(actor.hospital_id, *touched)
+        request_refunds(ctx)
+        request_delivery(ctx)
+    return result
+
+
+@router.post(
+    "/change-requests/{request_id}/approve",
+    response_model=ChangeRequestRead,
+    tags=["approvals"],
+    summary="Approve: the change is made now (supervisors; not one's own request)",
+)
+async def approve_change_request(
+    request_id: uuid.UUID, body: ChangeRequestDecision, ctx: CtxDep, actor: ActorDep
+) -> ChangeRequestRead:
+    return await _decide(ctx, actor, request_id, approve=True, note=body.note)
+
+
+@router.post(
+    "/change-requests/{request_id}/reject",
+    response_model=ChangeRequestRead,
+    tags=["approvals"],
+    summary="Reject with a note (supervisors)",
+)
+async def reject_change_request(
+    request_id: uuid.UUID, body: ChangeRequestDecision, ctx: CtxDep, actor: ActorDep
+) -> ChangeRequestRead:
+    return await _decide(ctx, actor, request_id, approve=False, note=body.note)
+
+
+@router.post(
+    "/change-requests/{request_id}/withdraw",
+    response_model=ChangeRequestRead,
+    tags=["approvals"],
+    summary="Withdraw a pending request (whoever asked)",
+)
+async def withdraw_change_request(
+    request_id: uuid.UUID, ctx: CtxDep, actor: ActorDep
+) -> ChangeRequestRead:
+    async def work(session: AsyncSession) -> ChangeRequestRead:
+        request = await approvals.withdraw(
+            session, actor=actor, request_id=request_id, now=ctx.clock.now()
+        )
+        return _request_read(request)
 
     return await ctx.db.transact(work)

@@ -121,3 +121,42 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int] = mapped_column(SmallInteger)
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+_PENDING_SQL = text("state = 'pending'")
+
+
+class ChangeRequest(Base):
+    """A staff change to a confirmed booking (cancel after the deadline, move it, change its
+    patient), waiting for a supervisor: it takes effect only when approved (审批)."""
+
+    __tablename__ = "change_request"
+    __table_args__ = (
+        # One open request per appointment: a second would race the first's approval.
+        Index(
+            "uq_change_request_pending_appointment",
+            "appointment_id",
+            unique=True,
+            postgresql_where=_PENDING_SQL,
+            sqlite_where=_PENDING_SQL,
+        ),
+        Index("ix_change_request_hospital_state", "hospital_id", "state", "requested_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    hospital_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hospital.id"))
+    appointment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("appointment.id"))
+    kind: Mapped[str] = mapped_column(String(24))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    # What the change is: the target session and slot of a move, the new patient.
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    requested_by: Mapped[str] = mapped_column(String(80))
+    requested_by_id: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(80))
+    decided_by_id: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    # What approval did: the new appointment of a move.
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)

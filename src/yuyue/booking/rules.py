@@ -136,6 +136,28 @@ class PlaceGone(YuyueError):
     status = 409
 
 
+class ApprovalRequired(YuyueError):
+    """A staff change to a confirmed booking that only a supervisor's approval can make."""
+
+    code = "approval_required"
+    status = 409
+
+    def extensions(self) -> dict[str, Any]:
+        return {"change": self.values["change"]}
+
+
+class RequestPending(YuyueError):
+    code = "request_pending"
+    status = 409
+
+
+class OwnRequest(YuyueError):
+    """Four eyes: the one who asked for a change does not approve it."""
+
+    code = "own_request"
+    status = 403
+
+
 class SubstituteUnsuitable(YuyueError):
     """The session named to take over a stopped clinic's patients cannot: the move keeps
     the day, the department, the registration level and the fee the patients booked."""
@@ -243,6 +265,22 @@ i18n.register(
             "支付到账时锁号已过期且号源已无空余，所付费用将原路退回。",
             "The payment arrived after the hold expired and no place is left; "
             "the fee will be refunded.",
+        ),
+        "title.approval_required": ("需要主管审批", "Approval required"),
+        "error.approval_required": (
+            "已确认预约的这项更改需要主管审批，请提交更改申请。",
+            "This change to a confirmed booking needs a supervisor's approval; "
+            "submit a change request.",
+        ),
+        "title.request_pending": ("已有待审批的申请", "A request is pending"),
+        "error.request_pending": (
+            "该预约已有一条待审批的更改申请，请等待审批结果或撤回后再提交。",
+            "This booking already has a change request waiting for approval.",
+        ),
+        "title.own_request": ("不能审批自己的申请", "Your own request"),
+        "error.own_request": (
+            "不能审批自己提交的更改申请，请由另一位主管审批。",
+            "You cannot decide a change you asked for; another supervisor must.",
         ),
         "title.substitute_unsuitable": ("替诊出诊不合适", "Unsuitable substitute"),
         "error.substitute_unsuitable": (
@@ -641,13 +679,17 @@ def check_cancellable(
     *,
     now: datetime,
     by_staff: bool,
+    approved: bool = False,
 ) -> AppointmentStatus:
-    """A hold can always be released; a booking only until the deadline, unless staff act
-    (the window refunds in person; supervisor approval arrives with the staff console)."""
+    """A hold can always be released; a booking only until the deadline. After it, staff
+    ask a supervisor (a change request) and the approved request cancels it (`approved`);
+    a patient is told the deadline has passed."""
     new_status = transition(status, "cancel")
-    if status is S.BOOKED and not by_staff:
+    if status is S.BOOKED and not approved:
         deadline = cancellation_deadline(policy, session)
         if now >= deadline:
+            if by_staff:
+                raise ApprovalRequired(change=ChangeKind.CANCEL_LATE.value)
             raise CancellationClosed(
                 deadline=deadline.isoformat(),
                 deadline_local=format_local(deadline, session.timezone),
@@ -815,3 +857,64 @@ def movable_to_substitute(
     return payment_follows(
         status, paid_fen=paid_fen, refund_state=refund_state, new_fee_fen=fee_fen
     )
+
+
+# --- approvals (审批) -------------------------------------------------------------------------
+
+
+class ChangeKind(StrEnum):
+    """The staff changes to a confirmed booking that wait for a supervisor."""
+
+    CANCEL_LATE = "cancel_late"  # cancel after the patients' deadline (退号)
+    MOVE = "move"  # to another session or slot
+    CHANGE_PATIENT = "change_patient"  # the booking belongs to another patient
+
+
+class RequestState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+
+def staff_change_needs_approval(status: AppointmentStatus) -> bool:
+    """A staff move or change of patient of a confirmed booking waits for a supervisor; a
+    hold is not confirmed yet and changes at once."""
+    return status is S.BOOKED
+
+
+def check_request_state(state: RequestState, action: str) -> None:
+    """Only a pending request is decided or withdrawn, once."""
+    if state is not RequestState.PENDING:
+        raise InvalidTransition(state=state.value, action=action)
+
+
+def check_four_eyes(*, requested_by_id: str, deciding_id: str) -> None:
+    if requested_by_id == deciding_id:
+        raise OwnRequest()
+
+
+def check_request_reason(reason: str) -> str:
+    """The reason staff give: what the supervisor reads and the audit keeps."""
+    text = " ".join(reason.split())
+    if not 2 <= len(text) <= 500:
+        raise InvalidReason()
+    return text
+
+
+class InvalidReason(YuyueError):
+    code = "validation_error"
+    status = 422
+
+    def detail(self, locale: str = i18n.DEFAULT_LOCALE) -> str:
+        return i18n.translate("error.request_reason", locale)
+
+
+i18n.register(
+    {
+        "error.request_reason": (
+            "请填写更改原因（2–500 字）。",
+            "Give the reason for the change (2 to 500 characters).",
+        ),
+    }
+)

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, time
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from yuyue.booking.rules import ChangeKind, RequestState
 from yuyue.booking.states import AppointmentStatus
 from yuyue.kit.schemas import Input
 from yuyue.scheduling.enums import Period
@@ -148,3 +149,33 @@ class BlacklistCreate(Input):
     patient_id: uuid.UUID
     reason: Annotated[str, Field(min_length=2, max_length=500)]
     ends_at: AwareDatetime
+
+
+class ChangeRequestCreate(Input):
+    kind: Annotated[
+        ChangeKind,
+        Field(description="cancel_late (退号 after the deadline), move, or change_patient"),
+    ]
+    reason: Annotated[str, Field(min_length=2, max_length=500, examples=["患者突发高烧住院"])]
+    session_id: uuid.UUID | None = Field(None, description="move: the session to move to")
+    slot_id: uuid.UUID | None = Field(None, description="move: a slot of that session")
+    patient_id: uuid.UUID | None = Field(None, description="change_patient: the new patient")
+
+
+class ChangeRequestDecision(Input):
+    note: Annotated[str | None, Field(max_length=500, description="required to reject")] = None
+
+
+class ChangeRequestRead(BaseModel):
+    id: uuid.UUID
+    appointment_id: uuid.UUID
+    kind: ChangeKind
+    state: RequestState
+    reason: str
+    details: dict[str, Any]
+    requested_by: str
+    requested_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_note: str | None
+    outcome: dict[str, Any] | None

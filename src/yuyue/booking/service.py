@@ -595,17 +595,24 @@ async def cancel(
     note: str | None,
     now: datetime,
     caches: Caches = NO_CACHE,
+    approved: bool = False,
 ) -> Appointment:
-    """Cancels within the deadline and returns the place to its pool at once."""
+    """Cancels within the deadline and returns the place to its pool at once. After the
+    deadline staff ask a supervisor; the approved request cancels with `approved`."""
     appointment = await lock_appointment(
         session, hospital_id=actor.hospital_id, appointment_id=appointment_id
     )
     info, policy = await session_facts(
         session, hospital_id=actor.hospital_id, session_id=appointment.session_id, caches=caches
     )
-    by_staff = actor.has_role(Role.REGISTRAR)
+    by_staff = approved or actor.has_role(Role.REGISTRAR)
     rules.check_cancellable(
-        policy, info.facts, AppointmentStatus(appointment.status), now=now, by_staff=by_staff
+        policy,
+        info.facts,
+        AppointmentStatus(appointment.status),
+        now=now,
+        by_staff=by_staff,
+        approved=approved,
     )
     await _cancel_locked(
         session,
@@ -627,12 +634,21 @@ async def reschedule(
     slot_id: uuid.UUID | None,
     now: datetime,
     caches: Caches = NO_CACHE,
+    approved: bool = False,
 ) -> Booked:
     """Claims the new place before giving up the old one, in one transaction: if the new
-    place is gone the patient keeps the old booking untouched."""
+    place is gone the patient keeps the old booking untouched. Staff moving a confirmed
+    booking ask a supervisor; the approved request moves it with `approved`."""
     current = await get_appointment(
         session, hospital_id=actor.hospital_id, appointment_id=appointment_id
     )
+    by_staff = actor.has_role(Role.REGISTRAR)
+    if (
+        by_staff
+        and not approved
+        and rules.staff_change_needs_approval(AppointmentStatus(current.status))
+    ):
+        raise rules.ApprovalRequired(change=rules.ChangeKind.MOVE.value)
     info, policy = await session_facts(
         session, hospital_id=actor.hospital_id, session_id=current.session_id, caches=caches
     )
@@ -641,7 +657,8 @@ async def reschedule(
         info.facts,
         AppointmentStatus(current.status),
         now=now,
-        by_staff=actor.has_role(Role.REGISTRAR),
+        by_staff=by_staff,
+        approved=approved,
     )
     new_info, _ = await session_facts(
         session, hospital_id=actor.hospital_id, session_id=session_id, caches=caches
@@ -670,6 +687,116 @@ async def reschedule(
             session, actor=actor, booked=booked, replaced=current.id, paid=paid, now=now
         )
     return booked
+
+
+async def change_patient(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    appointment_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    note: str,
+    now: datetime,
+) -> Appointment:
+    """The booking belongs to another patient of the hospital from now on (booked under
+    the wrong family member, say): only through an approved change request. The new
+    patient must be someone the clinic sees (age, sex), not banned, and not already booked
+    in the session; the place, number, time and payment stay. The new patient is told, and
+    so is the old one (their booking is gone); a new voucher code replaces the old one."""
+    appointment = await lock_appointment(
+        session, hospital_id=actor.hospital_id, appointment_id=appointment_id
+    )
+    status = AppointmentStatus(appointment.status)
+    if status is not AppointmentStatus.BOOKED:
+        raise rules.InvalidTransition(state=status.value, action="change_patient")
+    if patient_id == appointment.patient_id:
+        raise rules.AlreadyBooked()
+    info, _ = await session_facts(
+        session,
+        hospital_id=actor.hospital_id,
+        session_id=appointment.session_id,
+        caches=NO_CACHE,
+    )
+    patient, blacklist, existing = await store.patient_facts(
+        await driver(session),
+        hospital_id=actor.hospital_id,
+        patient_id=patient_id,
+        now=now,
+        since=_recent_since(now),
+    )
+    facts = info.facts
+    rules.check_demographics(
+        department_name=info.department_name,
+        min_age=info.min_age,
+        max_age=info.max_age,
+        sex_restriction=info.sex_restriction,
+        birth_date=patient.birth_date,
+        sex=patient.sex,
+        visit_date=facts.date,
+    )
+    rules.check_not_blacklisted(blacklist, channel=actor.channel, now=now, tz=facts.timezone)
+    if any(
+        b.session_id == appointment.session_id and b.status in ACTIVE_STATUSES for b in existing
+    ):
+        raise rules.AlreadyBooked()
+    before = snapshot(appointment)
+    old_patient = appointment.patient_id
+    appointment.patient_id = patient_id
+    appointment.voucher_code = await _free_voucher_code(session, appointment.hospital_id)
+    appointment.updated_at = now
+    record_audit(
+        session,
+        actor=actor,
+        action="change_patient",
+        entity_type="appointment",
+        entity_id=appointment.id,
+        before={**before, "patient_id": str(old_patient)},
+        after={**snapshot(appointment), "patient_id": str(patient_id), "note": note},
+        now=now,
+    )
+    await withdraw_reminders(session, appointment_id=appointment.id)
+    await session.flush()
+    slot_start = await session.scalar(
+        select(SlotPool.slot_start).where(SlotPool.id == appointment.pool_id)
+    )
+    assert slot_start is not None
+    await schedule_reminders(
+        session,
+        hospital_id=appointment.hospital_id,
+        patient_id=patient_id,
+        appointment_id=appointment.id,
+        visit_date=appointment.visit_date,
+        slot_start=slot_start,
+        payload={"appointment_id": str(appointment.id)},
+        now=now,
+    )
+    enqueue(
+        session,
+        hospital_id=appointment.hospital_id,
+        kind=MessageKind.PATIENT_CHANGED,
+        patient_id=patient_id,
+        appointment_id=appointment.id,
+        payload={"appointment_id": str(appointment.id), "note": note},
+        now=now,
+    )
+    # Not linked to the appointment: it is no longer theirs, and its details (and the new
+    # patient's) are not theirs to read.
+    enqueue(
+        session,
+        hospital_id=appointment.hospital_id,
+        kind=MessageKind.BOOKING_TRANSFERRED,
+        patient_id=old_patient,
+        appointment_id=None,
+        payload={
+            "reason": note,
+            "date": facts.date.isoformat(),
+            "department": info.department_name,
+            "department_en": info.department_name_en,
+            "doctor": info.doctor_name or "",
+        },
+        now=now,
+    )
+    return appointment
 
 
 async def _carry_payment(

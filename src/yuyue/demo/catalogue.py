@@ -1591,6 +1591,12 @@ STAFF: Final = (
         roles=("finance",),
         password="finance123",
     ),
+    StaffAccount(
+        username="supervisor",
+        display_name="门诊值班主管 韩冰",
+        roles=("supervisor",),
+        password="supervisor123",
+    ),
 )
 
 

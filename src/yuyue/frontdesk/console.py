@@ -79,6 +79,12 @@ i18n.register(
             "叫号、开始和结束就诊。",
             "Call the next patient, start and finish consultations.",
         ),
+        "console.entry.approvals": ("更改审批", "Change approvals"),
+        "console.entry.approvals_hint": (
+            "已确认预约的逾期退号、改约、更换就诊人，由值班主管审批后生效。",
+            "Late cancellations, moves and changes of patient of confirmed bookings, "
+            "carried out when a supervisor approves.",
+        ),
         "console.entry.stop_clinic": ("停诊与替诊", "Stop a clinic"),
         "console.entry.stop_clinic_hint": (
             "停诊某一出诊，安排同级别医生替诊或取消全部预约，每位患者都会收到通知。",
@@ -129,6 +135,7 @@ i18n.register(
         "role.nurse": ("护士", "Nurse"),
         "role.doctor": ("医生", "Doctor"),
         "role.finance": ("财务", "Finance"),
+        "role.supervisor": ("值班主管", "Supervisor"),
         # staff accounts
         "accounts.title": ("员工账号", "Staff accounts"),
         "accounts.add": ("新增员工", "Add a member of staff"),

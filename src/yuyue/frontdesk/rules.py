@@ -68,6 +68,15 @@ CONSOLE: tuple[ConsoleEntry, ...] = (
         ("叫号", "就诊", "call", "consultation"),
     ),
     ConsoleEntry(
+        "approvals",
+        "/desk/approvals",
+        "console.entry.approvals",
+        "console.entry.approvals_hint",
+        "console.group.visit_day",
+        frozenset({Role.SUPERVISOR, Role.REGISTRAR, Role.NURSE}),
+        ("审批", "退号", "改约", "更换就诊人", "approve", "approval", "request"),
+    ),
+    ConsoleEntry(
         "stop_clinic",
         "/desk/stop-clinic",
         "console.entry.stop_clinic",

@@ -14,6 +14,10 @@ class MessageKind(StrEnum):
     STOP_CLINIC = "stop_clinic"
     # A stopped clinic's booking taken over by another doctor (替诊).
     SUBSTITUTED = "substituted"
+    # An approved change of patient: the booking now belongs to the patient told, and the
+    # one it was taken from is told it is no longer theirs.
+    PATIENT_CHANGED = "patient_changed"
+    BOOKING_TRANSFERRED = "booking_transferred"
     HOLD_EXPIRED = "hold_expired"
     SIGN_IN_CODE = "sign_in_code"
     WAITLIST_OFFER = "waitlist_offer"

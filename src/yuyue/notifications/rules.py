@@ -293,6 +293,8 @@ PLACEHOLDERS: Final[Mapping[MessageKind, frozenset[str]]] = {
     K.CANCELLED: _VISIT | {"reason"},
     K.STOP_CLINIC: _VISIT | {"reason"},
     K.SUBSTITUTED: _VISIT | {"reason", "from_doctor", "from_time", "from_sequence_number"},
+    K.PATIENT_CHANGED: _VISIT | {"reason"},
+    K.BOOKING_TRANSFERRED: _COMMON | {"date", "department", "doctor", "reason"},
     K.HOLD_EXPIRED: _VISIT,
     K.SIGN_IN_CODE: frozenset({"hospital", "code", "minutes"}),
     K.WAITLIST_OFFER: _COMMON

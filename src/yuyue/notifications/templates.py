@@ -95,6 +95,28 @@ DEFAULTS: Final[dict[tuple[MessageKind, str], tuple[str, str]]] = {
         "{sequence_number}, voucher {voucher_code}. The fee is unchanged and you need not "
         "book again. Details: {link}",
     ),
+    (K.PATIENT_CHANGED, "zh-CN"): (
+        "预约已转由您就诊",
+        "{patient}，{date} {time}{department}{doctor}的预约经医院审批转由您就诊：地点{location}，"
+        "序号{sequence_number}，凭证码{voucher_code}。{reason} 详情：{link}",
+    ),
+    (K.PATIENT_CHANGED, "en"): (
+        "An appointment is now yours",
+        "{patient}, with the hospital's approval the appointment {department} {doctor} on "
+        "{date} at {time} is now yours: {location}, number {sequence_number}, voucher "
+        "{voucher_code}. {reason} Details: {link}",
+    ),
+    (K.BOOKING_TRANSFERRED, "zh-CN"): (
+        "预约已转给其他就诊人",
+        "{patient}，您{date}{department}{doctor}的预约已经医院审批转给其他就诊人（{reason}）。"
+        "如有疑问请联系门诊办公室。",
+    ),
+    (K.BOOKING_TRANSFERRED, "en"): (
+        "Appointment transferred",
+        "{patient}, with the hospital's approval your appointment {department} {doctor} on "
+        "{date} now belongs to another patient ({reason}). Ask the outpatient office if "
+        "this is unexpected.",
+    ),
     (K.HOLD_EXPIRED, "zh-CN"): (
         "号源已释放",
         "{patient}，您保留的{date} {time}{department}{doctor}号源因未按时支付已释放。{link}",

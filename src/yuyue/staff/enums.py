@@ -12,3 +12,6 @@ class Role(StrEnum):
     NURSE = "nurse"
     DOCTOR = "doctor"
     FINANCE = "finance"
+    # The outpatient office's duty supervisor (门诊值班主管): approves staff changes to
+    # confirmed bookings (cancel after the deadline, move, change the patient).
+    SUPERVISOR = "supervisor"
