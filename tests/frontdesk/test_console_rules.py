@@ -12,6 +12,7 @@ from yuyue.staff.enums import Role
 EXPECTED_MENU: dict[frozenset[Role], list[str]] = {
     frozenset({Role.ADMIN}): [
         "desk",
+        "window",
         "appeals",
         "doctor",
         "stop_clinic",
@@ -24,7 +25,7 @@ EXPECTED_MENU: dict[frozenset[Role], list[str]] = {
         "password",
     ],
     frozenset({Role.SCHEDULER}): ["stop_clinic", "announcements", "reports", "password"],
-    frozenset({Role.REGISTRAR}): ["desk", "appeals", "password"],
+    frozenset({Role.REGISTRAR}): ["desk", "window", "appeals", "password"],
     frozenset({Role.NURSE}): ["desk", "password"],
     frozenset({Role.DOCTOR}): ["doctor", "password"],
     frozenset({Role.FINANCE}): [
