@@ -12,6 +12,7 @@ from yuyue.staff.enums import Role
 EXPECTED_MENU: dict[frozenset[Role], list[str]] = {
     frozenset({Role.ADMIN}): [
         "desk",
+        "window",
         "appeals",
         "doctor",
         "approvals",
@@ -25,7 +26,7 @@ EXPECTED_MENU: dict[frozenset[Role], list[str]] = {
         "password",
     ],
     frozenset({Role.SCHEDULER}): ["stop_clinic", "announcements", "reports", "password"],
-    frozenset({Role.REGISTRAR}): ["desk", "appeals", "approvals", "password"],
+    frozenset({Role.REGISTRAR}): ["desk", "window", "appeals", "approvals", "password"],
     frozenset({Role.NURSE}): ["desk", "approvals", "password"],
     frozenset({Role.SUPERVISOR}): ["approvals", "password"],
     frozenset({Role.DOCTOR}): ["doctor", "password"],

@@ -9,10 +9,13 @@ from yuyue.kit import i18n
 from yuyue.patients.rules import (
     IdType,
     InvalidIdNumber,
+    InvalidLookup,
     InvalidName,
     InvalidPhone,
+    LookupKind,
     ParsedIdentity,
     Sex,
+    lookup_kind,
     mask_id_number,
     mask_name,
     mask_phone,
@@ -507,3 +510,30 @@ class TestMasking:
     )
     def test_name(self, name: str, masked: str) -> None:
         assert mask_name(name) == masked
+
+
+class TestLookupKind:
+    """What the registration window's search text is taken for."""
+
+    @pytest.mark.parametrize(
+        ("text", "kind"),
+        [
+            ("13912345678", LookupKind.PHONE),
+            ("+86 139-1234-5678", LookupKind.PHONE),
+            ("11010519491231002X", LookupKind.RESIDENT_ID),
+            ("110105 19491231 002x", LookupKind.RESIDENT_ID),
+            # Mistyped, still a resident ID: the look-up explains what is wrong with it.
+            ("110105194912310021", LookupKind.RESIDENT_ID),
+            ("110105491231002", LookupKind.RESIDENT_ID),
+            ("E12345678", LookupKind.OTHER_DOCUMENT),
+            ("H12345678", LookupKind.OTHER_DOCUMENT),
+            ("1234567890(B)", LookupKind.OTHER_DOCUMENT),
+        ],
+    )
+    def test_kinds(self, text: str, kind: LookupKind) -> None:
+        assert lookup_kind(text) is kind
+
+    @pytest.mark.parametrize("text", ["", "   ", "张三", "a@b", "139 1234 567?"])
+    def test_anything_else_is_refused(self, text: str) -> None:
+        with pytest.raises(InvalidLookup):
+            lookup_kind(text)

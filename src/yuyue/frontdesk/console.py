@@ -69,6 +69,12 @@ i18n.register(
             "查找今天的预约、报到、现场挂号、调整候诊队列。",
             "Find today's appointments, check in, register walk-ins, arrange the queues.",
         ),
+        "console.entry.window": ("挂号窗口", "Registration window"),
+        "console.entry.window_hint": (
+            "查找或登记患者，为今天及以后挂号，收费、打印凭条，退号并退费。",
+            "Find or register patients, book any day from today, take the fee and print "
+            "the slip, cancel and refund.",
+        ),
         "console.entry.appeals": ("爽约申诉", "No-show appeals"),
         "console.entry.appeals_hint": (
             "处理患者对爽约限制的申诉。",

@@ -856,6 +856,7 @@ def install(app: FastAPI) -> None:
         finance,
         signin,
         stopclinic,
+        window,
     )
 
     app.include_router(signin.router)
@@ -864,6 +865,7 @@ def install(app: FastAPI) -> None:
     app.include_router(announcements.router)
     app.include_router(stopclinic.router)
     app.include_router(approvals.router)
+    app.include_router(window.router)
     app.include_router(finance.router)
     app.include_router(console.router)
 

@@ -50,6 +50,15 @@ CONSOLE: tuple[ConsoleEntry, ...] = (
         ("分诊", "报到", "现场挂号", "triage", "check-in", "walk-in", "queue"),
     ),
     ConsoleEntry(
+        "window",
+        "/desk/window",
+        "console.entry.window",
+        "console.entry.window_hint",
+        "console.group.visit_day",
+        frozenset({Role.REGISTRAR}),
+        ("挂号", "窗口", "收费", "退号", "退费", "registration", "window", "cash", "refund"),
+    ),
+    ConsoleEntry(
         "appeals",
         "/desk/appeals",
         "console.entry.appeals",

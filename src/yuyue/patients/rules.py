@@ -67,6 +67,14 @@ class InvalidName(YuyueError):
     status = 422
 
 
+class InvalidLookup(YuyueError):
+    """What a registrar typed to find a patient is neither a mobile number nor a document
+    number of any kind."""
+
+    code = "invalid_lookup"
+    status = 422
+
+
 i18n.register(
     {
         "title.invalid_id_number": ("证件号码有误", "Invalid ID number"),
@@ -125,6 +133,11 @@ i18n.register(
             "请填写11位中国大陆手机号码（以1开头，可带 +86）。",
             "Please enter an 11-digit mainland China mobile number starting with 1 "
             "(a +86 prefix is fine).",
+        ),
+        "title.invalid_lookup": ("无法查找", "Nothing to look up"),
+        "error.invalid_lookup": (
+            "请输入证件号码或11位手机号码。",
+            "Enter an ID document number or an 11-digit mobile number.",
         ),
         "title.invalid_name": ("姓名有误", "Invalid name"),
         "error.invalid_name": (
@@ -222,6 +235,33 @@ def _parse_resident_id(number: str, *, today: date) -> ParsedIdentity:
         raise InvalidIdNumber(reason="checksum")
     sex = Sex.MALE if int(number[16]) % 2 else Sex.FEMALE
     return ParsedIdentity(id_type=IdType.RESIDENT_ID, number=number, birth_date=birth_date, sex=sex)
+
+
+class LookupKind(StrEnum):
+    PHONE = "phone"
+    RESIDENT_ID = "resident_id"
+    OTHER_DOCUMENT = "other_document"
+
+
+def lookup_kind(raw: str) -> LookupKind:
+    """What a registrar's search text is: a mobile number, something shaped like a resident
+    ID number (then it must be a valid one: a typo is explained, not silently not found),
+    or another document's number (passport, permits). Spaces and dashes are ignored."""
+    text = re.sub(r"[\s\-]", "", unicodedata.normalize("NFKC", raw)).upper()
+    if not text:
+        raise InvalidLookup()
+    try:
+        normalise_mobile(text)
+        return LookupKind.PHONE
+    except InvalidPhone:
+        pass
+    # 18 characters of digits (the last maybe X), or the old 15 digits: a resident ID
+    # however mistyped; other documents never have that shape.
+    if re.fullmatch(r"[0-9]{17}[0-9X]|[0-9]{15}", text):
+        return LookupKind.RESIDENT_ID
+    if not _PASSPORT_CHARS.fullmatch(re.sub(r"[()]", "", text)):
+        raise InvalidLookup()
+    return LookupKind.OTHER_DOCUMENT
 
 
 def normalise_mobile(raw: str) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -297,3 +297,51 @@ async def find_by_identity(
         .order_by(Patient.created_at, Patient.id)
         .limit(1)
     )
+
+
+async def find_patients(
+    session: AsyncSession,
+    *,
+    hospital_id: uuid.UUID,
+    cipher: FieldCipher,
+    query: str,
+    today: date,
+    limit: int = 20,
+) -> list[Patient]:
+    """The patients a registrar's search finds: by mobile number (a family may share one,
+    so several), by resident ID number (validated first: a wrong check digit is refused
+    with the reason, not "not found"), or by the number of any other document. Exact
+    matches through the blind indexes only; nothing is decrypted."""
+    kind = rules.lookup_kind(query)
+    condition: ColumnElement[bool]
+    if kind is rules.LookupKind.PHONE:
+        mobile = rules.normalise_mobile(query)
+        condition = Patient.phone_index.in_(phone_indexes(cipher, mobile))
+    elif kind is rules.LookupKind.RESIDENT_ID:
+        identity = rules.parse_identity(rules.IdType.RESIDENT_ID, query, today=today)
+        condition = and_(
+            Patient.id_type == rules.IdType.RESIDENT_ID.value,
+            Patient.id_index.in_(
+                identity_indexes(cipher, rules.IdType.RESIDENT_ID, identity.number)
+            ),
+        )
+    else:
+        indexes: list[str] = []
+        for id_type in rules.IdType:
+            if id_type is rules.IdType.RESIDENT_ID:
+                continue
+            try:
+                number = rules.parse_identity(id_type, query, today=today).number
+            except rules.InvalidIdNumber:
+                continue  # not a number of this document type
+            indexes.extend(identity_indexes(cipher, id_type, number))
+        if not indexes:
+            raise rules.InvalidLookup()
+        condition = Patient.id_index.in_(indexes)
+    found = await session.scalars(
+        select(Patient)
+        .where(Patient.hospital_id == hospital_id, condition)
+        .order_by(Patient.created_at, Patient.id)
+        .limit(limit)
+    )
+    return list(found.all())

@@ -1358,6 +1358,10 @@ class PaymentShown:
     method: str | None = None
     paid_at: datetime | None = None
     invoice_printed: bool = False
+    # The window's receipt numbers: the fee taken, and the money handed back.
+    receipt_no: str | None = None
+    refund_receipt_no: str | None = None
+    refund_amount_fen: int | None = None
 
 
 async def payment_of(session: AsyncSession, *, appointment_id: uuid.UUID) -> PaymentShown | None:
@@ -1384,6 +1388,9 @@ async def payment_of(session: AsyncSession, *, appointment_id: uuid.UUID) -> Pay
         method=order.method,
         paid_at=order.paid_at,
         invoice_printed=order.invoice_printed_at is not None,
+        receipt_no=order.receipt_no,
+        refund_receipt_no=refund.window_receipt_no if refund else None,
+        refund_amount_fen=refund.amount_fen if refund else None,
     )
 
 
