@@ -848,13 +848,22 @@ async def screen_live(request: Request, who: ScreenDep, department_id: uuid.UUID
 
 def install(app: FastAPI) -> None:
     """The floor pages and what their sign-ins answer when missing."""
-    from yuyue.frontdesk import announcements, appeals, console, finance, signin, stopclinic
+    from yuyue.frontdesk import (
+        announcements,
+        appeals,
+        console,
+        finance,
+        signin,
+        stopclinic,
+        timetable,
+    )
 
     app.include_router(signin.router)
     app.include_router(router)
     app.include_router(appeals.router)
     app.include_router(announcements.router)
     app.include_router(stopclinic.router)
+    app.include_router(timetable.router)
     app.include_router(finance.router)
     app.include_router(console.router)
 
