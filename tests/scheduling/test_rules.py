@@ -139,10 +139,30 @@ class TestValidateRatios:
     def test_sentence_carries_the_problem(self) -> None:
         error = InvalidSchedule(problem="unknown pool vip")
 
-        assert error.detail("zh-CN") == "排班设置有误：unknown pool vip"
+        # The document's `problem` stays English (scripts match on it); a reader of Chinese
+        # reads it in Chinese.
+        assert error.detail("zh-CN") == "排班设置有误：未知的号源池：vip"
         assert error.detail("en") == "The schedule is not valid: unknown pool vip"
+        assert error.values == {"problem": "unknown pool vip"}
         assert error.title("zh-CN") == "排班设置有误"
         assert "error.invalid_schedule" in i18n.message_ids("en")
+
+    @pytest.mark.parametrize(
+        "problem",
+        [
+            "an extra session cannot be in the past",
+            "extra places must be between 1 and 100",
+            "the session is stopped",
+            "a session must end after it starts",
+            "pool percentages must be non-negative and add up to 100",
+            "slot length must be positive",
+            "capacity must be at least 1",
+            "sessions cannot be generated for past days",
+        ],
+    )
+    def test_every_known_problem_reads_in_chinese(self, problem: str) -> None:
+        sentence = InvalidSchedule(problem=problem).detail("zh-CN")
+        assert sentence.startswith("排班设置有误：") and problem not in sentence
 
 
 class TestSplitCapacity:

@@ -2145,6 +2145,25 @@ async def alternatives(
     return found
 
 
+async def held_places(
+    session: AsyncSession, *, hospital_id: uuid.UUID, session_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """Per slot pool of these sessions, the places held (awaiting payment, or offered from
+    the waitlist) rather than booked. A pool's `taken` counts both: held + booked = taken."""
+    if not session_ids:
+        return {}
+    rows = await session.execute(
+        select(Appointment.pool_id, func.count())
+        .where(
+            Appointment.hospital_id == hospital_id,
+            Appointment.session_id.in_(list(session_ids)),
+            Appointment.status == AppointmentStatus.HELD,
+        )
+        .group_by(Appointment.pool_id)
+    )
+    return {pool_id: int(n) for pool_id, n in rows}
+
+
 async def hold_counts(session: AsyncSession, *, now: datetime) -> tuple[int, int]:
     """(holds open, holds past their deadline not yet expired by the sweep), for the
     operator's metrics: the second stays near zero unless the sweep has stalled."""

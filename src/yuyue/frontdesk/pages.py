@@ -856,6 +856,7 @@ def install(app: FastAPI) -> None:
         finance,
         signin,
         stopclinic,
+        timetable,
         window,
     )
 
@@ -866,6 +867,7 @@ def install(app: FastAPI) -> None:
     app.include_router(stopclinic.router)
     app.include_router(approvals.router)
     app.include_router(window.router)
+    app.include_router(timetable.router)
     app.include_router(finance.router)
     app.include_router(console.router)
 

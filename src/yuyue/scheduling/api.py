@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.kit.errors import NotFound, ValidationFailed
+from yuyue.kit.errors import ValidationFailed
 from yuyue.kit.localtime import local_today
 from yuyue.scheduling import rules, service
 from yuyue.scheduling.models import (
@@ -20,7 +20,6 @@ from yuyue.scheduling.models import (
     Department,
     Doctor,
     RegistrationLevel,
-    ScheduleTemplate,
 )
 from yuyue.scheduling.schemas import (
     BookingPolicyRead,
@@ -109,24 +108,8 @@ async def list_doctors(
 async def _level_id(
     session: AsyncSession, actor: Actor, level_code: str | None, doctor_id: uuid.UUID | None
 ) -> uuid.UUID:
-    if level_code is not None:
-        level_id = await session.scalar(
-            select(RegistrationLevel.id).where(
-                RegistrationLevel.hospital_id == actor.hospital_id,
-                RegistrationLevel.code == level_code,
-            )
-        )
-        if level_id is None:
-            raise NotFound(what="level")
-        return level_id
-    if doctor_id is not None:
-        doctor = await session.get(Doctor, doctor_id)
-        if doctor is None or doctor.hospital_id != actor.hospital_id:
-            raise NotFound(what="doctor")
-        return doctor.level_id
-    raise ValidationFailed(
-        errors=[{"field": "level_code", "message": "required without a doctor"}],
-        summary="level_code",
+    return await service.resolve_level(
+        session, hospital_id=actor.hospital_id, level_code=level_code, doctor_id=doctor_id
     )
 
 
@@ -138,32 +121,25 @@ async def create_template(body: TemplateCreate, ctx: CtxDep, actor: ActorDep) ->
     default_start, default_end = rules.DEFAULT_PERIOD_HOURS[body.period]
 
     async def work(session: AsyncSession) -> TemplateRead:
-        department = await session.get(Department, body.department_id)
-        if department is None or department.hospital_id != actor.hospital_id:
-            raise NotFound(what="department")
-        if body.doctor_id is not None:
-            doctor = await session.get(Doctor, body.doctor_id)
-            if doctor is None or doctor.department_id != body.department_id:
-                raise NotFound(what="doctor")
-        template = ScheduleTemplate(
-            hospital_id=actor.hospital_id,
-            department_id=body.department_id,
-            doctor_id=body.doctor_id,
-            level_id=await _level_id(session, actor, body.level_code, body.doctor_id),
-            weekday=body.weekday,
-            period=body.period,
-            start_time=body.start or default_start,
-            end_time=body.end or default_end,
-            capacity=body.capacity,
-            slot_minutes=body.slot_minutes,
-            room=body.room,
-            valid_from=body.valid_from,
-            valid_until=body.valid_until,
+        template = await service.add_template(
+            session,
+            actor=actor,
+            shape=service.TemplateShape(
+                department_id=body.department_id,
+                doctor_id=body.doctor_id,
+                level_id=await _level_id(session, actor, body.level_code, body.doctor_id),
+                weekday=body.weekday,
+                period=body.period,
+                start_time=body.start or default_start,
+                end_time=body.end or default_end,
+                capacity=body.capacity,
+                slot_minutes=body.slot_minutes,
+                room=body.room,
+                valid_from=body.valid_from,
+                valid_until=body.valid_until,
+            ),
+            now=ctx.clock.now(),
         )
-        if template.start_time >= template.end_time:
-            raise rules.InvalidSchedule(problem="a session must end after it starts")
-        session.add(template)
-        await session.flush()
         return TemplateRead(
             id=template.id,
             department_id=template.department_id,
@@ -186,8 +162,8 @@ async def generate(body: GenerateRequest, ctx: CtxDep, actor: ActorDep) -> Gener
     async def work(session: AsyncSession) -> GenerateReport:
         now = ctx.clock.now()
         today = local_today(now, await service.hospital_timezone(session, actor.hospital_id))
-        if body.start is not None and body.start < today:
-            raise rules.InvalidSchedule(problem="sessions cannot be generated for past days")
+        if body.start is not None:
+            rules.check_generation_start(body.start, today)
         report = await service.generate_sessions(
             session,
             hospital_id=actor.hospital_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from yuyue.kit import i18n
@@ -28,8 +29,42 @@ KNOWN_POOLS = frozenset({ONSITE, RESERVED, APPOINTMENT, *(c.value for c in Chann
 
 
 class InvalidSchedule(YuyueError):
+    """`problem` stays English in the API's document (scripts match on it); the sentence
+    a person reads names it in their language."""
+
     code = "invalid_schedule"
     status = 422
+
+    def sentence_values(self, locale: str) -> dict[str, Any]:
+        values = dict(super().sentence_values(locale))
+        problem = str(values.get("problem", ""))
+        if locale != "en":
+            values["problem"] = _problem_zh(problem)
+        return values
+
+
+_PROBLEMS_ZH: Mapping[str, str] = {
+    "an extra session cannot be in the past": "加诊不能安排在过去的日期",
+    "extra places must be between 1 and 100": "加号数量须在 1 到 100 之间",
+    "the session is stopped": "该出诊已停诊",
+    "a session must end after it starts": "结束时间须晚于开始时间",
+    "pool percentages must be non-negative and add up to 100": "各号源池比例不能为负，合计须为 100",
+    "slot length must be positive": "每个时段的分钟数须大于 0",
+    "capacity must be at least 1": "号源数量至少为 1",
+    "sessions cannot be generated for past days": "不能为已经过去的日期生成出诊",
+}
+
+
+def _problem_zh(problem: str) -> str:
+    if problem.startswith("unknown pool "):
+        return "未知的号源池：" + problem.removeprefix("unknown pool ")
+    return _PROBLEMS_ZH.get(problem, problem)
+
+
+def check_generation_start(start: date, today: date) -> None:
+    """Sessions are generated from today on: the past is the record of what happened."""
+    if start < today:
+        raise InvalidSchedule(problem="sessions cannot be generated for past days")
 
 
 i18n.register(

@@ -211,6 +211,31 @@ class TemplateCreate(Input):
         return self
 
 
+class TemplateUpdate(Input):
+    """A timetable row's new shape; its department, doctor and weekday stay."""
+
+    level_code: Annotated[str, Field(min_length=1, max_length=32)]
+    period: Period
+    start: time | None = Field(None, description="defaults to the period's usual hours")
+    end: time | None = None
+    capacity: Annotated[int, Field(ge=1, le=500)] = 25
+    slot_minutes: Annotated[int, Field(ge=5, le=240)] = 30
+    room: Annotated[str, Field(max_length=100)] = ""
+
+    @model_validator(mode="after")
+    def _hours(self) -> TemplateUpdate:
+        if self.start and self.end and self.start >= self.end:
+            raise ValueError("end must be after start")
+        return self
+
+
+class DoctorUpdate(Input):
+    level_code: Annotated[str, Field(min_length=1, max_length=32)]
+    room: Annotated[
+        str | None, Field(max_length=100, description="the room of all the doctor's rows")
+    ] = None
+
+
 class TemplateRead(BaseModel):
     id: uuid.UUID
     department_id: uuid.UUID

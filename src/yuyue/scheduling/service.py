@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
-from yuyue.kit.errors import NotFound
+from yuyue.kit.errors import NotFound, ValidationFailed
 from yuyue.kit.ids import new_id
 from yuyue.scheduling import rules
 from yuyue.scheduling.enums import Period, SessionStatus
@@ -675,3 +675,510 @@ async def active_doctors(session: AsyncSession, *, hospital_id: uuid.UUID) -> li
             )
         ).all()
     )
+
+
+# --- the scheduler's console: templates, the week, doctors -------------------------------
+
+
+async def levels(session: AsyncSession, *, hospital_id: uuid.UUID) -> list[RegistrationLevel]:
+    """The hospital's registration levels, the highest first."""
+    return list(
+        (
+            await session.scalars(
+                select(RegistrationLevel)
+                .where(RegistrationLevel.hospital_id == hospital_id)
+                .order_by(RegistrationLevel.rank.desc(), RegistrationLevel.code)
+            )
+        ).all()
+    )
+
+
+async def resolve_level(
+    session: AsyncSession,
+    *,
+    hospital_id: uuid.UUID,
+    level_code: str | None,
+    doctor_id: uuid.UUID | None,
+) -> uuid.UUID:
+    """The level a template or session is given: the one named, else the doctor's (a
+    department clinic must name its level)."""
+    if level_code:
+        level_id = await session.scalar(
+            select(RegistrationLevel.id).where(
+                RegistrationLevel.hospital_id == hospital_id,
+                RegistrationLevel.code == level_code,
+            )
+        )
+        if level_id is None:
+            raise NotFound(what="level")
+        return level_id
+    if doctor_id is not None:
+        doctor = await session.get(Doctor, doctor_id)
+        if doctor is None or doctor.hospital_id != hospital_id:
+            raise NotFound(what="doctor")
+        return doctor.level_id
+    raise ValidationFailed(
+        errors=[{"field": "level_code", "message": "required without a doctor"}],
+        summary="level_code",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateShape:
+    """One row of a department's weekly timetable."""
+
+    department_id: uuid.UUID
+    doctor_id: uuid.UUID | None
+    level_id: uuid.UUID
+    weekday: int
+    period: Period
+    start_time: time
+    end_time: time
+    capacity: int
+    slot_minutes: int
+    room: str = ""
+    valid_from: date | None = None
+    valid_until: date | None = None
+
+
+def _template_facts(template: ScheduleTemplate) -> dict[str, Any]:
+    return {
+        "department_id": str(template.department_id),
+        "doctor_id": str(template.doctor_id) if template.doctor_id else None,
+        "level_id": str(template.level_id),
+        "weekday": template.weekday,
+        "period": str(template.period),
+        "start": template.start_time.isoformat(),
+        "end": template.end_time.isoformat(),
+        "capacity": template.capacity,
+        "slot_minutes": template.slot_minutes,
+        "room": template.room,
+        "active": template.active,
+    }
+
+
+async def _check_level(session: AsyncSession, hospital_id: uuid.UUID, level_id: uuid.UUID) -> None:
+    level = await session.get(RegistrationLevel, level_id)
+    if level is None or level.hospital_id != hospital_id:
+        raise NotFound(what="level")
+
+
+async def add_template(
+    session: AsyncSession, *, actor: Actor, shape: TemplateShape, now: datetime
+) -> ScheduleTemplate:
+    """A new row of the weekly timetable; sessions follow at the next generation."""
+    require_staff(actor, Role.SCHEDULER)
+    department = await session.get(Department, shape.department_id)
+    if department is None or department.hospital_id != actor.hospital_id:
+        raise NotFound(what="department")
+    if shape.doctor_id is not None:
+        doctor = await session.get(Doctor, shape.doctor_id)
+        if doctor is None or doctor.department_id != shape.department_id:
+            raise NotFound(what="doctor")
+    await _check_level(session, actor.hospital_id, shape.level_id)
+    if shape.start_time >= shape.end_time:
+        raise rules.InvalidSchedule(problem="a session must end after it starts")
+    template = ScheduleTemplate(
+        hospital_id=actor.hospital_id,
+        department_id=shape.department_id,
+        doctor_id=shape.doctor_id,
+        level_id=shape.level_id,
+        weekday=shape.weekday,
+        period=shape.period,
+        start_time=shape.start_time,
+        end_time=shape.end_time,
+        capacity=shape.capacity,
+        slot_minutes=shape.slot_minutes,
+        room=shape.room,
+        valid_from=shape.valid_from,
+        valid_until=shape.valid_until,
+    )
+    session.add(template)
+    await session.flush()
+    record_audit(
+        session,
+        actor=actor,
+        action="add_template",
+        entity_type="schedule_template",
+        entity_id=template.id,
+        before=None,
+        after=_template_facts(template),
+        now=now,
+    )
+    return template
+
+
+async def _active_template(
+    session: AsyncSession, actor: Actor, template_id: uuid.UUID
+) -> ScheduleTemplate:
+    template = await session.scalar(
+        select(ScheduleTemplate)
+        .where(
+            ScheduleTemplate.id == template_id,
+            ScheduleTemplate.hospital_id == actor.hospital_id,
+            ScheduleTemplate.active.is_(True),
+        )
+        .with_for_update()
+    )
+    if template is None:
+        raise NotFound(what="template")
+    return template
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateChange:
+    """What may change in a timetable row; its doctor and weekday stay (another doctor or
+    day is another row)."""
+
+    level_id: uuid.UUID
+    period: Period
+    start_time: time
+    end_time: time
+    capacity: int
+    slot_minutes: int
+    room: str
+
+
+async def update_template(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    template_id: uuid.UUID,
+    change: TemplateChange,
+    now: datetime,
+) -> ScheduleTemplate:
+    """Changes a timetable row. Sessions already generated follow at the next generation,
+    unless someone booked them (generation keeps those as they are)."""
+    require_staff(actor, Role.SCHEDULER)
+    template = await _active_template(session, actor, template_id)
+    await _check_level(session, actor.hospital_id, change.level_id)
+    if change.start_time >= change.end_time:
+        raise rules.InvalidSchedule(problem="a session must end after it starts")
+    before = _template_facts(template)
+    template.level_id = change.level_id
+    template.period = change.period
+    template.start_time = change.start_time
+    template.end_time = change.end_time
+    template.capacity = change.capacity
+    template.slot_minutes = change.slot_minutes
+    template.room = change.room
+    await session.flush()
+    record_audit(
+        session,
+        actor=actor,
+        action="update_template",
+        entity_type="schedule_template",
+        entity_id=template.id,
+        before=before,
+        after=_template_facts(template),
+        now=now,
+    )
+    return template
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    # Future sessions of the row that nobody had booked, now gone.
+    withdrawn: int
+    # Future sessions kept because they have bookings: stop them to tell the patients.
+    kept: list[uuid.UUID]
+
+
+async def remove_template(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    template_id: uuid.UUID,
+    today: date,
+    now: datetime,
+) -> Withdrawal:
+    """Takes a row out of the timetable: no more sessions are generated from it, and its
+    sessions after today that nobody has booked are withdrawn. A session with bookings (any
+    appointment, even cancelled) is kept: only stopping it tells its patients. Today's and
+    past sessions are the day's record and stay. As in `_rebuild`, the foreign keys judge
+    whether a session is still referred to, so scheduling need not know who books it."""
+    require_staff(actor, Role.SCHEDULER)
+    template = await _active_template(session, actor, template_id)
+    before = _template_facts(template)
+    template.active = False
+    future = (
+        await session.scalars(
+            select(ClinicSession)
+            .where(ClinicSession.template_id == template.id, ClinicSession.date > today)
+            .order_by(ClinicSession.date)
+        )
+    ).all()
+    withdrawn: list[str] = []
+    kept: list[uuid.UUID] = []
+    for clinic in future:
+        if clinic.status != SessionStatus.OPEN or not await _withdraw(session, clinic.id):
+            kept.append(clinic.id)
+        else:
+            withdrawn.append(clinic.date.isoformat())
+    await session.flush()
+    record_audit(
+        session,
+        actor=actor,
+        action="remove_template",
+        entity_type="schedule_template",
+        entity_id=template.id,
+        before=before,
+        after={
+            **_template_facts(template),
+            "withdrawn_sessions": withdrawn,
+            "kept_sessions": [str(k) for k in kept],
+        },
+        now=now,
+    )
+    return Withdrawal(withdrawn=len(withdrawn), kept=kept)
+
+
+async def _withdraw(session: AsyncSession, clinic_id: uuid.UUID) -> bool:
+    try:
+        async with session.begin_nested():
+            await session.execute(delete(SlotPool).where(SlotPool.session_id == clinic_id))
+            await session.execute(delete(TimeSlot).where(TimeSlot.session_id == clinic_id))
+            await session.execute(delete(ClinicSession).where(ClinicSession.id == clinic_id))
+    except IntegrityError:
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateRow:
+    template: ScheduleTemplate
+    doctor_name: str | None
+    level: RegistrationLevel
+
+
+async def department_templates(
+    session: AsyncSession, *, hospital_id: uuid.UUID, department_id: uuid.UUID
+) -> list[TemplateRow]:
+    """A department's weekly timetable: its active rows by weekday, period and doctor."""
+    rows = await session.execute(
+        select(ScheduleTemplate, Doctor.name, RegistrationLevel)
+        .join(RegistrationLevel, RegistrationLevel.id == ScheduleTemplate.level_id)
+        .outerjoin(Doctor, Doctor.id == ScheduleTemplate.doctor_id)
+        .where(
+            ScheduleTemplate.hospital_id == hospital_id,
+            ScheduleTemplate.department_id == department_id,
+            ScheduleTemplate.active.is_(True),
+        )
+        .order_by(ScheduleTemplate.weekday, ScheduleTemplate.start_time, Doctor.name)
+    )
+    return [TemplateRow(template, doctor_name, level) for template, doctor_name, level in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolPlaces:
+    """One slot pool row as the week view shows it (held places are booking's to count)."""
+
+    pool_id: uuid.UUID
+    slot_id: uuid.UUID
+    slot_ordinal: int
+    slot_start: time
+    slot_end: time
+    pool: str
+    capacity: int
+    taken: int
+    is_extra: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WeekSession:
+    clinic: ClinicSession
+    doctor_name: str | None
+    doctor_title: str
+    doctor_title_en: str
+    level: RegistrationLevel
+    pools: list[PoolPlaces]
+
+
+async def week_sessions(
+    session: AsyncSession,
+    *,
+    hospital_id: uuid.UUID,
+    department_id: uuid.UUID,
+    start: date,
+    days: int = 7,
+) -> list[WeekSession]:
+    """Every session of a department over `days` days from `start`, stopped and extra ones
+    too, each with its places per slot and pool."""
+    rows = (
+        await session.execute(
+            select(ClinicSession, Doctor.name, Doctor.title, Doctor.title_en, RegistrationLevel)
+            .join(RegistrationLevel, RegistrationLevel.id == ClinicSession.level_id)
+            .outerjoin(Doctor, Doctor.id == ClinicSession.doctor_id)
+            .where(
+                ClinicSession.hospital_id == hospital_id,
+                ClinicSession.department_id == department_id,
+                ClinicSession.date >= start,
+                ClinicSession.date < start + timedelta(days=days),
+            )
+            .order_by(ClinicSession.date, ClinicSession.start_time, Doctor.name)
+        )
+    ).all()
+    pools: dict[uuid.UUID, list[PoolPlaces]] = {row[0].id: [] for row in rows}
+    if pools:
+        found = await session.scalars(
+            select(SlotPool)
+            .where(SlotPool.session_id.in_(list(pools)))
+            .order_by(SlotPool.slot_ordinal, SlotPool.first_number)
+        )
+        for pool in found:
+            pools[pool.session_id].append(
+                PoolPlaces(
+                    pool_id=pool.id,
+                    slot_id=pool.slot_id,
+                    slot_ordinal=pool.slot_ordinal,
+                    slot_start=pool.slot_start,
+                    slot_end=pool.slot_end,
+                    pool=pool.pool,
+                    capacity=pool.capacity,
+                    taken=pool.taken,
+                    is_extra=pool.is_extra,
+                )
+            )
+    return [
+        WeekSession(clinic, name, title or "", title_en or "", level, pools[clinic.id])
+        for clinic, name, title, title_en, level in rows
+    ]
+
+
+async def department_doctors(
+    session: AsyncSession, *, hospital_id: uuid.UUID, department_id: uuid.UUID | None = None
+) -> list[tuple[Doctor, RegistrationLevel]]:
+    """Doctors still seeing patients with their registration level, highest level first
+    (of one department, if given)."""
+    query = (
+        select(Doctor, RegistrationLevel)
+        .join(RegistrationLevel, RegistrationLevel.id == Doctor.level_id)
+        .where(Doctor.hospital_id == hospital_id, Doctor.active.is_(True))
+        .order_by(RegistrationLevel.rank.desc(), Doctor.code)
+    )
+    if department_id is not None:
+        query = query.where(Doctor.department_id == department_id)
+    return [(doctor, level) for doctor, level in (await session.execute(query)).all()]
+
+
+async def doctor_rooms(
+    session: AsyncSession, *, hospital_id: uuid.UUID
+) -> dict[uuid.UUID, list[str]]:
+    """The rooms (诊室) each doctor's timetable rows name; a doctor's room is where their
+    sessions are held, which the timetable decides."""
+    rows = await session.execute(
+        select(ScheduleTemplate.doctor_id, ScheduleTemplate.room)
+        .where(
+            ScheduleTemplate.hospital_id == hospital_id,
+            ScheduleTemplate.active.is_(True),
+            ScheduleTemplate.doctor_id.is_not(None),
+            ScheduleTemplate.room != "",
+        )
+        .distinct()
+        .order_by(ScheduleTemplate.room)
+    )
+    rooms: dict[uuid.UUID, list[str]] = {}
+    for doctor_id, room in rows:
+        if doctor_id is not None:
+            rooms.setdefault(doctor_id, []).append(room)
+    return rooms
+
+
+async def update_doctor(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    doctor_id: uuid.UUID,
+    level_id: uuid.UUID,
+    room: str | None,
+    now: datetime,
+) -> Doctor:
+    """A doctor's registration level, and the room of all their timetable rows (None keeps
+    the rooms as they are). Their rows at the old level move to the new one with them; like
+    any template change, sessions follow at the next generation unless already booked, so
+    no booked patient's fee changes."""
+    require_staff(actor, Role.SCHEDULER)
+    doctor = await session.scalar(
+        select(Doctor)
+        .where(Doctor.id == doctor_id, Doctor.hospital_id == actor.hospital_id)
+        .with_for_update()
+    )
+    if doctor is None:
+        raise NotFound(what="doctor")
+    await _check_level(session, actor.hospital_id, level_id)
+    templates = (
+        await session.scalars(
+            select(ScheduleTemplate).where(
+                ScheduleTemplate.doctor_id == doctor.id, ScheduleTemplate.active.is_(True)
+            )
+        )
+    ).all()
+    before = {
+        "level_id": str(doctor.level_id),
+        "rooms": sorted({t.room for t in templates}),
+    }
+    for template in templates:
+        if template.level_id == doctor.level_id:
+            template.level_id = level_id
+        if room is not None:
+            template.room = room
+    doctor.level_id = level_id
+    await session.flush()
+    record_audit(
+        session,
+        actor=actor,
+        action="update_doctor",
+        entity_type="doctor",
+        entity_id=doctor.id,
+        before=before,
+        after={"level_id": str(level_id), "rooms": sorted({t.room for t in templates})},
+        now=now,
+    )
+    return doctor
+
+
+async def ratios_in_force(
+    session: AsyncSession, *, hospital_id: uuid.UUID, department_id: uuid.UUID | None
+) -> tuple[dict[str, int], str]:
+    """The pool shares new sessions of a department (or, without one, of the hospital) get,
+    and where they come from: "department", "hospital" or "default" (no set saved yet).
+    A doctor's own set, where one exists, beats these for that doctor's sessions."""
+    rows = await session.execute(
+        select(PoolRatio.department_id, PoolRatio.pool, PoolRatio.percent).where(
+            PoolRatio.hospital_id == hospital_id,
+            PoolRatio.doctor_id.is_(None),
+            PoolRatio.department_id.is_(None)
+            if department_id is None
+            else (PoolRatio.department_id == department_id) | PoolRatio.department_id.is_(None),
+        )
+    )
+    by_scope: dict[str, dict[str, int]] = {}
+    for dep, pool, percent in rows:
+        by_scope.setdefault("department" if dep else "hospital", {})[pool] = percent
+    for scope in ("department", "hospital"):
+        if scope in by_scope:
+            return by_scope[scope], scope
+    return dict(rules.DEFAULT_POOL_RATIOS), "default"
+
+
+async def session_places(
+    session: AsyncSession, *, hospital_id: uuid.UUID, session_id: uuid.UUID
+) -> WeekSession | None:
+    """One session of the hospital with its places per slot and pool (None: no such)."""
+    department_id = await session.scalar(
+        select(ClinicSession.department_id).where(
+            ClinicSession.id == session_id, ClinicSession.hospital_id == hospital_id
+        )
+    )
+    if department_id is None:
+        return None
+    clinic = await session.get(ClinicSession, session_id)
+    assert clinic is not None
+    found = await week_sessions(
+        session,
+        hospital_id=hospital_id,
+        department_id=department_id,
+        start=clinic.date,
+        days=1,
+    )
+    return next((item for item in found if item.clinic.id == session_id), None)
