@@ -13,8 +13,10 @@ from sqlalchemy import select, update
 
 from tests import factories as f
 from tests.conftest import VISIT_DAY, World
+from tests.frontdesk.test_pages import staff
 from tests.helpers import assert_problem, row_counts, staff_auth
 from tests.reports.conftest import Fixture, local
+from tests.reports.test_api import make_user
 from tests.reports.test_service import rebuild
 from yuyue.reports.models import ReportSession
 from yuyue.scheduling import service as scheduling
@@ -296,3 +298,97 @@ class TestAccept:
         )
         assert_problem(response, 404, "not_found")
         assert await row_counts(ctx.db) == before
+
+
+class TestPage:
+    async def test_the_page_shows_advice_and_accepts_an_edit(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        await history(ctx, world)
+        browser = await staff(client, await make_user(ctx, world, Role.SCHEDULER))
+        page = await browser.page("/reports/quota-advice")
+        assert page.status_code == 200, page.text[:500]
+        assert page.text.count('data-testid="advice"') == 2
+        assert 'data-code="sells_out_fast"' in page.text and "+2 个" in page.text
+        assert 'name="pool.appointment"' in page.text and 'value="65"' in page.text
+        assert "<script>" not in page.text
+        done = await browser.submit(
+            "/reports/quota-advice/accept",
+            {
+                "department_id": str(world.department.id),
+                "weeks": "4",
+                "pool.appointment": "70",
+                "pool.onsite": "20",
+                "pool.reserved": "10",
+            },
+        )
+        assert done.status_code == 303, done.text[:500]
+        assert await ratios(ctx, world) == {"appointment": 70, "onsite": 20, "reserved": 10}
+        shown = await browser.page(done.headers["location"], headers={"Accept-Language": "en"})
+        assert "Pool ratios of" in shown.text and "Appointment 70%" in shown.text
+        (entry,) = await audits(ctx, "quota_advice_accepted")
+        assert entry.after is not None and entry.after["edited"] is True
+
+    async def test_bad_ratios_on_the_page_change_nothing(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        await history(ctx, world)
+        browser = await staff(client, await make_user(ctx, world, Role.SCHEDULER))
+        await browser.page("/reports/quota-advice")
+        before = await row_counts(ctx.db)
+        page = await browser.submit(
+            "/reports/quota-advice/accept",
+            {
+                "department_id": str(world.department.id),
+                "pool.appointment": "70",
+                "pool.onsite": "30",
+                "pool.reserved": "10",
+            },
+        )
+        assert page.status_code == 422 and "未写入" in page.text
+        assert await row_counts(ctx.db) == before
+
+    async def test_without_the_csrf_token_nothing_is_written(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        await history(ctx, world)
+        browser = await staff(client, await make_user(ctx, world, Role.SCHEDULER))
+        await browser.page("/reports/quota-advice")
+        before = await row_counts(ctx.db)
+        response = await client.post(
+            "/reports/quota-advice/accept",
+            data={
+                "department_id": str(world.department.id),
+                **{f"pool.{k}": str(v) for k, v in ADVISED.items()},
+            },
+        )
+        assert response.status_code in (400, 403)
+        assert await row_counts(ctx.db) == before
+
+    async def test_finance_reads_but_cannot_accept(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        await history(ctx, world)
+        browser = await staff(client, await make_user(ctx, world, Role.FINANCE))
+        page = await browser.page("/reports/quota-advice")
+        assert page.status_code == 200 and 'data-testid="advice"' in page.text
+        assert 'data-testid="accept-advice"' not in page.text
+        before = await row_counts(ctx.db)
+        refused = await browser.submit(
+            "/reports/quota-advice/accept",
+            {
+                "department_id": str(world.department.id),
+                "pool.appointment": "65",
+                "pool.onsite": "25",
+                "pool.reserved": "10",
+            },
+        )
+        assert refused.status_code == 403
+        assert await row_counts(ctx.db) == before
+
+    async def test_a_registrar_is_refused(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        browser = await staff(client, await make_user(ctx, world, Role.REGISTRAR))
+        page = await browser.page("/reports/quota-advice")
+        assert page.status_code == 403 and 'data-testid="advice"' not in page.text

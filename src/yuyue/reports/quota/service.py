@@ -247,3 +247,16 @@ async def accept(
         now=now,
     )
     return Accepted(item, dict(ratios), edited)
+
+
+async def current_ratios(
+    session: AsyncSession, *, actor: Actor, scope: ScopeAdvice
+) -> dict[str, int]:
+    """The split sessions of this scope are generated with now."""
+    reports.require_reader(actor)
+    return await scheduling.pool_ratios(
+        session,
+        hospital_id=actor.hospital_id,
+        department_id=scope.department_id,
+        doctor_id=scope.doctor_id,
+    )
