@@ -21,6 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from yuyue.cli import app
+from yuyue.demo.history import HISTORY_PATIENTS
 from yuyue.kit.crypto import api_key_digest, generate_master_secret
 
 runner = CliRunner()
@@ -58,8 +59,12 @@ class TestSeedDemo:
         assert loaded["department"] >= 20
         assert loaded["doctor"] >= 55
         assert loaded["clinic_session"] > 200
-        assert loaded["patient"] == 6
-        assert loaded["staff_user"] == 6
+        # The six demo patients and the history's own.
+        assert loaded["patient"] == 6 + HISTORY_PATIENTS
+        # Past weeks with appointments, and the reports' summary rows of those days.
+        assert loaded["appointment"] > 10_000
+        assert loaded["report_session"] > 1_000
+        assert loaded["staff_user"] == 7
         with sqlite3.connect(env) as connection:
             names = {r[0] for r in connection.execute("SELECT name FROM department")}
         assert {"内科", "外科", "儿科", "眼科", "口腔科", "急诊科", "心血管内科"} <= names

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -501,18 +502,45 @@ def reports_refresh(
 
 
 def _seed(settings: Settings) -> DemoSummary:
-    from yuyue.demo.seed import seed_demo
+    from dataclasses import replace
+
+    from yuyue.demo.history import HISTORY_WEEKS, seed_history
+    from yuyue.demo.seed import DAYS_OF_SESSIONS, seed_demo
     from yuyue.kit.localtime import local_today
+    from yuyue.reports import refresh as reports_refresh_days
+    from yuyue.reports import service as reports_service
 
     cipher = settings.master_secrets().cipher()
     now = SystemClock().now()
+    today = local_today(now, "Asia/Shanghai")
 
     async def work(session: AsyncSession) -> DemoSummary:
-        return await seed_demo(
-            session, cipher=cipher, now=now, today=local_today(now, "Asia/Shanghai")
+        summary = await seed_demo(session, cipher=cipher, now=now, today=today)
+        history = await seed_history(
+            session, hospital_id=summary.hospital_id, cipher=cipher, today=today, now=now
         )
+        return replace(summary, history=history)
 
-    return _run(settings, work)
+    summary = _run(settings, work)
+    if summary.history is not None and summary.history.sessions:
+        # The reports read summary rows: rebuild the days the history and the demo's
+        # sessions cover, so every report and the quota advice show them at once.
+        def days(local: date) -> list[date]:
+            return reports_service.days_between(
+                local - timedelta(days=7 * HISTORY_WEEKS), local + timedelta(days=DAYS_OF_SESSIONS)
+            )
+
+        async def rebuild() -> None:
+            db = Database(settings.async_database_url)
+            try:
+                await reports_refresh_days.refresh(
+                    db, now=now, days=days, hospital_id=summary.hospital_id
+                )
+            finally:
+                await db.dispose()
+
+        asyncio.run(rebuild())
+    return summary
 
 
 @app.command("seed-demo")

@@ -145,11 +145,12 @@ class TestHome:
         found = await browser.page("/staff", params={"q": query})
         assert menu_keys(found.text) == [
             "reports",
+            "quota_advice",
             "finance_orders",
             "finance_reconciliation",
             "password",
         ]
-        assert hidden_keys(found.text) == ["reports", "finance_orders", "password"]
+        assert hidden_keys(found.text) == ["reports", "quota_advice", "finance_orders", "password"]
         assert 'data-testid="menu-none" hidden' in found.text
         nothing = await browser.page("/staff", params={"q": "排班"})
         assert set(hidden_keys(nothing.text)) == set(menu_keys(nothing.text))

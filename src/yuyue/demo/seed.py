@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.demo import catalogue as c
+from yuyue.demo.history import HistorySummary
 from yuyue.kit.crypto import FieldCipher
 from yuyue.patients import service as patient_service
 from yuyue.patients.rules import IdType
@@ -40,13 +41,15 @@ class DemoSummary:
     doctors: int
     sessions_created: int
     patients: dict[str, uuid.UUID]
+    history: HistorySummary | None = None
 
     def __str__(self) -> str:
         state = "created" if self.created else "already present"
-        return (
+        told = (
             f"{state}; {self.departments} departments, {self.doctors} doctors, "
             f"{self.sessions_created} new sessions, {len(self.patients)} demo patients"
         )
+        return f"{told}; {self.history}" if self.history is not None else told
 
 
 async def _hospital(session: AsyncSession, now: datetime) -> tuple[Hospital, bool]:

@@ -109,6 +109,12 @@ i18n.register(
             "Bookings by channel, demand heat map, use of places, no-shows and cancellations, "
             "waits, revenue and refunds.",
         ),
+        "console.entry.quota_advice": ("号源配额建议", "Quota advice"),
+        "console.entry.quota_advice_hint": (
+            "按最近几周的约满速度、候补、爽约与现场挂号，建议每诊次号源和号池比例；可修改后采纳。",
+            "Places per session and the pool split advised from recent sell-outs, waitlists, "
+            "no-shows and walk-ins; edit and accept.",
+        ),
         "console.entry.finance_orders": ("订单与退款", "Orders and refunds"),
         "console.entry.finance_orders_hint": (
             "查询支付订单和退款，导出 CSV 或 Excel。",

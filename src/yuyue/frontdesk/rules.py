@@ -149,6 +149,16 @@ CONSOLE: tuple[ConsoleEntry, ...] = (
         ("报表", "统计", "爽约率", "候诊", "收入", "reports", "charts", "no-shows", "revenue"),
     ),
     ConsoleEntry(
+        "quota_advice",
+        "/reports/quota-advice",
+        "console.entry.quota_advice",
+        "console.entry.quota_advice_hint",
+        "console.group.insight",
+        # Finance reads it (as every report); only the scheduler's page has the accept button.
+        frozenset({Role.FINANCE, Role.SCHEDULER}),
+        ("号源", "配额", "号池比例", "放号", "quota", "pool ratios", "capacity"),
+    ),
+    ConsoleEntry(
         "finance_orders",
         "/finance/orders",
         "console.entry.finance_orders",

@@ -122,6 +122,31 @@ class ReportMoney(_Row, Base):
     refund_fen: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class ReportSession(_Row, Base):
+    """One row per clinic session of a visit day that was not stopped: its places, how many
+    were kept from the remote pools and from the local ones (on-site and reserved), its
+    outcomes and waitlist, and when it was released and sold out. The quota advice and the
+    sell-out report read it; nothing sums it over days without grouping."""
+
+    __tablename__ = "report_session"
+    __table_args__ = (Index("ix_report_session_hospital_day", "hospital_id", "day"),)
+
+    session_id: Mapped[uuid.UUID]
+    level_id: Mapped[uuid.UUID]
+    capacity: Mapped[int] = _count()
+    remote_capacity: Mapped[int] = _count()
+    remote_used: Mapped[int] = _count()
+    local_used: Mapped[int] = _count()
+    attended: Mapped[int] = _count()
+    no_show: Mapped[int] = _count()
+    waitlist_joined: Mapped[int] = _count()
+    waitlist_accepted: Mapped[int] = _count()
+    released_at: Mapped[datetime | None]
+    sold_out_at: Mapped[datetime | None]
+    # Minutes from the release to the sell-out (None: it never sold out).
+    sellout_minutes: Mapped[int | None] = mapped_column(Integer)
+
+
 class ReportRefresh(Base):
     """When each visit day's rows were last rebuilt (the reports say how fresh they are)."""
 

@@ -14,16 +14,20 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.frontdesk.pages import StaffDep
-from yuyue.frontdesk.web import FloorVisitor
-from yuyue.kit.errors import ValidationFailed
+from yuyue.frontdesk.web import FloorVisitor, form_of, redirect
+from yuyue.kit.errors import ValidationFailed, YuyueError
 from yuyue.portal import formatting
 from yuyue.reports import present, service
 from yuyue.reports import texts as _texts
 from yuyue.reports.api import DEFAULT_DAYS, download, parse_name
+from yuyue.reports.quota import service as quota
+from yuyue.reports.quota import texts as quota_texts
 from yuyue.reports.rules import ReportFilters, ReportName, check_range
 from yuyue.scheduling.enums import Channel
+from yuyue.staff.enums import Role
 
 router = APIRouter(include_in_schema=False)
 templates = Environment(
@@ -86,6 +90,143 @@ def filters_of(params: dict[str, str], today: date) -> ReportFilters:
 async def reports_home(request: Request, who: StaffDep) -> Response:
     who.require(request, *service.REPORT_ROLES)
     return RedirectResponse(f"/reports/{ReportName.BOOKINGS_BY_CHANNEL.value}", status_code=303)
+
+
+# --- quota advice (before /reports/{name}, which would take it for a report's name) ---------
+
+QUOTA_PATH = "/reports/quota-advice"
+
+
+def _weeks(value: str | None) -> int:
+    if not value:
+        return quota.DEFAULT_WEEKS
+    try:
+        return int(value)
+    except ValueError:
+        raise ValidationFailed(summary="weeks") from None
+
+
+@router.get(QUOTA_PATH, response_class=HTMLResponse)
+async def quota_advice_page(request: Request, who: StaffDep) -> Response:
+    params = request.query_params
+    return await _quota_page(
+        request,
+        who,
+        weeks=params.get("weeks"),
+        department=params.get("department_id"),
+        accepted=params.get("accepted"),
+    )
+
+
+async def _quota_page(
+    request: Request,
+    who: FloorVisitor,
+    *,
+    weeks: str | None,
+    department: str | None,
+    accepted: str | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    actor = who.require(request, *service.REPORT_ROLES)
+    try:
+        period = quota.period_of(who.today, _weeks(weeks))
+        department_id = _id(department)
+    except ValidationFailed:
+        error, status = who.t("reports.bad_filter"), 422
+        period, department_id = quota.period_of(who.today), None
+    async with who.ctx.db.read() as session:
+        choices = await service.filter_choices(session, actor=actor)
+        items = await quota.advise(session, actor=actor, period=period, department_id=department_id)
+    done = None
+    if accepted:
+        chosen = next(
+            (item for item in items if str(item.doctor_id or item.department_id) == accepted),
+            None,
+        )
+        if chosen is not None:
+            scope = who.pick(*chosen.department) + (f" · {chosen.doctor}" if chosen.doctor else "")
+            async with who.ctx.db.read() as session:
+                written = await quota.current_ratios(session, actor=actor, scope=chosen)
+            done = who.t(
+                "quota.accepted",
+                scope=scope,
+                ratios=" / ".join(
+                    f"{quota_texts.pool(name, who.locale)} {percent}%"
+                    for name, percent in written.items()
+                ),
+            )
+    return render(
+        request,
+        who,
+        "quota_advice.html",
+        status=status,
+        reports=list(ReportName),
+        period=period,
+        max_weeks=quota.MAX_WEEKS,
+        department_id=str(department_id) if department_id else "",
+        departments=service.sorted_names(choices["names"]["department"], who.locale),
+        items=items,
+        can_accept=actor.has_role(Role.SCHEDULER),
+        sentence=lambda reason: quota_texts.sentence(reason, who.locale),
+        pool=lambda name: quota_texts.pool(name, who.locale),
+        error=error,
+        done=done,
+    )
+
+
+@router.post(QUOTA_PATH + "/accept", response_class=HTMLResponse)
+async def accept_quota_advice(request: Request, who: StaffDep) -> Response:
+    actor = who.require(request, Role.SCHEDULER)
+    values = await form_of(request, who)
+    weeks, department = values.get("weeks"), values.get("department_id")
+    try:
+        department_id = _id(department)
+        doctor_id = _id(values.get("doctor_id"))
+        period = quota.period_of(who.today, _weeks(weeks))
+        ratios: dict[str, int] = {}
+        for key, value in values.items():
+            if key.startswith("pool."):
+                try:
+                    ratios[key.removeprefix("pool.")] = int(value)
+                except ValueError:
+                    raise ValidationFailed(summary="ratios") from None
+        if department_id is None:
+            raise ValidationFailed(summary="department_id")
+    except ValidationFailed as error:
+        return await _quota_page(
+            request, who, weeks=weeks, department=None, error=_refusal(error, who), status=422
+        )
+
+    async def work(session: AsyncSession) -> quota.Accepted:
+        assert department_id is not None
+        return await quota.accept(
+            session,
+            actor=actor,
+            department_id=department_id,
+            doctor_id=doctor_id,
+            ratios=ratios,
+            period=period,
+            now=who.now,
+        )
+
+    try:
+        await who.ctx.db.transact(work)
+    except YuyueError as error:
+        return await _quota_page(
+            request,
+            who,
+            weeks=weeks,
+            department=None,
+            error=who.t("quota.refused", detail=_refusal(error, who)),
+            status=error.status,
+        )
+    query = urlencode({"weeks": period.weeks, "accepted": str(doctor_id or department_id)})
+    return redirect(f"{QUOTA_PATH}?{query}")
+
+
+def _refusal(error: YuyueError, who: FloorVisitor) -> str:
+    return error.detail(who.locale)
 
 
 @router.get("/reports/{name}", response_class=HTMLResponse)

@@ -13,7 +13,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from yuyue.booking.states import AppointmentStatus
 from yuyue.booking.waitlist.states import WaitlistStatus
 from yuyue.kit.errors import ValidationFailed
+from yuyue.kit.localtime import local_instant
 from yuyue.scheduling.enums import Channel
 
 # The longest range one report answers: a year and a bit (a leap year plus a margin).
@@ -82,6 +83,8 @@ class SessionFact:
     stopped: bool
     capacity: int  # every place of every pool, extra places included
     remote_capacity: int  # the places of the pools remote channels book (not on-site/reserved)
+    # When remote channels could first book it (see `release_instant`); None: unknown.
+    released_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +175,7 @@ class DaySummary:
     demand_rows: list[dict[str, Any]] = field(default_factory=list)
     wait_rows: list[dict[str, Any]] = field(default_factory=list)
     money_rows: list[dict[str, Any]] = field(default_factory=list)
+    session_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _session_key(session: SessionFact) -> dict[str, Any]:
@@ -227,6 +231,53 @@ def sellout_instant(
     return None
 
 
+def release_instant(
+    day: date, *, days_ahead: int, release_time: time, timezone: str, created_at: datetime
+) -> datetime:
+    """When remote channels could first book a session on `day`: `days_ahead` days before at
+    `release_time` on the hospital's clock (booking's window), or when the session was
+    created, if that was later (an extra session added after the release)."""
+    released = local_instant(day - timedelta(days=days_ahead), release_time, timezone)
+    return max(released, created_at)
+
+
+def sellout_minutes(released_at: datetime | None, sold_out_at: datetime | None) -> int | None:
+    """Whole minutes from the release to the sell-out, never below 0 (a policy changed since
+    may put the computed release after the sell-out)."""
+    if released_at is None or sold_out_at is None:
+        return None
+    return max(0, int((sold_out_at - released_at).total_seconds() // 60))
+
+
+_GIVEN_BACK = (AppointmentStatus.CANCELLED, AppointmentStatus.EXPIRED)
+_ATTENDED = (AppointmentStatus.CHECKED_IN, AppointmentStatus.COMPLETED)
+
+
+def _session_row(
+    session: SessionFact,
+    appointments: Sequence[AppointmentFact],
+    waitlist: Sequence[WaitlistFact],
+) -> dict[str, Any]:
+    kept_rows = [a for a in appointments if a.status not in _GIVEN_BACK]
+    sold_out = sellout_instant(session.remote_capacity, appointments)
+    return {
+        **_session_key(session),
+        "session_id": session.id,
+        "level_id": session.level_id,
+        "capacity": session.capacity,
+        "remote_capacity": session.remote_capacity,
+        "remote_used": sum(1 for a in kept_rows if a.remote_pool),
+        "local_used": sum(1 for a in kept_rows if not a.remote_pool),
+        "attended": sum(1 for a in appointments if a.status in _ATTENDED),
+        "no_show": sum(1 for a in appointments if a.status == AppointmentStatus.NO_SHOW),
+        "waitlist_joined": len(waitlist),
+        "waitlist_accepted": sum(1 for w in waitlist if w.status == WaitlistStatus.ACCEPTED),
+        "released_at": session.released_at,
+        "sold_out_at": sold_out,
+        "sellout_minutes": sellout_minutes(session.released_at, sold_out),
+    }
+
+
 def summarise_day(facts: DayFacts, *, hospital_id: uuid.UUID, timezone: str) -> DaySummary:
     """Every summary row of one visit day, from that day's facts."""
     tz = ZoneInfo(timezone)
@@ -250,6 +301,7 @@ def summarise_day(facts: DayFacts, *, hospital_id: uuid.UUID, timezone: str) -> 
     demand = _counter(DEMAND_COUNTS)
     demand_keys = ("request_day", "weekday", "hour", "campus_id", "department_id", "channel")
     by_session: defaultdict[uuid.UUID, list[AppointmentFact]] = defaultdict(list)
+    waiting: defaultdict[uuid.UUID, list[WaitlistFact]] = defaultdict(list)
 
     def demand_key(session: SessionFact, at: datetime, channel: str) -> tuple[Any, ...]:
         request_day, hour = local_hour(at, tz)
@@ -279,6 +331,7 @@ def summarise_day(facts: DayFacts, *, hospital_id: uuid.UUID, timezone: str) -> 
         session = sessions.get(entry.session_id)
         if session is None:
             continue
+        waiting[session.id].append(entry)
         key = (*_session_key(session).values(), session.level_id, entry.channel)
         days[key]["waitlist_joined"] += 1
         if entry.status == WaitlistStatus.ACCEPTED:
@@ -292,6 +345,11 @@ def summarise_day(facts: DayFacts, *, hospital_id: uuid.UUID, timezone: str) -> 
             demand[demand_key(session, sold_out, NO_CHANNEL)]["sellouts"] += 1
 
     out.day_rows = _rows(days, day_keys, base)
+    out.session_rows = [
+        {**base, **_session_row(item, by_session[item.id], waiting[item.id])}
+        for item in facts.sessions
+        if not item.stopped
+    ]
     out.demand_rows = _rows(demand, demand_keys, base)
 
     waits = _counter(WAIT_COUNTS)

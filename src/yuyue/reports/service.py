@@ -24,6 +24,7 @@ from yuyue.reports.models import (
     ReportMoney,
     ReportPlaces,
     ReportRefresh,
+    ReportSession,
     ReportWaits,
 )
 from yuyue.reports.rules import ReportFilters, ReportName, ReportTable
@@ -39,7 +40,7 @@ RECENT_DAYS_BEFORE = 3
 RECENT_DAYS_AFTER = 31
 # The nightly refresh reaches back this far (late refunds, appeals that lift a no-show).
 SETTLED_DAYS_BEFORE = 45
-_TABLES = (ReportDay, ReportPlaces, ReportDemand, ReportWaits, ReportMoney)
+_TABLES = (ReportDay, ReportPlaces, ReportDemand, ReportWaits, ReportMoney, ReportSession)
 
 
 def require_reader(actor: Actor) -> None:
@@ -74,6 +75,7 @@ async def refresh_day(
         (ReportDemand, summary.demand_rows),
         (ReportWaits, summary.wait_rows),
         (ReportMoney, summary.money_rows),
+        (ReportSession, summary.session_rows),
     ):
         if rows:
             await session.execute(insert(table), [{"id": uuid.uuid4(), **row} for row in rows])

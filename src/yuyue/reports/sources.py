@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -26,8 +26,10 @@ from yuyue.reports.rules import (
     SessionFact,
     VisitFact,
     WaitlistFact,
+    release_instant,
 )
 from yuyue.scheduling.models import (
+    BookingPolicy,
     Campus,
     ClinicSession,
     Department,
@@ -37,6 +39,7 @@ from yuyue.scheduling.models import (
     SlotPool,
 )
 from yuyue.scheduling.rules import ONSITE, RESERVED
+from yuyue.scheduling.service import policy_values
 from yuyue.visits.models import Visit
 
 # Session ids per IN (...) list: well below SQLite's and asyncpg's parameter limits.
@@ -57,6 +60,28 @@ async def hospital_timezone(session: AsyncSession, hospital_id: uuid.UUID) -> st
     return tz or "Asia/Shanghai"
 
 
+async def release_policies(
+    session: AsyncSession, hospital_id: uuid.UUID
+) -> tuple[tuple[int, time], dict[uuid.UUID, tuple[int, time]]]:
+    """(days ahead, time) of the release: the hospital's, and the departments' overrides, as
+    the booking policy says now (a sell-out is measured from today's rule)."""
+    rows = (
+        await session.execute(
+            select(
+                BookingPolicy.department_id,
+                BookingPolicy.release_days_ahead,
+                BookingPolicy.release_time,
+            ).where(BookingPolicy.hospital_id == hospital_id)
+        )
+    ).all()
+    defaults = policy_values(None)
+    hospital = next(
+        ((days, at) for department, days, at in rows if department is None),
+        (int(defaults["release_days_ahead"]), defaults["release_time"]),
+    )
+    return hospital, {department: (days, at) for department, days, at in rows if department}
+
+
 async def day_facts(session: AsyncSession, *, hospital_id: uuid.UUID, day: date) -> DayFacts:
     remote = case((SlotPool.pool.in_(_LOCAL_POOLS), 0), else_=SlotPool.capacity)
     session_rows = (
@@ -68,6 +93,7 @@ async def day_facts(session: AsyncSession, *, hospital_id: uuid.UUID, day: date)
                 ClinicSession.doctor_id,
                 ClinicSession.level_id,
                 ClinicSession.status,
+                ClinicSession.created_at,
                 func.coalesce(func.sum(SlotPool.capacity), 0),
                 func.coalesce(func.sum(remote), 0),
             )
@@ -81,9 +107,19 @@ async def day_facts(session: AsyncSession, *, hospital_id: uuid.UUID, day: date)
                 ClinicSession.doctor_id,
                 ClinicSession.level_id,
                 ClinicSession.status,
+                ClinicSession.created_at,
             )
         )
     ).all()
+    timezone = await hospital_timezone(session, hospital_id)
+    default_release, release_by_department = await release_policies(session, hospital_id)
+
+    def released(department_id: uuid.UUID, created_at: datetime) -> datetime:
+        days_ahead, at = release_by_department.get(department_id, default_release)
+        return release_instant(
+            day, days_ahead=days_ahead, release_time=at, timezone=timezone, created_at=created_at
+        )
+
     sessions = [
         SessionFact(
             id=row[0],
@@ -93,8 +129,9 @@ async def day_facts(session: AsyncSession, *, hospital_id: uuid.UUID, day: date)
             doctor_id=row[3],
             level_id=row[4],
             stopped=row[5] == "stopped",
-            capacity=int(row[6]),
-            remote_capacity=int(row[7]),
+            capacity=int(row[7]),
+            remote_capacity=int(row[8]),
+            released_at=released(row[2], row[6]),
         )
         for row in session_rows
     ]
