@@ -37,7 +37,7 @@ from yuyue.frontdesk.web import (
 from yuyue.jobs import payment_notify_urls
 from yuyue.kit import i18n
 from yuyue.kit.crypto import InvalidToken, TokenSigner
-from yuyue.kit.errors import Forbidden, NotFound, YuyueError
+from yuyue.kit.errors import NotFound, YuyueError
 from yuyue.kit.live import LiveEvent
 from yuyue.operations.announcements import rules as announcement_rules
 from yuyue.operations.announcements import service as announcements

@@ -261,9 +261,7 @@ ACCESS: tuple[RouteAccess, ...] = (
     route("GET /appointments/{appointment_id}/cancel", PATIENT, note=OWN_RECORDS),
     route("POST /appointments/{appointment_id}/cancel", PATIENT, note=OWN_RECORDS),
     route("GET /appointments/{appointment_id}/reschedule", PATIENT, note=OWN_RECORDS),
-    route(
-        "GET /appointments/{appointment_id}/reschedule/{session_id}", PATIENT, note=OWN_RECORDS
-    ),
+    route("GET /appointments/{appointment_id}/reschedule/{session_id}", PATIENT, note=OWN_RECORDS),
     route("POST /appointments/{appointment_id}/reschedule", PATIENT, note=OWN_RECORDS),
     route("GET /patients", PATIENT, note=OWN_FAMILY),
     route("GET /patients/new", PATIENT),

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from yuyue.kit import crypto, i18n
 from yuyue.kit.errors import Forbidden, Unauthorized
@@ -55,11 +56,20 @@ async def _caller(
         ctx.actors.put(digest, actor)
         return actor
     return await staff_access.authenticate(
-        ctx.db, token=token, signer=ctx.staff_signer, now=ctx.clock.now(), allow_limited=allow_limited
+        ctx.db,
+        token=token,
+        signer=ctx.staff_signer,
+        now=ctx.clock.now(),
+        allow_limited=allow_limited,
     )
 
 
-async def current_actor(ctx: CtxDep, credentials: CredentialsDep) -> Actor:
+async def current_actor(request: Request, ctx: CtxDep, credentials: CredentialsDep) -> Actor:
+    # The door (`authorize`) has usually found the caller already; a token is checked once.
+    found = getattr(request.state, "actor", None)
+    if isinstance(found, Actor):
+        staff_access.refuse_limited(found)
+        return found
     return await _caller(ctx, credentials, allow_limited=False)
 
 
@@ -74,7 +84,16 @@ def caller_kind(actor: Actor) -> access.Caller | None:
     return access.Caller.CHANNEL_KEY
 
 
-async def authorize(request: Request, ctx: CtxDep, credentials: CredentialsDep) -> None:
+def _bearer_of(request: Request) -> HTTPAuthorizationCredentials | None:
+    # Read here rather than through `bearer`: as a dependency it would mark every route,
+    # the public ones too, as needing a bearer in the OpenAPI document.
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return HTTPAuthorizationCredentials(scheme=scheme, credentials=token)
+
+
+async def authorize(request: Request, ctx: CtxDep) -> None:
     """The API's door: the declared table (`web.access`) decides who may call the route,
     before its path, query and body are read, so a caller it refuses learns nothing about
     what exists or what a valid request looks like. A route without a row is refused.
@@ -89,7 +108,8 @@ async def authorize(request: Request, ctx: CtxDep, credentials: CredentialsDep) 
         return
     # A staff member who must first change the password is refused by the route itself,
     # with that reason, if the table lets their role through.
-    actor = await _caller(ctx, credentials, allow_limited=True)
+    actor = await _caller(ctx, _bearer_of(request), allow_limited=True)
+    request.state.actor = actor
     roles = actor.roles if actor.kind is ActorKind.STAFF else frozenset()
     if not row.admits(caller=caller_kind(actor), roles=roles):
         raise Forbidden()
