@@ -194,6 +194,10 @@ class World:
 
 @pytest_asyncio.fixture
 async def world(ctx: AppContext) -> World:
+    return await build_world(ctx)
+
+
+async def build_world(ctx: AppContext) -> World:
     async with ctx.db.session_scope() as s:
         hospital = await f.make_hospital(s, now=NOW)
         department = await f.make_department(s, hospital=hospital)

@@ -37,7 +37,7 @@ from yuyue.frontdesk.web import (
 from yuyue.jobs import payment_notify_urls
 from yuyue.kit import i18n
 from yuyue.kit.crypto import InvalidToken, TokenSigner
-from yuyue.kit.errors import Forbidden, NotFound, YuyueError
+from yuyue.kit.errors import NotFound, YuyueError
 from yuyue.kit.live import LiveEvent
 from yuyue.operations.announcements import rules as announcement_rules
 from yuyue.operations.announcements import service as announcements
@@ -620,6 +620,9 @@ async def _doctor_session(
     who.require(request, Role.DOCTOR)
     doctor_id = who.user.doctor_id if who.user else None
     if doctor_id is None:
+        if session_id is not None:
+            # An administrator who is nobody's doctor has no sessions of their own.
+            raise NotFound(what="session")
         return None
     async with who.ctx.db.read() as session:
         mine = list(
@@ -638,7 +641,9 @@ async def _doctor_session(
     if session_id is not None:
         chosen = next((c for c in mine if c.id == session_id), None)
         if chosen is None:
-            raise Forbidden()
+            # Not one of this doctor's sessions today: as a patient's page for another's
+            # appointment, it does not exist for them (and whether it exists is not told).
+            raise NotFound(what="session")
         return chosen
     if not mine:
         return None
@@ -682,7 +687,8 @@ async def doctor_action(
     """call-next on the session, or recall / skip / start / finish / return-visit on one
     visit of it. htmx swaps the queue panel; without JavaScript the page reloads."""
     clinic = await _doctor_session(request, who, session_id)
-    assert clinic is not None
+    if clinic is None:
+        raise NotFound(what="session")
     actor = _actor(who)
     form = await form_of(request, who)
     visit_id = _uuid(form.get("visit"))
@@ -740,7 +746,8 @@ async def doctor_action(
 async def doctor_live(request: Request, who: StaffDep, session_id: uuid.UUID) -> Response:
     """The doctor's queue panel, live: a check-in at the kiosk appears without a reload."""
     clinic = await _doctor_session(request, who, session_id)
-    assert clinic is not None
+    if clinic is None:
+        raise NotFound(what="session")
 
     async def snapshot() -> dict[str, Any]:
         panel = await _doctor_panel(request, who, clinic)

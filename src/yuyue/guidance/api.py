@@ -61,7 +61,7 @@ async def guidance(
         throttle_of(request).check(client_address(request))
     except TooManyRequests as refused:
         return problem_response(refused, request, {"Retry-After": str(refused.values["seconds"])})
-    actor = await current_actor(ctx, credentials) if credentials is not None else None
+    actor = await current_actor(request, ctx, credentials) if credentials is not None else None
     if body.patient_id is not None and actor is None:
         raise Unauthorized()
     age: int | None = body.age

@@ -247,9 +247,14 @@ async def complete_token(
 
 
 async def limited_actor(
-    ctx: CtxDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    request: Request,
+    ctx: CtxDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
     """A staff member who may still have to change the password or enrol a second factor."""
+    found = getattr(request.state, "actor", None)
+    if isinstance(found, Actor):
+        return found
     if credentials is None or not credentials.credentials:
         raise Unauthorized()
     return await access.authenticate(

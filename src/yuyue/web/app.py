@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
@@ -38,6 +38,7 @@ from yuyue.staff import api as staff_api
 from yuyue.visits import api as visits_api
 from yuyue.web import ops, problems
 from yuyue.web.context import AppContext, settle_garbage_collector
+from yuyue.web.deps import authorize
 from yuyue.web.security import SecurityHeaders
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,8 @@ def create_app(
         announcements_api.router,
         reports_api.router,
     ):
-        app.include_router(router)
+        # Every API route passes the declared table's door first (web.access).
+        app.include_router(router, dependencies=[Depends(authorize)])
     _install_pages(app)
     if simulated is not None:
         simulated.mount(app)
