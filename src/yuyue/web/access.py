@@ -92,6 +92,7 @@ REGISTRAR = Role.REGISTRAR
 NURSE = Role.NURSE
 DOCTOR = Role.DOCTOR
 FINANCE = Role.FINANCE
+SUPERVISOR = Role.SUPERVISOR
 KIOSK = Caller.KIOSK_KEY
 PATIENT = Caller.PATIENT
 
@@ -241,7 +242,28 @@ ACCESS: tuple[RouteAccess, ...] = (
     route("POST /api/v1/announcements", SCHEDULER),
     route("GET /api/v1/announcements", *ANYONE, note="`all=true` (withdrawn ones too): scheduler"),
     route("DELETE /api/v1/announcements/{announcement_id}", SCHEDULER),
+    route("GET /api/v1/reports/quota-advice", FINANCE, SCHEDULER),
+    route(
+        "POST /api/v1/reports/quota-advice/accept",
+        SCHEDULER,
+        note="writes the pool shares through scheduling",
+    ),
     route("GET /api/v1/reports/{name}", FINANCE, SCHEDULER),
+    # --- approvals (审批) ---
+    route("POST /api/v1/appointments/{appointment_id}/change-requests", REGISTRAR, NURSE),
+    route("GET /api/v1/change-requests", REGISTRAR, NURSE, SUPERVISOR),
+    route(
+        "POST /api/v1/change-requests/{request_id}/approve",
+        SUPERVISOR,
+        note="never the one who asked",
+    ),
+    route("POST /api/v1/change-requests/{request_id}/reject", SUPERVISOR),
+    route(
+        "POST /api/v1/change-requests/{request_id}/withdraw",
+        REGISTRAR,
+        NURSE,
+        note="whoever asked",
+    ),
     # --- the patient pages ---
     route("GET /", *ANYONE),
     route("GET /announcements", *ANYONE),
@@ -338,7 +360,40 @@ ACCESS: tuple[RouteAccess, ...] = (
     route("POST /staff/accounts/{user_id}/{action}", ADMIN),
     route("GET /staff/audit", ADMIN),
     route("GET /reports", FINANCE, SCHEDULER),
+    route("GET /reports/quota-advice", FINANCE, SCHEDULER),
+    route("POST /reports/quota-advice/accept", SCHEDULER),
     route("GET /reports/{name}", FINANCE, SCHEDULER),
+    # --- approvals, the registration window, the scheduler's pages ---
+    route("GET /desk/approvals", REGISTRAR, NURSE, SUPERVISOR),
+    route("POST /desk/approvals/{request_id}/approve", SUPERVISOR),
+    route("POST /desk/approvals/{request_id}/reject", SUPERVISOR),
+    route("POST /desk/approvals/{request_id}/withdraw", REGISTRAR, NURSE),
+    route("GET /desk/window", REGISTRAR),
+    route("POST /desk/window/find", REGISTRAR),
+    route("POST /desk/window/patients", REGISTRAR),
+    route("POST /desk/window/book", REGISTRAR),
+    route("GET /desk/window/appointments/{appointment_id}", REGISTRAR),
+    route("POST /desk/window/appointments/{appointment_id}/pay", REGISTRAR),
+    route(
+        "POST /desk/window/appointments/{appointment_id}/cancel",
+        REGISTRAR,
+        note="after the deadline it files a request for a supervisor",
+    ),
+    route("POST /desk/window/appointments/{appointment_id}/refund", REGISTRAR),
+    route("GET /scheduling/week", SCHEDULER),
+    route("GET /scheduling/sessions/{session_id}", SCHEDULER),
+    route("GET /scheduling/templates", SCHEDULER),
+    route("GET /scheduling/settings", SCHEDULER),
+    route("GET /scheduling/doctors", SCHEDULER),
+    route("POST /scheduling/sessions", SCHEDULER, note="extra session (加诊)"),
+    route("POST /scheduling/sessions/{session_id}/extra-places", SCHEDULER, note="加号"),
+    route("POST /scheduling/templates", SCHEDULER),
+    route("POST /scheduling/templates/{template_id}", SCHEDULER),
+    route("POST /scheduling/templates/{template_id}/remove", SCHEDULER),
+    route("POST /scheduling/generate", SCHEDULER),
+    route("POST /scheduling/settings/ratios", SCHEDULER),
+    route("POST /scheduling/settings/policy", SCHEDULER),
+    route("POST /scheduling/doctors/{doctor_id}", SCHEDULER),
 )
 
 
