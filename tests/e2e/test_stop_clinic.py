@@ -1,5 +1,5 @@
 """Stopping a clinic with a substitute (停诊/替诊) in a browser: the demo's scheduler finds
-Dr Zhang Yu's Monday afternoon clinic from the console's menu, sees its two bookings,
+Dr Lin's Monday afternoon clinic from the console's menu, sees its two bookings,
 chooses a colleague of the same level who has room, previews what happens to each booking
 and confirms; both patients keep their number and time with the new doctor. Screenshots
 for docs/staff-guide.md."""
@@ -27,8 +27,9 @@ from yuyue.scheduling.models import ClinicSession, Department, Doctor, Registrat
 from yuyue.web.context import AppContext
 
 
-async def colleague_session(ctx: AppContext, session_id: uuid.UUID) -> uuid.UUID:
-    """A colleague of the same department and level, holding the same Monday afternoon."""
+async def colleague_session(ctx: AppContext, session_id: uuid.UUID, name: str) -> uuid.UUID:
+    """A doctor of the same department and level, holding the same Monday afternoon (made
+    for this test, so the other browser tests' clinics stay as they are)."""
     async with ctx.db.session_scope() as s:
         clinic = await s.get(ClinicSession, session_id)
         assert clinic is not None
@@ -37,7 +38,7 @@ async def colleague_session(ctx: AppContext, session_id: uuid.UUID) -> uuid.UUID
         level = await s.get(RegistrationLevel, clinic.level_id)
         assert department is not None and level is not None
         doctor = await f.make_doctor(
-            s, hospital=hospital, department=department, level=level, name="陈思远"
+            s, hospital=hospital, department=department, level=level, name=name
         )
         substitute = await f.make_session(
             s,
@@ -73,12 +74,13 @@ class TestStopClinic:
         live_server: LiveServer,
         desktop: BrowserContext,  # noqa: F811
     ) -> None:
-        clinic = await live_server.acall(
+        model = await live_server.acall(
             lambda ctx: h.session_of(ctx, doctor_code="D003", day=MONDAY)
         )
+        clinic = await live_server.acall(lambda ctx: colleague_session(ctx, model, "林嘉怡"))
+        substitute = await live_server.acall(lambda ctx: colleague_session(ctx, model, "陈思远"))
         _, first = await live_server.acall(lambda ctx: booked_token(ctx, clinic, "吴晓梅"))
         _, second = await live_server.acall(lambda ctx: booked_token(ctx, clinic, "郑国栋"))
-        substitute = await live_server.acall(lambda ctx: colleague_session(ctx, clinic))
 
         page = await desktop.new_page()
         await staff_sign_in(page, "scheduler", "scheduler123")

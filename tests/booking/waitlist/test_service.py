@@ -536,6 +536,7 @@ class TestOffers:
         waiters = await new_patients(ctx, world, 2)
         await join_in_order(ctx, world, full.clinic, waiters)
         advance(ctx, clinic_start(full.clinic) - timedelta(minutes=120) - ctx.clock.now())
+        # So late, only a supervisor's approval cancels (the approved request's call).
         await call(
             ctx,
             booking_service.cancel,
@@ -543,6 +544,7 @@ class TestOffers:
             appointment_id=full.appointments[0],
             note=None,
             now=ctx.clock.now(),
+            approved=True,
         )
         assert await taken(ctx, full.clinic) == 1
         line = await entries(ctx, full.clinic)
