@@ -249,6 +249,11 @@ async def report(
             ]
         )
 
+    if name is ReportName.SELL_OUTS:
+        return await _sell_outs(
+            session, hospital_id=hospital_id, filters=filters, names=departments, locale=locale
+        )
+
     m = ReportMoney
     rows = await session.execute(
         select(m.money_day, m.provider, *_sums(m, rules.MONEY_COUNTS))
@@ -256,6 +261,46 @@ async def report(
         .group_by(m.money_day, m.provider)
     )
     return rules.revenue([dict(row._mapping) for row in rows], filters)
+
+
+async def _sell_outs(
+    session: AsyncSession,
+    *,
+    hospital_id: uuid.UUID,
+    filters: ReportFilters,
+    names: dict[uuid.UUID, tuple[str, str]],
+    locale: str,
+) -> ReportTable:
+    """Two grouped queries on report_session: sessions and sell-outs per department, and the
+    sell-out minutes as a histogram per department (the percentiles need the values, not a
+    sum; equal minutes collapse, so a year reads far fewer rows than it has sessions). A
+    sell-out is the session's, not a channel's: the channel filter does not apply."""
+    s = ReportSession
+    where = [s.hospital_id == hospital_id, *_where(s, filters, day=s.day, channel=False)]
+    counted = await session.execute(
+        select(
+            s.department_id,
+            func.count().label("sessions"),
+            func.count(s.sold_out_at).label("sold_out"),
+        )
+        .where(*where)
+        .group_by(s.department_id)
+    )
+    histogram = await session.execute(
+        select(s.department_id, s.sellout_minutes.label("minutes"), func.count().label("count"))
+        .where(*where, s.sellout_minutes.is_not(None))
+        .group_by(s.department_id, s.sellout_minutes)
+    )
+    return rules.sell_outs(
+        [
+            {**row._mapping, "department": _name(names, row.department_id, locale)}
+            for row in counted
+        ],
+        [
+            {**row._mapping, "department": _name(names, row.department_id, locale)}
+            for row in histogram
+        ],
+    )
 
 
 async def filter_choices(session: AsyncSession, *, actor: Actor) -> dict[str, Any]:
