@@ -88,8 +88,8 @@ def test_sell_out_rings_grow_with_the_count_and_carry_it() -> None:
     assert charts.ring_width(0, 4) == 0.0
     assert 'stroke-width="2.12" data-sellouts="1"' in svg
     assert 'stroke-width="4.00" data-sellouts="4"' in svg
-    # The count is written in the cell's corner, and the legend gives the largest.
-    assert svg.count('font-size="8"') == 2 and ">4</text>" in svg
+    # The count is written inside the ring, and the legend gives the largest.
+    assert svg.count('font-size="9"') == 2 and ">4</text>" in svg
     assert "(max 4)" in svg
 
 

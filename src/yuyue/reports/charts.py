@@ -123,6 +123,11 @@ def _heat_colour(value: int, top: int) -> str:
 RING_THIN, RING_THICK = 1.5, 4.0
 
 
+def _mark_ink(value: int, top: int) -> str:
+    """The sell-out count inside its ring: white on the darker cells, dark on the light."""
+    return "#ffffff" if top > 0 and value / top > 0.55 else "#7c2d12"
+
+
 def ring_width(count: int, top: int) -> float:
     """A sell-out ring's stroke: thin for one, thick for the busiest cell's count."""
     if count <= 0 or top <= 0:
@@ -142,7 +147,7 @@ def heatmap(
 ) -> Markup:
     """A weekday × hour grid shaded by `grid`; a cell where `marks` is non-zero (sell-outs)
     gets a ring whose width grows with the count (1.5 to 4 px, relative to the busiest
-    cell's) and the count itself in its corner, so "one sell-out" and "forty" differ at a
+    cell's) and the count itself inside the ring, so "one sell-out" and "forty" differ at a
     glance and the exact figure is there to read."""
     cell, left, top_margin = 24, 60, 22
     width = left + 24 * cell + 10
@@ -181,9 +186,9 @@ def heatmap(
                     f'<circle cx="{x + cell / 2 - 0.5}" cy="{y + cell / 2 - 0.5}" '
                     f'r="{cell / 2 - 1 - ring / 2:.2f}" fill="none" stroke="{PALETTE[3]}" '
                     f'stroke-width="{ring:.2f}" data-sellouts="{mark}"/>'
-                    f'<text x="{x + cell - 3}" y="{y + 9}" text-anchor="end" '
-                    f'font-family="system-ui, sans-serif" font-size="8" font-weight="700" '
-                    f'fill="{PALETTE[3]}">{mark}</text>'
+                    f'<text x="{x + cell / 2 - 0.5}" y="{y + cell / 2 + 3}" '
+                    f'text-anchor="middle" font-family="system-ui, sans-serif" font-size="9" '
+                    f'font-weight="700" fill="{_mark_ink(value, top)}">{mark}</text>'
                 )
     legend_y = top_margin + 7 * cell + 12
     parts.append(

@@ -158,8 +158,8 @@ i18n.register(
         "reports.chart.requests": ("预约请求", "Requests"),
         "reports.chart.sellouts": ("约满", "Sold out"),
         "reports.chart.sellouts_legend": (
-            "约满场次（圈越粗越多，角上为场次数）",
-            "Sell-outs: ring width and corner count",
+            "约满场次（圈越粗越多，圈内为场次数）",
+            "Sell-outs: ring width and the count inside",
         ),
         "reports.chart.minutes": ("{value} 分钟", "{value} min"),
         "reports.chart.hours": ("{value} 小时", "{value} h"),
