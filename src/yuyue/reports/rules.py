@@ -743,18 +743,32 @@ def _observed(counts: Mapping[int, int]) -> list[int]:
     return [value for value, count in sorted(counts.items()) for _ in range(int(count))]
 
 
-def _sellout_row(
-    department: str | None, sessions: int, sold_out: int, counts: Mapping[int, int]
-) -> dict[str, Any]:
+def sellout_figures(counts: Mapping[int, int]) -> dict[str, int | None]:
+    """The fastest, median (lower median) and 90th percentile (nearest rank) of a histogram
+    of sell-out minutes (minutes → sessions): each a real session's figure."""
     observed = _observed(counts)
+    return {
+        "fastest_minutes": observed[0] if observed else None,
+        "median_minutes": median(observed),
+        "p90_minutes": percentile(observed, SELLOUT_PERCENTILE),
+    }
+
+
+def _sellout_row(
+    department: str | None, sessions: int, sold_out: int, figures: Mapping[str, Any]
+) -> dict[str, Any]:
+    def whole(key: str) -> int | None:
+        value = figures.get(key)
+        return None if value is None else int(value)
+
     return {
         "department": department,
         "sessions": sessions,
         "sold_out": sold_out,
         "sold_out_rate": rate(sold_out, sessions),
-        "fastest_minutes": observed[0] if observed else None,
-        "median_minutes": median(observed),
-        "p90_minutes": percentile(observed, SELLOUT_PERCENTILE),
+        "fastest_minutes": whole("fastest_minutes"),
+        "median_minutes": whole("median_minutes"),
+        "p90_minutes": whole("p90_minutes"),
     }
 
 
@@ -766,8 +780,7 @@ def sell_outs(
     the 90th percentile (nearest rank), each a real session's figure, as the quota advice
     reads them. `sessions`: per department the count and the sold-out count
     (report_session); `minutes_seen`: per department and `minutes`, the number of sold-out
-    sessions with that `sellout_minutes` (a histogram: far fewer rows than sessions).
-    Rows run from the fastest median to the slowest; departments that never sold out last."""
+    sessions with that `sellout_minutes` (a histogram: fewer rows than sessions)."""
     per_department: dict[str, dict[int, int]] = defaultdict(dict)
     overall: dict[int, int] = defaultdict(int)
     for row in minutes_seen:
@@ -775,14 +788,21 @@ def sell_outs(
         held = per_department[row["department"]]
         held[value] = held.get(value, 0) + count
         overall[value] += count
+    figures = [
+        {**row, **sellout_figures(per_department.get(row["department"], {}))} for row in sessions
+    ]
+    return sell_outs_of(figures, sellout_figures(overall))
+
+
+def sell_outs_of(grouped: Sequence[Mapping[str, Any]], overall: Mapping[str, Any]) -> ReportTable:
+    """The sell-out table from figures already computed (by `sellout_figures`, or by the
+    database's `percentile_disc`, which picks the same sessions): `grouped` per department
+    with sessions, sold_out and the three minutes; `overall` the three minutes over every
+    session. Rows run from the fastest median to the slowest; departments that never sold
+    out last."""
     rows = [
-        _sellout_row(
-            row["department"],
-            int(row["sessions"]),
-            int(row["sold_out"]),
-            per_department.get(row["department"], {}),
-        )
-        for row in sessions
+        _sellout_row(row["department"], int(row["sessions"]), int(row["sold_out"]), row)
+        for row in grouped
     ]
     rows.sort(
         key=lambda r: (
