@@ -28,7 +28,14 @@ import asyncpg
 from yuyue.kit import migrate
 from yuyue.kit.db import Database
 from yuyue.reports import rules, service
-from yuyue.reports.models import ReportDay, ReportDemand, ReportMoney, ReportPlaces, ReportWaits
+from yuyue.reports.models import (
+    ReportDay,
+    ReportDemand,
+    ReportMoney,
+    ReportPlaces,
+    ReportSession,
+    ReportWaits,
+)
 from yuyue.reports.rules import (
     AppointmentFact,
     DayFacts,
@@ -85,6 +92,8 @@ def one_day(
                 False,
                 capacity,
                 int(capacity * 0.6),
+                # Released a week ahead at 08:00, so sell-outs have their minutes.
+                at_local(day - timedelta(days=7), 8, 0),
             )
         )
         channels = rng.choices(CHANNELS, CHANNEL_WEIGHTS, k=per_doctor)
@@ -148,6 +157,7 @@ async def load(
         ReportDemand.__tablename__: "demand_rows",
         ReportWaits.__tablename__: "wait_rows",
         ReportMoney.__tablename__: "money_rows",
+        ReportSession.__tablename__: "session_rows",
     }
     loaded = dict.fromkeys(tables, 0)
     columns: dict[str, list[str]] = {}

@@ -1,6 +1,6 @@
 """The reports in a browser: the demo's scheduler signs in and opens every report, each
-drawing its chart; screenshots for docs/user-guide.md. The history is eight weeks of
-generated visit days, summarised by the same pure function the refresh uses."""
+drawing its chart; screenshots for docs/user-guide.md and docs/reports.md. The history is
+eight weeks of generated visit days, summarised by the same pure function the refresh uses."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from playwright.async_api import BrowserContext, expect
 from sqlalchemy import insert, select
 
 from tests.e2e.conftest import NOW, TODAY, LiveServer, screenshot
+from tests.e2e.test_quota_advice import session_history
 from tests.e2e.test_visit_day import desktop  # noqa: F401  (fixture)
 from yuyue.reports import rules
 from yuyue.reports.models import (
@@ -135,6 +136,8 @@ class TestReports:
         desktop: BrowserContext,  # noqa: F811
     ) -> None:
         await live_server.acall(history)
+        # The sell-out report reads the sessions' rows, which the quota advice's test writes.
+        await live_server.acall(session_history)
         page = await desktop.new_page()
         first = (TODAY - timedelta(days=WEEKS * 7)).isoformat()
         last = (TODAY - timedelta(days=1)).isoformat()
@@ -152,11 +155,16 @@ class TestReports:
             box = await chart.bounding_box()
             assert box is not None and box["width"] > 300 and box["height"] > 60
             await expect(page.get_by_test_id("report-row").first).to_be_visible()
-            # The heat map's table runs to hundreds of rows: its picture is the chart.
-            await screenshot(
-                page,
-                f"reports-{number:02d}-{name.value}.png",
-                full_page=name is not ReportName.DEMAND_HEATMAP,
-            )
+            await screenshot(page, f"reports-{number:02d}-{name.value}.png", full_page=True)
+            if name is ReportName.DEMAND_HEATMAP:
+                # Hundreds of cells: the page lists the busiest, the files hold them all.
+                rows = page.get_by_test_id("report-row")
+                await expect(rows).to_have_count(rules.HEAT_TABLE_ROWS)
+                await expect(page.get_by_test_id("heat-note")).to_be_visible()
+                rings = page.locator("[data-sellouts]")
+                assert await rings.count() > 0
+            if name is ReportName.SELL_OUTS:
+                await expect(chart).to_contain_text("分钟")
+                await expect(chart).to_contain_text("约满场次 / 出诊场次")
         csv = page.get_by_test_id("export-csv")
         assert "format=csv" in (await csv.get_attribute("href") or "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 
 import httpx
 import pytest
@@ -17,6 +18,8 @@ from tests.frontdesk.test_pages import staff
 from tests.helpers import assert_problem, row_counts, staff_auth
 from tests.reports.conftest import Fixture
 from tests.reports.test_service import rebuild
+from yuyue.reports import rules
+from yuyue.reports.models import ReportDemand
 from yuyue.reports.rules import ReportName
 from yuyue.staff.enums import Role
 from yuyue.web.context import AppContext
@@ -139,6 +142,43 @@ class TestPages:
             assert 'data-testid="report-row"' in page.text
             assert f"/reports/{name.value}?" in page.text and "format=xlsx" in page.text
             assert "<script>" not in page.text
+
+    async def test_the_heat_map_lists_only_its_busiest_cells(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        # 30 cells of one department, cell i with i requests (and 3 sell-outs on the 2nd).
+        async with ctx.db.session_scope() as s:
+            for number in range(1, 31):
+                weekday, hour = divmod(number, 24)
+                s.add(
+                    ReportDemand(
+                        hospital_id=world.hospital.id,
+                        day=date(2026, 11, 23),
+                        request_day=date(2026, 11, 16 + weekday),
+                        weekday=weekday,
+                        hour=hour,
+                        campus_id=None,
+                        department_id=world.department.id,
+                        doctor_id=None,
+                        channel="app",
+                        requests=number,
+                        waitlist_joins=0,
+                        sellouts=3 if number == 2 else 0,
+                    )
+                )
+        browser = await staff(client, await make_user(ctx, world, Role.SCHEDULER))
+        page = await browser.page(f"/reports/demand-heatmap?{WEEK}")
+        assert page.status_code == 200
+        assert page.text.count('data-testid="report-row"') == rules.HEAT_TABLE_ROWS
+        assert 'data-testid="heat-note"' in page.text and "共 30 个" in page.text
+        first = page.text.index('data-testid="report-row"')
+        assert "<td>30</td>" in page.text[first : first + 300]
+        # The chart still shows every cell, the sell-outs' ring with its count.
+        assert 'data-sellouts="3"' in page.text
+        # The totals are of every cell, and the file holds them all.
+        assert "<strong>465</strong>" in page.text
+        download = await browser.page(f"/reports/demand-heatmap?{WEEK}&format=csv")
+        assert len(download.content.decode("utf-8-sig").strip().splitlines()) == 1 + 30
 
     async def test_english_page_and_csv_download(
         self, client: httpx.AsyncClient, ctx: AppContext, books: Fixture

@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from yuyue.reports import charts
-from yuyue.reports.rules import AppointmentFact, rate, sellout_instant
+from yuyue.reports.rules import (
+    HEAT_TABLE_ROWS,
+    AppointmentFact,
+    busiest,
+    rate,
+    sell_outs,
+    sellout_instant,
+)
 
 SESSION = uuid.uuid4()
 
@@ -64,3 +71,97 @@ def test_chart_escapes_labels_and_carries_a_title() -> None:
     assert "<title>T</title>" in svg and 'role="img"' in svg
     empty = charts.bars([], [charts.Series("a", "#000")], title="T", empty="none")
     assert "none" in empty
+
+
+def test_sell_out_rings_grow_with_the_count_and_carry_it() -> None:
+    grid = [[0] * 24 for _ in range(7)]
+    marks = [[0] * 24 for _ in range(7)]
+    grid[0][8], marks[0][8] = 40, 1
+    grid[2][20], marks[2][20] = 10, 4
+    svg = str(
+        charts.heatmap(
+            grid, marks, weekdays=list("1234567"), title="T", value_name="r", mark_name="s"
+        )
+    )
+    assert charts.ring_width(1, 4) == pytest.approx(2.125)
+    assert charts.ring_width(4, 4) == charts.RING_THICK
+    assert charts.ring_width(0, 4) == 0.0
+    assert 'stroke-width="2.12" data-sellouts="1"' in svg
+    assert 'stroke-width="4.00" data-sellouts="4"' in svg
+    # The count is written inside the ring, and the legend gives the largest.
+    assert svg.count('font-size="9"') == 2 and ">4</text>" in svg
+    assert "(max 4)" in svg
+
+
+def test_the_heat_tables_busiest_cells() -> None:
+    rows = [
+        {
+            "department": d,
+            "weekday": w,
+            "hour": h,
+            "requests": r,
+            "waitlist_joins": j,
+            "sellouts": s,
+        }
+        for d, w, h, r, j, s in (
+            ("内科", 0, 8, 5, 0, 0),
+            ("外科", 0, 8, 9, 0, 0),
+            ("内科", 1, 9, 5, 0, 2),
+            ("内科", 2, 9, 5, 1, 0),
+            ("眼科", 3, 7, 1, 0, 0),
+        )
+    ]
+    top = busiest(rows, limit=4)
+    # Most requests first; at equal requests, sell-outs, then waitlist joins.
+    assert [(r["department"], r["weekday"]) for r in top] == [
+        ("外科", 0),
+        ("内科", 1),
+        ("内科", 2),
+        ("内科", 0),
+    ]
+    assert len(busiest(rows * 10)) == HEAT_TABLE_ROWS
+
+
+def test_sell_outs_from_a_histogram() -> None:
+    table = sell_outs(
+        [
+            {"department": "内科", "sessions": 6, "sold_out": 5},
+            {"department": "眼科", "sessions": 2, "sold_out": 0},
+        ],
+        [
+            {"department": "内科", "minutes": 30, "count": 3},
+            {"department": "内科", "minutes": 600, "count": 1},
+            {"department": "内科", "minutes": 5, "count": 1},
+        ],
+    )
+    # 5 30 30 30 600: fastest 5, lower median 30, p90 the 5th (600).
+    assert table.rows[0] == {
+        "department": "内科",
+        "sessions": 6,
+        "sold_out": 5,
+        "sold_out_rate": 0.8333,
+        "fastest_minutes": 5,
+        "median_minutes": 30,
+        "p90_minutes": 600,
+    }
+    assert table.rows[1]["median_minutes"] is None and table.rows[1]["sold_out_rate"] == 0.0
+    assert table.totals["sessions"] == 8 and table.totals["median_minutes"] == 30
+
+
+def test_sell_out_chart_writes_times_and_shares() -> None:
+    svg = str(
+        charts.spans(
+            [
+                charts.Span("<内科>", 30, 600, 0.5, "5/10"),
+                charts.Span("眼科", None, None, 0.0, "0/2"),
+            ],
+            title="T",
+            median_name="m",
+            slow_name="p",
+            share_name="s",
+            shown=lambda v: f"{v:g}m",
+            never="never",
+        )
+    )
+    assert "&lt;内科&gt;" in svg and "30m · 600m" in svg and "5/10" in svg
+    assert "never" in svg and "0/2" in svg and "<title>T</title>" in svg

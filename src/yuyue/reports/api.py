@@ -181,7 +181,7 @@ async def accept_quota_advice(
         },
     },
     summary="A report (bookings-by-channel, demand-heatmap, utilisation, no-shows, waits, "
-    "revenue) over the daily summary tables",
+    "revenue, sell-outs) over the daily summary tables",
 )
 async def get_report(
     name: str,

@@ -120,6 +120,21 @@ def _heat_colour(value: int, top: int) -> str:
     return f"#{red:02x}{green:02x}{blue:02x}"
 
 
+RING_THIN, RING_THICK = 1.5, 4.0
+
+
+def _mark_ink(value: int, top: int) -> str:
+    """The sell-out count inside its ring: white on the darker cells, dark on the light."""
+    return "#ffffff" if top > 0 and value / top > 0.55 else "#7c2d12"
+
+
+def ring_width(count: int, top: int) -> float:
+    """A sell-out ring's stroke: thin for one, thick for the busiest cell's count."""
+    if count <= 0 or top <= 0:
+        return 0.0
+    return RING_THIN + (RING_THICK - RING_THIN) * count / top
+
+
 def heatmap(
     grid: Sequence[Sequence[int]],
     marks: Sequence[Sequence[int]],
@@ -128,13 +143,17 @@ def heatmap(
     title: str,
     value_name: str,
     mark_name: str,
+    mark_legend: str | None = None,
 ) -> Markup:
     """A weekday × hour grid shaded by `grid`; a cell where `marks` is non-zero (sell-outs)
-    gets a ring and its count."""
+    gets a ring whose width grows with the count (1.5 to 4 px, relative to the busiest
+    cell's) and the count itself inside the ring, so "one sell-out" and "forty" differ at a
+    glance and the exact figure is there to read."""
     cell, left, top_margin = 24, 60, 22
     width = left + 24 * cell + 10
     height = top_margin + 7 * cell + 40
     top = max((max(row) for row in grid), default=0)
+    top_mark = max((max(row) for row in marks), default=0)
     parts = [
         f'<svg role="img" aria-label="{_text(title)}" viewBox="0 0 {width} {height}" '
         f'xmlns="http://www.w3.org/2000/svg" class="chart heat" data-testid="chart">',
@@ -162,18 +181,119 @@ def heatmap(
                 f"{f' · {_text(mark_name)} {mark}' if mark else ''}</title></rect>"
             )
             if mark:
+                ring = ring_width(mark, top_mark)
                 parts.append(
                     f'<circle cx="{x + cell / 2 - 0.5}" cy="{y + cell / 2 - 0.5}" '
-                    f'r="{cell / 2 - 3}" '
-                    f'fill="none" stroke="{PALETTE[3]}" stroke-width="2"/>'
+                    f'r="{cell / 2 - 1 - ring / 2:.2f}" fill="none" stroke="{PALETTE[3]}" '
+                    f'stroke-width="{ring:.2f}" data-sellouts="{mark}"/>'
+                    f'<text x="{x + cell / 2 - 0.5}" y="{y + cell / 2 + 3}" '
+                    f'text-anchor="middle" font-family="system-ui, sans-serif" font-size="9" '
+                    f'font-weight="700" fill="{_mark_ink(value, top)}">{mark}</text>'
                 )
     legend_y = top_margin + 7 * cell + 12
     parts.append(
         f'<rect x="{left}" y="{legend_y}" width="12" height="12" fill="{_heat_colour(1, 1)}"/>'
         f'<text x="{left + 16}" y="{legend_y + 10}" {FONT}>{_text(value_name)} (max {top})</text>'
         f'<circle cx="{left + 226}" cy="{legend_y + 6}" r="6" fill="none" stroke="{PALETTE[3]}" '
-        f'stroke-width="2"/><text x="{left + 238}" y="{legend_y + 10}" {FONT}>'
-        f"{_text(mark_name)}</text>"
+        f'stroke-width="1.5"/><circle cx="{left + 244}" cy="{legend_y + 6}" r="5" fill="none" '
+        f'stroke="{PALETTE[3]}" stroke-width="4"/><text x="{left + 256}" y="{legend_y + 10}" '
+        f"{FONT}>{_text(mark_legend or mark_name)} (max {top_mark})</text>"
+    )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One row of the sell-out chart: the median and the slow end (p90) of the minutes from
+    the release to the sell-out, and the share of sessions that sold out at all."""
+
+    label: str
+    median: float | None
+    slow: float | None
+    share: float | None  # 0..1
+    share_text: str
+
+
+SHARE_WIDTH = 90
+
+
+def spans(
+    rows: Sequence[Span],
+    *,
+    title: str,
+    median_name: str,
+    slow_name: str,
+    share_name: str,
+    shown: Callable[[float], str],
+    never: str,
+    empty: str = "",
+) -> Markup:
+    """Per row a solid bar to the median and a lighter one on to the slow end, both written
+    out at the bar's end (time to sell out varies from minutes to days, so the words carry
+    it where a short bar cannot), and on the right a small bar of the share sold out. A row
+    that never sold out says so instead of a bar."""
+    if not rows:
+        return bars([], [], title=title, empty=empty)
+    top = max((row.slow or row.median or 0 for row in rows), default=0) or 1
+    area = BAR_AREA - 60
+    text_x = LABEL_WIDTH + area + 8
+    share_x = text_x + 190
+    row_height = BAR_HEIGHT + ROW_GAP + 4
+    width = share_x + SHARE_WIDTH + 50
+    height = 22 + len(rows) * row_height + 34
+    parts = [
+        f'<svg role="img" aria-label="{_text(title)}" viewBox="0 0 {width} {height}" '
+        f'xmlns="http://www.w3.org/2000/svg" class="chart" data-testid="chart">',
+        f"<title>{_text(title)}</title>",
+        f'<text x="{share_x}" y="12" {FONT}>{_text(share_name)}</text>',
+    ]
+    light, solid, share_colour = PALETTE[5], PALETTE[0], PALETTE[1]
+    y = 22
+    for row in rows:
+        parts.append(
+            f'<text x="{LABEL_WIDTH - 6}" y="{y + BAR_HEIGHT - 3}" text-anchor="end" '
+            f"{FONT}>{_text(row.label[:18])}</text>"
+        )
+        if row.median is None:
+            parts.append(
+                f'<text x="{LABEL_WIDTH}" y="{y + BAR_HEIGHT - 3}" fill="#6b7280" {FONT}>'
+                f"{_text(never)}</text>"
+            )
+        else:
+            slow = row.slow if row.slow is not None else row.median
+            median_length = max(area * row.median / top, 1.0)
+            slow_length = max(area * slow / top, median_length)
+            parts.append(
+                f'<rect x="{LABEL_WIDTH}" y="{y}" width="{slow_length:.1f}" '
+                f'height="{BAR_HEIGHT - 2}" fill="{light}"><title>{_text(slow_name)}: '
+                f"{_text(shown(slow))}</title></rect>"
+                f'<rect x="{LABEL_WIDTH}" y="{y}" width="{median_length:.1f}" '
+                f'height="{BAR_HEIGHT - 2}" fill="{solid}"><title>{_text(median_name)}: '
+                f"{_text(shown(row.median))}</title></rect>"
+                f'<text x="{text_x}" y="{y + BAR_HEIGHT - 3}" {FONT}>'
+                f"{_text(shown(row.median))} · {_text(shown(slow))}</text>"
+            )
+        if row.share is not None:
+            parts.append(
+                f'<rect x="{share_x}" y="{y}" width="{SHARE_WIDTH}" height="{BAR_HEIGHT - 2}" '
+                f'fill="#f1f5f9"/><rect x="{share_x}" y="{y}" '
+                f'width="{max(SHARE_WIDTH * row.share, 0.5):.1f}" height="{BAR_HEIGHT - 2}" '
+                f'fill="{share_colour}"><title>{_text(share_name)}: {_text(row.share_text)}'
+                f"</title></rect>"
+                f'<text x="{share_x + SHARE_WIDTH + 4}" y="{y + BAR_HEIGHT - 3}" {FONT}>'
+                f"{_text(row.share_text)}</text>"
+            )
+        y += row_height
+    parts.extend(
+        legend(
+            (
+                Series(median_name, solid),
+                Series(slow_name, light),
+                Series(share_name, share_colour),
+            ),
+            y + 8,
+        )
     )
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -25,7 +25,7 @@ from yuyue.reports import texts as _texts
 from yuyue.reports.api import DEFAULT_DAYS, download, parse_name
 from yuyue.reports.quota import service as quota
 from yuyue.reports.quota import texts as quota_texts
-from yuyue.reports.rules import ReportFilters, ReportName, check_range
+from yuyue.reports.rules import ReportFilters, ReportName, ReportTable, busiest, check_range
 from yuyue.scheduling.enums import Channel
 from yuyue.staff.enums import Role
 
@@ -42,6 +42,8 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# Reports whose figures do not depend on how a place was booked: no channel menu.
+NO_CHANNEL_FILTER = (ReportName.WAITS, ReportName.SELL_OUTS)
 FILTER_KEYS = ("date_from", "date_to", "campus_id", "department_id", "doctor_id", "channel")
 
 
@@ -270,6 +272,12 @@ async def report_page(request: Request, who: StaffDep, name: str) -> Response:
         "date_to": filters.date_to.isoformat(),
         **{k: params[k] for k in FILTER_KEYS[2:] if params.get(k)},
     }
+    listed, heat_note = table, None
+    if table is not None and report is ReportName.DEMAND_HEATMAP:
+        # The chart shows every cell; the table below it only the busiest (files hold all).
+        listed = ReportTable(table.name, table.columns, busiest(table.rows), table.totals)
+        if len(listed.rows) < len(table.rows):
+            heat_note = who.t("reports.heat_top", shown=len(listed.rows), total=len(table.rows))
     return render(
         request,
         who,
@@ -277,7 +285,9 @@ async def report_page(request: Request, who: StaffDep, name: str) -> Response:
         status=status,
         report=report,
         reports=list(ReportName),
-        table=present.localise(table, who.locale) if table else None,
+        table=present.localise(listed, who.locale) if listed else None,
+        heat_note=heat_note,
+        channel_filter=report not in NO_CHANNEL_FILTER,
         chart=present.chart(table, who.locale) if table else None,
         cell=present.cell,
         title=lambda key: present.title(key, who.locale),

@@ -170,6 +170,7 @@ def chart(table: ReportTable, locale: str) -> Markup:
             title=name,
             value_name=t("chart.requests"),
             mark_name=t("chart.sellouts"),
+            mark_legend=t("chart.sellouts_legend"),
         )
 
     if table.name is ReportName.UTILISATION:
@@ -213,6 +214,27 @@ def chart(table: ReportTable, locale: str) -> Markup:
             empty=empty,
         )
 
+    if table.name is ReportName.SELL_OUTS:
+        return charts.spans(
+            [
+                charts.Span(
+                    row["department"],
+                    row["median_minutes"],
+                    row["p90_minutes"],
+                    row["sold_out_rate"],
+                    f"{row['sold_out']}/{row['sessions']}",
+                )
+                for row in table.rows
+            ],
+            title=name,
+            median_name=t("chart.median"),
+            slow_name=t("chart.p90"),
+            share_name=t("chart.sold_out_share"),
+            shown=lambda value: duration(value, locale),
+            never=t("chart.never_sold_out"),
+            empty=empty,
+        )
+
     rows = [
         (period.isoformat(), [paid / 100, refunded / 100])
         for period, paid, refunded in revenue_by_period(table.rows)
@@ -223,3 +245,12 @@ def chart(table: ReportTable, locale: str) -> Markup:
 
 def _percent(value: float | None) -> float | None:
     return None if value is None else round(value * 100, 1)
+
+
+def duration(minutes: float, locale: str) -> str:
+    """Minutes as people say them: minutes up to two hours, hours up to two days, then days."""
+    if minutes < 120:
+        return i18n.translate("reports.chart.minutes", locale, value=f"{minutes:.0f}")
+    if minutes < 48 * 60:
+        return i18n.translate("reports.chart.hours", locale, value=f"{minutes / 60:.1f}")
+    return i18n.translate("reports.chart.days", locale, value=f"{minutes / 1440:.1f}")

@@ -22,6 +22,7 @@ from yuyue.booking.states import AppointmentStatus
 from yuyue.booking.waitlist.states import WaitlistStatus
 from yuyue.kit.errors import ValidationFailed
 from yuyue.kit.localtime import local_instant
+from yuyue.reports.quota.rules import median, percentile
 from yuyue.scheduling.enums import Channel
 
 # The longest range one report answers: a year and a bit (a leap year plus a margin).
@@ -30,6 +31,10 @@ MAX_RANGE_DAYS = 400
 DAILY_UP_TO_DAYS = 62
 # No channel: the session's sell-outs belong to no channel (see `sellout_instant`).
 NO_CHANNEL = ""
+# The demand heat map's page lists this many of its busiest cells (the files hold them all).
+HEAT_TABLE_ROWS = 20
+# The sell-out report's slow end: this share of the sold-out sessions went at least this fast.
+SELLOUT_PERCENTILE = 0.9
 
 
 class ReportName(StrEnum):
@@ -39,6 +44,7 @@ class ReportName(StrEnum):
     NO_SHOWS = "no-shows"
     WAITS = "waits"
     REVENUE = "revenue"
+    SELL_OUTS = "sell-outs"
 
 
 class ReportFormat(StrEnum):
@@ -712,3 +718,109 @@ def revenue_by_period(rows: Sequence[Mapping[str, Any]]) -> list[tuple[date, int
         sums[0] += int(row["paid_fen"])
         sums[1] += int(row["refund_fen"])
     return [(period, paid, refunded) for period, (paid, refunded) in sorted(per.items())]
+
+
+def busiest(rows: Sequence[dict[str, Any]], limit: int = HEAT_TABLE_ROWS) -> list[dict[str, Any]]:
+    """The heat map's `limit` busiest cells (department × weekday × hour): most requests
+    first, then most sell-outs and waitlist joins. A page shows these; a year of a large
+    hospital has thousands of cells, which only the files hold whole."""
+    ordered = sorted(
+        rows,
+        key=lambda r: (
+            -int(r["requests"]),
+            -int(r["sellouts"]),
+            -int(r["waitlist_joins"]),
+            str(r["department"]),
+            int(r["weekday"]),
+            int(r["hour"]),
+        ),
+    )
+    return ordered[:limit]
+
+
+def _observed(counts: Mapping[int, int]) -> list[int]:
+    """A histogram (minutes → sessions) back into its observations, in order."""
+    return [value for value, count in sorted(counts.items()) for _ in range(int(count))]
+
+
+def sellout_figures(counts: Mapping[int, int]) -> dict[str, int | None]:
+    """The fastest, median (lower median) and 90th percentile (nearest rank) of a histogram
+    of sell-out minutes (minutes → sessions): each a real session's figure."""
+    observed = _observed(counts)
+    return {
+        "fastest_minutes": observed[0] if observed else None,
+        "median_minutes": median(observed),
+        "p90_minutes": percentile(observed, SELLOUT_PERCENTILE),
+    }
+
+
+def _sellout_row(
+    department: str | None, sessions: int, sold_out: int, figures: Mapping[str, Any]
+) -> dict[str, Any]:
+    def whole(key: str) -> int | None:
+        value = figures.get(key)
+        return None if value is None else int(value)
+
+    return {
+        "department": department,
+        "sessions": sessions,
+        "sold_out": sold_out,
+        "sold_out_rate": rate(sold_out, sessions),
+        "fastest_minutes": whole("fastest_minutes"),
+        "median_minutes": whole("median_minutes"),
+        "p90_minutes": whole("p90_minutes"),
+    }
+
+
+def sell_outs(
+    sessions: Sequence[Mapping[str, Any]], minutes_seen: Sequence[Mapping[str, Any]]
+) -> ReportTable:
+    """Per department: sessions (not stopped), those that sold every remote place, and the
+    minutes from the release to the sell-out — the fastest, the median (lower median) and
+    the 90th percentile (nearest rank), each a real session's figure, as the quota advice
+    reads them. `sessions`: per department the count and the sold-out count
+    (report_session); `minutes_seen`: per department and `minutes`, the number of sold-out
+    sessions with that `sellout_minutes` (a histogram: fewer rows than sessions)."""
+    per_department: dict[str, dict[int, int]] = defaultdict(dict)
+    overall: dict[int, int] = defaultdict(int)
+    for row in minutes_seen:
+        value, count = int(row["minutes"]), int(row["count"])
+        held = per_department[row["department"]]
+        held[value] = held.get(value, 0) + count
+        overall[value] += count
+    figures = [
+        {**row, **sellout_figures(per_department.get(row["department"], {}))} for row in sessions
+    ]
+    return sell_outs_of(figures, sellout_figures(overall))
+
+
+def sell_outs_of(grouped: Sequence[Mapping[str, Any]], overall: Mapping[str, Any]) -> ReportTable:
+    """The sell-out table from figures already computed (by `sellout_figures`, or by the
+    database's `percentile_disc`, which picks the same sessions): `grouped` per department
+    with sessions, sold_out and the three minutes; `overall` the three minutes over every
+    session. Rows run from the fastest median to the slowest; departments that never sold
+    out last."""
+    rows = [
+        _sellout_row(row["department"], int(row["sessions"]), int(row["sold_out"]), row)
+        for row in grouped
+    ]
+    rows.sort(
+        key=lambda r: (
+            r["median_minutes"] is None,
+            r["median_minutes"] or 0,
+            r["department"],
+        )
+    )
+    columns = (
+        ReportColumn("department", ColumnKind.TEXT),
+        ReportColumn("sessions"),
+        ReportColumn("sold_out"),
+        ReportColumn("sold_out_rate", ColumnKind.RATE),
+        ReportColumn("fastest_minutes", ColumnKind.MINUTES),
+        ReportColumn("median_minutes", ColumnKind.MINUTES),
+        ReportColumn("p90_minutes", ColumnKind.MINUTES),
+    )
+    summed = _sum(rows, ("sessions", "sold_out"))
+    totals = _sellout_row(None, summed["sessions"], summed["sold_out"], overall)
+    del totals["department"]
+    return ReportTable(ReportName.SELL_OUTS, columns, rows, totals)

@@ -249,6 +249,11 @@ async def report(
             ]
         )
 
+    if name is ReportName.SELL_OUTS:
+        return await _sell_outs(
+            session, hospital_id=hospital_id, filters=filters, names=departments, locale=locale
+        )
+
     m = ReportMoney
     rows = await session.execute(
         select(m.money_day, m.provider, *_sums(m, rules.MONEY_COUNTS))
@@ -256,6 +261,55 @@ async def report(
         .group_by(m.money_day, m.provider)
     )
     return rules.revenue([dict(row._mapping) for row in rows], filters)
+
+
+async def _sell_outs(
+    session: AsyncSession,
+    *,
+    hospital_id: uuid.UUID,
+    filters: ReportFilters,
+    names: dict[uuid.UUID, tuple[str, str]],
+    locale: str,
+) -> ReportTable:
+    """Sessions and sell-outs per department from report_session, with the fastest, median
+    and 90th-percentile minutes to the sell-out. PostgreSQL computes the percentiles itself
+    (`percentile_disc`: the same real sessions `rules.sellout_figures` picks), so a year of
+    a large hospital sends a row per department; elsewhere the minutes come as a histogram
+    per department (equal minutes collapse) and `rules` computes them. A sell-out is the
+    session's, not a channel's: the channel filter does not apply."""
+    s = ReportSession
+    where = [s.hospital_id == hospital_id, *_where(s, filters, day=s.day, channel=False)]
+    counts = (
+        func.count().label("sessions"),
+        func.count(s.sold_out_at).label("sold_out"),
+    )
+
+    def named(row: Any) -> dict[str, Any]:
+        return {**row._mapping, "department": _name(names, row.department_id, locale)}
+
+    if session.get_bind().dialect.name == "postgresql":
+        figures = (
+            func.min(s.sellout_minutes).label("fastest_minutes"),
+            func.percentile_disc(0.5).within_group(s.sellout_minutes).label("median_minutes"),
+            func.percentile_disc(rules.SELLOUT_PERCENTILE)
+            .within_group(s.sellout_minutes)
+            .label("p90_minutes"),
+        )
+        grouped = await session.execute(
+            select(s.department_id, *counts, *figures).where(*where).group_by(s.department_id)
+        )
+        overall = (await session.execute(select(*figures).where(*where))).one()
+        return rules.sell_outs_of([named(row) for row in grouped], dict(overall._mapping))
+
+    counted = await session.execute(
+        select(s.department_id, *counts).where(*where).group_by(s.department_id)
+    )
+    histogram = await session.execute(
+        select(s.department_id, s.sellout_minutes.label("minutes"), func.count().label("count"))
+        .where(*where, s.sellout_minutes.is_not(None))
+        .group_by(s.department_id, s.sellout_minutes)
+    )
+    return rules.sell_outs([named(row) for row in counted], [named(row) for row in histogram])
 
 
 async def filter_choices(session: AsyncSession, *, actor: Actor) -> dict[str, Any]:

@@ -23,6 +23,7 @@ i18n.register(
         "reports.name.no-shows": ("退号、爽约与候补", "Cancellations, no-shows, waitlist"),
         "reports.name.waits": ("候诊与就诊时长", "Waits"),
         "reports.name.revenue": ("收款与退款", "Revenue and refunds"),
+        "reports.name.sell-outs": ("放号后约满时间", "Sell-out times"),
         "reports.about.bookings-by-channel": (
             "按就诊日期统计各渠道、各号别的预约：共预约、仍有效、已取消、超时未支付、已到诊、爽约。",
             "Appointments for visit days in the range, by channel and registration level: "
@@ -53,6 +54,19 @@ i18n.register(
             "按资金发生日期（支付时间、退款完成时间）统计挂号费收款与退款。",
             "Registration fees taken and refunded, by the day the money moved (paid, refund "
             "finished).",
+        ),
+        "reports.about.sell-outs": (
+            "按就诊日期：各科室出诊场次中有多少场的线上号源全部约满，以及从放号到约满用了多久"
+            "（最快、中位数、90% 的约满场次在此时间内约满）。约满属于场次，不分渠道。",
+            "Visit days in the range: per department, how many sessions sold every remote "
+            "place, and how long after the release they went (the fastest, the median, and the "
+            "time within which 90 % of the sold-out sessions went). A sell-out is the "
+            "session's, not a channel's.",
+        ),
+        "reports.heat_top": (
+            "下表列出最繁忙的 {shown} 个时段（共 {total} 个）；导出的 CSV 和 Excel 含全部时段。",
+            "The table lists the {shown} busiest cells of {total}; the CSV and Excel files hold "
+            "them all.",
         ),
         "reports.date_from": ("开始日期", "From"),
         "reports.date_to": ("结束日期", "To"),
@@ -108,6 +122,12 @@ i18n.register(
         "reports.col.wait_minutes": ("平均候诊（分钟）", "Average wait (min)"),
         "reports.col.finished": ("已完成", "Finished"),
         "reports.col.consult_minutes": ("平均就诊（分钟）", "Average consultation (min)"),
+        "reports.col.sessions": ("出诊场次", "Sessions"),
+        "reports.col.sold_out": ("约满场次", "Sold out"),
+        "reports.col.sold_out_rate": ("约满比例", "Share sold out"),
+        "reports.col.fastest_minutes": ("最快约满（分钟）", "Fastest (min)"),
+        "reports.col.median_minutes": ("约满中位数（分钟）", "Median (min)"),
+        "reports.col.p90_minutes": ("90% 约满于（分钟）", "90th percentile (min)"),
         "reports.col.period": ("日期", "Date"),
         "reports.col.provider": ("支付渠道", "Provider"),
         "reports.col.payments": ("收款笔数", "Payments"),
@@ -137,7 +157,17 @@ i18n.register(
         "reports.chart.refunded": ("退款", "Refunded"),
         "reports.chart.requests": ("预约请求", "Requests"),
         "reports.chart.sellouts": ("约满", "Sold out"),
+        "reports.chart.sellouts_legend": (
+            "约满场次（圈越粗越多，圈内为场次数）",
+            "Sell-outs: ring width and the count inside",
+        ),
         "reports.chart.minutes": ("{value} 分钟", "{value} min"),
+        "reports.chart.hours": ("{value} 小时", "{value} h"),
+        "reports.chart.days": ("{value} 天", "{value} days"),
+        "reports.chart.median": ("约满时间中位数", "Median time to sell out"),
+        "reports.chart.p90": ("90% 场次约满于", "90 % sold out within"),
+        "reports.chart.sold_out_share": ("约满场次 / 出诊场次", "Sessions sold out"),
+        "reports.chart.never_sold_out": ("未约满", "Never sold out"),
         "reports.chart.no_data": ("暂无数据", "No data"),
     }
 )

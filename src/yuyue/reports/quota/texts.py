@@ -22,7 +22,7 @@ i18n.register(
         "quota.weeks": ("统计周数", "Weeks"),
         "quota.department": ("科室", "Department"),
         "quota.doctor": ("医生", "Doctor"),
-        "quota.scope_department": ("全科室", "Whole department"),
+        "quota.scope_department": ("（全科室）", "(whole department)"),
         "quota.sessions": ("诊次", "Sessions"),
         "quota.capacity": ("每诊次号源", "Places per session"),
         "quota.capacity_change": ("建议增减", "Advised change"),
