@@ -380,6 +380,11 @@ ACCESS: tuple[RouteAccess, ...] = (
         note="after the deadline it files a request for a supervisor",
     ),
     route("POST /desk/window/appointments/{appointment_id}/refund", REGISTRAR),
+    route(
+        "POST /desk/window/appointments/{appointment_id}/change-request",
+        REGISTRAR,
+        note="move or change of patient, for a supervisor to approve",
+    ),
     route("GET /scheduling/week", SCHEDULER),
     route("GET /scheduling/sessions/{session_id}", SCHEDULER),
     route("GET /scheduling/templates", SCHEDULER),
