@@ -399,6 +399,9 @@ ACCESS: tuple[RouteAccess, ...] = (
     route("POST /scheduling/settings/ratios", SCHEDULER),
     route("POST /scheduling/settings/policy", SCHEDULER),
     route("POST /scheduling/doctors/{doctor_id}", SCHEDULER),
+    route("GET /scheduling/api-keys", ADMIN),
+    route("POST /scheduling/api-keys", ADMIN, note="the new key is shown once"),
+    route("POST /scheduling/api-keys/{key_id}/revoke", ADMIN),
 )
 
 
