@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import queue
@@ -17,12 +18,16 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import httpx
+import pyotp
 import pytest
 from typer.testing import CliRunner
 
 from yuyue.cli import app
+from yuyue.config import Settings
 from yuyue.demo.history import HISTORY_PATIENTS
 from yuyue.kit.crypto import api_key_digest, generate_master_secret
+from yuyue.web.app import create_app
 
 runner = CliRunner()
 
@@ -64,7 +69,7 @@ class TestSeedDemo:
         # Past weeks with appointments, and the reports' summary rows of those days.
         assert loaded["appointment"] > 10_000
         assert loaded["report_session"] > 1_000
-        assert loaded["staff_user"] == 7
+        assert loaded["staff_user"] == 8
         with sqlite3.connect(env) as connection:
             names = {r[0] for r in connection.execute("SELECT name FROM department")}
         assert {"内科", "外科", "儿科", "眼科", "口腔科", "急诊科", "心血管内科"} <= names
@@ -111,6 +116,47 @@ class TestDemo:
         with sqlite3.connect(env) as connection:
             digests = {r[0] for r in connection.execute("SELECT digest FROM api_key")}
         assert api_key_digest(key) in digests
+
+    async def test_the_printed_second_factor_signs_the_director_in_and_nothing_less_does(
+        self, env: Path
+    ) -> None:
+        # The command runs its own event loop: off this test's.
+        result = await asyncio.to_thread(runner.invoke, app, ["demo", "--no-serve"])
+        assert result.exit_code == 0, result.output
+        found = re.search(r"TOTP secret \(base32[^)]*\): ([A-Z2-7]+)", result.output)
+        assert found is not None, result.output
+        secret = found.group(1)
+        assert f"otpauth://totp/yuyue%20demo:director?secret={secret}" in result.output
+        assert re.search(r"director\s+director123\s+admin\s+\+ second factor", result.output)
+
+        settings = Settings(
+            database_url=f"sqlite:///{env}",
+            secret_key=os.environ["YUYUE_SECRET_KEY"],
+            worker_in_process=False,
+        )
+        served = create_app(settings, run_worker=False)
+        sign_in = {"hospital": "demo", "username": "director", "password": "director123"}
+        async with (
+            served.router.lifespan_context(served),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=served), base_url="http://demo"
+            ) as http,
+        ):
+            password_alone = await http.post("/api/v1/auth/token", json=sign_in)
+            assert password_alone.status_code == 401, password_alone.text
+            assert password_alone.json()["code"] == "mfa_required"
+            code = pyotp.TOTP(secret).now()
+            wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+            refused = await http.post("/api/v1/auth/token", json={**sign_in, "otp": wrong})
+            assert refused.json()["code"] == "invalid_second_factor", refused.text
+            granted = await http.post("/api/v1/auth/token", json={**sign_in, "otp": code})
+            assert granted.status_code == 200, granted.text
+            assert granted.json()["roles"] == ["admin"]
+            # The other printed logins still need their password alone.
+            admin = await http.post(
+                "/api/v1/auth/token", json={**sign_in, "username": "admin", "password": "admin123"}
+            )
+            assert admin.status_code == 200, admin.text
 
     def test_the_printed_booking_carries_a_fresh_idempotency_key_like_the_readme(
         self, env: Path

@@ -10,7 +10,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.config import Settings
+from yuyue.demo.catalogue import StaffAccount
 from yuyue.demo.seed import DemoSummary
 from yuyue.kit import migrate, observability, rekey
 from yuyue.kit.clock import SystemClock
@@ -36,6 +37,7 @@ from yuyue.operations.keys import ColumnKeys
 from yuyue.payments import service as _payments_subscriber  # noqa: F401
 from yuyue.scheduling.enums import Channel
 from yuyue.scheduling.models import Hospital
+from yuyue.staff.access import provisioning
 from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, ActorKind
 
@@ -763,8 +765,10 @@ def demo(
                 "  Staff logins (hospital code 'demo', POST /api/v1/auth/token):",
                 *[
                     f"    {s.username:<10} {s.password:<14} {', '.join(s.roles)}"
+                    + ("  + second factor (below)" if s.totp_secret else "")
                     for s in catalogue.STAFF
                 ],
+                *_second_factor_lines(base, catalogue.STAFF),
                 "  Demo patients (patient_id):",
                 *[f"    {pid}  {name}" for name, pid in summary.patients.items()],
                 "  Try it:",
@@ -789,6 +793,27 @@ def demo(
         os.environ.setdefault("YUYUE_PAYMENTS_SIMULATED", "true")
         os.environ.setdefault("YUYUE_PUBLIC_BASE_URL", base)
         serve(host=host, port=port, workers=1)
+
+
+def _second_factor_lines(base: str, accounts: Iterable[StaffAccount]) -> list[str]:
+    """How to sign in as the demo's account with a second factor: its secret, for an
+    authenticator app or for pyotp."""
+    lines: list[str] = []
+    for account in accounts:
+        if account.totp_secret is None:
+            continue
+        uri, _ = provisioning(account.totp_secret, username=account.username, issuer="yuyue demo")
+        lines += [
+            f"  Second factor ({account.username} / {account.password}): after the password,",
+            f'    {base}/staff/signin asks for a 6-digit code (API: "otp" in /api/v1/auth/token).',
+            f"    TOTP secret (base32, SHA-1, 6 digits, 30 s): {account.totp_secret}",
+            "    Add it to an authenticator app (Google or Microsoft Authenticator, FreeOTP...:",
+            '    "enter a setup key", time-based), or open this in one that reads links:',
+            f"    {uri}",
+            '    or print the current code: python -c "import pyotp; '
+            f"print(pyotp.TOTP('{account.totp_secret}').now())\"",
+        ]
+    return lines
 
 
 def _redact(url: str) -> str:

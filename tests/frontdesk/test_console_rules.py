@@ -22,6 +22,7 @@ EXPECTED_MENU: dict[frozenset[Role], list[str]] = {
         "doctors",
         "stop_clinic",
         "announcements",
+        "api_keys",
         "reports",
         "quota_advice",
         "finance_orders",

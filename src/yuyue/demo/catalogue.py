@@ -194,6 +194,9 @@ class StaffAccount:
     password: str
     #: For a doctor login: the :class:`Doctor` it belongs to.
     doctor_code: str | None = None
+    #: A second factor already enrolled with this TOTP secret (base32), printed by the demo
+    #: so a new user can add it to an authenticator app; signing in then needs its code.
+    totp_secret: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1596,6 +1599,15 @@ STAFF: Final = (
         display_name="门诊值班主管 韩冰",
         roles=("supervisor",),
         password="supervisor123",
+    ),
+    # An administrator who signs in with a second factor, as real staff do; its secret is
+    # public (printed), so it protects nothing beyond showing how the sign-in works.
+    StaffAccount(
+        username="director",
+        display_name="信息科主任 沈卓",
+        roles=("admin",),
+        password="director123",
+        totp_secret="YUYUEDEMOSECONDFACTOR234567ABCDE",
     ),
 )
 

@@ -29,6 +29,7 @@ from yuyue.scheduling.models import (
 from yuyue.scheduling.rules import DEFAULT_POOL_RATIOS
 from yuyue.staff import service as staff_service
 from yuyue.staff.enums import Role
+from yuyue.staff.models import StaffUser
 
 DAYS_OF_SESSIONS = 14
 
@@ -179,10 +180,30 @@ async def _structure(session: AsyncSession, hospital: Hospital, now: datetime) -
                 slot_minutes=30,
             )
         )
+    await session.flush()
+
+
+async def _staff(
+    session: AsyncSession, hospital: Hospital, *, cipher: FieldCipher, now: datetime
+) -> None:
+    """The printed logins; one added to the catalogue later appears in an existing demo."""
+    present = set(
+        (
+            await session.scalars(
+                select(StaffUser.username).where(StaffUser.hospital_id == hospital.id)
+            )
+        ).all()
+    )
+    rows = await session.execute(
+        select(Doctor.code, Doctor.id).where(Doctor.hospital_id == hospital.id)
+    )
+    doctors: dict[str, uuid.UUID] = dict(rows.all())
     for account in c.STAFF:
-        await staff_service.create_staff(
+        if account.username in present:
+            continue
+        user = await staff_service.create_staff(
             session,
-            hospital_id=hid,
+            hospital_id=hospital.id,
             username=account.username,
             display_name=account.display_name,
             password=account.password,
@@ -190,6 +211,11 @@ async def _structure(session: AsyncSession, hospital: Hospital, now: datetime) -
             doctor_id=doctors.get(account.doctor_code) if account.doctor_code else None,
             now=now,
         )
+        if account.totp_secret is not None:
+            # Enrolled and in force: this account's sign-in asks for the code whatever the
+            # hospital's second-factor roles say.
+            user.totp_secret = cipher.encrypt(account.totp_secret)
+            user.totp_confirmed_at = now
     await session.flush()
 
 
@@ -199,6 +225,7 @@ async def seed_demo(
     hospital, created = await _hospital(session, now)
     if created:
         await _structure(session, hospital, now)
+    await _staff(session, hospital, cipher=cipher, now=now)
     report = await scheduling_service.generate_sessions(
         session, hospital_id=hospital.id, start=today, days=DAYS_OF_SESSIONS, now=now
     )

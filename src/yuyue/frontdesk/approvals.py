@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.booking import approvals
 from yuyue.booking.models import ChangeRequest
 from yuyue.frontdesk.pages import StaffDep
+from yuyue.frontdesk.rules import audit_actor_name
 from yuyue.frontdesk.web import FloorVisitor, form_of, redirect, render
 from yuyue.jobs import request_delivery, request_refunds
 from yuyue.kit import i18n
@@ -41,7 +42,7 @@ i18n.register(
         "approvals.target": ("改为：{target}", "To: {target}"),
         "approvals.reason": ("原因：{reason}", "Reason: {reason}"),
         "approvals.asked": ("{who} 于 {when} 提交", "Asked by {who} at {when}"),
-        "approvals.decision": ("{who} 于 {when}{state}", "{state} by {who} at {when}"),
+        "approvals.decision": ("{who} 于 {when} {state}", "{state} by {who} at {when}"),
         "approvals.note": ("审批意见（驳回时必填）", "Note (required to reject)"),
         "approvals.approve": ("批准并执行", "Approve and carry out"),
         "approvals.reject": ("驳回", "Reject"),
@@ -75,6 +76,8 @@ async def _page(
         pending=[v for v in found if v.state == "pending"],
         decided=[v for v in found if v.state != "pending"],
         decides=actor.has_role(*approvals.DECIDERS),
+        # The audit name (`staff:<name>:<id>`) as a person reads it: the name.
+        person=lambda audit_name: audit_actor_name(audit_name or "")[1],
         me=actor.id,
     )
 

@@ -140,6 +140,15 @@ CONSOLE: tuple[ConsoleEntry, ...] = (
         ("公告", "通知", "延迟", "闭院", "notice", "announcement", "delay"),
     ),
     ConsoleEntry(
+        "api_keys",
+        "/scheduling/api-keys",
+        "console.entry.api_keys",
+        "console.entry.api_keys_hint",
+        "console.group.scheduling",
+        frozenset({Role.ADMIN}),
+        ("密钥", "渠道", "接口", "自助机", "api key", "channel", "kiosk", "integration"),
+    ),
+    ConsoleEntry(
         "reports",
         "/reports/bookings-by-channel",
         "console.entry.reports",

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import service as booking
+from yuyue.frontdesk import apikeys
 from yuyue.frontdesk.pages import StaffDep
 from yuyue.frontdesk.web import FloorVisitor, form_of, redirect, render
 from yuyue.jobs import request_delivery
@@ -46,6 +47,8 @@ from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor
 
 router = APIRouter(include_in_schema=False)
+# The administrator's channel keys sit among the scheduling pages (the console's settings).
+router.include_router(apikeys.router)
 PREFIX = "/scheduling"
 WEEK_PATH = PREFIX + "/week"
 SESSIONS_PATH = PREFIX + "/sessions"

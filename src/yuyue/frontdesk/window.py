@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import segno
@@ -57,6 +57,8 @@ WINDOW_ROLES = (Role.REGISTRAR,)
 HISTORY_LIMIT = 30
 RECEIPT_MAX = 40
 NOTE_MAX = 200
+# How far ahead the slip offers sessions to move a booking to.
+MOVE_DAYS = 14
 # The methods the window takes, in the order the form offers them.
 WINDOW_METHODS: tuple[PayMethod, ...] = tuple(payment_rules.WINDOW_METHODS)
 _ACTIVE = (AppointmentStatus.HELD, AppointmentStatus.BOOKED, AppointmentStatus.CHECKED_IN)
@@ -207,6 +209,43 @@ i18n.register(
         "window.refunded_receipt": (
             "已退 {amount}（退费收据 {receipt}）",
             "Refunded {amount} (refund receipt {receipt})",
+        ),
+        "window.change": ("申请改约或更换就诊人", "Ask to move it or change the patient"),
+        "window.change_hint": (
+            "已预约的挂号，改约和更换就诊人需值班主管审批，批准后才生效并通知患者。",
+            "A confirmed booking is moved or given to another patient only once a supervisor "
+            "approves; the patient is told then.",
+        ),
+        "window.change_kind": ("申请内容", "What to change"),
+        "window.move_to": (
+            "改约到（同科室 {days} 天内有余号的出诊）",
+            "Move to (sessions of the department with places in the next {days} days)",
+        ),
+        "window.no_move_targets": (
+            "同科室近期没有可改约的出诊。",
+            "No session of the department with places to move to soon.",
+        ),
+        "window.new_patient": (
+            "新就诊人的证件号码或手机号",
+            "The new patient's ID number or mobile number",
+        ),
+        "window.change_reason": (
+            "原因（必填，至少 2 个字）",
+            "Reason (required, 2 characters at least)",
+        ),
+        "window.change_button": ("提交审批", "Ask a supervisor"),
+        "window.change_requested": (
+            "申请已提交，值班主管批准后生效。",
+            "The request is filed: it takes effect once a supervisor approves.",
+        ),
+        "window.choose_target": ("请选择改约到的出诊。", "Choose the session to move to."),
+        "window.new_patient_not_found": (
+            "没有找到该就诊人，请先在窗口登记。",
+            "No such patient: register them at the window first.",
+        ),
+        "window.new_patient_several": (
+            "该手机号对应几位就诊人，请输入证件号码。",
+            "That mobile number finds several patients: enter the ID number.",
         ),
         "window.masked_note": (
             "证件号码和手机号只显示部分。",
@@ -603,7 +642,28 @@ def _gets_back(who: FloorVisitor, payment: payments.PaymentShown | None) -> str:
     return who.t("window.gets_back_window", amount=amount, method=who.t(f"method.{method.value}"))
 
 
-_DONE = {"booked", "paid", "cancelled", "refunded", "requested"}
+_DONE = {"booked", "paid", "cancelled", "refunded", "requested", "change_requested"}
+
+
+async def _move_targets(
+    session: AsyncSession, who: FloorVisitor, current: uuid.UUID, department_id: uuid.UUID
+) -> list[listing.ListedSession]:
+    """Where a booking may be asked to move: the department's other sessions in the next
+    days that the window could book now and that have places left. Whether the place is
+    still there is decided again when the supervisor approves."""
+    conn = await session.connection()
+    hospital_rules = await listing.hospital_rules(conn, who.hospital.id, cache=who.ctx.reads.rules)
+    found = await listing.list_sessions(
+        conn,
+        hospital_id=who.hospital.id,
+        rules=hospital_rules,
+        channel=STAFF_CHANNEL,
+        start=who.today,
+        end=who.today + timedelta(days=MOVE_DAYS),
+        now=who.now,
+        department_id=department_id,
+    )
+    return [s for s in found if s.id != current and s.bookable_now and s.remaining > 0]
 
 
 async def _slip(
@@ -632,6 +692,11 @@ async def _slip(
             caches=who.ctx.caches,
         )
         payment = await _money_of(session, appointment.id)
+        targets = (
+            await _move_targets(session, who, appointment.session_id, view.session.department.id)
+            if view.status is AppointmentStatus.BOOKED
+            else []
+        )
     refund_state = RefundState(payment.refund_state) if payment and payment.refund_state else None
     done_text: str | None = None
     if done == "booked":
@@ -650,6 +715,8 @@ async def _slip(
         done_text = who.t("window.cancelled_ok")
     elif done == "requested":
         done_text = who.t("window.cancel_requested")
+    elif done == "change_requested":
+        done_text = who.t("window.change_requested")
     elif done == "refunded" and payment is not None:
         done_text = who.t("window.refunded_ok", amount=_money(who, payment.refund_amount_fen or 0))
     return render(
@@ -667,6 +734,9 @@ async def _slip(
         can_pay=view.status is AppointmentStatus.HELD and view.fee > 0,
         can_cancel=view.status in (AppointmentStatus.HELD, AppointmentStatus.BOOKED),
         gets_back=_gets_back(who, payment),
+        can_request=view.status is AppointmentStatus.BOOKED,
+        targets=targets,
+        move_days=MOVE_DAYS,
         qr=_qr(view.voucher.token) if view.voucher else None,
         methods=WINDOW_METHODS,
         values=values or {},
@@ -793,6 +863,75 @@ async def _request_late_cancel(
             request, who, appointment_id, error=error.detail(who.locale), status=error.status
         )
     return redirect(f"{PATH}/appointments/{appointment_id}?done=requested")
+
+
+_CHANGE_KINDS = {
+    booking_rules.ChangeKind.MOVE.value: booking_rules.ChangeKind.MOVE,
+    booking_rules.ChangeKind.CHANGE_PATIENT.value: booking_rules.ChangeKind.CHANGE_PATIENT,
+}
+
+
+@router.post(PATH + "/appointments/{appointment_id}/change-request", response_class=HTMLResponse)
+async def change_request(request: Request, who: StaffDep, appointment_id: uuid.UUID) -> Response:
+    """Asks a supervisor to move a confirmed booking to another session or give it to
+    another patient (审批); nothing changes until it is approved."""
+    actor = who.require(request, *WINDOW_ROLES)
+    form = await form_of(request, who)
+    values = {
+        "kind": form.get("kind", ""),
+        "target": form.get("target", ""),
+        "new_patient": form.get("new_patient", "").strip()[:60],
+        "reason": " ".join(form.get("reason", "").split())[:NOTE_MAX],
+    }
+
+    async def refuse(message: str, status: int = 422) -> Response:
+        return await _slip(
+            request, who, appointment_id, error=message, status=status, values=values
+        )
+
+    kind = _CHANGE_KINDS.get(values["kind"])
+    if kind is None:
+        return await refuse(who.t("window.choose_target"))
+    target = _uuid(values["target"]) if kind is booking_rules.ChangeKind.MOVE else None
+    if kind is booking_rules.ChangeKind.MOVE and target is None:
+        return await refuse(who.t("window.choose_target"))
+    new_patient: uuid.UUID | None = None
+    if kind is booking_rules.ChangeKind.CHANGE_PATIENT:
+        try:
+            async with who.ctx.db.read() as session:
+                found = await patients.find_patients(
+                    session,
+                    hospital_id=who.hospital.id,
+                    cipher=who.ctx.cipher,
+                    query=values["new_patient"],
+                    today=who.today,
+                )
+        except YuyueError as error:
+            return await refuse(error.detail(who.locale), error.status)
+        await _audit(who, actor, "patient.looked_up", [p.id for p in found], by="change_request")
+        if not found:
+            return await refuse(who.t("window.new_patient_not_found"), 404)
+        if len(found) > 1:
+            return await refuse(who.t("window.new_patient_several"))
+        new_patient = found[0].id
+
+    async def ask(session: AsyncSession) -> None:
+        await approvals.request_change(
+            session,
+            actor=actor,
+            appointment_id=appointment_id,
+            kind=kind,
+            reason=values["reason"],
+            now=who.ctx.clock.now(),
+            session_id=target,
+            patient_id=new_patient,
+        )
+
+    try:
+        await who.ctx.db.transact(ask)
+    except YuyueError as error:
+        return await refuse(error.detail(who.locale), error.status)
+    return redirect(f"{PATH}/appointments/{appointment_id}?done=change_requested")
 
 
 @router.post(PATH + "/appointments/{appointment_id}/refund", response_class=HTMLResponse)

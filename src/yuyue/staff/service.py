@@ -384,13 +384,25 @@ async def channel_actors(session: AsyncSession) -> list[tuple[str, Actor]]:
     ]
 
 
+async def list_api_keys(session: AsyncSession, *, hospital_id: uuid.UUID) -> list[ApiKey]:
+    """The hospital's channel keys, those in force first, newest first (never the key
+    itself: only its first characters are kept to tell keys apart)."""
+    rows = await session.scalars(
+        select(ApiKey)
+        .where(ApiKey.hospital_id == hospital_id)
+        .order_by(ApiKey.revoked_at.is_not(None), ApiKey.created_at.desc(), ApiKey.id)
+    )
+    return list(rows.all())
+
+
 async def revoke_api_key(
     session: AsyncSession, *, hospital_id: uuid.UUID, key_id: uuid.UUID, now: datetime
-) -> None:
+) -> ApiKey:
     row = await session.get(ApiKey, key_id)
     if row is None or row.hospital_id != hospital_id:
         raise NotFound(what="api_key")
     row.revoked_at = row.revoked_at or now
+    return row
 
 
 async def audit_trail(

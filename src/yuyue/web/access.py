@@ -380,6 +380,11 @@ ACCESS: tuple[RouteAccess, ...] = (
         note="after the deadline it files a request for a supervisor",
     ),
     route("POST /desk/window/appointments/{appointment_id}/refund", REGISTRAR),
+    route(
+        "POST /desk/window/appointments/{appointment_id}/change-request",
+        REGISTRAR,
+        note="move or change of patient, for a supervisor to approve",
+    ),
     route("GET /scheduling/week", SCHEDULER),
     route("GET /scheduling/sessions/{session_id}", SCHEDULER),
     route("GET /scheduling/templates", SCHEDULER),
@@ -394,6 +399,9 @@ ACCESS: tuple[RouteAccess, ...] = (
     route("POST /scheduling/settings/ratios", SCHEDULER),
     route("POST /scheduling/settings/policy", SCHEDULER),
     route("POST /scheduling/doctors/{doctor_id}", SCHEDULER),
+    route("GET /scheduling/api-keys", ADMIN),
+    route("POST /scheduling/api-keys", ADMIN, note="the new key is shown once"),
+    route("POST /scheduling/api-keys/{key_id}/revoke", ADMIN),
 )
 
 
