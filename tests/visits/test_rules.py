@@ -345,3 +345,18 @@ class TestVisitStateMachine:
             rules.visit_transition(status, action)
         assert "'" in caught.value.detail("en")
         assert "不能" in caught.value.detail("zh-CN")
+
+
+class TestWalkInNumbers:
+    @pytest.mark.parametrize(
+        ("taken", "expected"), [([], 1), ([1], 2), ([2, 1, 3], 4), ([1, 2, 5], 6)]
+    )
+    def test_the_next_walk_in_follows_the_highest_given(
+        self, taken: list[int], expected: int
+    ) -> None:
+        assert rules.next_walk_in_number(taken) == expected
+
+    def test_walk_in_numbers_are_marked_and_booked_numbers_are_not(self) -> None:
+        assert rules.queue_label(3, walk_in=False, locale="zh-CN") == "3"
+        assert rules.queue_label(3, walk_in=True, locale="zh-CN") == "现3"
+        assert rules.queue_label(3, walk_in=True, locale="en") == "W3"

@@ -381,8 +381,9 @@ async def desk(request: Request, who: StaffDep) -> Response:
     done_text = None
     done = request.query_params.get("done")
     number = request.query_params.get("number", "")
-    if done in ("checked_in", "already", "walk_in") and number.isdigit():
-        done_text = who.t(f"desk.{done}_ok", number=number)
+    if done in ("checked_in", "already", "walk_in") and number.isdigit() and len(number) < 6:
+        label = visit_rules.queue_label(int(number), walk_in=done == "walk_in", locale=who.locale)
+        done_text = who.t(f"desk.{done}_ok", number=label)
     return await _desk_page(
         request, who, query=request.query_params.get("q", "").strip(), done_text=done_text
     )
@@ -793,7 +794,7 @@ async def _department(who: FloorVisitor, department_id: uuid.UUID) -> Department
     return department
 
 
-def _zh_announcement(*, number: int, name: str, room: str) -> str:
+def _zh_announcement(*, number: str, name: str, room: str) -> str:
     # Always in Chinese: the whole room hears it, whatever language the screen shows.
     return i18n.translate("screen.announce", "zh-CN", number=number, name=name, room=room)
 
@@ -832,9 +833,9 @@ async def screen_live(request: Request, who: ScreenDep, department_id: uuid.UUID
             for row in room.current:
                 if str(row.visit_id) == event.get("visit_id"):
                     text = _zh_announcement(
-                        number=row.queue_number, name=row.patient_name, room=room.room
+                        number=row.label("zh-CN"), name=row.patient_name, room=room.room
                     )
-                    return "call", {"text": text, "lang": "zh-CN", "number": row.queue_number}
+                    return "call", {"text": text, "lang": "zh-CN", "number": row.label("zh-CN")}
         return None
 
     return event_stream(

@@ -382,6 +382,27 @@ def joining_batch(own_batch: int, *, late: bool, being_called: int | None) -> in
     return max(own_batch, being_called)
 
 
+# --- queue numbers ------------------------------------------------------------------------
+
+
+def next_walk_in_number(taken: Iterable[int]) -> int:
+    """The next walk-in's number in its session: one more than the highest walk-in number
+    given so far, so walk-ins are numbered 1, 2, 3… in the order they registered. The
+    caller holds the session's queue lock, and a refused walk-in rolls back whole, so no
+    number is given twice or skipped."""
+    return max(taken, default=0) + 1
+
+
+def queue_label(number: int, *, walk_in: bool, locale: str = i18n.DEFAULT_LOCALE) -> str:
+    """What a ticket, a screen and a call show: booked patients keep their appointment's
+    sequence number (就诊序号); walk-ins are numbered in a series of their own, marked so
+    that booked number 3 and walk-in number 3 are never confused (现3 / W3)."""
+    return i18n.translate("queue.walk_in_number", locale, n=number) if walk_in else str(number)
+
+
+i18n.register({"queue.walk_in_number": ("现{n}", "W{n}")})
+
+
 # --- the line -----------------------------------------------------------------------------
 
 

@@ -294,6 +294,10 @@ class QueueTicket:
     priority: PriorityClass | None
     late: bool
     checked_in_at: datetime
+    walk_in: bool = False
+
+    def label(self, locale: str) -> str:
+        return rules.queue_label(self.queue_number, walk_in=self.walk_in, locale=locale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +384,7 @@ async def ticket(session: AsyncSession, *, visit: Visit, policy: rules.Policy) -
         priority=PriorityClass(visit.priority) if visit.priority else None,
         late=visit.late,
         checked_in_at=visit.checked_in_at,
+        walk_in=visit.walk_in,
     )
 
 
@@ -464,6 +469,12 @@ async def _check_in(
         )
 
     visits = await _visits(session, session_id=session_id)
+    # Numbered under the queue's lock: concurrent walk-ins of a session get 1, 2, 3….
+    queue_number = (
+        rules.next_walk_in_number(v.queue_number for v in visits if v.walk_in)
+        if walk_in
+        else appointment.sequence_number
+    )
     late = rules.is_late(policy, slot_end=local_instant(facts.visit_date, slot[2], tz), now=now)
     batch = rules.joining_batch(
         rules.batch_of(policy, slot[0]), late=late, being_called=_being_called(visits)
@@ -476,7 +487,7 @@ async def _check_in(
         department_id=appointment.department_id,
         doctor_id=appointment.doctor_id,
         visit_date=appointment.visit_date,
-        queue_number=appointment.sequence_number,
+        queue_number=queue_number,
         slot_ordinal=slot[0],
         slot_start=slot[1],
         walk_in=walk_in,
@@ -669,6 +680,10 @@ class DeskMatch:
     appointment_status: AppointmentStatus
     visit_id: uuid.UUID | None
     visit_status: VisitStatus | None
+    walk_in: bool = False
+
+    def label(self, locale: str) -> str:
+        return rules.queue_label(self.queue_number, walk_in=self.walk_in, locale=locale)
 
 
 _CODE = re.compile(r"\d{8}")
@@ -741,6 +756,8 @@ async def find_for_desk(
             Appointment.status,
             Visit.id,
             Visit.status,
+            Visit.queue_number,
+            Visit.walk_in,
         )
         .join(Patient, Patient.id == Appointment.patient_id)
         .join(Department, Department.id == Appointment.department_id)
@@ -774,10 +791,12 @@ async def find_for_desk(
             department=r[6],
             doctor=r[7],
             slot_start=r[8],
-            queue_number=r[9],
+            # A walk-in's number is the visit's (its own series), not the appointment's.
+            queue_number=r[13] if r[13] is not None else r[9],
             appointment_status=AppointmentStatus(r[10]),
             visit_id=r[11],
             visit_status=VisitStatus(r[12]) if r[12] else None,
+            walk_in=bool(r[14]),
         )
         for r in rows
     ]
@@ -1024,6 +1043,9 @@ class QueueRow:
     return_visit_needed: bool
     checked_in_at: datetime
     called_at: datetime | None
+
+    def label(self, locale: str) -> str:
+        return rules.queue_label(self.queue_number, walk_in=self.walk_in, locale=locale)
 
 
 @dataclass(frozen=True, slots=True)
