@@ -93,7 +93,11 @@ class TestConcurrentWalkIns:
             patients = [
                 (
                     await f.make_patient(
-                        s, hospital=world.hospital, cipher=ctx.cipher, now=NOW, name="现场" + "甲乙丙丁戊己庚辛壬"[i]
+                        s,
+                        hospital=world.hospital,
+                        cipher=ctx.cipher,
+                        now=NOW,
+                        name="现场" + "甲乙丙丁戊己庚辛壬"[i],
                     )
                 ).id
                 for i in range(9)

@@ -782,7 +782,11 @@ ScreenDep = Annotated[FloorVisitor, Depends(screen_visitor)]
 async def _board(who: FloorVisitor, department_id: uuid.UUID) -> list[visits.BoardRoom]:
     async with who.ctx.db.read() as session:
         return await visits.department_board(
-            session, actor=_actor(who), department_id=department_id, day=who.today
+            session,
+            actor=_actor(who),
+            department_id=department_id,
+            day=who.today,
+            at=who.now.astimezone(_zone(who)).time(),
         )
 
 

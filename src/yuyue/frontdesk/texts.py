@@ -182,6 +182,11 @@ i18n.register(
         "screen.calling": ("请以下患者就诊", "Now calling"),
         "screen.next": ("请准备", "Next"),
         "screen.nobody": ("暂无叫号", "No calls yet"),
+        "screen.please": ("请", "Number"),
+        "screen.number_suffix": ("号", ""),
+        "screen.go_to": ("到", "to"),
+        "screen.state.called": ("请进诊室", "Please come in"),
+        "screen.state.in_consultation": ("就诊中", "In consultation"),
         "screen.enable_sound": ("点击开启语音播报", "Tap to turn on announcements"),
         "screen.announce": (
             "请 {number} 号 {name} 到 {room} 就诊",

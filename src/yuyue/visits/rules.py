@@ -403,6 +403,16 @@ def queue_label(number: int, *, walk_in: bool, locale: str = i18n.DEFAULT_LOCALE
 i18n.register({"queue.walk_in_number": ("现{n}", "W{n}")})
 
 
+def on_screen(*, start: time, end: time, now: time, busy: bool, ahead_minutes: int = 60) -> bool:
+    """Whether a clinic session has a card on the waiting-room screen: from an hour before
+    it starts (when check-in opens by default) until it ends, and after that for as long as
+    anyone is still called or waiting. A morning's rooms leave the afternoon's screen."""
+    opens = (datetime.combine(date.min, start) - timedelta(minutes=ahead_minutes)).time()
+    if start.hour * 60 + start.minute < ahead_minutes:
+        opens = time(0, 0)
+    return busy or opens <= now < end
+
+
 # --- the line -----------------------------------------------------------------------------
 
 

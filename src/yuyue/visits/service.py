@@ -1163,12 +1163,15 @@ async def department_board(
     department_id: uuid.UUID,
     day: date,
     next_count: int = 3,
+    at: time | None = None,
 ) -> list[BoardRoom]:
-    """The waiting-room screen: per room, who is called now and the next few, names masked."""
+    """The waiting-room screen: per room, who is called now and the next few, names masked.
+    With `at` (the local time of day), only the sessions on the screen then
+    (`rules.on_screen`)."""
     require_viewer(actor)
     sessions = (
-        await session.scalars(
-            select(ClinicSession.id)
+        await session.execute(
+            select(ClinicSession.id, ClinicSession.start_time, ClinicSession.end_time)
             .where(
                 ClinicSession.hospital_id == actor.hospital_id,
                 ClinicSession.department_id == department_id,
@@ -1178,9 +1181,13 @@ async def department_board(
         )
     ).all()
     rooms: list[BoardRoom] = []
-    for session_id in sessions:
-        facts = await _session_facts(session, session_id=session_id)
+    for session_id, start_time, end_time in sessions:
         current, waiting, _finished = _split(await _visits(session, session_id=session_id))
+        if at is not None and not rules.on_screen(
+            start=start_time, end=end_time, now=at, busy=bool(current or waiting)
+        ):
+            continue
+        facts = await _session_facts(session, session_id=session_id)
         rooms.append(
             BoardRoom(
                 session_id=session_id,
