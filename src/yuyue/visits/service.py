@@ -1148,6 +1148,45 @@ async def queue_view(session: AsyncSession, *, actor: Actor, session_id: uuid.UU
 
 
 @dataclass(frozen=True, slots=True)
+class AwaitedRow:
+    """A booking of the session not checked in yet, for the end of the desk's list."""
+
+    appointment_id: uuid.UUID
+    sequence_number: int
+    patient_name: str
+    slot_start: time
+    status: AppointmentStatus
+
+
+async def not_arrived(
+    session: AsyncSession, *, actor: Actor, session_id: uuid.UUID
+) -> list[AwaitedRow]:
+    """The session's booked (or held) patients who have not checked in, by sequence
+    number: the last part of the list a triage nurse reads, after the room and the line."""
+    require_staff(actor, *DESK_ROLES)
+    rows = await session.execute(
+        select(
+            Appointment.id,
+            Appointment.sequence_number,
+            Patient.name,
+            TimeSlot.start_time,
+            Appointment.status,
+        )
+        .join(Patient, Patient.id == Appointment.patient_id)
+        .join(TimeSlot, TimeSlot.id == Appointment.slot_id)
+        .outerjoin(Visit, Visit.appointment_id == Appointment.id)
+        .where(
+            Appointment.session_id == session_id,
+            Appointment.hospital_id == actor.hospital_id,
+            Appointment.status.in_([AppointmentStatus.BOOKED, AppointmentStatus.HELD]),
+            Visit.id.is_(None),
+        )
+        .order_by(Appointment.sequence_number)
+    )
+    return [AwaitedRow(r[0], r[1], r[2], r[3], AppointmentStatus(r[4])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
 class BoardRoom:
     session_id: uuid.UUID
     room: str
