@@ -28,7 +28,11 @@ from yuyue.booking.models import Appointment
 from yuyue.scheduling.enums import Channel
 from yuyue.scheduling.models import ClinicSession
 from yuyue.staff import service as staff_service
-from yuyue.staff.rules import system_actor
+from yuyue.staff.enums import Role
+from yuyue.staff.rules import Actor, ActorKind, system_actor
+from yuyue.visits import events
+from yuyue.visits import service as visits
+from yuyue.visits.events import QueueEventKind
 from yuyue.web.context import AppContext
 
 MONDAY = date(2026, 11, 23)
@@ -181,3 +185,140 @@ class TestVisitDay:
         await doctor.get_by_test_id("finish").click()
         await expect(doctor.get_by_test_id("current")).to_have_count(0)
         await expect(board.get_by_test_id("call")).to_have_count(0)
+
+
+TUESDAY = date(2026, 11, 24)
+# Tuesday 09:10 in Shanghai: Dr Li Hui's morning clinic is running.
+TUESDAY_MORNING = datetime(2026, 11, 24, 1, 10, tzinfo=UTC)
+TELEVISION = {
+    "viewport": {"width": 1920, "height": 1080},
+    "locale": "zh-CN",
+    "timezone_id": "Asia/Shanghai",
+}
+
+
+async def morning_queue(ctx: AppContext, session_id: uuid.UUID) -> None:
+    """Three booked and paid patients checked in at the kiosk, and two walk-ins from the
+    desk, in Dr Li Hui's Tuesday morning clinic."""
+    hospital = await h.demo_hospital(ctx)
+    app = replace(system_actor(hospital.id, "e2e"), channel=Channel.APP)
+    now = ctx.clock.now()
+    for name in ("钱文博", "孙丽娟", "周晓明"):
+        patient_id = await h.register(ctx, name=name, account_phone=f.phone())
+        async with ctx.db.session_scope() as session:
+            booked = await booking_service.book(
+                session,
+                actor=app,
+                patient_id=patient_id,
+                session_id=session_id,
+                slot_id=None,
+                now=NOW,
+            )
+            await booking_service.confirm_payment(
+                session,
+                actor=app,
+                appointment_id=booked.appointment.id,
+                paid_fen=booked.appointment.fee_fen,
+                payment_reference=f"E2E-{name}",
+                now=NOW,
+            )
+        async with ctx.db.session_scope() as session:
+            await visits.check_in(
+                session,
+                actor=desk_nurse(hospital.id),
+                appointment_id=booked.appointment.id,
+                now=now,
+            )
+    for name in ("吴国平", "郑海燕"):
+        patient_id = await h.register(ctx, name=name, account_phone=f.phone())
+        async with ctx.db.session_scope() as session:
+            await visits.walk_in(
+                session,
+                actor=desk_nurse(hospital.id),
+                patient_id=patient_id,
+                session_id=session_id,
+                slot_id=None,
+                now=now,
+                payment_reference=f"E2E-{name}",
+            )
+
+
+def desk_nurse(hospital_id: uuid.UUID) -> Actor:
+    return Actor(
+        hospital_id=hospital_id,
+        kind=ActorKind.STAFF,
+        id="e2e-nurse",
+        channel=Channel.WINDOW,
+        roles=frozenset({Role.NURSE}),
+        name="分诊护士",
+    )
+
+
+async def call_next(ctx: AppContext, session_id: uuid.UUID) -> None:
+    hospital = await h.demo_hospital(ctx)
+    now = ctx.clock.now()
+    async with ctx.db.session_scope() as session:
+        visit = await visits.call_next(
+            session, actor=desk_nurse(hospital.id), session_id=session_id, now=now
+        )
+        event = visits.event_of(visit, QueueEventKind.CALLED, at=now)
+    await events.publish(ctx, event)
+
+
+class TestWaitingRoomScreen:
+    async def test_a_call_fills_a_1080p_screen_with_the_number_name_and_room(
+        self, live_server: LiveServer, browser: Browser
+    ) -> None:
+        session_id = await live_server.acall(
+            lambda ctx: h.session_of(ctx, doctor_code="D002", day=TUESDAY)
+        )
+        department = await live_server.acall(lambda ctx: department_of(ctx, session_id))
+        key = await live_server.acall(kiosk_key)
+        live_server.clock.set(TUESDAY_MORNING)
+        context = await browser.new_context(base_url=live_server.url, **TELEVISION)  # type: ignore[arg-type]
+        context.set_default_timeout(10_000)
+        try:
+            await live_server.acall(lambda ctx: morning_queue(ctx, session_id))
+            screen = await context.new_page()
+            await screen.goto("/kiosk/setup")
+            await screen.get_by_label("自助机密钥").fill(key)
+            await screen.get_by_test_id("kiosk-save").click()
+            await screen.goto(f"/screens/{department}")
+            board = screen.get_by_test_id("board")
+            await expect(board).to_have_attribute("data-live-state", "connected")
+            await expect(screen.get_by_test_id("latest-call")).to_have_count(0)
+
+            await live_server.acall(lambda ctx: call_next(ctx, session_id))
+            # Live, without a reload: the call in one line, the room as large as the number.
+            latest = screen.get_by_test_id("latest-call")
+            await expect(latest).to_be_visible()
+            await expect(screen.get_by_test_id("latest-room")).to_have_text("2诊室")
+            await expect(screen.get_by_test_id("latest-name")).to_have_text("钱*博")
+            await expect(screen.get_by_test_id("announcement")).to_have_text(
+                re.compile(r"请 \d+ 号 钱\*博 到 2诊室 就诊")
+            )
+            height = 1080
+            for testid in ("latest-room", "latest-number", "latest-name"):
+                size = await screen.get_by_test_id(testid).evaluate(
+                    "e => parseFloat(getComputedStyle(e).fontSize)"
+                )
+                assert size >= 0.08 * height, (testid, size)
+            room = board.get_by_test_id("room").filter(has_text="2诊室")
+            room_size = await room.get_by_test_id("room-name").evaluate(
+                "e => parseFloat(getComputedStyle(e).fontSize)"
+            )
+            assert room_size >= 0.08 * height
+            # The next patients of the room, masked, walk-ins marked 现.
+            upcoming = room.get_by_test_id("upcoming").locator("li")
+            await expect(upcoming).to_have_count(3)
+            await expect(room.get_by_test_id("upcoming")).to_contain_text("现1")
+            await expect(board).not_to_contain_text("孙丽娟")
+            # Everything fits the television: nothing to scroll.
+            overflow = await screen.evaluate(
+                "() => document.documentElement.scrollHeight - window.innerHeight"
+            )
+            await screenshot(screen, "25-screen-1080p.png")
+            assert overflow <= 0
+        finally:
+            await context.close()
+            live_server.clock.set(NOW)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 
 import httpx
 import pytest
@@ -21,7 +21,7 @@ from tests.portal.conftest import Browser, sign_in
 from yuyue.booking import service as booking_service
 from yuyue.booking.models import Appointment
 from yuyue.kit.clock import FixedClock
-from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.enums import Channel, Period
 from yuyue.staff import service as staff_service
 from yuyue.staff.enums import Role
 from yuyue.staff.rules import system_actor
@@ -386,6 +386,113 @@ class TestDesk:
         )
         assert moved.status_code == 200
         assert "已调整顺序" in moved.text
+
+
+class TestDeskQueueList:
+    async def test_the_list_is_filtered_by_department_and_period_kept_in_the_query(
+        self, http: httpx.AsyncClient, floor: Floor
+    ) -> None:
+        world = floor.world
+        async with floor.ctx.db.session_scope() as s:
+            other = await f.make_department(s, hospital=world.hospital, name="外科")
+            afternoon = await f.make_session(
+                s,
+                hospital=world.hospital,
+                department=world.department,
+                level=world.free_level,
+                day=world.session.date,
+                period=Period.AFTERNOON,
+                start=time(13, 30),
+                end=time(17, 0),
+                now=NOW,
+            )
+            surgery = await f.make_session(
+                s,
+                hospital=world.hospital,
+                department=other,
+                level=world.free_level,
+                day=world.session.date,
+                now=NOW,
+            )
+        nurse = await staff(http, "nurse")
+
+        def listed(page: httpx.Response) -> set[str]:
+            return set(re.findall(r'href="/desk/queues/([0-9a-f-]+)', page.text))
+
+        everything = await nurse.page("/desk")
+        assert listed(everything) == {str(world.session.id), str(afternoon.id), str(surgery.id)}
+        mine = await nurse.page(f"/desk?department={world.department.id}")
+        assert listed(mine) == {str(world.session.id), str(afternoon.id)}
+        query = f"department={world.department.id}&period=afternoon"
+        chosen = await nurse.page(f"/desk?{query}")
+        assert listed(chosen) == {str(afternoon.id)}
+        # The choice stays in the links and after a walk-in.
+        assert f"/desk/queues/{afternoon.id}?{query.replace('&', '&amp;')}" in chosen.text
+        done = await nurse.submit(
+            "/desk/walk-in",
+            {
+                "session": str(world.session.id),
+                "name": "钱多多",
+                "id_type": "resident_id",
+                "id_number": f.resident_id(),
+                "phone": f.phone(),
+                "department": str(world.department.id),
+                "period": "afternoon",
+            },
+        )
+        assert done.status_code == 303, done.text
+        assert done.headers["location"].endswith(f"&{query}")
+        # A period or department that is not one lists everything, and says nothing wrong.
+        odd = await nurse.page("/desk?period=night&department=nope")
+        assert odd.status_code == 200 and len(listed(odd)) == 3
+
+    async def test_called_first_then_the_line_then_not_arrived_by_number(
+        self, http: httpx.AsyncClient, floor: Floor, clock: FixedClock
+    ) -> None:
+        world = floor.world
+        actor = replace(system_actor(world.hospital.id, "test"), channel=Channel.APP)
+        booked: list[Appointment] = []
+        async with floor.ctx.db.session_scope() as s:
+            for name in ("甲一", "乙二", "丙三", "丁四", "戊五"):
+                patient = await f.make_patient(
+                    s, hospital=world.hospital, cipher=floor.ctx.cipher, now=NOW, name=name
+                )
+                made = await booking_service.book(
+                    s,
+                    actor=actor,
+                    patient_id=patient.id,
+                    session_id=world.session.id,
+                    slot_id=None,
+                    now=NOW,
+                )
+                booked.append(made.appointment)
+        nurse = await staff(http, "nurse")
+        for appointment in (booked[2], booked[0], booked[1]):
+            await nurse.page("/desk")
+            done = await nurse.submit("/desk/check-in", {"appointment": str(appointment.id)})
+            assert done.status_code == 303
+        transport = httpx.ASGITransport(app=floor.app, client=("203.0.113.10", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as other:
+            doctor = await staff(other, "doctor")
+            await doctor.page("/doctor")
+            called = await doctor.submit(f"/doctor/sessions/{world.session.id}/call-next", {})
+            assert called.status_code in (200, 303)
+        page = await nurse.page(f"/desk/queues/{world.session.id}")
+        rows = re.findall(r'data-testid="([a-z]+-row)" data-status="([a-z_]+)"', page.text)
+        assert [kind for kind, _ in rows] == [
+            "current-row",
+            "queue-row",
+            "queue-row",
+            "awaited-row",
+            "awaited-row",
+        ]
+        assert [status for _, status in rows][:1] == ["called"]
+        # Not arrived: by sequence number.
+        awaited = re.findall(
+            r'data-testid="awaited-row"[^>]*>\s*<td></td>\s*<td class="num">(\d+)</td>', page.text
+        )
+        assert awaited == [str(booked[3].sequence_number), str(booked[4].sequence_number)]
+        assert "未报到" in page.text
 
 
 class TestDoctor:

@@ -41,6 +41,7 @@ from yuyue.notifications.enums import MessageKind
 from yuyue.notifications.models import Delivery, DeliveryAttempt, DemoPhoneMessage, OutboxMessage
 from yuyue.patients.models import Patient
 from yuyue.scheduling.enums import Channel
+from yuyue.scheduling.models import ClinicSession, Department
 from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, ActorKind
 from yuyue.web.context import AppContext
@@ -685,6 +686,29 @@ class TestTemplates:
         async with ctx.db.read() as s:
             [item] = await service.inbox_for_account(s, account_id=world.patient.account_id)
         assert item.title == "儿科挂号成功"
+
+    async def test_where_to_go_names_the_clinic_room(self, ctx: AppContext, world: World) -> None:
+        async with ctx.db.session_scope() as s:
+            await s.execute(
+                update(ClinicSession)
+                .where(ClinicSession.id == world.session.id)
+                .values(room="3诊室")
+            )
+            await s.execute(
+                update(Department)
+                .where(Department.id == world.department.id)
+                .values(location="门诊楼2层A区")
+            )
+        await book(ctx, world)
+        sms = FakeSms()
+        await deliver_due(ctx, senders=Senders(sms=sms))
+        [confirmation] = sms.calls
+        assert "地点门诊楼2层A区 3诊室" in confirmation.text
+
+    def test_the_place_is_the_location_and_the_room(self) -> None:
+        assert rules.visit_place("门诊楼2层A区", "3诊室") == "门诊楼2层A区 3诊室"
+        assert rules.visit_place("门诊楼2层A区", "") == "门诊楼2层A区"
+        assert rules.visit_place("", "3诊室") == "3诊室"
 
     async def test_bad_templates_and_settings_are_refused_and_change_nothing(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World

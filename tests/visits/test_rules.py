@@ -345,3 +345,35 @@ class TestVisitStateMachine:
             rules.visit_transition(status, action)
         assert "'" in caught.value.detail("en")
         assert "不能" in caught.value.detail("zh-CN")
+
+
+class TestWalkInNumbers:
+    @pytest.mark.parametrize(
+        ("taken", "expected"), [([], 1), ([1], 2), ([2, 1, 3], 4), ([1, 2, 5], 6)]
+    )
+    def test_the_next_walk_in_follows_the_highest_given(
+        self, taken: list[int], expected: int
+    ) -> None:
+        assert rules.next_walk_in_number(taken) == expected
+
+    def test_walk_in_numbers_are_marked_and_booked_numbers_are_not(self) -> None:
+        assert rules.queue_label(3, walk_in=False, locale="zh-CN") == "3"
+        assert rules.queue_label(3, walk_in=True, locale="zh-CN") == "现3"
+        assert rules.queue_label(3, walk_in=True, locale="en") == "W3"
+
+
+class TestOnScreen:
+    @pytest.mark.parametrize(
+        ("now", "busy", "shown"),
+        [
+            (time(7, 0), False, True),  # an hour before 08:00: check-in opens
+            (time(6, 59), False, False),
+            (time(11, 59), False, True),
+            (time(12, 0), False, False),  # over, nobody left
+            (time(13, 0), True, True),  # over, but someone still waits or is called
+        ],
+    )
+    def test_a_session_is_on_the_screen_while_it_runs_or_anyone_waits(
+        self, now: time, busy: bool, shown: bool
+    ) -> None:
+        assert rules.on_screen(start=time(8, 0), end=time(12, 0), now=now, busy=busy) is shown

@@ -131,7 +131,16 @@ async def _structure(session: AsyncSession, hospital: Hospital, now: datetime) -
         await session.flush()
         departments[dep.code] = dep_row.id
     doctors: dict[str, uuid.UUID] = {}
+    # Each doctor sees patients in a room (诊室) of their own, numbered within the
+    # department; a department's sessions without a named doctor take the next one.
+    rooms_used: dict[str, int] = {}
+
+    def next_room(department_code: str) -> str:
+        rooms_used[department_code] = rooms_used.get(department_code, 0) + 1
+        return f"{rooms_used[department_code]}诊室"
+
     for doc in c.DOCTORS:
+        room = next_room(doc.department_code)
         title = titles[doc.title_code]
         doc_row = Doctor(
             hospital_id=hid,
@@ -162,10 +171,15 @@ async def _structure(session: AsyncSession, hospital: Hospital, now: datetime) -
                     end_time=end,
                     capacity=doc.capacity,
                     slot_minutes=30,
+                    room=room,
                 )
             )
+    department_rooms: dict[str, str] = {}
     for dep_session in c.DEPARTMENT_SESSIONS:
         start, end = c.PERIOD_HOURS[dep_session.period]
+        code = dep_session.department_code
+        if code not in department_rooms:
+            department_rooms[code] = next_room(code)
         session.add(
             ScheduleTemplate(
                 hospital_id=hid,
@@ -178,6 +192,7 @@ async def _structure(session: AsyncSession, hospital: Hospital, now: datetime) -
                 end_time=end,
                 capacity=dep_session.capacity,
                 slot_minutes=30,
+                room=department_rooms[code],
             )
         )
     await session.flush()

@@ -7,8 +7,10 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
 
 import segno
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -44,7 +46,7 @@ from yuyue.operations.announcements import service as announcements
 from yuyue.patients import rules as patient_rules
 from yuyue.patients import service as patient_service
 from yuyue.payments import kiosk as kiosk_payments
-from yuyue.scheduling.enums import SessionStatus
+from yuyue.scheduling.enums import Period, SessionStatus
 from yuyue.scheduling.models import ClinicSession, Department, Doctor
 from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor
@@ -311,8 +313,35 @@ async def kiosk_ticket(request: Request, who: KioskDep, visit_id: uuid.UUID) -> 
 # --- triage desk ----------------------------------------------------------------------------
 
 
-async def _today_sessions(session: AsyncSession, who: FloorVisitor) -> list[dict[str, Any]]:
-    """Today's open clinic sessions, with how many are waiting in each."""
+@dataclass(frozen=True, slots=True)
+class DeskFilter:
+    """The desk's choice of department and period (上午/下午/晚上), kept in the query
+    string so a reload, a bookmark and the page after a check-in show the same list."""
+
+    department_id: uuid.UUID | None = None
+    period: Period | None = None
+
+    @classmethod
+    def of(cls, values: Mapping[str, str]) -> DeskFilter:
+        period = values.get("period", "")
+        return cls(
+            department_id=_uuid(values.get("department") or None),
+            period=Period(period) if period in set(Period) else None,
+        )
+
+    @property
+    def query(self) -> str:
+        """`department=…&period=…` for links and redirects ("" when nothing is chosen)."""
+        parts = {"department": self.department_id, "period": self.period}
+        return urlencode({k: str(v) for k, v in parts.items() if v is not None})
+
+
+async def _today_sessions(
+    session: AsyncSession, who: FloorVisitor, chosen: DeskFilter | None = None
+) -> list[dict[str, Any]]:
+    """Today's open clinic sessions, with how many are waiting in each, as a nurse reads the
+    hall: by room, then doctor, then start."""
+    chosen = chosen or DeskFilter()
     waiting = (
         select(Visit.session_id, func.count().label("n"))
         .where(Visit.status.in_([s.value for s in IN_LINE]), Visit.visit_date == who.today)
@@ -328,8 +357,14 @@ async def _today_sessions(session: AsyncSession, who: FloorVisitor) -> list[dict
             ClinicSession.hospital_id == who.hospital.id,
             ClinicSession.date == who.today,
             ClinicSession.status == SessionStatus.OPEN,
+            *(
+                [ClinicSession.department_id == chosen.department_id]
+                if chosen.department_id
+                else []
+            ),
+            *([ClinicSession.period == chosen.period] if chosen.period else []),
         )
-        .order_by(Department.name, ClinicSession.start_time, ClinicSession.room)
+        .order_by(ClinicSession.room, Doctor.name, ClinicSession.start_time, Department.name)
     )
     return [
         {"clinic": clinic, "department": department, "doctor": doctor, "waiting": n or 0}
@@ -346,8 +381,10 @@ async def _desk_page(
     done_text: str | None = None,
     walk_in: Mapping[str, str] | None = None,
     status: int = 200,
+    chosen: DeskFilter | None = None,
 ) -> Response:
     actor = who.require(request, *DESK_ROLES)
+    chosen = chosen or DeskFilter()
     matches: list[visits.DeskMatch] | None = None
     async with who.ctx.db.read() as session:
         if query:
@@ -359,7 +396,8 @@ async def _desk_page(
                 signer=who.ctx.voucher_signer,
                 now=who.now,
             )
-        sessions = await _today_sessions(session, who)
+        sessions = await _today_sessions(session, who, chosen)
+        departments = await _today_departments(session, who)
     return render(
         request,
         who,
@@ -373,6 +411,30 @@ async def _desk_page(
         walk_in=walk_in or {},
         id_types=list(patient_rules.IdType),
         priorities=list(PriorityClass),
+        chosen=chosen,
+        departments=departments,
+        periods=list(Period),
+    )
+
+
+async def _today_departments(session: AsyncSession, who: FloorVisitor) -> list[Department]:
+    """The departments with an open session today: the desk's department filter."""
+    return list(
+        (
+            await session.scalars(
+                select(Department)
+                .where(
+                    Department.id.in_(
+                        select(ClinicSession.department_id).where(
+                            ClinicSession.hospital_id == who.hospital.id,
+                            ClinicSession.date == who.today,
+                            ClinicSession.status == SessionStatus.OPEN,
+                        )
+                    )
+                )
+                .order_by(Department.sort_order, Department.name)
+            )
+        ).all()
     )
 
 
@@ -381,10 +443,15 @@ async def desk(request: Request, who: StaffDep) -> Response:
     done_text = None
     done = request.query_params.get("done")
     number = request.query_params.get("number", "")
-    if done in ("checked_in", "already", "walk_in") and number.isdigit():
-        done_text = who.t(f"desk.{done}_ok", number=number)
+    if done in ("checked_in", "already", "walk_in") and number.isdigit() and len(number) < 6:
+        label = visit_rules.queue_label(int(number), walk_in=done == "walk_in", locale=who.locale)
+        done_text = who.t(f"desk.{done}_ok", number=label)
     return await _desk_page(
-        request, who, query=request.query_params.get("q", "").strip(), done_text=done_text
+        request,
+        who,
+        query=request.query_params.get("q", "").strip(),
+        done_text=done_text,
+        chosen=DeskFilter.of(request.query_params),
     )
 
 
@@ -393,6 +460,7 @@ async def desk_check_in(request: Request, who: StaffDep) -> Response:
     actor = who.require(request, *DESK_ROLES)
     form = await form_of(request, who)
     query = form.get("q", "")
+    chosen = DeskFilter.of(form)
     appointment_id = _uuid(form.get("appointment"))
     if appointment_id is None:
         raise NotFound(what="appointment")
@@ -407,11 +475,17 @@ async def desk_check_in(request: Request, who: StaffDep) -> Response:
         checked, event = await _commit(who, work)
     except YuyueError as error:
         return await _desk_page(
-            request, who, query=query, error=error.detail(who.locale), status=error.status
+            request,
+            who,
+            query=query,
+            error=error.detail(who.locale),
+            status=error.status,
+            chosen=chosen,
         )
     await _announce(who, event)
     done = "already" if checked.already else "checked_in"
-    return redirect(f"/desk?done={done}&number={checked.ticket.queue_number}")
+    kept = f"&{chosen.query}" if chosen.query else ""
+    return redirect(f"/desk?done={done}&number={checked.ticket.queue_number}{kept}")
 
 
 _WALK_IN_FIELDS = ("name", "id_type", "id_number", "phone", "session", "priority", "reason")
@@ -425,9 +499,10 @@ async def desk_walk_in(request: Request, who: StaffDep) -> Response:
     form = await form_of(request, who)
     values = {name: form.get(name, "").strip()[:200] for name in _WALK_IN_FIELDS}
     values["payment_reference"] = form.get("payment_reference", "").strip()[:64]
+    chosen = DeskFilter.of(form)
 
     def refuse(message: str, status: int = 422) -> Awaitable[Response]:
-        return _desk_page(request, who, error=message, walk_in=values, status=status)
+        return _desk_page(request, who, error=message, walk_in=values, status=status, chosen=chosen)
 
     try:
         id_type = patient_rules.IdType(values["id_type"] or patient_rules.IdType.RESIDENT_ID)
@@ -490,7 +565,8 @@ async def desk_walk_in(request: Request, who: StaffDep) -> Response:
         return await refuse(error.detail(who.locale), error.status)
     who.ctx.places_taken(who.hospital.id, session_id)
     await _announce(who, event)
-    return redirect(f"/desk?done=walk_in&number={checked.ticket.queue_number}")
+    kept = f"&{chosen.query}" if chosen.query else ""
+    return redirect(f"/desk?done=walk_in&number={checked.ticket.queue_number}{kept}")
 
 
 async def _desk_queue_page(
@@ -505,12 +581,15 @@ async def _desk_queue_page(
     actor = who.require(request, *DESK_ROLES)
     async with who.ctx.db.read() as session:
         view = await visits.queue_view(session, actor=actor, session_id=session_id)
+        awaited = await visits.not_arrived(session, actor=actor, session_id=session_id)
     return render(
         request,
         who,
         "desk_queue.html",
         status=status,
         view=view,
+        awaited=awaited,
+        back=DeskFilter.of(request.query_params).query,
         error=error,
         done_text=done_text,
         priorities=list(PriorityClass),
@@ -781,7 +860,11 @@ ScreenDep = Annotated[FloorVisitor, Depends(screen_visitor)]
 async def _board(who: FloorVisitor, department_id: uuid.UUID) -> list[visits.BoardRoom]:
     async with who.ctx.db.read() as session:
         return await visits.department_board(
-            session, actor=_actor(who), department_id=department_id, day=who.today
+            session,
+            actor=_actor(who),
+            department_id=department_id,
+            day=who.today,
+            at=who.now.astimezone(_zone(who)).time(),
         )
 
 
@@ -793,7 +876,7 @@ async def _department(who: FloorVisitor, department_id: uuid.UUID) -> Department
     return department
 
 
-def _zh_announcement(*, number: int, name: str, room: str) -> str:
+def _zh_announcement(*, number: str, name: str, room: str) -> str:
     # Always in Chinese: the whole room hears it, whatever language the screen shows.
     return i18n.translate("screen.announce", "zh-CN", number=number, name=name, room=room)
 
@@ -832,9 +915,9 @@ async def screen_live(request: Request, who: ScreenDep, department_id: uuid.UUID
             for row in room.current:
                 if str(row.visit_id) == event.get("visit_id"):
                     text = _zh_announcement(
-                        number=row.queue_number, name=row.patient_name, room=room.room
+                        number=row.label("zh-CN"), name=row.patient_name, room=room.room
                     )
-                    return "call", {"text": text, "lang": "zh-CN", "number": row.queue_number}
+                    return "call", {"text": text, "lang": "zh-CN", "number": row.label("zh-CN")}
         return None
 
     return event_stream(

@@ -66,7 +66,7 @@ from yuyue.notifications.service import enqueue_next_reminder, load_delivery_set
 from yuyue.notifications.templates import default_template, format_date
 from yuyue.patients.models import Account, Patient
 from yuyue.patients.rules import mask_phone
-from yuyue.scheduling.models import Department, Hospital, TimeSlot
+from yuyue.scheduling.models import ClinicSession, Department, Hospital, TimeSlot
 
 log = logging.getLogger(__name__)
 
@@ -305,13 +305,22 @@ async def compose(
         )
         department = await session.get(Department, appointment.department_id)
         department_id = appointment.department_id
+        room = (
+            await session.scalar(
+                select(ClinicSession.room).where(ClinicSession.id == appointment.session_id)
+            )
+            or ""
+        )
         slot = await session.get(TimeSlot, appointment.slot_id)
         values.update(
             date=format_date(appointment.visit_date, locale),
             time=slot.start_time.strftime("%H:%M") if slot else info.start_time.strftime("%H:%M"),
             department=(info.department_name_en if english else "") or info.department_name,
             doctor=info.doctor_name or "",
-            location=(info.location_en if english else "") or info.location,
+            location=rules.visit_place(
+                (info.location_en if english else "") or info.location, room
+            ),
+            room=room,
             sequence_number=str(appointment.sequence_number),
             voucher_code=appointment.voucher_code,
             fee=f"{appointment.fee_fen / 100:.2f}",

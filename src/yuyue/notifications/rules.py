@@ -281,10 +281,20 @@ _VISIT: Final = _COMMON | {
     "department",
     "doctor",
     "location",
+    "room",
     "sequence_number",
     "what_to_bring",
     "link",
 }
+
+
+def visit_place(location: str, room: str) -> str:
+    """Where the patient goes: the department's place and the clinic's room (诊室), so every
+    message that says where (`{location}`) names the room too; `{room}` alone is there for
+    a hospital's own templates."""
+    return " ".join(part for part in (location.strip(), room.strip()) if part)
+
+
 PLACEHOLDERS: Final[Mapping[MessageKind, frozenset[str]]] = {
     K.BOOKING_CONFIRMED: _VISIT,
     K.BOOKING_HELD: _VISIT | {"fee", "pay_before"},

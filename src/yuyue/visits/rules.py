@@ -382,6 +382,37 @@ def joining_batch(own_batch: int, *, late: bool, being_called: int | None) -> in
     return max(own_batch, being_called)
 
 
+# --- queue numbers ------------------------------------------------------------------------
+
+
+def next_walk_in_number(taken: Iterable[int]) -> int:
+    """The next walk-in's number in its session: one more than the highest walk-in number
+    given so far, so walk-ins are numbered 1, 2, 3… in the order they registered. The
+    caller holds the session's queue lock, and a refused walk-in rolls back whole, so no
+    number is given twice or skipped."""
+    return max(taken, default=0) + 1
+
+
+def queue_label(number: int, *, walk_in: bool, locale: str = i18n.DEFAULT_LOCALE) -> str:
+    """What a ticket, a screen and a call show: booked patients keep their appointment's
+    sequence number (就诊序号); walk-ins are numbered in a series of their own, marked so
+    that booked number 3 and walk-in number 3 are never confused (现3 / W3)."""
+    return i18n.translate("queue.walk_in_number", locale, n=number) if walk_in else str(number)
+
+
+i18n.register({"queue.walk_in_number": ("现{n}", "W{n}")})
+
+
+def on_screen(*, start: time, end: time, now: time, busy: bool, ahead_minutes: int = 60) -> bool:
+    """Whether a clinic session has a card on the waiting-room screen: from an hour before
+    it starts (when check-in opens by default) until it ends, and after that for as long as
+    anyone is still called or waiting. A morning's rooms leave the afternoon's screen."""
+    opens = (datetime.combine(date.min, start) - timedelta(minutes=ahead_minutes)).time()
+    if start.hour * 60 + start.minute < ahead_minutes:
+        opens = time(0, 0)
+    return busy or opens <= now < end
+
+
 # --- the line -----------------------------------------------------------------------------
 
 

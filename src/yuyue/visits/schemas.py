@@ -60,6 +60,9 @@ class QueueTicketRead(BaseModel):
     priority: PriorityClass | None
     late: bool
     checked_in_at: datetime
+    walk_in: bool = Field(
+        False, description="a walk-in: queue_number is of the session's walk-in series (现1, 现2…)"
+    )
 
 
 class CheckInRead(BaseModel):
@@ -85,6 +88,7 @@ class DeskMatchRead(BaseModel):
     appointment_status: AppointmentStatus
     visit_id: uuid.UUID | None
     visit_status: VisitStatus | None
+    walk_in: bool = False
 
 
 class WalkInCreate(Input):

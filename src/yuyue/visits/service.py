@@ -294,6 +294,10 @@ class QueueTicket:
     priority: PriorityClass | None
     late: bool
     checked_in_at: datetime
+    walk_in: bool = False
+
+    def label(self, locale: str) -> str:
+        return rules.queue_label(self.queue_number, walk_in=self.walk_in, locale=locale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +384,7 @@ async def ticket(session: AsyncSession, *, visit: Visit, policy: rules.Policy) -
         priority=PriorityClass(visit.priority) if visit.priority else None,
         late=visit.late,
         checked_in_at=visit.checked_in_at,
+        walk_in=visit.walk_in,
     )
 
 
@@ -464,6 +469,12 @@ async def _check_in(
         )
 
     visits = await _visits(session, session_id=session_id)
+    # Numbered under the queue's lock: concurrent walk-ins of a session get 1, 2, 3….
+    queue_number = (
+        rules.next_walk_in_number(v.queue_number for v in visits if v.walk_in)
+        if walk_in
+        else appointment.sequence_number
+    )
     late = rules.is_late(policy, slot_end=local_instant(facts.visit_date, slot[2], tz), now=now)
     batch = rules.joining_batch(
         rules.batch_of(policy, slot[0]), late=late, being_called=_being_called(visits)
@@ -476,7 +487,7 @@ async def _check_in(
         department_id=appointment.department_id,
         doctor_id=appointment.doctor_id,
         visit_date=appointment.visit_date,
-        queue_number=appointment.sequence_number,
+        queue_number=queue_number,
         slot_ordinal=slot[0],
         slot_start=slot[1],
         walk_in=walk_in,
@@ -669,6 +680,10 @@ class DeskMatch:
     appointment_status: AppointmentStatus
     visit_id: uuid.UUID | None
     visit_status: VisitStatus | None
+    walk_in: bool = False
+
+    def label(self, locale: str) -> str:
+        return rules.queue_label(self.queue_number, walk_in=self.walk_in, locale=locale)
 
 
 _CODE = re.compile(r"\d{8}")
@@ -741,6 +756,8 @@ async def find_for_desk(
             Appointment.status,
             Visit.id,
             Visit.status,
+            Visit.queue_number,
+            Visit.walk_in,
         )
         .join(Patient, Patient.id == Appointment.patient_id)
         .join(Department, Department.id == Appointment.department_id)
@@ -774,10 +791,12 @@ async def find_for_desk(
             department=r[6],
             doctor=r[7],
             slot_start=r[8],
-            queue_number=r[9],
+            # A walk-in's number is the visit's (its own series), not the appointment's.
+            queue_number=r[13] if r[13] is not None else r[9],
             appointment_status=AppointmentStatus(r[10]),
             visit_id=r[11],
             visit_status=VisitStatus(r[12]) if r[12] else None,
+            walk_in=bool(r[14]),
         )
         for r in rows
     ]
@@ -1025,6 +1044,9 @@ class QueueRow:
     checked_in_at: datetime
     called_at: datetime | None
 
+    def label(self, locale: str) -> str:
+        return rules.queue_label(self.queue_number, walk_in=self.walk_in, locale=locale)
+
 
 @dataclass(frozen=True, slots=True)
 class QueueView:
@@ -1126,6 +1148,45 @@ async def queue_view(session: AsyncSession, *, actor: Actor, session_id: uuid.UU
 
 
 @dataclass(frozen=True, slots=True)
+class AwaitedRow:
+    """A booking of the session not checked in yet, for the end of the desk's list."""
+
+    appointment_id: uuid.UUID
+    sequence_number: int
+    patient_name: str
+    slot_start: time
+    status: AppointmentStatus
+
+
+async def not_arrived(
+    session: AsyncSession, *, actor: Actor, session_id: uuid.UUID
+) -> list[AwaitedRow]:
+    """The session's booked (or held) patients who have not checked in, by sequence
+    number: the last part of the list a triage nurse reads, after the room and the line."""
+    require_staff(actor, *DESK_ROLES)
+    rows = await session.execute(
+        select(
+            Appointment.id,
+            Appointment.sequence_number,
+            Patient.name,
+            TimeSlot.start_time,
+            Appointment.status,
+        )
+        .join(Patient, Patient.id == Appointment.patient_id)
+        .join(TimeSlot, TimeSlot.id == Appointment.slot_id)
+        .outerjoin(Visit, Visit.appointment_id == Appointment.id)
+        .where(
+            Appointment.session_id == session_id,
+            Appointment.hospital_id == actor.hospital_id,
+            Appointment.status.in_([AppointmentStatus.BOOKED, AppointmentStatus.HELD]),
+            Visit.id.is_(None),
+        )
+        .order_by(Appointment.sequence_number)
+    )
+    return [AwaitedRow(r[0], r[1], r[2], r[3], AppointmentStatus(r[4])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
 class BoardRoom:
     session_id: uuid.UUID
     room: str
@@ -1141,12 +1202,15 @@ async def department_board(
     department_id: uuid.UUID,
     day: date,
     next_count: int = 3,
+    at: time | None = None,
 ) -> list[BoardRoom]:
-    """The waiting-room screen: per room, who is called now and the next few, names masked."""
+    """The waiting-room screen: per room, who is called now and the next few, names masked.
+    With `at` (the local time of day), only the sessions on the screen then
+    (`rules.on_screen`)."""
     require_viewer(actor)
     sessions = (
-        await session.scalars(
-            select(ClinicSession.id)
+        await session.execute(
+            select(ClinicSession.id, ClinicSession.start_time, ClinicSession.end_time)
             .where(
                 ClinicSession.hospital_id == actor.hospital_id,
                 ClinicSession.department_id == department_id,
@@ -1156,9 +1220,13 @@ async def department_board(
         )
     ).all()
     rooms: list[BoardRoom] = []
-    for session_id in sessions:
-        facts = await _session_facts(session, session_id=session_id)
+    for session_id, start_time, end_time in sessions:
         current, waiting, _finished = _split(await _visits(session, session_id=session_id))
+        if at is not None and not rules.on_screen(
+            start=start_time, end=end_time, now=at, busy=bool(current or waiting)
+        ):
+            continue
+        facts = await _session_facts(session, session_id=session_id)
         rooms.append(
             BoardRoom(
                 session_id=session_id,
