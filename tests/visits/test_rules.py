@@ -4,6 +4,7 @@ priorities, manual moves and the estimated wait. No database."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -213,6 +214,15 @@ def entry(
 
 def names(line: list[rules.QueueEntry], cast: dict[uuid.UUID, str]) -> list[str]:
     return [cast[e.visit_id] for e in line]
+
+
+def test_at_the_same_instant_a_booked_visit_goes_before_a_walk_in_numbered_lower() -> None:
+    # Walk-in 现1 and booked no. 2 join the same batch at the same instant: the walk-in's
+    # own series says nothing against booked numbers.
+    booked = entry("booked", 0, 0, 2)
+    walk_in = replace(entry("walk-in", 0, 0, 1), walk_in=True)
+    line = rules.order(rules.Policy(), [walk_in, booked])
+    assert [e.visit_id for e in line] == [booked.visit_id, walk_in.visit_id]
 
 
 ORDER_CASES = [

@@ -4,8 +4,8 @@ Plain functions over values already loaded and an injected ``now``; they raise
 :class:`~yuyue.kit.errors.YuyueError` subclasses with stable codes. No I/O here.
 
 The queue (候诊) of a clinic session is a *line*: the visits waiting to be called, in order.
-Each visit carries an ordering key — (priority rank, batch, joined the line at, queue
-number) — and joins the line after the last visit whose key is not greater than its own.
+Each visit carries an ordering key — (priority rank, batch, joined the line at, walk-in,
+queue number) — and joins the line after the last visit whose key is not greater than its own.
 So, without manual moves, the line is sorted by: priority classes first (highest class
 first), then by batch (a batch is one or more consecutive time slots), then by when the
 patient checked in. A patient who arrives after their slot (plus the grace), and a patient
@@ -425,6 +425,9 @@ class QueueEntry:
     queued_at: datetime
     queue_number: int
     priority: PriorityClass | None = None
+    # Walk-ins are numbered in their own series (现1, 现2…), so their numbers say nothing
+    # against booked ones: among visits that joined at the same instant, booked ones first.
+    walk_in: bool = False
 
 
 def priority_rank(policy: Policy, priority: PriorityClass | None) -> int:
@@ -434,8 +437,14 @@ def priority_rank(policy: Policy, priority: PriorityClass | None) -> int:
     return len(policy.priority_classes)
 
 
-def order_key(policy: Policy, entry: QueueEntry) -> tuple[int, int, datetime, int]:
-    return (priority_rank(policy, entry.priority), entry.batch, entry.queued_at, entry.queue_number)
+def order_key(policy: Policy, entry: QueueEntry) -> tuple[int, int, datetime, int, int]:
+    return (
+        priority_rank(policy, entry.priority),
+        entry.batch,
+        entry.queued_at,
+        int(entry.walk_in),
+        entry.queue_number,
+    )
 
 
 def join(policy: Policy, line: Sequence[QueueEntry], entry: QueueEntry) -> list[QueueEntry]:

@@ -200,6 +200,7 @@ def _entry(visit: Visit) -> rules.QueueEntry:
         queued_at=visit.queued_at,
         queue_number=visit.queue_number,
         priority=PriorityClass(visit.priority) if visit.priority else None,
+        walk_in=visit.walk_in,
     )
 
 
