@@ -11,9 +11,10 @@ patients to no-shows, some have crowded windows) so that the advice has somethin
 Idempotent: a past day's session is created only where its template has none yet, so a
 second run on the same day writes nothing, and a run days later fills only the days that
 were never there (a day that was in the future at the last run keeps what really happened).
-Written in bulk (prepared rows, one multi-row insert per table and chunk): five weeks of the
-65-doctor demo hospital (about 1,100 sessions and 23,000 appointments) take some seconds on
-SQLite, and the first `seed-demo` then rebuilds the reports' summary rows for those days."""
+Written in bulk (prepared rows, one multi-row insert per table and chunk): thirteen weeks of
+the 65-doctor demo hospital (about 2,900 sessions and 60,000 appointments) take about fifteen
+seconds on SQLite, and the first `seed-demo` then rebuilds the reports' summary rows for
+those days."""
 
 from __future__ import annotations
 
@@ -47,9 +48,10 @@ from yuyue.scheduling.models import (
 )
 from yuyue.visits.models import Visit
 
-# Five weeks: the quota advice reads four whole weeks and the reports default to 30 days;
-# more is more rows to write on every first `seed-demo` (about 4,600 appointments a week).
-HISTORY_WEEKS = 5
+# Three months: the reports show a season (the quota advice reads the last four whole
+# weeks, the reports default to 30 days); each week is about 4,600 appointments to write on
+# the first `seed-demo` (the whole first seed takes about half a minute).
+HISTORY_WEEKS = 13
 HISTORY_PATIENTS = 160
 CREATED_BY = "demo-history"
 _CHUNK = 2000
