@@ -464,12 +464,14 @@ class Bench:
         started = time.monotonic()
         await self.backend.prepare()
         self.log("seeding the demo hospital")
-        seed_output = await asyncio.to_thread(run_cli, ["seed-demo"], self.env, self.workdir)
+        seed_output = await asyncio.to_thread(
+            run_cli, ["seed-demo", "--no-history"], self.env, self.workdir
+        )
         enlarged = await enlarge_inventory(
             self.backend.url, self.config.capacity_factor, self.config.release_days
         )
         if enlarged["sessions_regenerated"]:
-            await asyncio.to_thread(run_cli, ["seed-demo"], self.env, self.workdir)
+            await asyncio.to_thread(run_cli, ["seed-demo", "--no-history"], self.env, self.workdir)
         key = await asyncio.to_thread(
             run_cli, ["api-key", "create", "--channel", "app"], self.env, self.workdir
         )

@@ -503,7 +503,7 @@ def reports_refresh(
         typer.echo(f"hospital {done.hospital_id}: {done.days} visit days, {done.rows} summary rows")
 
 
-def _seed(settings: Settings) -> DemoSummary:
+def _seed(settings: Settings, *, history: bool = True) -> DemoSummary:
     from dataclasses import replace
 
     from yuyue.demo.history import HISTORY_WEEKS, seed_history
@@ -518,10 +518,12 @@ def _seed(settings: Settings) -> DemoSummary:
 
     async def work(session: AsyncSession) -> DemoSummary:
         summary = await seed_demo(session, cipher=cipher, now=now, today=today)
-        history = await seed_history(
+        if not history:
+            return summary
+        past = await seed_history(
             session, hospital_id=summary.hospital_id, cipher=cipher, today=today, now=now
         )
-        return replace(summary, history=history)
+        return replace(summary, history=past)
 
     summary = _run(settings, work)
     if summary.history is not None and summary.history.sessions:
@@ -546,11 +548,15 @@ def _seed(settings: Settings) -> DemoSummary:
 
 
 @app.command("seed-demo")
-def seed_demo_command() -> None:
+def seed_demo_command(
+    history: bool = typer.Option(
+        True, "--history/--no-history", help="also generate the past weeks the reports show"
+    ),
+) -> None:
     """Load the demo hospital into the database (running it twice changes nothing)."""
     settings = _settings()
     migrate.upgrade_sync(settings.async_database_url)
-    summary = _seed(settings)
+    summary = _seed(settings, history=history)
     typer.echo(f"demo hospital loaded: {summary}")
 
 
