@@ -340,6 +340,37 @@ class TestMessageTemplates:
         assert 'value="blacklisted"' not in department.text
 
 
+class TestInEnglish:
+    async def test_every_page_and_refusal_reads_in_english(
+        self,
+        http: httpx.AsyncClient,  # noqa: F811
+        floor: Floor,  # noqa: F811
+    ) -> None:
+        office = await scheduler(http, VISIT)
+        english = {"accept-language": "en"}
+        for path, heading in [
+            (VISIT, "Visit-day rules"),
+            (NO_SHOW, "No-show rules"),
+            (MESSAGES, "Message settings"),
+            (f"{TEMPLATES}?kind=reminder&locale=en", "Message templates"),
+        ]:
+            page = await office.page(path, headers=english)
+            assert page.status_code == 200, path
+            assert f"<h1>{heading}</h1>" in page.text, path
+        shown = await office.page(NO_SHOW, headers=english)
+        assert "In force: 3 missed visits within 365 days suspend booking for 180 / 360" in (
+            shown.text
+        )
+        refused = await http.post(
+            TEMPLATES,
+            data={"csrf": office.csrf, **TestMessageTemplates().template_form(floor)}
+            | {"locale": "en", "body": "{id_number}"},
+            headers=english,
+        )
+        assert refused.status_code == 422
+        assert "unknown placeholders id_number (allowed: date, department" in refused.text
+
+
 PAGES = [VISIT, NO_SHOW, MESSAGES, TEMPLATES]
 
 
