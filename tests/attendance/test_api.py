@@ -118,7 +118,7 @@ class TestPolicy:
         assert_problem(response, 422, "validation_error")
         assert await row_counts(ctx.db) == before
 
-    async def test_only_an_admin_sets_it(
+    async def test_only_a_scheduler_or_an_admin_sets_it(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World
     ) -> None:
         registrar = await staff_auth(client, ctx, world, Role.REGISTRAR)
@@ -129,6 +129,13 @@ class TestPolicy:
             )
             assert_problem(response, 403, "forbidden")
         assert await row_counts(ctx.db) == before
+        # The outpatient office sets the booking rules, and the no-show rules with them.
+        scheduler = await staff_auth(client, ctx, world, Role.SCHEDULER)
+        response = await client.put(
+            "/api/v1/no-show-policy", json={"threshold": 5}, headers=scheduler
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["threshold"] == 5
 
 
 class TestBannedPatients:

@@ -3,14 +3,14 @@ channels, templates and email addresses."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
 from yuyue.notifications import rules
 from yuyue.notifications.channels.base import DeliveryChannel
 from yuyue.notifications.enums import MessageKind as K
-from yuyue.notifications.templates import DEFAULTS
+from yuyue.notifications.templates import DEFAULTS, sample_values
 
 SH = "Asia/Shanghai"
 QUIET = rules.QuietHours(time(21, 0), time(8, 0))
@@ -255,3 +255,57 @@ def test_default_quiet_hours_are_the_hospital_defaults_22_to_7(
         tz="Asia/Shanghai",
     )
     assert at == (expected_local - shanghai).replace(tzinfo=UTC)
+
+
+class TestDepartmentTemplates:
+    def test_only_messages_about_an_appointment_have_department_wording(self) -> None:
+        assert K.REMINDER in rules.DEPARTMENT_KINDS and K.WAITLIST_OFFER in rules.DEPARTMENT_KINDS
+        for kind in (K.SIGN_IN_CODE, K.BLACKLISTED, K.APPEAL_ACCEPTED, K.ANNOUNCEMENT):
+            assert kind not in rules.DEPARTMENT_KINDS
+            with pytest.raises(rules.InvalidTemplate) as refused:
+                rules.check_template_scope(kind, for_department=True)
+            assert "只能设置全院模板" in refused.value.detail("zh-CN")
+            rules.check_template_scope(kind, for_department=False)
+        rules.check_template_scope(K.REMINDER, for_department=True)
+
+
+class TestPreview:
+    @pytest.mark.parametrize("locale", ["zh-CN", "en"])
+    def test_the_samples_fill_every_placeholder_of_every_kind(self, locale: str) -> None:
+        values = sample_values(
+            locale,
+            visit_date=date(2026, 11, 24),
+            hospital="示例医院",
+            department="儿科",
+            location="门诊楼3层",
+            what_to_bring="请带儿童预防接种证。",
+            link="https://example.test/appointments/sample",
+        )
+        every = set().union(*rules.PLACEHOLDERS.values())
+        assert every <= set(values) and all(values[name] for name in every)
+        assert values["location"].startswith("门诊楼3层")
+
+    def test_a_preview_fills_the_wording_with_the_samples(self) -> None:
+        shown = rules.preview(
+            K.REMINDER,
+            subject="{department}就诊提醒",
+            body="{patient}，{date}请到{location}。{what_to_bring}",
+            values={
+                "department": "儿科",
+                "patient": "张小明",
+                "date": "11月24日",
+                "location": "3诊室",
+                "what_to_bring": "请带接种证。",
+            },
+        )
+        assert shown == rules.Rendered("儿科就诊提醒", "张小明，11月24日请到3诊室。请带接种证。")
+
+    @pytest.mark.parametrize(
+        ("subject", "body"),
+        [("提醒", "{id_number}"), ("提醒", "{patient"), ("", "{patient}")],
+    )
+    def test_a_wording_that_could_not_be_saved_is_not_previewed(
+        self, subject: str, body: str
+    ) -> None:
+        with pytest.raises(rules.InvalidTemplate):
+            rules.preview(K.REMINDER, subject=subject, body=body, values={})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import World
@@ -23,10 +24,11 @@ class TestVisitPolicy:
         assert policy["come_back_ahead"] == 3
         assert policy["travel_minutes"] == 0
 
-    async def test_an_admin_sets_them_and_the_change_is_audited(
-        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    @pytest.mark.parametrize("role", [Role.ADMIN, Role.SCHEDULER])
+    async def test_a_scheduler_or_an_admin_sets_them_and_the_change_is_audited(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World, role: Role
     ) -> None:
-        admin = await staff_auth(client, ctx, world, Role.ADMIN)
+        admin = await staff_auth(client, ctx, world, role)
         response = await client.put(
             "/api/v1/visit-policy",
             json={

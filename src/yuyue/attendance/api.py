@@ -1,4 +1,5 @@
-"""No-show policy and appeal routes: admins set the policy, registrars decide appeals."""
+"""No-show policy and appeal routes: schedulers (and admins) set the policy, registrars
+decide appeals."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ register_constraint("uq_blacklist_appeal_open_entry", rules.AppealAlreadyOpen)
 
 _POLICY_REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or unknown API key / token (`unauthorized`)"},
-    403: {"description": "not an admin (`forbidden`)"},
+    403: {"description": "not a scheduler or admin (`forbidden`)"},
     422: {"description": "`validation_error` (out of range, or ban lengths that shrink)"},
 }
 _APPEAL_REFUSALS: dict[int | str, dict[str, Any]] = {
@@ -84,7 +85,7 @@ async def get_no_show_policy(ctx: CtxDep, actor: ActorDep) -> NoShowPolicyRead:
     "/no-show-policy",
     response_model=NoShowPolicyRead,
     responses=_POLICY_REFUSALS,
-    summary="Set the threshold, window, escalating ban lengths and grace (admin)",
+    summary="Set the threshold, window, escalating ban lengths and grace (scheduler or admin)",
 )
 async def put_no_show_policy(
     body: NoShowPolicyUpdate, ctx: CtxDep, actor: ActorDep

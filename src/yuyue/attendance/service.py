@@ -38,6 +38,9 @@ from yuyue.staff.service import record_audit
 S = AppointmentStatus
 # Staff who decide appeals: the registrars at the front desk (and admins).
 APPEAL_ROLES = (Role.REGISTRAR,)
+# Staff who set the no-show policy: the outpatient office's schedulers, who set the booking
+# rules too (and admins).
+POLICY_ROLES = (Role.SCHEDULER,)
 
 
 # --- the policy ---------------------------------------------------------------------------
@@ -71,8 +74,9 @@ def _policy_json(policy: rules.Policy) -> dict[str, Any]:
 async def update_policy(
     session: AsyncSession, *, actor: Actor, changes: dict[str, Any], now: datetime
 ) -> rules.Policy:
-    """Sets the hospital's no-show policy (admin); fields left out keep their value."""
-    require_staff(actor, Role.ADMIN)
+    """Sets the hospital's no-show policy (scheduler or admin); fields left out keep their
+    value."""
+    require_staff(actor, *POLICY_ROLES)
     row = await session.scalar(
         select(NoShowPolicy).where(NoShowPolicy.hospital_id == actor.hospital_id).with_for_update()
     )

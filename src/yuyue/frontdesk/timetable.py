@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import service as booking
-from yuyue.frontdesk import apikeys
+from yuyue.frontdesk import apikeys, hospital_rules
 from yuyue.frontdesk.pages import StaffDep
 from yuyue.frontdesk.web import FloorVisitor, form_of, redirect, render
 from yuyue.jobs import request_delivery
@@ -49,6 +49,8 @@ from yuyue.staff.rules import Actor
 router = APIRouter(include_in_schema=False)
 # The administrator's channel keys sit among the scheduling pages (the console's settings).
 router.include_router(apikeys.router)
+# The hospital's visit, no-show and message rules sit among them too.
+router.include_router(hospital_rules.router)
 PREFIX = "/scheduling"
 WEEK_PATH = PREFIX + "/week"
 SESSIONS_PATH = PREFIX + "/sessions"

@@ -1,4 +1,4 @@
-"""Admin routes: the wording of messages and when reminders go out."""
+"""Scheduler (and admin) routes: the wording of messages and when reminders go out."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/v1", tags=["notifications"])
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or unknown token (`unauthorized`)"},
-    403: {"description": "not an admin (`forbidden`)"},
+    403: {"description": "not a scheduler or admin (`forbidden`)"},
     404: {"description": "unknown department (`not_found`)"},
     422: {
         "description": "`invalid_template` (unknown placeholders, with `allowed`), "
@@ -55,7 +55,7 @@ def _settings(found: service.DeliverySettings) -> NotificationSettingsRead:
     "/message-templates",
     response_model=list[MessageTemplateRead],
     responses=_REFUSALS,
-    summary="Every message's wording per kind and language, and per department (admin)",
+    summary="Every message's wording per kind, language and department (scheduler or admin)",
 )
 async def list_message_templates(ctx: CtxDep, actor: ActorDep) -> list[MessageTemplateRead]:
     async with ctx.db.read() as session:
@@ -66,7 +66,7 @@ async def list_message_templates(ctx: CtxDep, actor: ActorDep) -> list[MessageTe
     "/message-templates",
     response_model=MessageTemplateRead,
     responses=_REFUSALS,
-    summary="Set the wording of one kind of message in one language (admin)",
+    summary="Set the wording of one kind of message in one language (scheduler or admin)",
 )
 async def put_message_template(
     body: MessageTemplateUpdate, ctx: CtxDep, actor: ActorDep
@@ -91,7 +91,7 @@ async def put_message_template(
     "/notification-settings",
     response_model=NotificationSettingsRead,
     responses=_REFUSALS,
-    summary="Reminder offsets and quiet hours (admin)",
+    summary="Reminder offsets and quiet hours (scheduler or admin)",
 )
 async def get_notification_settings(ctx: CtxDep, actor: ActorDep) -> NotificationSettingsRead:
     async with ctx.db.read() as session:
@@ -102,7 +102,7 @@ async def get_notification_settings(ctx: CtxDep, actor: ActorDep) -> Notificatio
     "/notification-settings",
     response_model=NotificationSettingsRead,
     responses=_REFUSALS,
-    summary="Set reminder offsets and quiet hours (admin)",
+    summary="Set reminder offsets and quiet hours (scheduler or admin)",
 )
 async def put_notification_settings(
     body: NotificationSettingsUpdate, ctx: CtxDep, actor: ActorDep

@@ -30,7 +30,7 @@ from datetime import date, datetime
 from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking.facts import session_info
@@ -58,12 +58,15 @@ from yuyue.notifications.models import (
     DeliveryStatus,
     DemoPhoneMessage,
     InboxItem,
-    MessageTemplate,
     OutboxMessage,
     OutboxStatus,
 )
-from yuyue.notifications.service import enqueue_next_reminder, load_delivery_settings
-from yuyue.notifications.templates import default_template, format_date
+from yuyue.notifications.service import (
+    enqueue_next_reminder,
+    load_delivery_settings,
+    template_in_force,
+)
+from yuyue.notifications.templates import format_date
 from yuyue.patients.models import Account, Patient
 from yuyue.patients.rules import mask_phone
 from yuyue.scheduling.models import ClinicSession, Department, Hospital, TimeSlot
@@ -387,23 +390,10 @@ async def template_for(
     department_id: uuid.UUID | None,
 ) -> tuple[str, str]:
     """The department's own wording, else the hospital's, else the default."""
-    rows = (
-        await session.scalars(
-            select(MessageTemplate).where(
-                MessageTemplate.hospital_id == hospital_id,
-                MessageTemplate.kind == kind.value,
-                MessageTemplate.locale == locale,
-                or_(
-                    MessageTemplate.department_id.is_(None),
-                    MessageTemplate.department_id == department_id,
-                ),
-            )
-        )
-    ).all()
-    chosen = next((r for r in rows if r.department_id is not None), None) or next(iter(rows), None)
-    if chosen is not None:
-        return chosen.subject, chosen.body
-    return default_template(kind, locale)
+    found = await template_in_force(
+        session, hospital_id=hospital_id, kind=kind, locale=locale, department_id=department_id
+    )
+    return found.subject, found.body
 
 
 # --- 2. claim -----------------------------------------------------------------------------

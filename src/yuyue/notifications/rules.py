@@ -81,6 +81,10 @@ i18n.register(
             "(write {{name}} only)",
         ),
         "template.empty": ("标题和正文都不能为空", "subject and body must not be empty"),
+        "template.not_for_department": (
+            "这类消息与具体预约无关，只能设置全院模板",
+            "this message is not about an appointment, so only the hospital's template applies",
+        ),
         "title.invalid_notification_settings": ("通知设置有误", "Invalid notification settings"),
         "error.invalid_notification_settings": (
             "通知设置有误：{problem}",
@@ -323,6 +327,20 @@ PLACEHOLDERS: Final[Mapping[MessageKind, frozenset[str]]] = {
 }
 
 
+# The kinds about one appointment: a department's own wording applies to them (the
+# department is the appointment's). The others (a sign-in code, a ban, a notice) are the
+# hospital's alone.
+DEPARTMENT_KINDS: Final[tuple[MessageKind, ...]] = tuple(
+    kind for kind in MessageKind if "department" in PLACEHOLDERS[kind]
+)
+
+
+def check_template_scope(kind: MessageKind, *, for_department: bool) -> None:
+    """A department may have its own wording only of a message about an appointment."""
+    if for_department and kind not in DEPARTMENT_KINDS:
+        raise InvalidTemplate(problem_id="template.not_for_department")
+
+
 def placeholders(text: str) -> set[str]:
     """The names a template uses; refuses anything but plain `{name}` fields."""
     names: set[str] = set()
@@ -377,6 +395,13 @@ class Rendered:
 
 def render_message(subject: str, body: str, values: Mapping[str, str]) -> Rendered:
     return Rendered(render(subject, values).strip(), render(body, values).strip())
+
+
+def preview(kind: MessageKind, *, subject: str, body: str, values: Mapping[str, str]) -> Rendered:
+    """What a template would send, filled with (sample) values: checked as saving checks
+    it, so a wording that could not be saved cannot be previewed either."""
+    check_template(kind, subject=subject, body=body)
+    return render_message(subject, body, values)
 
 
 def redacted(values: Mapping[str, str], secrets: Iterable[str]) -> dict[str, str]:

@@ -7,10 +7,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.kit.cache import TtlCache
@@ -28,11 +29,16 @@ from yuyue.notifications.models import (
     OutboxMessage,
     OutboxStatus,
 )
-from yuyue.notifications.templates import DEFAULTS
+from yuyue.notifications.templates import DEFAULTS, default_template
 from yuyue.patients.models import Account
 from yuyue.scheduling.models import Department, Hospital
 from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor, require_staff
+from yuyue.staff.service import record_audit
+
+# Who sets the wording of messages and when reminders go: the outpatient office's
+# schedulers, who set the booking, visit and no-show rules too (and admins).
+SETTINGS_ROLES = (Role.SCHEDULER,)
 
 
 def sealed_columns() -> list[SealedColumn]:
@@ -133,7 +139,9 @@ async def save_notification_settings(
     quiet_hours_end: time,
     now: datetime,
 ) -> DeliverySettings:
-    require_staff(actor, Role.ADMIN)
+    """Sets the hospital's reminder offsets and quiet hours (scheduler or admin); the
+    change is audited. Reminders already queued keep their times."""
+    require_staff(actor, *SETTINGS_ROLES)
     offsets = rules.check_offsets(reminder_offsets_hours)
     start = quiet_hours_start.replace(second=0, microsecond=0, tzinfo=None)
     end = quiet_hours_end.replace(second=0, microsecond=0, tzinfo=None)
@@ -142,6 +150,7 @@ async def save_notification_settings(
         .where(NotificationSettings.hospital_id == actor.hospital_id)
         .with_for_update()
     )
+    before = await load_delivery_settings(session, hospital_id=actor.hospital_id)
     if row is None:
         row = NotificationSettings(hospital_id=actor.hospital_id)
         session.add(row)
@@ -151,11 +160,31 @@ async def save_notification_settings(
     row.updated_at = now
     await session.flush()
     _SETTINGS_CACHE.forget(actor.hospital_id)
-    return await load_delivery_settings(session, hospital_id=actor.hospital_id)
+    after = await load_delivery_settings(session, hospital_id=actor.hospital_id)
+    record_audit(
+        session,
+        actor=actor,
+        action="update_notification_settings",
+        entity_type="hospital",
+        entity_id=actor.hospital_id,
+        before=_settings_json(before),
+        after=_settings_json(after),
+        now=now,
+    )
+    return after
+
+
+def _settings_json(settings: DeliverySettings) -> dict[str, Any]:
+    return {
+        "reminder_offsets_hours": list(settings.reminder_offsets_hours),
+        "quiet_hours_start": settings.quiet.start.strftime("%H:%M"),
+        "quiet_hours_end": settings.quiet.end.strftime("%H:%M"),
+        "custom": settings.saved,
+    }
 
 
 async def notification_settings(session: AsyncSession, *, actor: Actor) -> DeliverySettings:
-    require_staff(actor, Role.ADMIN)
+    require_staff(actor, *SETTINGS_ROLES)
     return await load_delivery_settings(session, hospital_id=actor.hospital_id)
 
 
@@ -286,7 +315,7 @@ class TemplateView:
 async def list_templates(session: AsyncSession, *, actor: Actor) -> list[TemplateView]:
     """Every kind in every language (the hospital's wording or the default), then the
     department-specific ones."""
-    require_staff(actor, Role.ADMIN)
+    require_staff(actor, *SETTINGS_ROLES)
     rows = (
         await session.scalars(
             select(MessageTemplate).where(MessageTemplate.hospital_id == actor.hospital_id)
@@ -337,31 +366,22 @@ async def save_template(
     now: datetime,
 ) -> TemplateView:
     """Sets the hospital's wording of a kind of message in a language, for all departments
-    or for one; placeholders the renderer does not know are refused."""
-    require_staff(actor, Role.ADMIN)
+    or for one (scheduler or admin); placeholders the renderer does not know are refused
+    and nothing is saved. The change is audited with the wording before and after."""
+    require_staff(actor, *SETTINGS_ROLES)
     rules.check_locale(locale)
     rules.check_template(kind, subject=subject, body=body)
-    if department_id is not None:
-        owner = await session.scalar(
-            select(Department.hospital_id).where(Department.id == department_id)
-        )
-        if owner != actor.hospital_id:
-            raise NotFound(what="department")
-    scope = (
-        MessageTemplate.department_id.is_(None)
-        if department_id is None
-        else MessageTemplate.department_id == department_id
+    rules.check_template_scope(kind, for_department=department_id is not None)
+    await _check_department(session, actor=actor, department_id=department_id)
+    row = await _own_template(
+        session,
+        hospital_id=actor.hospital_id,
+        kind=kind,
+        locale=locale,
+        department_id=department_id,
+        lock=True,
     )
-    row = await session.scalar(
-        select(MessageTemplate)
-        .where(
-            MessageTemplate.hospital_id == actor.hospital_id,
-            MessageTemplate.kind == kind.value,
-            MessageTemplate.locale == locale,
-            scope,
-        )
-        .with_for_update()
-    )
+    before = _template_json(row)
     if row is None:
         row = MessageTemplate(
             hospital_id=actor.hospital_id,
@@ -374,6 +394,16 @@ async def save_template(
     row.body = body.strip()
     row.updated_at = now
     await session.flush()
+    record_audit(
+        session,
+        actor=actor,
+        action="save_message_template",
+        entity_type="department" if department_id is not None else "hospital",
+        entity_id=department_id or actor.hospital_id,
+        before=before,
+        after=_template_json(row),
+        now=now,
+    )
     return TemplateView(
         kind,
         locale,
@@ -383,6 +413,137 @@ async def save_template(
         True,
         tuple(sorted(rules.PLACEHOLDERS[kind])),
     )
+
+
+async def remove_template(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    kind: MessageKind,
+    locale: str,
+    department_id: uuid.UUID | None,
+    now: datetime,
+) -> bool:
+    """Drops the hospital's own wording of a kind of message in a language, for one
+    department (its messages then use the hospital's wording) or for all (the default
+    wording); audited. False, and nothing changed, when there was none."""
+    require_staff(actor, *SETTINGS_ROLES)
+    rules.check_locale(locale)
+    await _check_department(session, actor=actor, department_id=department_id)
+    row = await _own_template(
+        session,
+        hospital_id=actor.hospital_id,
+        kind=kind,
+        locale=locale,
+        department_id=department_id,
+        lock=True,
+    )
+    if row is None:
+        return False
+    before = _template_json(row)
+    await session.delete(row)
+    await session.flush()
+    record_audit(
+        session,
+        actor=actor,
+        action="remove_message_template",
+        entity_type="department" if department_id is not None else "hospital",
+        entity_id=department_id or actor.hospital_id,
+        before=before,
+        after=None,
+        now=now,
+    )
+    return True
+
+
+class TemplateSource(StrEnum):
+    """Where the wording in force comes from."""
+
+    DEPARTMENT = "department"
+    HOSPITAL = "hospital"
+    DEFAULT = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateInForce:
+    subject: str
+    body: str
+    source: TemplateSource
+
+
+async def template_in_force(
+    session: AsyncSession,
+    *,
+    hospital_id: uuid.UUID,
+    kind: MessageKind,
+    locale: str,
+    department_id: uuid.UUID | None,
+) -> TemplateInForce:
+    """The wording a message of this kind in this language is rendered with, for an
+    appointment of this department (None: one without a department): the department's own,
+    else the hospital's, else the default."""
+    rows = (
+        await session.scalars(
+            select(MessageTemplate).where(
+                MessageTemplate.hospital_id == hospital_id,
+                MessageTemplate.kind == kind.value,
+                MessageTemplate.locale == locale,
+                or_(
+                    MessageTemplate.department_id.is_(None),
+                    MessageTemplate.department_id == department_id,
+                ),
+            )
+        )
+    ).all()
+    own = next((r for r in rows if r.department_id is not None), None)
+    if own is not None:
+        return TemplateInForce(own.subject, own.body, TemplateSource.DEPARTMENT)
+    hospital = next(iter(rows), None)
+    if hospital is not None:
+        return TemplateInForce(hospital.subject, hospital.body, TemplateSource.HOSPITAL)
+    subject, body = default_template(kind, locale)
+    return TemplateInForce(subject, body, TemplateSource.DEFAULT)
+
+
+async def _check_department(
+    session: AsyncSession, *, actor: Actor, department_id: uuid.UUID | None
+) -> None:
+    if department_id is None:
+        return
+    owner = await session.scalar(
+        select(Department.hospital_id).where(Department.id == department_id)
+    )
+    if owner != actor.hospital_id:
+        raise NotFound(what="department")
+
+
+async def _own_template(
+    session: AsyncSession,
+    *,
+    hospital_id: uuid.UUID,
+    kind: MessageKind,
+    locale: str,
+    department_id: uuid.UUID | None,
+    lock: bool = False,
+) -> MessageTemplate | None:
+    scope = (
+        MessageTemplate.department_id.is_(None)
+        if department_id is None
+        else MessageTemplate.department_id == department_id
+    )
+    query = select(MessageTemplate).where(
+        MessageTemplate.hospital_id == hospital_id,
+        MessageTemplate.kind == kind.value,
+        MessageTemplate.locale == locale,
+        scope,
+    )
+    return await session.scalar(query.with_for_update() if lock else query)
+
+
+def _template_json(row: MessageTemplate | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {"kind": row.kind, "locale": row.locale, "subject": row.subject, "body": row.body}
 
 
 async def withdraw_reminders(session: AsyncSession, *, appointment_id: uuid.UUID) -> None:

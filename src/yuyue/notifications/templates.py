@@ -8,7 +8,7 @@ text, so the defaults need no copy per department."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Final
 
 from yuyue.notifications.enums import MessageKind
@@ -285,3 +285,83 @@ def format_date(day: date, locale: str) -> str:
     if locale == "en":
         return f"{_WEEKDAYS_EN[day.weekday()]} {day.day} {_MONTHS_EN[day.month - 1]} {day.year}"
     return f"{day.month}月{day.day}日（周{_WEEKDAYS_ZH[day.weekday()]}）"
+
+
+# --- sample values, for the console's preview ----------------------------------------------
+
+# What a preview fills every placeholder with when the page has nothing real to offer: an
+# invented patient and booking (the page puts in the hospital, the department, its place
+# and its "what to bring").
+_SAMPLES: Final[dict[str, dict[str, str]]] = {
+    "zh-CN": {
+        "patient": "张小明",
+        "doctor": "李医生",
+        "from_doctor": "王医生",
+        "time": "09:30",
+        "from_time": "08:30",
+        "room": "3诊室",
+        "sequence_number": "12",
+        "from_sequence_number": "5",
+        "voucher_code": "K7Q2M9",
+        "fee": "50.00",
+        "amount": "50.00",
+        "pay_before": "10:15",
+        "reason": "医生临时外出会诊",
+        "note": "已核实病假证明",
+        "code": "246810",
+        "minutes": "30",
+        "count": "3",
+        "window_days": "365",
+        "title": "门诊楼电梯检修",
+        "body": "请走东侧楼梯。",
+    },
+    "en": {
+        "patient": "Zhang Xiaoming",
+        "doctor": "Dr Li",
+        "from_doctor": "Dr Wang",
+        "time": "09:30",
+        "from_time": "08:30",
+        "room": "Room 3",
+        "sequence_number": "12",
+        "from_sequence_number": "5",
+        "voucher_code": "K7Q2M9",
+        "fee": "50.00",
+        "amount": "50.00",
+        "pay_before": "10:15",
+        "reason": "the doctor was called to a consultation",
+        "note": "the sick note was checked",
+        "code": "246810",
+        "minutes": "30",
+        "count": "3",
+        "window_days": "365",
+        "title": "Lift maintenance",
+        "body": "Please use the east stairs.",
+    },
+}
+
+
+def sample_values(
+    locale: str,
+    *,
+    visit_date: date,
+    hospital: str,
+    department: str,
+    location: str,
+    what_to_bring: str,
+    link: str,
+) -> dict[str, str]:
+    """A value for every placeholder of every kind of message, for a preview: invented
+    patient and booking details around the hospital's and department's real ones."""
+    values = dict(_SAMPLES.get(locale) or _SAMPLES["zh-CN"])
+    shown_date = format_date(visit_date, locale)
+    values.update(
+        hospital=hospital,
+        department=department,
+        location=" ".join(part for part in (location.strip(), values["room"]) if part),
+        what_to_bring=what_to_bring,
+        link=link,
+        date=shown_date,
+        dates=shown_date,
+        until=format_date(visit_date + timedelta(days=180), locale),
+    )
+    return values

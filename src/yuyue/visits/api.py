@@ -419,7 +419,7 @@ async def get_visit_policy(ctx: CtxDep, actor: ActorDep) -> VisitPolicyRead:
     "/visit-policy",
     response_model=VisitPolicyRead,
     responses={**_AUTH, 422: {"description": "`validation_error`"}},
-    summary="Set the hospital's visit-day rules (admin)",
+    summary="Set the hospital's visit-day rules (scheduler or admin)",
 )
 async def put_visit_policy(
     body: VisitPolicyUpdate, ctx: CtxDep, actor: ActorDep

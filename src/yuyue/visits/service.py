@@ -49,6 +49,9 @@ DESK_ROLES = (Role.NURSE, Role.REGISTRAR)
 CALLING_ROLES = (Role.DOCTOR, Role.NURSE)
 TRIAGE_ROLES = (Role.NURSE,)
 VIEW_ROLES = (Role.NURSE, Role.DOCTOR, Role.REGISTRAR)
+# Who sets the visit-day rules: the outpatient office's schedulers, who set the booking and
+# no-show rules too (and admins).
+POLICY_ROLES = (Role.SCHEDULER,)
 
 
 def require_check_in(actor: Actor) -> None:
@@ -105,8 +108,9 @@ POLICY_FIELDS = (
 async def update_policy(
     session: AsyncSession, *, actor: Actor, changes: dict[str, Any], now: datetime
 ) -> rules.Policy:
-    """Sets the hospital's visit-day rules (admin); fields left out keep their value."""
-    require_staff(actor, Role.ADMIN)
+    """Sets the hospital's visit-day rules (scheduler or admin); fields left out keep their
+    value."""
+    require_staff(actor, *POLICY_ROLES)
     row = await session.scalar(
         select(VisitPolicy).where(VisitPolicy.hospital_id == actor.hospital_id).with_for_update()
     )
