@@ -233,3 +233,51 @@ class TestWarmStart:
         assert isinstance(cached, Actor) and cached.hospital_id == world.hospital.id
         if ctx.db.hot_lane is not None:
             assert ctx.db.hot_lane._opened == ctx.db.hot_lane._size
+
+
+class TestFactsAndClaim:
+    """On PostgreSQL the place is taken in the same call that reads the patient's facts,
+    before the rules have seen them; a refusal gives it back in the same transaction."""
+
+    async def test_the_function_counts_the_same_statuses_as_active(self, ctx: AppContext) -> None:
+        if ctx.db.is_sqlite:
+            pytest.skip("PostgreSQL only: SQLite claims after the rules")
+        async with ctx.db.read() as s:
+            source = await s.scalar(
+                select(func.pg_get_functiondef(text("'yuyue_facts_and_claim'::regproc")))
+            )
+        assert source is not None
+        lists = [part.split(")", 1)[0] for part in source.split("a.status IN (")[1:]]
+        assert len(lists) == 2  # the patient's bookings and the pool's numbers in use
+        for listed in lists:
+            assert {v.strip(" '") for v in listed.split(",")} == {s.value for s in ACTIVE_STATUSES}
+
+    async def test_a_refused_booking_leaves_every_place_as_it_was(
+        self, ctx: AppContext, world: World, client: Any
+    ) -> None:
+        body = {"patient_id": str(world.patient.id), "session_id": str(world.session.id)}
+        first = await client.post("/api/v1/appointments", json=body, headers=world.auth)
+        assert first.status_code == 201
+        before = await _taken(ctx, world.session.id)
+        again = await client.post("/api/v1/appointments", json=body, headers=world.auth)
+        assert again.status_code == 409 and again.json()["code"] == "already_booked"
+        assert await _taken(ctx, world.session.id) == before == 1
+        async with ctx.db.read() as s:
+            count = await s.scalar(
+                select(func.count())
+                .select_from(Appointment)
+                .where(Appointment.patient_id == world.patient.id)
+            )
+        assert count == 1
+
+
+async def _taken(ctx: AppContext, session_id: uuid.UUID) -> int:
+    async with ctx.db.read() as s:
+        return int(
+            await s.scalar(
+                select(func.coalesce(func.sum(SlotPool.taken), 0)).where(
+                    SlotPool.session_id == session_id
+                )
+            )
+            or 0
+        )

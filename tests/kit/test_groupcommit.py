@@ -236,3 +236,86 @@ async def test_width_groups_run_at_once_and_most_bounds_a_group() -> None:
     assert answers == names
     assert max(len(c) for c in db.committed) <= 3
     assert sorted(w for c in db.committed for w in c) == names
+
+
+TAKE = Statement("SELECT facts, claim")
+GIVE_BACK = Statement("UPDATE give back")
+
+
+def taking(db: FakeDatabase) -> GroupCommit:
+    return GroupCommit(
+        transaction=db.transaction,
+        alone=db.run_alone,
+        refusals=(Refused,),
+        reads=(READ,),
+        takes={TAKE: lambda rows: sum(1 for row in rows if row[0] == "took")},
+        gives_back=GIVE_BACK,
+        width=1,
+    )
+
+
+class TakingDriver(FakeDriver):
+    async def fetch(self, statement: Statement, *args: Any) -> Sequence[Sequence[Any]]:
+        if statement is TAKE:
+            await asyncio.sleep(0)
+            self.written.append(f"took:{args[0]}")
+            return [("facts",), ("took",)]
+        return await super().fetch(statement, *args)
+
+    async def execute(self, statement: Statement, *args: Any) -> None:
+        self.written.append(f"gave:{args[0]}" if statement is GIVE_BACK else "executed")
+
+
+class TakingDatabase(FakeDatabase):
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Driver]:
+        written: list[str] = []
+        try:
+            yield TakingDriver(written)
+        except BaseException:
+            self.rolled_back += 1
+            raise
+        await asyncio.sleep(0)
+        self.committed.append(written)
+
+
+def take_then(name: str, *, give_back: bool, refuse: bool) -> Any:
+    async def work(db: Driver) -> str:
+        await db.fetch(TAKE, name)
+        if give_back:
+            await db.execute(GIVE_BACK, name)
+        if refuse:
+            raise Refused(name)
+        return name
+
+    return work
+
+
+async def test_a_refusal_that_gave_back_what_it_took_leaves_only_its_own_work() -> None:
+    db = TakingDatabase()
+    group = taking(db)
+    results = await asyncio.gather(
+        group.run(take_then("a", give_back=False, refuse=False), order="a"),
+        group.run(take_then("b", give_back=True, refuse=True), order="b"),
+        group.run(take_then("c", give_back=False, refuse=False), order="c"),
+        return_exceptions=True,
+    )
+    assert results[0] == "a" and results[2] == "c" and isinstance(results[1], Refused)
+    assert group.abandoned == 0
+    # One transaction: b's place was taken and given back inside it.
+    assert db.committed[-1] == ["took:a", "took:b", "gave:b", "took:c"]
+
+
+async def test_a_refusal_that_kept_what_it_took_sends_every_work_to_run_alone() -> None:
+    db = TakingDatabase()
+    group = taking(db)
+    results = await asyncio.gather(
+        group.run(take_then("a", give_back=False, refuse=False), order="a"),
+        group.run(take_then("b", give_back=False, refuse=True), order="b"),
+        group.run(take_then("c", give_back=False, refuse=False), order="c"),
+        return_exceptions=True,
+    )
+    assert results[0] == "a" and results[2] == "c" and isinstance(results[1], Refused)
+    assert group.abandoned == 1
+    assert ["took:a"] in db.committed and ["took:c"] in db.committed
+    assert not any("took:b" in written for written in db.committed)

@@ -36,7 +36,7 @@ from yuyue.booking.models import Appointment, BlacklistEntry, IdempotencyRecord
 from yuyue.booking.states import ACTIVE_STATUSES, AppointmentStatus, CancelReason, RefundShown
 from yuyue.booking.store import ClaimedPlace as ClaimedPlace
 from yuyue.booking.store import PatientFacts as PatientFacts
-from yuyue.kit.errors import NotFound
+from yuyue.kit.errors import NotFound, YuyueError
 from yuyue.kit.ids import new_id
 from yuyue.kit.localtime import local_today
 from yuyue.kit.sql import Driver, driver
@@ -420,35 +420,63 @@ async def _book(
     reminders: Callable[[date, time], Awaitable[list[datetime]]],
     idempotency: IdempotentRequest | None,
 ) -> Booked:
-    """The one booking: three statements on PostgreSQL when nothing races (lock the
-    patient and read their facts, claim with the numbers, record), see `store`."""
+    """The one booking: two statements on PostgreSQL when a place is free (the patient's
+    facts with the claim of a place, then the record), see `store`."""
     session_id = info.id
-    patient, blacklist, existing = await store.patient_facts(
-        db, hospital_id=actor.hospital_id, patient_id=patient_id, now=now, since=_recent_since(now)
-    )
-    facts = info.facts
-    rules.check_session_open(facts)
-    rules.check_window(policy, facts, channel=actor.channel, now=now)
-    rules.check_demographics(
-        department_name=info.department_name,
-        min_age=info.min_age,
-        max_age=info.max_age,
-        sex_restriction=info.sex_restriction,
-        birth_date=patient.birth_date,
-        sex=patient.sex,
-        visit_date=facts.date,
-    )
-    rules.check_not_blacklisted(blacklist, channel=actor.channel, now=now, tz=facts.timezone)
-    rules.check_limits(
-        policy,
-        facts,
-        existing,
-        now=now,
-        today=local_today(now, facts.timezone),
-        replacing=replacing,
-    )
     pools = pools_for_channel(actor.channel)
-    place = await store.claim_place(db, session_id=session_id, pools=pools, slot_id=slot_id)
+    claimed: store.ClaimedPlace | None = None
+    if db.is_sqlite:
+        patient, blacklist, existing = await store.patient_facts(
+            db,
+            hospital_id=actor.hospital_id,
+            patient_id=patient_id,
+            now=now,
+            since=_recent_since(now),
+        )
+    else:
+        patient, blacklist, existing, claimed = await store.facts_and_claim(
+            db,
+            hospital_id=actor.hospital_id,
+            patient_id=patient_id,
+            now=now,
+            since=_recent_since(now),
+            session_id=session_id,
+            pools=pools,
+            slot_id=slot_id,
+        )
+    facts = info.facts
+    try:
+        rules.check_session_open(facts)
+        rules.check_window(policy, facts, channel=actor.channel, now=now)
+        rules.check_demographics(
+            department_name=info.department_name,
+            min_age=info.min_age,
+            max_age=info.max_age,
+            sex_restriction=info.sex_restriction,
+            birth_date=patient.birth_date,
+            sex=patient.sex,
+            visit_date=facts.date,
+        )
+        rules.check_not_blacklisted(blacklist, channel=actor.channel, now=now, tz=facts.timezone)
+        rules.check_limits(
+            policy,
+            facts,
+            existing,
+            now=now,
+            today=local_today(now, facts.timezone),
+            replacing=replacing,
+        )
+    except YuyueError:
+        if claimed is not None:
+            # Taken with the facts, before the rules had seen them: given back, so the
+            # refusal changes nothing.
+            await store.give_back(db, claimed)
+        raise
+    place = (
+        claimed
+        if claimed is not None or not db.is_sqlite
+        else await store.claim_place(db, session_id=session_id, pools=pools, slot_id=slot_id)
+    )
     while place is None:
         await explain()
         place = await store.claim_place(db, session_id=session_id, pools=pools, slot_id=slot_id)

@@ -3,19 +3,21 @@
 This is the release-peak hot path, so it is written by hand on the driver connection
 (`kit.sql`), counted in round trips, and says here what each statement guarantees:
 
-1. `PATIENT_FACTS` locks the patient's row and reads any blacklist entry in force and the
-   patient's recent and active bookings, in one call of the PL/pgSQL function
-   `yuyue_patient_facts` (migration 3f1c9a2b7d40). One patient's concurrent requests queue
-   on that lock, so the limits are checked against everything they booked before. The
-   reads are separate statements inside the function: on PostgreSQL a statement that
-   waited for a lock still reads the snapshot it took before waiting. On SQLite the
-   writer already holds the database lock, and `LOCK_PATIENT` and `EXISTING` are sent.
-2. `CLAIM_*` takes one place with a conditional UPDATE (`taken < capacity AND is_open`,
-   re-checked on the locked row; `CHECK (taken <= capacity)` is the last defence). On
-   PostgreSQL the same statement reads the pool's used sequence numbers, but only claims
-   if the pool row is the version its snapshot saw (`ctid`): then no one changed the pool
-   since, and the numbers are current. If it was changed, the claim is made again without
-   that condition and the numbers are read in a fresh statement.
+1. `FACTS_AND_CLAIM` locks the patient's row, reads any blacklist entry in force and the
+   patient's recent and active bookings, and takes one place of the session, in one call of
+   the PL/pgSQL function `yuyue_facts_and_claim` (migration e1c7a3f5b9d2). One patient's
+   concurrent requests queue on that lock, so the limits are checked against everything
+   they booked before. The reads are separate statements inside the function: on
+   PostgreSQL a statement that waited for a lock still reads the snapshot it took before
+   waiting. The claim is a conditional UPDATE (`taken < capacity AND is_open`, re-checked
+   on the locked row; `CHECK (taken <= capacity)` is the last defence), after which the
+   pool's used sequence numbers are read afresh under its lock. The place is taken before
+   the rules have seen the facts: when one refuses, `RETURN_PLACE` gives it back in the
+   same transaction (`give_back`), so a refusal still changes nothing.
+   On SQLite the writer already holds the database lock: `LOCK_PATIENT` and `EXISTING` are
+   sent, the rules checked, and then `CLAIM`.
+2. When no place is free the caller may make room (expire overdue holds) and claim again
+   with `CLAIM`, whose numbers `USED_NUMBERS` reads.
 3. `RECORD_*` writes the appointment, its audit row and its messages (confirmation or
    hold notice, and the reminders) in one statement on PostgreSQL. A voucher code that
    collides with another of the hospital is never shown: the insert does nothing and is
@@ -81,6 +83,12 @@ _CANDIDATE = """
     ORDER BY slot_ordinal, first_number
     LIMIT 1
 """
+
+FACTS_AND_CLAIM = Statement(
+    "SELECT kind, id, day, sex, t1, t2, t3, note, session_id, department_id, doctor_id,"
+    " status, slot_id, first_number, capacity, slot_start, slot_end, used"
+    " FROM yuyue_facts_and_claim($1, $2, $3, $4, $5, $6::text[], $7)"
+)
 
 # PostgreSQL, optimistic: claim and read the used numbers in one statement, valid only if
 # the pool row is still the version this statement's snapshot saw.
@@ -177,10 +185,25 @@ RECORD_PG = Statement(
 )
 
 # What a booking sends on PostgreSQL, prepared on the hot lane's connections at start-up.
-LANE_STATEMENTS = (PATIENT_FACTS, CLAIM_UNCHANGED, CLAIM, ANY_FREE, USED_NUMBERS, RECORD_PG)
+LANE_STATEMENTS = (
+    FACTS_AND_CLAIM,
+    RETURN_PLACE,
+    CLAIM_UNCHANGED,
+    CLAIM,
+    ANY_FREE,
+    USED_NUMBERS,
+    RECORD_PG,
+)
 # Those that change nothing (the patient's lock aside): a booking refused after only these
 # leaves a group commit's transaction as it found it.
 LANE_READS = (PATIENT_FACTS, LOCK_PATIENT, EXISTING, ANY_FREE, USED_NUMBERS)
+
+
+def places_taken(rows: Sequence[Sequence[Any]]) -> int:
+    """How many places `FACTS_AND_CLAIM`'s answer took (0 or 1): a group commit counts the
+    places a booking owes back before it may leave the group unchanged (`RETURN_PLACE`)."""
+    return sum(1 for row in rows if row[0] == 3)
+
 
 RECORD_APPOINTMENT_SQLITE = Statement(_APPOINTMENT_INSERT)
 RECORD_ANSWER_SQLITE = Statement(
@@ -345,6 +368,52 @@ async def patient_facts(
     if patient is None:
         raise NotFound(what="patient")
     return patient, blacklist, bookings
+
+
+async def facts_and_claim(
+    db: Driver,
+    *,
+    hospital_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    now: datetime,
+    since: datetime,
+    session_id: uuid.UUID,
+    pools: Sequence[str],
+    slot_id: uuid.UUID | None,
+) -> tuple[PatientFacts, list[rules.BlacklistFacts], list[rules.BookingFacts], ClaimedPlace | None]:
+    """PostgreSQL: locks the patient, reads what the rules need of them and takes the
+    earliest free place of `pools` (None when none is free), in one call. The caller gives
+    the place back (`give_back`) when a rule refuses."""
+    assert not db.is_sqlite
+    rows = await db.fetch(
+        FACTS_AND_CLAIM, patient_id, hospital_id, now, since, session_id, list(pools), slot_id
+    )
+    patient: PatientFacts | None = None
+    blacklist: list[rules.BlacklistFacts] = []
+    bookings: list[rules.BookingFacts] = []
+    place: ClaimedPlace | None = None
+    for r in rows:
+        kind = r[0]
+        if kind == 0:
+            patient = PatientFacts(r[1], r[2], r[3])
+        elif kind == 1:
+            blacklist.append(rules.BlacklistFacts(r[4], r[5], r[6], r[7]))
+        elif kind == 2:
+            bookings.append(
+                rules.BookingFacts(
+                    r[1], r[8], r[2], r[9], r[10], AppointmentStatus(r[11]), r[4], r[7]
+                )
+            )
+        else:
+            place = ClaimedPlace(r[1], r[12], r[13], r[14], r[15], r[16], tuple(r[17]))
+    if patient is None:
+        raise NotFound(what="patient")
+    return patient, blacklist, bookings, place
+
+
+async def give_back(db: Driver, place: ClaimedPlace) -> None:
+    """Returns a place this transaction claimed and did not use."""
+    await db.execute(RETURN_PLACE, place.pool_id)
 
 
 def _place(db: Driver, row: Sequence[Any], used: tuple[int, ...] | None) -> ClaimedPlace:

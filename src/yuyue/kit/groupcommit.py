@@ -9,11 +9,15 @@ connection and committed once. Each is still answered only after that commit, so
 
 What keeps this safe:
 
-- A work that refuses (one of `refusals`, raised before it changed anything) leaves the
-  group: its refusal is its answer, the others go on. A work that fails otherwise, or
-  refuses after a change, a failed statement or a failed COMMIT rolls the whole group
-  back, and every work of it is run again alone (`Database.transact_driver`, which
-  retries deadlocks), so nobody's answer depends on a neighbour's failure.
+- A work that refuses (one of `refusals`, raised before it changed anything, or after it
+  gave back everything it took) leaves the group: its refusal is its answer, the others
+  go on. A statement of `takes` may take something (its answer says how many: a booking's
+  facts come with the claim of a place); the `gives_back` statement returns one, so a
+  work that took a place and gave it back before refusing changed nothing. A work that
+  fails otherwise, or refuses after a change, a failed statement or a failed COMMIT
+  rolls the whole group back, and every work of it is run again alone
+  (`Database.transact_driver`, which retries deadlocks), so nobody's answer depends on a
+  neighbour's failure.
 - The works of a group are run in the order of their `order` key (the patient), so two
   groups in flight lock patients in the same order; what else they lock the caller keeps
   apart (booking lets one transaction per clinic session run at a time, `kit.turns`).
@@ -25,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -39,11 +43,21 @@ T = TypeVar("T")
 class _Tracked:
     """The group's driver as one work sees it: notes whether the work changed anything."""
 
-    def __init__(self, inner: Driver, reads: frozenset[Statement]) -> None:
+    def __init__(
+        self,
+        inner: Driver,
+        reads: frozenset[Statement],
+        takes: Mapping[Statement, Callable[[Sequence[Sequence[Any]]], int]],
+        gives_back: Statement | None,
+    ) -> None:
         self._inner = inner
         self._reads = reads
+        self._takes = takes
+        self._gives_back = gives_back
         self.is_sqlite = inner.is_sqlite
         self.changed = False
+        # Taken by a statement of `takes` and not yet given back.
+        self.owed = 0
         self.uuid = inner.uuid
         self.instant = inner.instant
         self.day = inner.day
@@ -52,6 +66,15 @@ class _Tracked:
     async def fetch(self, statement: Statement, *args: Any) -> Sequence[Sequence[Any]]:
         if statement in self._reads:
             return await self._inner.fetch(statement, *args)
+        counted = self._takes.get(statement)
+        if counted is not None:
+            try:
+                rows = await self._inner.fetch(statement, *args)
+            except BaseException:
+                self.changed = True
+                raise
+            self.owed += counted(rows)
+            return rows
         try:
             rows = await self._inner.fetch(statement, *args)
         except BaseException:
@@ -67,8 +90,20 @@ class _Tracked:
         return rows[0] if rows else None
 
     async def execute(self, statement: Statement, *args: Any) -> None:
+        if statement is self._gives_back and self.owed > 0:
+            try:
+                await self._inner.execute(statement, *args)
+            except BaseException:
+                self.changed = True
+                raise
+            self.owed -= 1
+            return
         self.changed = True
         await self._inner.execute(statement, *args)
+
+    @property
+    def unchanged(self) -> bool:
+        return not self.changed and self.owed == 0
 
 
 @dataclass
@@ -92,6 +127,8 @@ class GroupCommit:
         alone: Callable[[Callable[[Driver], Awaitable[Any]]], Awaitable[Any]],
         refusals: tuple[type[BaseException], ...],
         reads: Sequence[Statement] = (),
+        takes: Mapping[Statement, Callable[[Sequence[Sequence[Any]]], int]] | None = None,
+        gives_back: Statement | None = None,
         width: int = 4,
         most: int = 16,
     ) -> None:
@@ -101,6 +138,8 @@ class GroupCommit:
         self._alone = alone
         self._refusals = refusals
         self._reads = frozenset(reads)
+        self._takes = dict(takes or {})
+        self._gives_back = gives_back
         self._width = width
         self._most = most
         self._waiting: deque[_Job[Any]] = deque()
@@ -136,11 +175,11 @@ class GroupCommit:
         try:
             async with self._transaction() as db:
                 for job in group:
-                    tracked = _Tracked(db, self._reads)
+                    tracked = _Tracked(db, self._reads, self._takes, self._gives_back)
                     try:
                         job.result = await job.work(tracked)
                     except self._refusals as refusal:
-                        if tracked.changed:
+                        if not tracked.unchanged:
                             raise _Abandon from refusal
                         job.refusal = refusal
         except Exception as error:

@@ -221,6 +221,8 @@ class AppContext:
             alone=lambda work: database.transact_driver(work),
             refusals=(YuyueError, NeedsTransaction),
             reads=booking_store.LANE_READS,
+            takes={booking_store.FACTS_AND_CLAIM: booking_store.places_taken},
+            gives_back=booking_store.RETURN_PLACE,
             # PostgreSQL: as many groups in flight as the lane has connections, each of a
             # few bookings (one group's statements go one after another, so several small
             # groups keep the database busier than one large one). SQLite: one writer, so
