@@ -173,6 +173,41 @@ class TestFindAPatient:
             logged = [(e.actor, e.after, e.before) for e in await s.scalars(select(AuditEntry))]
         assert number not in repr(logged) and number[6:14] not in repr(logged)
 
+    async def test_the_full_number_is_shown_once_with_a_reason_and_logged(
+        self,
+        http: httpx.AsyncClient,  # noqa: F811
+        registrar_floor: Floor,
+    ) -> None:
+        world = registrar_floor.world
+        number = await id_number_of(registrar_floor, world.patient)
+        window = await registrar(http)
+        page = await window.page(f"{PAGE}?patient={world.patient.id}")
+        assert 'data-testid="unmask-form"' in page.text
+        url = f"{PAGE}/patients/{world.patient.id}/unmask"
+
+        # No reason: nothing shown, nothing written.
+        before = await row_counts(registrar_floor.ctx.db)
+        refused = await window.submit(url, {"field": "id_number", "reason": "", "other": " "})
+        assert refused.status_code == 422
+        assert "查看完整号码须说明原因" in refused.text
+        no_full_numbers(refused.text)
+        assert await row_counts(registrar_floor.ctx.db) == before
+
+        shown = await window.submit(url, {"field": "id_number", "reason": "card", "other": ""})
+        assert shown.status_code == 200, shown.text
+        assert f'data-testid="unmasked-value">{number}<' in shown.text
+        assert shown.headers["cache-control"] == "no-store"
+        typed = await window.submit(
+            url, {"field": "phone", "reason": "card", "other": "患者要求更正手机号"}
+        )
+        assert typed.status_code == 200
+        [first, second] = await audit(registrar_floor, "read.unmask")
+        assert first.after is not None and second.after is not None
+        assert (first.after["field"], first.after["reason"]) == ("id_number", "核对患者证件")
+        assert (second.after["field"], second.after["reason"]) == ("phone", "患者要求更正手机号")
+        assert first.after["route"] == "POST /desk/window/patients/{patient_id}/unmask"
+        assert number not in repr(first.after)
+
     async def test_by_phone_lists_everyone_of_the_family(
         self,
         http: httpx.AsyncClient,  # noqa: F811
