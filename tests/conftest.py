@@ -34,6 +34,7 @@ from yuyue.kit.crypto import generate_master_secret
 from yuyue.kit.db import Database
 from yuyue.models import Base
 from yuyue.patients.models import Patient
+from yuyue.scheduling.enums import Channel
 from yuyue.scheduling.models import (
     ClinicSession,
     Department,
@@ -175,7 +176,8 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @dataclass
 class World:
     """A small hospital: one department, a free level and a fee level, one doctor with a
-    25-place morning session on VISIT_DAY, two patients and an app key."""
+    25-place morning session on VISIT_DAY, two patients registered through the app and an
+    app key."""
 
     hospital: Hospital
     department: Department
@@ -213,7 +215,12 @@ async def build_world(ctx: AppContext) -> World:
             day=VISIT_DAY,
             now=NOW,
         )
-        patient = await f.make_patient(s, hospital=hospital, cipher=ctx.cipher, now=NOW)
-        other = await f.make_patient(s, hospital=hospital, cipher=ctx.cipher, now=NOW, name="李四")
-        key = await f.make_api_key(s, hospital=hospital, now=NOW)
+        # Registered through the app, whose key the world holds: the key may read them.
+        patient = await f.make_patient(
+            s, hospital=hospital, cipher=ctx.cipher, now=NOW, through=Channel.APP
+        )
+        other = await f.make_patient(
+            s, hospital=hospital, cipher=ctx.cipher, now=NOW, name="李四", through=Channel.APP
+        )
+        key = await f.make_api_key(s, hospital=hospital, channel=Channel.APP, now=NOW)
     return World(hospital, department, free_level, fee_level, doctor, clinic, patient, other, key)

@@ -163,6 +163,7 @@ async def make_patient(
     birth: date = date(1990, 1, 1),
     sex: str = "M",
     account_phone: str | None = None,
+    through: Channel | None = None,
 ) -> Patient:
     return await patient_service.register_patient(
         session,
@@ -178,6 +179,7 @@ async def make_patient(
         account_patients_max=5,
         today=now.date(),
         now=now,
+        through=through,
     )
 
 

@@ -1,7 +1,8 @@
 """The registration window (挂号窗口) in a browser: the demo's registrar looks up a walk-in by
 ID number, registers them, books tomorrow's chief physician's clinic, takes the fee in cash
 with a receipt number, shows the slip with its QR voucher, then cancels (退号) and hands the
-money back. Screenshots 70–74 illustrate docs/staff-guide.md."""
+money back; on the way it shows the patient's full ID number once, with a reason.
+Screenshots 70–75 illustrate docs/staff-guide.md."""
 
 from __future__ import annotations
 
@@ -87,6 +88,15 @@ class TestRegistrationWindow:
         )
         assert number not in await page.content()
         assert phone not in await page.content()
+
+        # The full number once, with a reason (logged): checking it against the card.
+        await page.get_by_test_id("unmask").locator("summary").click()
+        unmask = page.get_by_test_id("unmask-form")
+        await unmask.get_by_label("查看").select_option("id_number")
+        await unmask.get_by_label("原因", exact=True).select_option("card")
+        await unmask.get_by_test_id("unmask-button").click()
+        await expect(page.get_by_test_id("unmasked-value")).to_have_text(number)
+        await screenshot(page, "75-window-unmask.png")
         picker = page.get_by_test_id("picker")
         await picker.get_by_label("就诊日期").fill(TOMORROW.isoformat())
         await picker.get_by_label("科室").select_option(str(department_id))

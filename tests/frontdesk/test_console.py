@@ -555,6 +555,58 @@ class TestAuditViewer:
                 assert clear not in text
             assert "139****5678" in text and "1101**********4514" in text
 
+    async def test_reads_of_patient_data_show_filter_and_export_without_clear_numbers(
+        self, open_browser: Opener, ctx: AppContext, staffed: World
+    ) -> None:
+        number = ctx.cipher.decrypt(staffed.patient.id_cipher)
+        phone = ctx.cipher.decrypt(staffed.patient.phone_cipher)
+        registrar = await open_browser("reg")
+        await registrar.page("/desk/window")
+        found = await registrar.submit("/desk/window/find", {"q": number})
+        assert found.status_code == 303, found.text
+        await registrar.page(found.headers["location"])
+        shown = await registrar.submit(
+            f"/desk/window/patients/{staffed.patient.id}/unmask",
+            {"field": "phone", "reason": "contact", "other": ""},
+        )
+        assert shown.status_code == 200 and phone in shown.text
+        await add_entries(ctx, staffed, 2, start=datetime(2026, 11, 10, 2, 0, tzinfo=UTC))
+
+        admin = await open_browser("adm")
+        reads = await admin.page("/staff/audit", params={"kind": "reads"})
+        assert re.findall(r'data-action="([a-z_.]+)"', reads.text) == [
+            "read.unmask",
+            "read.record",
+            "read.lookup",
+        ]
+        assert "查看完整号码" in reads.text and "查找患者" in reads.text
+        # Who (name and roles), the route, the client address and what was read.
+        assert "reg" in reads.text and "registrar" in reads.text
+        assert "POST /desk/window/find" in reads.text and "203.0.113.20" in reads.text
+        assert "需要联系患者" in reads.text
+        unmasked = await admin.page("/staff/audit", params={"kind": "read.unmask"})
+        assert re.findall(r'data-action="([a-z_.]+)"', unmasked.text) == ["read.unmask"]
+        changes = await admin.page("/staff/audit", params={"kind": "changes"})
+        assert set(re.findall(r'data-action="([a-z_.]+)"', changes.text)) == {"no_show"}
+        by_patient = await admin.page(
+            "/staff/audit",
+            params={"entity_type": "patient", "entity_id": str(staffed.patient.id)},
+        )
+        assert by_patient.text.count('data-testid="audit-entry"') == 3
+
+        exported = await admin.page("/staff/audit", params={"kind": "reads", "format": "csv"})
+        rows = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
+        assert [row[2] for row in rows[1:]] == ["read.unmask", "read.record", "read.lookup"]
+        assert all(row[4] == str(staffed.patient.id) for row in rows[1:])
+        assert '"route": "POST /desk/window/find"' in rows[3][6]
+        for text in (reads.text, exported.content.decode("utf-8-sig")):
+            assert number not in text and phone not in text
+        async with ctx.db.read() as s:
+            stored = repr(
+                [(e.actor, e.before, e.after) for e in await s.scalars(select(AuditEntry))]
+            )
+        assert number not in stored and phone not in stored
+
     async def test_csv_export_has_every_match_and_is_itself_audited(
         self, open_browser: Opener, ctx: AppContext, staffed: World
     ) -> None:
@@ -566,7 +618,7 @@ class TestAuditViewer:
         assert "attachment" in answer.headers["content-disposition"]
         assert answer.content.startswith(b"\xef\xbb\xbf")
         rows = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig"))))
-        assert rows[0] == ["时间", "操作人", "操作", "记录类型", "记录编号", "之前", "之后"]
+        assert rows[0] == ["时间", "操作人", "操作", "记录类型", "记录编号", "之前", "之后 / 详情"]
         assert len(rows) == 61
         assert rows[1][2] == "no_show" and rows[1][0] == "2026-11-01 08:59:00"
         assert '"n": 59' in rows[1][6]
@@ -577,6 +629,7 @@ class TestAuditViewer:
                 "entity_type": None,
                 "entity_id": None,
                 "action": "no_show",
+                "kind": None,
                 "since": None,
                 "until": None,
             },
@@ -590,7 +643,11 @@ class TestAuditViewer:
     async def test_bad_filters_are_explained(self, open_browser: Opener, ctx: AppContext) -> None:
         admin = await open_browser("adm")
         before = await row_counts(ctx.db)
-        for params in ({"entity_id": "not-an-id"}, {"date_from": "2026-13-01"}):
+        for params in (
+            {"entity_id": "not-an-id"},
+            {"date_from": "2026-13-01"},
+            {"kind": "read.everything"},
+        ):
             refused = await admin.page("/staff/audit", params=params)
             assert refused.status_code == 422
             assert 'role="alert"' in refused.text

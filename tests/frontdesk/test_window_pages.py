@@ -153,10 +153,60 @@ class TestFindAPatient:
         assert page.status_code == 200
         assert "张三" in page.text and world.patient.id_masked in page.text
         no_full_numbers(page.text)
-        [looked_up] = await audit(registrar_floor, "patient.looked_up")
-        assert looked_up.entity_id == world.patient.id
-        assert looked_up.after == {"by": "resident_id"}
-        assert len(await audit(registrar_floor, "patient.viewed")) == 1
+        # The look-up names the patient found, who looked, as what, from where: never the
+        # number typed.
+        [looked_up] = await audit(registrar_floor, "read.lookup")
+        assert looked_up.entity_type == "patient" and looked_up.entity_id == world.patient.id
+        assert "窗口一" in looked_up.actor
+        assert looked_up.after == {
+            "by": "resident_id",
+            "found": 1,
+            "roles": ["registrar"],
+            "route": "POST /desk/window/find",
+            "address": "203.0.113.9",  # the test client's (tests/frontdesk/test_pages.py)
+        }
+        [viewed] = await audit(registrar_floor, "read.record")
+        assert viewed.entity_id == world.patient.id
+        assert viewed.after is not None and viewed.after["route"] == "GET /desk/window"
+        assert viewed.after["read"] == "profile, visits"
+        async with registrar_floor.ctx.db.read() as s:
+            logged = [(e.actor, e.after, e.before) for e in await s.scalars(select(AuditEntry))]
+        assert number not in repr(logged) and number[6:14] not in repr(logged)
+
+    async def test_the_full_number_is_shown_once_with_a_reason_and_logged(
+        self,
+        http: httpx.AsyncClient,  # noqa: F811
+        registrar_floor: Floor,
+    ) -> None:
+        world = registrar_floor.world
+        number = await id_number_of(registrar_floor, world.patient)
+        window = await registrar(http)
+        page = await window.page(f"{PAGE}?patient={world.patient.id}")
+        assert 'data-testid="unmask-form"' in page.text
+        url = f"{PAGE}/patients/{world.patient.id}/unmask"
+
+        # No reason: nothing shown, nothing written.
+        before = await row_counts(registrar_floor.ctx.db)
+        refused = await window.submit(url, {"field": "id_number", "reason": "", "other": " "})
+        assert refused.status_code == 422
+        assert "查看完整号码须说明原因" in refused.text
+        no_full_numbers(refused.text)
+        assert await row_counts(registrar_floor.ctx.db) == before
+
+        shown = await window.submit(url, {"field": "id_number", "reason": "card", "other": ""})
+        assert shown.status_code == 200, shown.text
+        assert f'data-testid="unmasked-value">{number}<' in shown.text
+        assert shown.headers["cache-control"] == "no-store"
+        typed = await window.submit(
+            url, {"field": "phone", "reason": "card", "other": "患者要求更正手机号"}
+        )
+        assert typed.status_code == 200
+        [first, second] = await audit(registrar_floor, "read.unmask")
+        assert first.after is not None and second.after is not None
+        assert (first.after["field"], first.after["reason"]) == ("id_number", "核对患者证件")
+        assert (second.after["field"], second.after["reason"]) == ("phone", "患者要求更正手机号")
+        assert first.after["route"] == "POST /desk/window/patients/{patient_id}/unmask"
+        assert number not in repr(first.after)
 
     async def test_by_phone_lists_everyone_of_the_family(
         self,
@@ -164,10 +214,11 @@ class TestFindAPatient:
         registrar_floor: Floor,
     ) -> None:
         holder = f.phone()
+        family: list[Patient] = []
         async with registrar_floor.ctx.db.session_scope() as s:
             for name in ("周一", "周二"):
                 # One family: the holder's phone on both patients of the account.
-                await patient_service.register_patient(
+                member = await patient_service.register_patient(
                     s,
                     hospital_id=registrar_floor.world.hospital.id,
                     cipher=registrar_floor.ctx.cipher,
@@ -182,13 +233,17 @@ class TestFindAPatient:
                     today=NOW.date(),
                     now=NOW,
                 )
+                family.append(member)
         window = await registrar(http)
         listed = await window.submit(f"{PAGE}/find", {"q": f"+86 {holder}"})
         assert listed.status_code == 200, listed.text
         assert listed.text.count('data-testid="choose-patient"') == 2
         assert "周一" in listed.text and "周二" in listed.text
         no_full_numbers(listed.text)
-        assert len(await audit(registrar_floor, "patient.looked_up")) == 2
+        found = await audit(registrar_floor, "read.lookup")
+        assert {e.entity_id for e in found} == {p.id for p in family}
+        assert all(e.after and e.after["by"] == "phone" and e.after["found"] == 2 for e in found)
+        assert all(holder not in repr(e.after) for e in found)
 
     async def test_a_mistyped_resident_id_is_explained_and_nothing_is_written(
         self,

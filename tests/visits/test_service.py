@@ -17,6 +17,7 @@ from yuyue.booking.states import AppointmentStatus
 from yuyue.kit.clock import FixedClock
 from yuyue.kit.errors import Forbidden
 from yuyue.staff.models import AuditEntry
+from yuyue.staff.service import ReadSource
 from yuyue.visits import rules, service
 from yuyue.visits.models import Visit
 from yuyue.visits.states import PriorityClass, VisitStatus
@@ -431,8 +432,9 @@ class TestDesk:
             phone = ctx.cipher.decrypt(patient.phone_cipher)
             id_number = ctx.cipher.decrypt(patient.id_cipher)
         queries = [appointment.voucher_code, phone, id_number, v.token(ctx, appointment)]
+        source = ReadSource(route="GET /desk", address="10.1.2.3")
         for query in queries:
-            async with ctx.db.read() as s:
+            async with ctx.db.session_scope() as s:
                 found = await service.find_for_desk(
                     s,
                     actor=v.nurse(world),
@@ -440,9 +442,10 @@ class TestDesk:
                     cipher=ctx.cipher,
                     signer=ctx.voucher_signer,
                     now=ctx.clock.now(),
+                    source=source,
                 )
             assert [m.appointment_id for m in found] == [appointment.id], query
-        async with ctx.db.read() as s:
+        async with ctx.db.session_scope() as s:
             assert (
                 await service.find_for_desk(
                     s,
@@ -451,9 +454,31 @@ class TestDesk:
                     cipher=ctx.cipher,
                     signer=ctx.voucher_signer,
                     now=ctx.clock.now(),
+                    source=source,
                 )
                 == []
             )
+        # Each look-up that found someone is logged with the patient and the kind of search;
+        # nothing typed is kept, and a look-up that found nobody names nobody.
+        async with ctx.db.read() as s:
+            logged = list(
+                await s.scalars(
+                    select(AuditEntry)
+                    .where(AuditEntry.action == "read.lookup")
+                    .order_by(AuditEntry.at, AuditEntry.id)
+                )
+            )
+        assert [e.entity_id for e in logged] == [appointment.patient_id] * 4
+        assert [e.after["by"] for e in logged if e.after] == [
+            "voucher_code",
+            "phone",
+            "document",
+            "voucher",
+        ]
+        assert all(e.after and e.after["address"] == "10.1.2.3" for e in logged)
+        kept = repr([e.after for e in logged])
+        for query in queries:
+            assert query not in kept
 
     async def test_board_masks_names(
         self, ctx: AppContext, world: World, clock: FixedClock

@@ -39,9 +39,9 @@ from yuyue.operations import service as operations_service
 from yuyue.patients import service as patient_service
 from yuyue.scheduling.rules import pools_for_channel
 from yuyue.staff.enums import Role
-from yuyue.staff.rules import Actor, require_staff
+from yuyue.staff.rules import Actor, reads_logged, require_staff
 from yuyue.web.context import AppContext
-from yuyue.web.deps import ActorDep, CtxDep, LocaleDep
+from yuyue.web.deps import ActorDep, CtxDep, LocaleDep, ReadSourceDep
 from yuyue.web.problems import PROBLEM_JSON, problem_body, register_constraint
 
 router = APIRouter(prefix="/api/v1", tags=["appointments"])
@@ -484,16 +484,35 @@ async def confirm_payment(
     tags=["patients"],
 )
 async def list_patient_appointments(
-    patient_id: uuid.UUID, ctx: CtxDep, actor: ActorDep, locale: LocaleDep
+    patient_id: uuid.UUID,
+    ctx: CtxDep,
+    actor: ActorDep,
+    locale: LocaleDep,
+    source: ReadSourceDep,
 ) -> list[AppointmentRead]:
-    async with ctx.db.read() as session:
-        await patient_service.get_patient(
-            session, hospital_id=actor.hospital_id, patient_id=patient_id
-        )
+    """Who may read the patient decides (`patients.rules.may_read`); a staff read is logged."""
+
+    async def listed(session: AsyncSession) -> list[AppointmentRead]:
+        if reads_logged(actor):
+            await patient_service.read_patient(
+                session,
+                actor=actor,
+                patient_id=patient_id,
+                read="visits",
+                source=source,
+                now=ctx.clock.now(),
+            )
+        else:
+            await patient_service.readable_patient(session, actor=actor, patient_id=patient_id)
         rows = await views.patient_appointments(
             session, hospital_id=actor.hospital_id, patient_id=patient_id
         )
         return [await _view(ctx, session, row, locale) for row in rows]
+
+    if reads_logged(actor):
+        return await ctx.db.transact(listed)
+    async with ctx.db.read() as session:
+        return await listed(session)
 
 
 @router.post(

@@ -228,6 +228,7 @@ i18n.register(
         "console.field.doctor_id": ("关联医生", "doctor"),
         "console.field.date": ("日期（YYYY-MM-DD）", "dates (YYYY-MM-DD)"),
         "console.field.entity_id": ("记录编号", "record id"),
+        "console.field.kind": ("类别", "kind"),
         "accounts.audit_link": ("查看此账号的审计记录", "This account's audit trail"),
         # audit viewer
         "audit.title": ("审计日志", "Audit trail"),
@@ -245,7 +246,7 @@ i18n.register(
         "audit.at": ("时间", "When"),
         "audit.record": ("记录", "Record"),
         "audit.before": ("之前", "Before"),
-        "audit.after": ("之后", "After"),
+        "audit.after": ("之后 / 详情", "After / details"),
         "audit.none": ("没有符合条件的记录。", "No entry matches."),
         "audit.newer": ("← 较新", "← Newer"),
         "audit.older": ("较早 →", "Older →"),
@@ -266,6 +267,15 @@ i18n.register(
         "audit.action.staff.second_factor_enrolled": ("设置动态验证码", "second factor set up"),
         "audit.action.staff.sessions_ended": ("结束登录", "sign-ins ended"),
         "audit.action.audit.exported": ("导出审计日志", "audit trail exported"),
+        "audit.action.read.lookup": ("查找患者", "patient looked up"),
+        "audit.action.read.record": ("查看患者信息", "patient's record read"),
+        "audit.action.read.unmask": ("查看完整号码", "full number shown"),
+        "audit.entry_kind": ("类别", "Kind"),
+        "audit.entry_kind.changes": ("更改", "Changes"),
+        "audit.entry_kind.reads": ("患者信息读取（全部）", "Reads of patient data (all)"),
+        "audit.entry_kind.read.lookup": ("查找患者", "Patient look-ups"),
+        "audit.entry_kind.read.record": ("查看患者信息", "Patient records read"),
+        "audit.entry_kind.read.unmask": ("查看完整号码", "Full numbers shown"),
     }
 )
 
@@ -638,9 +648,17 @@ AUDIT_COLUMNS = (
     tables.Column("entity_type", "记录类型", "Record type"),
     tables.Column("entity_id", "记录编号", "Record id"),
     tables.Column("before", "之前", "Before"),
-    tables.Column("after", "之后", "After"),
+    tables.Column("after", "之后 / 详情", "After / details"),
 )
-_FILTER_FIELDS = ("person", "entity_type", "entity_id", "action", "date_from", "date_to")
+_FILTER_FIELDS = (
+    "person",
+    "entity_type",
+    "entity_id",
+    "action",
+    "kind",
+    "date_from",
+    "date_to",
+)
 
 
 def _day(value: str) -> date | None:
@@ -650,6 +668,12 @@ def _day(value: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise ValidationFailed(summary="date") from None
+
+
+def _kind(value: str) -> str:
+    if value and value not in audit_trail.KINDS:
+        raise ValidationFailed(summary="kind")
+    return value
 
 
 def _audit_query(params: Mapping[str, str], who: FloorVisitor) -> audit_trail.AuditQuery:
@@ -668,6 +692,7 @@ def _audit_query(params: Mapping[str, str], who: FloorVisitor) -> audit_trail.Au
         entity_type=params.get("entity_type", "")[:40],
         entity_id=entity_id,
         action=params.get("action", "")[:40],
+        kind=_kind(params.get("kind", "")),
         since=local_instant(first, time(0), tz) if first else None,
         until=local_instant(last + timedelta(days=1), time(0), tz) if last else None,
     )
@@ -729,6 +754,7 @@ async def audit_page(request: Request, who: StaffDep) -> Response:
         error=error,
         params=params,
         kinds=kinds,
+        entry_kinds=audit_trail.KINDS,
         found=found,
         rows=[
             {

@@ -57,6 +57,7 @@ from yuyue.visits.events import QueueEvent, QueueEventKind
 from yuyue.visits.live import board_channel, queue_channel
 from yuyue.visits.models import Visit
 from yuyue.visits.states import IN_LINE, PriorityClass
+from yuyue.web.deps import read_source
 from yuyue.web.sse import event_stream
 
 router = APIRouter(include_in_schema=False)
@@ -386,16 +387,22 @@ async def _desk_page(
     actor = who.require(request, *DESK_ROLES)
     chosen = chosen or DeskFilter()
     matches: list[visits.DeskMatch] | None = None
-    async with who.ctx.db.read() as session:
-        if query:
-            matches = await visits.find_for_desk(
+    if query:
+
+        async def look_up(session: AsyncSession) -> list[visits.DeskMatch]:
+            # Logged with the patients found, never the text typed.
+            return await visits.find_for_desk(
                 session,
                 actor=actor,
                 query=query[:200],
                 cipher=who.ctx.cipher,
                 signer=who.ctx.voucher_signer,
                 now=who.now,
+                source=read_source(request),
             )
+
+        matches = await who.ctx.db.transact(look_up)
+    async with who.ctx.db.read() as session:
         sessions = await _today_sessions(session, who, chosen)
         departments = await _today_departments(session, who)
     return render(

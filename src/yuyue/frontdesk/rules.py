@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from yuyue.patients.rules import mask_id_number, mask_phone
+from yuyue.patients.rules import mask_id_number, mask_phone, mask_text
 from yuyue.staff.enums import Role
 from yuyue.staff.rules import ACCOUNT_MANAGERS, AUDIT_READERS
 
@@ -274,18 +274,6 @@ def matches(text: str, query: str) -> bool:
 # Keys whose values are a document number or a phone, wherever they occur in an entry.
 _ID_KEYS = re.compile(r"(^|_)(id_number|identity|document_number|id_card)($|_)")
 _PHONE_KEYS = re.compile(r"(^|_)(phone|mobile|telephone)($|_)")
-# In free text (a reason, an appeal): a resident ID number (18, the last may be X; or the
-# old 15 digits) and a mainland mobile number, not part of a longer run of digits.
-_ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx]|\d{15})(?![0-9A-Za-z])")
-_PHONE_IN_TEXT = re.compile(r"(?<!\d)(\+?86[- ]?)?(1[3-9]\d{9})(?!\d)")
-
-
-def mask_text(text: str) -> str:
-    """Free text with any ID number or mobile number in it masked."""
-    text = _ID_IN_TEXT.sub(lambda found: mask_id_number(found.group(1)), text)
-    return _PHONE_IN_TEXT.sub(
-        lambda found: (found.group(1) or "") + mask_phone(found.group(2)), text
-    )
 
 
 def masked(value: Any, key: str = "") -> Any:

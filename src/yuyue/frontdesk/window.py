@@ -12,15 +12,16 @@ booking window (from the release until the session ends), the same limits and ba
 
 There is no medical record number (病历号) here: the hospital's HIS assigns it. Patients are
 found by document number (a resident ID is checked, GB 11643, before it is looked up) or
-mobile number, through the blind indexes; the screen shows them masked. Look-ups, patient
-pages and registrations are written to the audit trail."""
+mobile number, through the blind indexes; the screen shows them masked. A registrar may show
+the full identity number or phone once, with a reason (unmasking). Look-ups (the patients
+found, never what was typed), patient pages, slips, unmaskings and registrations are written
+to the audit trail, each in the transaction of the request's own work."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 
 import segno
 from fastapi import APIRouter, Request
@@ -47,9 +48,12 @@ from yuyue.payments.gateway import PayMethod
 from yuyue.payments.states import OrderState, RefundState
 from yuyue.portal import formatting
 from yuyue.scheduling import service as scheduling
+from yuyue.staff import rules as staff_rules
 from yuyue.staff.enums import Role
-from yuyue.staff.rules import STAFF_CHANNEL, Actor
-from yuyue.staff.service import record_audit
+from yuyue.staff.errors import UnmaskReasonRequired
+from yuyue.staff.rules import STAFF_CHANNEL, Actor, ReadKind
+from yuyue.staff.service import record_audit, record_read
+from yuyue.web.deps import read_source
 
 router = APIRouter(include_in_schema=False)
 PATH = "/desk/window"
@@ -251,6 +255,29 @@ i18n.register(
             "证件号码和手机号只显示部分。",
             "ID and mobile numbers are shown in part only.",
         ),
+        "window.unmask": ("查看完整号码", "Show the full number"),
+        "window.unmask_hint": (
+            "完整号码只显示这一次，查看记录（含原因）写入审计日志。",
+            "The full number is shown this once; who saw it and why goes to the audit trail.",
+        ),
+        "window.unmask_field": ("查看", "Show"),
+        "window.unmask_reason": ("原因", "Reason"),
+        "window.unmask_other": ("其他原因（请填写）", "Other reason (write it)"),
+        "window.unmask_button": ("查看", "Show it"),
+        "window.unmasked": ("完整{field}：", "Full {field}: "),
+        "window.unmask_reason.card": ("核对患者证件", "Checking the patient's card"),
+        "window.unmask_reason.patient_asks": (
+            "患者本人要求核对",
+            "The patient asks to check it",
+        ),
+        "window.unmask_reason.insurance": (
+            "医保结算或发票需要",
+            "Needed for insurance or an invoice",
+        ),
+        "window.unmask_reason.contact": (
+            "需要联系患者",
+            "The patient must be contacted",
+        ),
     }
 )
 
@@ -334,27 +361,8 @@ async def _visits(session: AsyncSession, who: FloorVisitor, patient: Patient) ->
     return found
 
 
-async def _audit(
-    who: FloorVisitor, actor: Actor, action: str, patient_ids: list[uuid.UUID], **after: Any
-) -> None:
-    """Reads of patient data are logged: who looked whom up, and how."""
-    if not patient_ids:
-        return
-
-    async def work(session: AsyncSession) -> None:
-        for patient_id in patient_ids:
-            record_audit(
-                session,
-                actor=actor,
-                action=action,
-                entity_type="patient",
-                entity_id=patient_id,
-                before=None,
-                after=dict(after) or None,
-                now=who.now,
-            )
-
-    await who.ctx.db.transact(work)
+# The reasons the unmask form offers (each a sentence in both languages); "other" is typed.
+UNMASK_REASONS = ("card", "patient_asks", "insurance", "contact")
 
 
 async def _page(
@@ -370,8 +378,10 @@ async def _page(
     error: str | None = None,
     done: str | None = None,
     status: int = 200,
+    unmasked: tuple[patient_rules.UnmaskField, str] | None = None,
+    unmask_values: dict[str, str] | None = None,
 ) -> Response:
-    who.require(request, *WINDOW_ROLES)
+    actor = who.require(request, *WINDOW_ROLES)
     picker = picker or Picker(day=who.today)
     patient: Patient | None = None
     visits: list[Visit] = []
@@ -414,7 +424,7 @@ async def _page(
     upcoming = [v for v in visits if v.view.session.date >= who.today and v.view.status in _ACTIVE]
     upcoming.sort(key=lambda v: (v.view.session.date, v.view.slot.start))
     past = [v for v in visits if v not in upcoming]
-    return render(
+    response = render(
         request,
         who,
         "desk_window.html",
@@ -437,17 +447,21 @@ async def _page(
         error=error,
         done=done,
         money=lambda fen: _money(who, fen),
+        can_unmask=actor.has_role(*staff_rules.UNMASKERS),
+        unmask_fields=list(patient_rules.UnmaskField),
+        unmask_reasons=UNMASK_REASONS,
+        unmask_values=unmask_values or {},
+        unmasked=unmasked,
     )
+    if unmasked is not None:
+        # A full number is for this screen only: neither the browser nor a proxy keeps it.
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def patient_age(patient: Patient, today: date) -> int:
     born = patient.birth_date
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-
-
-async def _check_patient(who: FloorVisitor, patient_id: uuid.UUID) -> None:
-    async with who.ctx.db.read() as session:
-        await patients.get_patient(session, hospital_id=who.hospital.id, patient_id=patient_id)
 
 
 @router.get(PATH, response_class=HTMLResponse)
@@ -458,8 +472,19 @@ async def window(request: Request, who: StaffDep) -> Response:
     if patient_id is not None and "department" not in values:
         # Opening a patient's page is a read of their data: logged (the picker's reloads,
         # which show nothing new of the patient, are not).
-        await _check_patient(who, patient_id)
-        await _audit(who, actor, "patient.viewed", [patient_id], where="window")
+        chosen = patient_id
+
+        async def read(session: AsyncSession) -> None:
+            await patients.read_patient(
+                session,
+                actor=actor,
+                patient_id=chosen,
+                read="profile, visits",
+                source=read_source(request),
+                now=who.now,
+            )
+
+        await who.ctx.db.transact(read)
     done = who.t("window.registered") if values.get("done") == "registered" else None
     return await _page(request, who, patient_id=patient_id, picker=_picker(values, who), done=done)
 
@@ -472,17 +497,11 @@ async def find(request: Request, who: StaffDep) -> Response:
     query = form.get("q", "").strip()[:60]
     try:
         kind = patient_rules.lookup_kind(query)
-        async with who.ctx.db.read() as session:
-            found = await patients.find_patients(
-                session,
-                hospital_id=who.hospital.id,
-                cipher=who.ctx.cipher,
-                query=query,
-                today=who.today,
-            )
+        found = await who.ctx.db.transact(
+            lambda session: _look_up(session, request, who, actor, query, by=kind.value)
+        )
     except YuyueError as error:
         return await _page(request, who, error=error.detail(who.locale), status=error.status)
-    await _audit(who, actor, "patient.looked_up", [p.id for p in found], by=kind.value)
     if len(found) == 1:
         return redirect(f"{PATH}?patient={found[0].id}")
     if not found:
@@ -499,6 +518,80 @@ async def find(request: Request, who: StaffDep) -> Response:
         )
         return await _page(request, who, not_found=True, register=register)
     return await _page(request, who, found=found)
+
+
+async def _look_up(
+    session: AsyncSession,
+    request: Request,
+    who: FloorVisitor,
+    actor: Actor,
+    query: str,
+    *,
+    by: str,
+) -> list[Patient]:
+    """The patients a search finds, each look-up logged with the patients found and the kind
+    of search, never the number typed."""
+    found = await patients.find_patients(
+        session, hospital_id=who.hospital.id, cipher=who.ctx.cipher, query=query, today=who.today
+    )
+    record_read(
+        session,
+        actor=actor,
+        kind=ReadKind.LOOKUP,
+        patient_ids=[p.id for p in found],
+        source=read_source(request),
+        now=who.now,
+        by=by,
+        found=len(found),
+    )
+    return found
+
+
+@router.post(PATH + "/patients/{patient_id}/unmask", response_class=HTMLResponse)
+async def unmask(request: Request, who: StaffDep, patient_id: uuid.UUID) -> Response:
+    """Shows the patient's identity number or phone in full, once, on the answer to this form
+    (never in an address), with a reason chosen or typed; logged with it. Without a reason
+    nothing is shown and nothing is logged."""
+    actor = who.require(request, *WINDOW_ROLES)
+    form = await form_of(request, who)
+    values = {
+        "field": form.get("field", ""),
+        "reason": form.get("reason", ""),
+        "other": form.get("other", "").strip()[: staff_rules.UNMASK_REASON_MAX],
+    }
+    try:
+        field = patient_rules.UnmaskField(values["field"])
+    except ValueError:
+        field = patient_rules.UnmaskField.ID_NUMBER
+    # A typed reason wins; a chosen one is recorded as its sentence.
+    reason = values["other"]
+    if not reason and values["reason"] in UNMASK_REASONS:
+        reason = who.t(f"window.unmask_reason.{values['reason']}")
+
+    async def work(session: AsyncSession) -> str:
+        return await patients.unmask(
+            session,
+            actor=actor,
+            cipher=who.ctx.cipher,
+            patient_id=patient_id,
+            field=field,
+            reason=reason,
+            source=read_source(request),
+            now=who.now,
+        )
+
+    try:
+        shown = await who.ctx.db.transact(work)
+    except UnmaskReasonRequired as error:
+        return await _page(
+            request,
+            who,
+            patient_id=patient_id,
+            error=error.detail(who.locale),
+            status=error.status,
+            unmask_values=values,
+        )
+    return await _page(request, who, patient_id=patient_id, unmasked=(field, shown))
 
 
 _REGISTER_FIELDS = ("name", "id_type", "id_number", "phone", "birth_date", "sex")
@@ -748,6 +841,25 @@ async def _slip(
 
 @router.get(PATH + "/appointments/{appointment_id}", response_class=HTMLResponse)
 async def slip(request: Request, who: StaffDep, appointment_id: uuid.UUID) -> Response:
+    actor = who.require(request, *WINDOW_ROLES)
+
+    async def read(session: AsyncSession) -> None:
+        # The slip shows the patient: a read of their data, logged.
+        appointment = await booking.get_appointment(
+            session, hospital_id=who.hospital.id, appointment_id=appointment_id
+        )
+        record_read(
+            session,
+            actor=actor,
+            kind=ReadKind.RECORD,
+            patient_ids=[appointment.patient_id],
+            source=read_source(request),
+            now=who.now,
+            read="appointment",
+            appointment_id=str(appointment.id),
+        )
+
+    await who.ctx.db.transact(read)
     done = request.query_params.get("done")
     return await _slip(request, who, appointment_id, done=done if done in _DONE else None)
 
@@ -897,18 +1009,14 @@ async def change_request(request: Request, who: StaffDep, appointment_id: uuid.U
         return await refuse(who.t("window.choose_target"))
     new_patient: uuid.UUID | None = None
     if kind is booking_rules.ChangeKind.CHANGE_PATIENT:
+        query = values["new_patient"]
         try:
-            async with who.ctx.db.read() as session:
-                found = await patients.find_patients(
-                    session,
-                    hospital_id=who.hospital.id,
-                    cipher=who.ctx.cipher,
-                    query=values["new_patient"],
-                    today=who.today,
-                )
+            by = patient_rules.lookup_kind(query).value
+            found = await who.ctx.db.transact(
+                lambda session: _look_up(session, request, who, actor, query, by=by)
+            )
         except YuyueError as error:
             return await refuse(error.detail(who.locale), error.status)
-        await _audit(who, actor, "patient.looked_up", [p.id for p in found], by="change_request")
         if not found:
             return await refuse(who.t("window.new_patient_not_found"), 404)
         if len(found) > 1:

@@ -74,9 +74,11 @@ async def guidance(
             if found is None:
                 raise NotFound(what="hospital")
             hospital_id = found
-        if body.patient_id is not None:
-            patient = await patient_service.get_patient(
-                session, hospital_id=hospital_id, patient_id=body.patient_id
+        if body.patient_id is not None and actor is not None:
+            # Only a patient the caller may read (patients.rules.may_read) lends their age
+            # and sex; others are not found.
+            patient = await patient_service.readable_patient(
+                session, actor=actor, patient_id=body.patient_id
             )
             timezone = await scheduling.hospital_timezone(session, hospital_id)
             age = service.patient_age(patient.birth_date, local_today(ctx.clock.now(), timezone))

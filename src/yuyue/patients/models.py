@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, PrimaryKeyConstraint, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yuyue.kit.db import Base
@@ -52,3 +52,18 @@ class Patient(Base):
     phone_index: Mapped[str] = mapped_column(String(64))
     phone_masked: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime]
+
+
+class PatientChannel(Base):
+    """A channel that knows a patient: it registered them, or proved it knows them by
+    registering the same person again (name and document number). A channel key reads a
+    patient only through such a row (`patients.rules.may_read`); kiosks and the window never
+    get one (kiosks read no patient by id, the window is staff)."""
+
+    __tablename__ = "patient_channel"
+    __table_args__ = (PrimaryKeyConstraint("patient_id", "channel"),)
+
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    hospital_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hospital.id"))
+    since: Mapped[datetime]

@@ -16,6 +16,8 @@ from typing import Any, Final
 
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
+from yuyue.scheduling.enums import Channel
+from yuyue.staff.rules import Actor, ActorKind
 
 
 class IdType(StrEnum):
@@ -322,6 +324,55 @@ def mask_phone(phone: str) -> str:
     if len(phone) <= 7:
         return "*" * len(phone)
     return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+
+
+# In free text (a reason, an appeal): a resident ID number (18, the last may be X; or the
+# old 15 digits) and a mainland mobile number, not part of a longer run of digits.
+_ID_IN_TEXT: Final = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx]|\d{15})(?![0-9A-Za-z])")
+_PHONE_IN_TEXT: Final = re.compile(r"(?<!\d)(\+?86[- ]?)?(1[3-9]\d{9})(?!\d)")
+
+
+def mask_text(text: str) -> str:
+    """Free text with any ID number or mobile number in it masked where it stands."""
+    text = _ID_IN_TEXT.sub(lambda found: mask_id_number(found.group(1)), text)
+    return _PHONE_IN_TEXT.sub(
+        lambda found: (found.group(1) or "") + mask_phone(found.group(2)), text
+    )
+
+
+# --- who may read a patient -------------------------------------------------------------------
+
+
+class UnmaskField(StrEnum):
+    """What an unmasking shows in full."""
+
+    ID_NUMBER = "id_number"
+    PHONE = "phone"
+
+
+def links_channel(channel: Channel) -> bool:
+    """Whether registering a patient through this channel lets the channel read them later.
+    Kiosks read no patient by id (they serve whoever stands in front of them, through the
+    check-in flows); the window is staff, whose reads are by role and logged."""
+    return channel not in (Channel.KIOSK, Channel.WINDOW)
+
+
+def may_read(actor: Actor, *, known_to_channel: bool) -> bool:
+    """Whether a caller may read a patient it names by id (the record, the visits, the
+    waitlist entries, guidance by the patient's age and sex):
+
+    - staff, any role (each read is logged: `staff.service.record_read`), and the system;
+    - a channel key, only a patient its channel knows (`known_to_channel`): one it
+      registered, or one it registered again with the same name and document number, or
+      one it had booked for before this rule (carried over by the migration);
+    - a kiosk key, none.
+
+    Callers refused are told "not found", as for a patient that does not exist."""
+    if actor.kind is not ActorKind.CHANNEL:
+        return True
+    if actor.channel is Channel.KIOSK:
+        return False
+    return known_to_channel
 
 
 def _is_cjk(char: str) -> bool:

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from yuyue.kit.schemas import Input
-from yuyue.patients.rules import IdType, Sex
+from yuyue.patients.rules import IdType, Sex, UnmaskField
 
 
 class PatientCreate(Input):
@@ -49,3 +49,21 @@ class PatientRead(BaseModel):
     birth_date: date
     sex: Sex
     phone: Annotated[str, Field(description="masked, e.g. 138****8000")]
+
+
+class UnmaskRequest(Input):
+    field: UnmaskField = Field(description="`id_number` or `phone`")
+    reason: Annotated[
+        str,
+        Field(
+            max_length=200,
+            description="why the full number is needed (2 characters at least), recorded "
+            "in the audit trail",
+        ),
+    ]
+
+
+class UnmaskRead(BaseModel):
+    patient_id: uuid.UUID
+    field: UnmaskField
+    value: Annotated[str, Field(description="the full number, shown once; never cached")]

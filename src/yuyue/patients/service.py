@@ -1,4 +1,6 @@
-"""Registering real-name patients under an account (a mobile number)."""
+"""Registering real-name patients under an account (a mobile number), and reading them:
+who may read a patient named by id (`rules.may_read`), the staff reads that are logged, and
+showing a full identity number or phone (unmasking) with a reason."""
 
 from __future__ import annotations
 
@@ -16,7 +18,12 @@ from yuyue.kit.crypto import FieldCipher
 from yuyue.kit.errors import NotFound, ValidationFailed, YuyueError
 from yuyue.kit.rekey import SealedColumn
 from yuyue.patients import rules
-from yuyue.patients.models import Account, Patient
+from yuyue.patients.models import Account, Patient, PatientChannel
+from yuyue.scheduling.enums import Channel
+from yuyue.staff import rules as staff_rules
+from yuyue.staff.errors import UnmaskReasonRequired
+from yuyue.staff.rules import Actor, ActorKind, ReadKind, require_staff
+from yuyue.staff.service import ReadSource, record_read
 
 ID_PURPOSE = "id_number"
 PHONE_PURPOSE = "phone"
@@ -107,7 +114,10 @@ async def register_patient(
     account_patients_max: int,
     today: date,
     now: datetime,
+    through: Channel | None = None,
 ) -> Patient:
+    """Registers a patient. `through` is the channel whose key registers them (None: staff
+    or the system), which may then read them (`rules.may_read`)."""
     clean_name = rules.validate_name(name)
     identity = rules.parse_identity(id_type, id_number, today=today)
     mobile = rules.normalise_mobile(phone)
@@ -169,7 +179,35 @@ async def register_patient(
     )
     session.add(patient)
     await session.flush()
+    if through is not None and rules.links_channel(through):
+        session.add(
+            PatientChannel(
+                patient_id=patient.id, channel=through.value, hospital_id=hospital_id, since=now
+            )
+        )
     return patient
+
+
+async def remember_channel(
+    session: AsyncSession,
+    *,
+    hospital_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    channel: Channel,
+    now: datetime,
+) -> None:
+    """The channel knows this patient from now on: it registered the same person again, with
+    their name and document number (the answer `patient_already_registered` gave it the
+    id). Nothing when it knew them already or cannot know patients (kiosks)."""
+    if not rules.links_channel(channel):
+        return
+    known = await session.get(PatientChannel, (patient_id, channel.value))
+    if known is None:
+        session.add(
+            PatientChannel(
+                patient_id=patient_id, channel=channel.value, hospital_id=hospital_id, since=now
+            )
+        )
 
 
 async def _find_account(
@@ -261,6 +299,87 @@ async def get_patient(
     if patient is None or patient.hospital_id != hospital_id:
         raise NotFound(what="patient")
     return patient
+
+
+async def readable_patient(
+    session: AsyncSession, *, actor: Actor, patient_id: uuid.UUID
+) -> Patient:
+    """The patient a caller names by id, when `rules.may_read` lets it read them. Unknown,
+    another hospital's, or not this caller's to read: all alike `not_found`, so a caller
+    learns nothing of patients it may not read."""
+    patient = await session.get(Patient, patient_id)
+    if patient is None or patient.hospital_id != actor.hospital_id:
+        raise NotFound(what="patient")
+    known = False
+    if actor.kind is ActorKind.CHANNEL and rules.links_channel(actor.channel):
+        known = await session.get(PatientChannel, (patient_id, actor.channel.value)) is not None
+    if not rules.may_read(actor, known_to_channel=known):
+        raise NotFound(what="patient")
+    return patient
+
+
+async def read_patient(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    patient_id: uuid.UUID,
+    read: str,
+    source: ReadSource,
+    now: datetime,
+) -> Patient:
+    """`readable_patient`, and the read logged when staff read (`read`: what was shown,
+    "profile", "visits", "waitlist"…). A staff read must run in a write transaction (its
+    one INSERT); a channel's reads write nothing."""
+    patient = await readable_patient(session, actor=actor, patient_id=patient_id)
+    record_read(
+        session,
+        actor=actor,
+        kind=ReadKind.RECORD,
+        patient_ids=[patient.id],
+        source=source,
+        now=now,
+        read=read,
+    )
+    return patient
+
+
+async def unmask(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    cipher: FieldCipher,
+    patient_id: uuid.UUID,
+    field: rules.UnmaskField,
+    reason: str,
+    source: ReadSource,
+    now: datetime,
+) -> str:
+    """The patient's identity number or phone in full, for staff allowed to see it
+    (`staff.rules.UNMASKERS`) who say why. Refused without the role (`forbidden`) or a
+    reason (`unmask_reason_required`), before anything is read; shown, it is logged with
+    the field and the reason (any number typed in the reason masked)."""
+    require_staff(actor, *staff_rules.UNMASKERS)
+    why = staff_rules.unmask_reason(reason)
+    if why is None:
+        raise UnmaskReasonRequired()
+    patient = await readable_patient(session, actor=actor, patient_id=patient_id)
+    if field is rules.UnmaskField.ID_NUMBER:
+        shown, masked = cipher.decrypt(patient.id_cipher), patient.id_masked
+    else:
+        shown, masked = cipher.decrypt(patient.phone_cipher), patient.phone_masked
+    # The number itself is never logged, not even typed into the reason.
+    why = rules.mask_text(why).replace(shown, masked)
+    record_read(
+        session,
+        actor=actor,
+        kind=ReadKind.UNMASK,
+        patient_ids=[patient.id],
+        source=source,
+        now=now,
+        field=field.value,
+        reason=why,
+    )
+    return shown
 
 
 async def masked_names(

@@ -1000,6 +1000,7 @@ async def add_patient(request: Request, who: VisitorDep) -> Response:
                 account_patients_max=policy.account_patients_max,
                 today=_today(who),
                 now=who.ctx.clock.now(),
+                through=PORTAL_CHANNEL,
             )
 
         try:

@@ -1,6 +1,7 @@
 """Reading the audit trail: who did what to which record and when, for the people allowed
-to read it. Filters by person (the actor), record (type and id), action and time; newest
-first, a page at a time. Exporting it is itself audited."""
+to read it. Filters by person (the actor), record (type and id), action, kind (changes, or
+the reads of patient data: look-ups, records shown, unmaskings) and time; newest first, a
+page at a time. Exporting it is itself audited."""
 
 from __future__ import annotations
 
@@ -13,10 +14,15 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.staff.models import AuditEntry
-from yuyue.staff.rules import AUDIT_READERS, Actor, require_staff
+from yuyue.staff.rules import AUDIT_READERS, READ_ACTIONS_PREFIX, Actor, ReadKind, require_staff
 from yuyue.staff.service import record_audit
 
 PAGE_SIZE = 50
+# The kinds of entry the viewer filters by: changes (every action but reads), every read of
+# patient data, or one kind of read.
+CHANGES = "changes"
+READS = "reads"
+KINDS: tuple[str, ...] = (CHANGES, READS, *(kind.value for kind in ReadKind))
 # An export beyond this asks for a narrower filter rather than a file nobody opens.
 EXPORT_LIMIT = 20_000
 
@@ -32,6 +38,8 @@ class AuditQuery:
     action: str = ""
     since: datetime | None = None
     until: datetime | None = None
+    # One of KINDS, or "" for every entry.
+    kind: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -39,6 +47,7 @@ class AuditQuery:
             "entity_type": self.entity_type or None,
             "entity_id": str(self.entity_id) if self.entity_id else None,
             "action": self.action or None,
+            "kind": self.kind or None,
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
         }
@@ -71,6 +80,13 @@ def _filtered(hospital_id: uuid.UUID, query: AuditQuery) -> Select[AuditEntry]:
             (AuditEntry.action == query.action)
             | AuditEntry.action.like(query.action.rstrip(".") + ".%")
         )
+    reads = AuditEntry.action.like(READ_ACTIONS_PREFIX + "%")
+    if query.kind == CHANGES:
+        statement = statement.where(~reads)
+    elif query.kind == READS:
+        statement = statement.where(reads)
+    elif query.kind:
+        statement = statement.where(AuditEntry.action == query.kind)
     if query.since is not None:
         statement = statement.where(AuditEntry.at >= query.since)
     if query.until is not None:

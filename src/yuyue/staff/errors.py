@@ -199,3 +199,22 @@ i18n.register(
         "what.staff_session": ("登录会话", "staff session"),
     }
 )
+
+
+class UnmaskReasonRequired(YuyueError):
+    """Showing a full identity or phone number needs a reason (staff.rules.unmask_reason)."""
+
+    code = "unmask_reason_required"
+    status = 422
+
+
+i18n.register(
+    {
+        "title.unmask_reason_required": ("请填写查看原因", "A reason is needed"),
+        "error.unmask_reason_required": (
+            "查看完整号码须说明原因（至少 2 个字），例如“核对证件”。",
+            "Say why the full number is needed (2 characters at least), for example "
+            "“checking the ID card”.",
+        ),
+    }
+)

@@ -58,6 +58,49 @@ class Actor:
 AUDIT_READERS: tuple[Role, ...] = (Role.ADMIN,)
 # Who manages staff accounts (staff.accounts).
 ACCOUNT_MANAGERS: tuple[Role, ...] = (Role.ADMIN,)
+# Who may see a patient's identity number or phone in full (unmask), once per request and
+# with a reason: the registrar, who checks a card against the record at the window (and
+# administrators, who hold every role). Everyone else sees them masked.
+UNMASKERS: tuple[Role, ...] = (Role.REGISTRAR,)
+
+
+# --- reads of patient data ------------------------------------------------------------------
+# Every staff read of patient data leaves an audit entry of the `read.` family, one per
+# patient, with the reader's roles, the route, the client's address and what was read. A
+# search logs the patients it found (never what was typed: an identity number is stored
+# only sealed). Channel keys read only the patients their channel knows
+# (`patients.rules.may_read`), and a patient's own pages are the patient's: neither is
+# logged here.
+READ_ACTIONS_PREFIX = "read."
+
+
+class ReadKind(StrEnum):
+    """What kind of read an audit entry records (its action)."""
+
+    # A search (by document number, mobile number or voucher) found the patient.
+    LOOKUP = "read.lookup"
+    # The patient's record or visits were shown.
+    RECORD = "read.record"
+    # The patient's identity number or phone was shown in full.
+    UNMASK = "read.unmask"
+
+
+def reads_logged(actor: Actor) -> bool:
+    """Whether this actor's reads of patient data are written to the audit trail: staff's."""
+    return actor.kind is ActorKind.STAFF
+
+
+# An unmasking's reason: chosen from the list or typed; never empty.
+UNMASK_REASON_MIN = 2
+UNMASK_REASON_MAX = 200
+
+
+def unmask_reason(text: str) -> str | None:
+    """The reason as it is recorded (spaces collapsed), or None when it is too short."""
+    reason = " ".join(text.split())
+    if len(reason) < UNMASK_REASON_MIN:
+        return None
+    return reason[:UNMASK_REASON_MAX]
 
 
 def require_staff(actor: Actor, *roles: Role) -> None:

@@ -66,6 +66,54 @@ def record_audit(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ReadSource:
+    """Where a read of patient data came from, as the audit trail records it: the route
+    (its method and path template, e.g. ``GET /api/v1/patients/{patient_id}``) and the
+    client's address."""
+
+    route: str
+    address: str
+
+
+def record_read(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    kind: rules.ReadKind,
+    patient_ids: Sequence[uuid.UUID],
+    source: ReadSource,
+    now: datetime,
+    **details: Any,
+) -> None:
+    """Logs a staff read of patient data: one audit entry per patient, added to the caller's
+    transaction (one multi-row INSERT at its commit). `details` say what was read (`read`:
+    "profile", "visits"…; `by`: the kind of search; `field` and `reason` of an unmasking);
+    never an identity number or a search term in clear. Reads by other actors are not
+    logged (`staff.rules.reads_logged`)."""
+    if not rules.reads_logged(actor) or not patient_ids:
+        return
+    after = {
+        **details,
+        "roles": sorted(role.value for role in actor.roles),
+        "route": source.route[:120],
+        "address": source.address[:64],
+    }
+    session.add_all(
+        AuditEntry(
+            hospital_id=actor.hospital_id,
+            actor=actor.audit_name,
+            action=kind.value,
+            entity_type="patient",
+            entity_id=patient_id,
+            before=None,
+            after=after,
+            at=now,
+        )
+        for patient_id in dict.fromkeys(patient_ids)
+    )
+
+
 async def create_staff(
     session: AsyncSession,
     *,

@@ -37,7 +37,7 @@ from yuyue.visits.schemas import (
     WalkInCreate,
 )
 from yuyue.web.context import AppContext
-from yuyue.web.deps import ActorDep, CtxDep
+from yuyue.web.deps import ActorDep, CtxDep, ReadSourceDep
 
 router = APIRouter(prefix="/api/v1", tags=["visits"])
 
@@ -156,17 +156,25 @@ async def desk_check_in(body: DeskCheckIn, ctx: CtxDep, actor: ActorDep) -> JSON
     summary="Today's appointments by voucher, short code, ID number or mobile number",
 )
 async def desk_lookup(
-    ctx: CtxDep, actor: ActorDep, q: Annotated[str, Query(min_length=4, max_length=2000)]
+    ctx: CtxDep,
+    actor: ActorDep,
+    source: ReadSourceDep,
+    q: Annotated[str, Query(min_length=4, max_length=2000)],
 ) -> list[DeskMatchRead]:
-    async with ctx.db.read() as session:
-        matches = await service.find_for_desk(
+    """Each look-up is logged with the patients found (never `q`)."""
+
+    async def work(session: AsyncSession) -> list[service.DeskMatch]:
+        return await service.find_for_desk(
             session,
             actor=actor,
             query=q,
             cipher=ctx.cipher,
             signer=ctx.voucher_signer,
             now=ctx.clock.now(),
+            source=source,
         )
+
+    matches = await ctx.db.transact(work)
     return [DeskMatchRead.model_validate(m) for m in matches]
 
 

@@ -35,8 +35,8 @@ from yuyue.patients.rules import IdType, mask_name
 from yuyue.scheduling.enums import Channel
 from yuyue.scheduling.models import ClinicSession, Department, Doctor, Hospital, TimeSlot
 from yuyue.staff.enums import Role
-from yuyue.staff.rules import Actor, ActorKind, require_staff
-from yuyue.staff.service import record_audit
+from yuyue.staff.rules import Actor, ActorKind, ReadKind, require_staff
+from yuyue.staff.service import ReadSource, record_audit, record_read
 from yuyue.visits import rules
 from yuyue.visits.events import QueueEvent, QueueEventKind
 from yuyue.visits.models import CheckInFailure, Visit, VisitPolicy
@@ -703,9 +703,49 @@ async def find_for_desk(
     cipher: FieldCipher,
     signer: TokenSigner,
     now: datetime,
+    source: ReadSource,
 ) -> list[DeskMatch]:
     """Today's appointments for a voucher token, a short code, an ID number (blind index) or
-    a mobile number (blind index). Nothing found is an empty list."""
+    a mobile number (blind index). Nothing found is an empty list. The look-up is logged
+    with the patients found and the kind of search, never what was typed (the caller runs
+    it in a write transaction for that one INSERT)."""
+    found = await _find_for_desk(
+        session, actor=actor, query=query, cipher=cipher, signer=signer, now=now
+    )
+    record_read(
+        session,
+        actor=actor,
+        kind=ReadKind.LOOKUP,
+        patient_ids=[m.patient_id for m in found],
+        source=source,
+        now=now,
+        by=_desk_search_kind(query),
+        found=len(found),
+    )
+    return found
+
+
+def _desk_search_kind(query: str) -> str:
+    text = query.strip()
+    if "." in text:
+        return "voucher"
+    text = re.sub(r"[\s\-]", "", text)
+    if _CODE.fullmatch(text):
+        return "voucher_code"
+    if _MOBILE.fullmatch(text):
+        return "phone"
+    return "document"
+
+
+async def _find_for_desk(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    query: str,
+    cipher: FieldCipher,
+    signer: TokenSigner,
+    now: datetime,
+) -> list[DeskMatch]:
     require_staff(actor, *DESK_ROLES)
     text = query.strip()
     if "." not in text:

@@ -100,6 +100,10 @@ OWN_SESSIONS = "a doctor: own sessions, or the department's without a named doct
 OWN_RECORDS = "the signed-in account's own records only"
 OWN_FAMILY = "the account's own family patients only"
 PROVIDER = "the provider's signature is verified; unsigned calls change nothing"
+PATIENT_READS = (
+    "masked; staff: any patient (each read logged); a channel key: the patients its channel "
+    "registered; a kiosk key: none (404)"
+)
 
 ACCESS: tuple[RouteAccess, ...] = (
     # --- operations and the API's own documents ---
@@ -131,14 +135,19 @@ ACCESS: tuple[RouteAccess, ...] = (
         "GET /api/v1/patients/{patient_id}",
         *KEYS,
         *STAFF,
-        note="identity number and phone masked; any patient of the key's hospital by id",
+        note=PATIENT_READS,
+    ),
+    route(
+        "POST /api/v1/patients/{patient_id}/unmask",
+        REGISTRAR,
+        note="the full identity number or phone, once, with a reason; logged",
     ),
     route("POST /api/v1/appointments", *KEYS, *STAFF, note="staff book from the window's pools"),
     route("GET /api/v1/appointments/{appointment_id}", *KEYS, *STAFF),
     route("POST /api/v1/appointments/{appointment_id}/cancel", *KEYS, *STAFF),
     route("POST /api/v1/appointments/{appointment_id}/reschedule", *KEYS, *STAFF),
     route("POST /api/v1/appointments/{appointment_id}/confirm-payment", FINANCE, REGISTRAR),
-    route("GET /api/v1/patients/{patient_id}/appointments", *KEYS, *STAFF),
+    route("GET /api/v1/patients/{patient_id}/appointments", *KEYS, *STAFF, note=PATIENT_READS),
     route("POST /api/v1/blacklist", ADMIN),
     # --- staff sign-in, accounts and keys ---
     route("POST /api/v1/auth/token", *ANYONE, note="throttled per account and client address"),
@@ -168,7 +177,7 @@ ACCESS: tuple[RouteAccess, ...] = (
     route("DELETE /api/v1/api-keys/{key_id}", ADMIN),
     # --- the waitlist ---
     route("POST /api/v1/sessions/{session_id}/waitlist", *KEYS, *STAFF),
-    route("GET /api/v1/waitlist", *KEYS, *STAFF),
+    route("GET /api/v1/waitlist", *KEYS, *STAFF, note=PATIENT_READS),
     route("DELETE /api/v1/waitlist/{entry_id}", *KEYS, *STAFF),
     route("POST /api/v1/waitlist/{entry_id}/accept", *KEYS, *STAFF),
     route("POST /api/v1/waitlist/{entry_id}/decline", *KEYS, *STAFF),
@@ -371,6 +380,11 @@ ACCESS: tuple[RouteAccess, ...] = (
     route("GET /desk/window", REGISTRAR),
     route("POST /desk/window/find", REGISTRAR),
     route("POST /desk/window/patients", REGISTRAR),
+    route(
+        "POST /desk/window/patients/{patient_id}/unmask",
+        REGISTRAR,
+        note="the full number on the answer only, with a reason; logged",
+    ),
     route("POST /desk/window/book", REGISTRAR),
     route("GET /desk/window/appointments/{appointment_id}", REGISTRAR),
     route("POST /desk/window/appointments/{appointment_id}/pay", REGISTRAR),

@@ -15,6 +15,7 @@ from yuyue.scheduling.enums import Channel
 from yuyue.staff import access as staff_access
 from yuyue.staff import service as staff_service
 from yuyue.staff.rules import Actor, ActorKind
+from yuyue.staff.service import ReadSource
 from yuyue.web import access
 from yuyue.web.context import AppContext
 
@@ -123,3 +124,21 @@ async def locale(request: Request) -> str:
 
 
 LocaleDep = Annotated[str, Depends(locale)]
+
+
+def read_source(request: Request) -> ReadSource:
+    """Where a read of patient data comes from, for the audit trail: the route as declared
+    (method and path template, so no id or number from the address is copied) and the
+    client's address (the proxy's, unless the server trusts its forwarded header)."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or request.url.path
+    return ReadSource(
+        route=f"{request.method} {path}", address=request.client.host if request.client else ""
+    )
+
+
+async def _read_source(request: Request) -> ReadSource:
+    return read_source(request)
+
+
+ReadSourceDep = Annotated[ReadSource, Depends(_read_source)]

@@ -19,9 +19,9 @@ from yuyue.booking.waitlist.schemas import (
 from yuyue.kit import i18n
 from yuyue.operations import service as operations_service
 from yuyue.patients import service as patient_service
-from yuyue.staff.rules import Actor
+from yuyue.staff.rules import Actor, reads_logged
 from yuyue.web.context import AppContext
-from yuyue.web.deps import ActorDep, CtxDep, LocaleDep
+from yuyue.web.deps import ActorDep, CtxDep, LocaleDep, ReadSourceDep
 from yuyue.web.problems import register_constraint
 
 router = APIRouter(prefix="/api/v1", tags=["waitlist"])
@@ -115,16 +115,35 @@ async def join_waitlist(
     summary="A patient's waitlist entries, newest first",
 )
 async def list_waitlist(
-    patient_id: uuid.UUID, ctx: CtxDep, actor: ActorDep, locale: LocaleDep
+    patient_id: uuid.UUID,
+    ctx: CtxDep,
+    actor: ActorDep,
+    locale: LocaleDep,
+    source: ReadSourceDep,
 ) -> list[WaitlistEntryRead]:
-    async with ctx.db.read() as session:
-        await patient_service.get_patient(
-            session, hospital_id=actor.hospital_id, patient_id=patient_id
-        )
+    """Who may read the patient decides (`patients.rules.may_read`); a staff read is logged."""
+
+    async def listed(session: AsyncSession) -> list[WaitlistEntryRead]:
+        if reads_logged(actor):
+            await patient_service.read_patient(
+                session,
+                actor=actor,
+                patient_id=patient_id,
+                read="waitlist",
+                source=source,
+                now=ctx.clock.now(),
+            )
+        else:
+            await patient_service.readable_patient(session, actor=actor, patient_id=patient_id)
         views = await service.entries_for_patients(
             session, hospital_id=actor.hospital_id, patient_ids=[patient_id]
         )
-    return [render(v, locale) for v in views]
+        return [render(v, locale) for v in views]
+
+    if reads_logged(actor):
+        return await ctx.db.transact(listed)
+    async with ctx.db.read() as session:
+        return await listed(session)
 
 
 class _EntryChange(Protocol):
