@@ -1,7 +1,7 @@
 """booking's hot path: the patient's facts and the claim of a place in one call (PostgreSQL)
 
 Revision ID: e1c7a3f5b9d2
-Revises: d2b6f1a9c3e8
+Revises: e4c1a7b9d2f5
 Create Date: 2026-12-11 09:00:00
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "e1c7a3f5b9d2"
-down_revision: str | None = "d2b6f1a9c3e8"
+down_revision: str | None = "e4c1a7b9d2f5"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
