@@ -50,6 +50,7 @@ from yuyue.scheduling import service as scheduling
 from yuyue.staff.enums import Role
 from yuyue.staff.rules import STAFF_CHANNEL, Actor
 from yuyue.staff.service import record_audit
+from yuyue.web.pagekit import uuid_or_none as _uuid
 
 router = APIRouter(include_in_schema=False)
 PATH = "/desk/window"
@@ -270,13 +271,6 @@ class Picker:
     day: date
     department_id: uuid.UUID | None = None
     session_id: uuid.UUID | None = None
-
-
-def _uuid(text: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(text) if text else None
-    except ValueError:
-        return None
 
 
 def _day(text: str | None, who: FloorVisitor) -> date | None:
