@@ -225,8 +225,9 @@ def is_page(request: Request) -> bool:
 
 
 def is_htmx(request: Request) -> bool:
-    """Whether htmx asked (for a piece of the page to swap in, not a whole page)."""
-    return request.headers.get("hx-request") == "true"
+    """Whether htmx asked (for a piece of the page to swap in, not a whole page). htmx
+    sends `HX-Request: true`; any other value but "false" counts too."""
+    return request.headers.get("hx-request", "") not in ("", "false")
 
 
 # --- redirects -------------------------------------------------------------------------------
