@@ -44,24 +44,10 @@ from yuyue.web.pagekit import (
     redirect_with_next,
 )
 
+# Re-exported: the page modules import these from here.
 __all__ = [
-    "KIOSK_COOKIE",
-    "KIOSK_PATH",
-    "SIGN_IN_CSRF_COOKIE",
-    "STAFF_COOKIE",
-    "FloorVisitor",
-    "KioskSetupRequired",
-    "StaffSignInRequired",
     "form_of",
-    "fragment",
-    "home_of",
-    "kiosk_actor",
-    "kiosk_visitor",
     "redirect",
-    "render",
-    "staff_sign_in_redirect",
-    "staff_visitor",
-    "templates",
 ]
 
 STAFF_COOKIE = "yuyue_staff"

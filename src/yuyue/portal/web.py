@@ -36,25 +36,16 @@ from yuyue.web.pagekit import (
     safe_next,
 )
 
+# Re-exported: the page modules import these from here.
 __all__ = [
     "LANG_COOKIE",
-    "PORTAL_CHANNEL",
-    "SESSION_COOKIE",
     "SIZE_COOKIE",
     "CsrfFailed",
-    "SignInRequired",
-    "Visitor",
     "form_of",
-    "page_error",
     "page_locale",
     "portal_hospital",
     "redirect",
-    "render",
-    "render_fragment",
     "safe_next",
-    "sign_in_redirect",
-    "templates",
-    "visitor",
 ]
 
 SESSION_COOKIE = "yuyue_session"
