@@ -35,6 +35,7 @@ from yuyue.staff.rules import Actor
 from yuyue.web.context import AppContext
 from yuyue.web.pagekit import (
     CsrfFailed,
+    NeedsSignIn,
     PageTemplates,
     PageVisitor,
     form_of,
@@ -65,12 +66,8 @@ render = templates.render
 fragment = templates.fragment
 
 
-class StaffSignInRequired(Exception):
+class StaffSignInRequired(NeedsSignIn):
     """A staff page opened without a (valid) staff cookie: answered with the sign-in page."""
-
-    def __init__(self, next_path: str) -> None:
-        super().__init__(next_path)
-        self.next_path = next_path
 
 
 class KioskSetupRequired(Exception):

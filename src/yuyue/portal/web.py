@@ -26,6 +26,7 @@ from yuyue.web.pagekit import (
     LANG_COOKIE,
     SIZE_COOKIE,
     CsrfFailed,
+    NeedsSignIn,
     PageTemplates,
     PageVisitor,
     form_of,
@@ -58,12 +59,8 @@ render_fragment = templates.fragment
 page_error = templates.error_page
 
 
-class SignInRequired(Exception):
+class SignInRequired(NeedsSignIn):
     """Raised by pages that need an account; answered with a redirect to sign-in."""
-
-    def __init__(self, next_path: str) -> None:
-        super().__init__(next_path)
-        self.next_path = next_path
 
 
 @dataclass

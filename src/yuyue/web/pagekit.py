@@ -55,6 +55,15 @@ i18n.register(
 )
 
 
+class NeedsSignIn(Exception):
+    """A page that needs someone signed in, opened by nobody: answered with a redirect to
+    the sign-in page, which comes back to `next_path` afterwards."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
 # --- the visitor -----------------------------------------------------------------------------
 
 
