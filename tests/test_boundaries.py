@@ -155,3 +155,142 @@ def test_the_private_name_check_sees_both_ways_in(
     module: str, source: str, expected: list[str]
 ) -> None:
     assert private_uses(module, source) == expected
+
+
+# --- one page layer -----------------------------------------------------------------------------
+
+# The shared page layer: the one place that defines what every page does the same way.
+PAGE_LAYER = "yuyue.web.pagekit"
+# Pretend payment providers' own cashier pages stand for the providers, not for the house.
+NOT_HOUSE_PAGES = ("yuyue.payments.simulators",)
+# What the page layer defines once: a page module that defines one of these again (a
+# function, a property or a class of that name) keeps a second copy of it.
+PAGE_LAYER_NAMES = frozenset(
+    {
+        "CsrfFailed",
+        "csrf",
+        "csrf_accepted",
+        "check_csrf",
+        "form_of",
+        "render",
+        "fragment",
+        "render_fragment",
+        "page_error",
+        "error_page",
+        "is_page",
+        "is_htmx",
+        "_is_htmx",
+        "redirect",
+        "safe_next",
+        "page_locale",
+        "portal_hospital",
+        "_uuid",
+        "_date_or_none",
+        "_parse_day",
+    }
+)
+# Calls that build what the page layer builds: a template environment, a redirect.
+PAGE_LAYER_CALLS = frozenset({"Environment", "RedirectResponse"})
+
+
+# A module is a page module when it answers with HTML or templates, or uses the page layer.
+PAGE_IMPORTS = ("jinja2", "yuyue.web.pagekit", "yuyue.portal.web", "yuyue.frontdesk.web")
+
+
+def is_page_module(tree: ast.Module) -> bool:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.startswith(PAGE_IMPORTS):
+                return True
+            if node.module == "fastapi.responses" and any(
+                alias.name == "HTMLResponse" for alias in node.names
+            ):
+                return True
+        if isinstance(node, ast.Import) and any(
+            alias.name.startswith(PAGE_IMPORTS) for alias in node.names
+        ):
+            return True
+    return False
+
+
+def page_layer_copies(module: str, source: str) -> list[str]:
+    """Every place page module `module` defines again what the shared page layer defines,
+    or builds its own template environment or redirect."""
+    tree = ast.parse(source)
+    if module == PAGE_LAYER or module.startswith(NOT_HOUSE_PAGES) or not is_page_module(tree):
+        return []
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            # A visitor says what its token is derived from (`csrf_subject`), nothing more.
+            if node.name in PAGE_LAYER_NAMES:
+                found.append(f"{module}:{node.lineno} defines {node.name}")
+        elif isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name in PAGE_LAYER_CALLS:
+                found.append(f"{module}:{node.lineno} builds {name}")
+    return found
+
+
+def test_pages_keep_no_copy_of_the_page_layer() -> None:
+    found = [
+        copy
+        for path in sorted(SOURCES.rglob("*.py"))
+        for copy in page_layer_copies(module_name(path), path.read_text(encoding="utf-8"))
+    ]
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "expected"),
+    [
+        pytest.param(
+            "yuyue.frontdesk.timetable",
+            "from yuyue.frontdesk.web import render\n\ndef _uuid(text):\n    return None\n",
+            ["yuyue.frontdesk.timetable:3 defines _uuid"],
+            id="a-helper-again",
+        ),
+        pytest.param(
+            "yuyue.portal.web",
+            "from yuyue.web.pagekit import PageVisitor\n\n"
+            "class Visitor(PageVisitor):\n    @property\n    def csrf(self):\n        return ''\n",
+            ["yuyue.portal.web:5 defines csrf"],
+            id="a-csrf-token-again",
+        ),
+        pytest.param(
+            "yuyue.reports.pages",
+            "from jinja2 import Environment\n\ntemplates = Environment()\n",
+            ["yuyue.reports.pages:3 builds Environment"],
+            id="a-template-environment-again",
+        ),
+        pytest.param(
+            "yuyue.reports.pages",
+            "from fastapi.responses import HTMLResponse, RedirectResponse\n\n"
+            "async def home(request):\n    return RedirectResponse('/')\n",
+            ["yuyue.reports.pages:4 builds RedirectResponse"],
+            id="a-redirect-again",
+        ),
+        pytest.param(
+            "yuyue.frontdesk.web",
+            "from yuyue.web.pagekit import PageTemplates\n\n"
+            "templates = PageTemplates('yuyue.frontdesk')\nrender = templates.render\n",
+            [],
+            id="using-the-layer",
+        ),
+        pytest.param(
+            "yuyue.web.pagekit",
+            "def render():\n    pass\n",
+            [],
+            id="the-layer-itself",
+        ),
+        pytest.param(
+            "yuyue.booking.api",
+            "from fastapi.responses import JSONResponse\n\ndef render(x):\n    return x\n",
+            [],
+            id="not-a-page-module",
+        ),
+    ],
+)
+def test_the_page_layer_check_finds_copies(module: str, source: str, expected: list[str]) -> None:
+    assert page_layer_copies(module, source) == expected

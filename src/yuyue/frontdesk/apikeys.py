@@ -21,6 +21,7 @@ from yuyue.staff import service as staff
 from yuyue.staff.enums import Role
 from yuyue.staff.models import ApiKey
 from yuyue.staff.service import record_audit
+from yuyue.web.pagekit import done_notice
 
 router = APIRouter(include_in_schema=False)
 PATH = "/scheduling/api-keys"
@@ -93,7 +94,6 @@ async def _page(
     who.require(request, *ROLES)
     async with who.ctx.db.read() as session:
         keys = await staff.list_api_keys(session, hospital_id=who.hospital.id)
-    done = request.query_params.get("done")
     response = render(
         request,
         who,
@@ -102,7 +102,7 @@ async def _page(
         keys=keys,
         channels=KEY_CHANNELS,
         error=error,
-        done=who.t("keys.done.revoked") if done == "revoked" else None,
+        done=done_notice(request, who, "keys.done.{done}", ("revoked",)),
         new_key=made[0] if made else None,
         new_row=made[1] if made else None,
         values=values or {},

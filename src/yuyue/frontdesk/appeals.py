@@ -17,6 +17,7 @@ from yuyue.frontdesk.web import FloorVisitor, form_of, redirect, render
 from yuyue.kit import i18n
 from yuyue.kit.errors import ValidationFailed, YuyueError
 from yuyue.staff.enums import Role
+from yuyue.web.pagekit import done_notice
 
 router = APIRouter(include_in_schema=False)
 APPEAL_ROLES = (Role.REGISTRAR,)
@@ -57,7 +58,6 @@ async def _page(
             for a in await attendance.list_appeals(session, actor=actor, status=None, limit=200)
             if a.status is not AppealStatus.SUBMITTED
         ][-10:]
-    done = request.query_params.get("done")
     return render(
         request,
         who,
@@ -66,7 +66,7 @@ async def _page(
         waiting=waiting,
         decided=list(reversed(decided)),
         error=error,
-        done_text=who.t(f"appeals.{done}_ok") if done in ("accepted", "rejected") else None,
+        done_text=done_notice(request, who, "appeals.{done}_ok", ("accepted", "rejected")),
     )
 
 

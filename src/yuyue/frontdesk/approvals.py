@@ -18,6 +18,7 @@ from yuyue.frontdesk.web import FloorVisitor, form_of, redirect, render
 from yuyue.jobs import request_delivery, request_refunds
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
+from yuyue.web.pagekit import done_notice
 
 router = APIRouter(include_in_schema=False)
 PATH = "/desk/approvals"
@@ -63,16 +64,15 @@ async def _page(
     actor = who.require(request, *approvals.REQUESTERS, *approvals.DECIDERS)
     async with who.ctx.db.read() as session:
         found = await approvals.requests(session, actor=actor)
-    done = request.query_params.get("done")
     return render(
         request,
         who,
         "desk_approvals.html",
         status=status,
         error=error,
-        done_text=who.t(f"approvals.done.{done}")
-        if done in ("approve", "reject", "withdraw")
-        else None,
+        done_text=done_notice(
+            request, who, "approvals.done.{done}", ("approve", "reject", "withdraw")
+        ),
         pending=[v for v in found if v.state == "pending"],
         decided=[v for v in found if v.state != "pending"],
         decides=actor.has_role(*approvals.DECIDERS),

@@ -15,7 +15,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, time, timedelta
+from datetime import time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -38,6 +38,7 @@ from yuyue.staff.api import StaffAccountCreate
 from yuyue.staff.enums import Role
 from yuyue.staff.models import AuditEntry, StaffUser
 from yuyue.staff.rules import Actor
+from yuyue.web.pagekit import done_notice, parse_date, parse_uuid
 
 router = APIRouter(include_in_schema=False)
 HOME_PATH = "/staff"
@@ -503,6 +504,10 @@ def _temporary_password(
     return response
 
 
+# What an account page says after a change (`?done=`).
+ACCOUNT_DONE = ("changed", "disabled", "enabled", "second_factor_reset")
+
+
 async def _account_page(
     request: Request,
     who: FloorVisitor,
@@ -515,8 +520,6 @@ async def _account_page(
     async with who.ctx.db.read() as session:
         user = await accounts.account(session, actor=actor, user_id=user_id)
         places = await _places(session, who)
-    done = request.query_params.get("done", "")
-    known = {"changed", "disabled", "enabled", "second_factor_reset"}
     return render(
         request,
         who,
@@ -527,7 +530,7 @@ async def _account_page(
         state=_state(user, who),
         all_roles=list(Role),
         error=error,
-        done_text=who.t(f"accounts.done.{done}") if done in known else None,
+        done_text=done_notice(request, who, "accounts.done.{done}", ACCOUNT_DONE),
         audit_link=AUDIT_PATH
         + "?"
         + urlencode({"entity_type": "staff_user", "entity_id": user.id}),
@@ -661,15 +664,6 @@ _FILTER_FIELDS = (
 )
 
 
-def _day(value: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValidationFailed(summary="date") from None
-
-
 def _kind(value: str) -> str:
     if value and value not in audit_trail.KINDS:
         raise ValidationFailed(summary="kind")
@@ -679,14 +673,9 @@ def _kind(value: str) -> str:
 def _audit_query(params: Mapping[str, str], who: FloorVisitor) -> audit_trail.AuditQuery:
     """The filter from the page's query; dates are the hospital's calendar days, `date_to`
     included."""
-    entity_id: uuid.UUID | None = None
-    if params.get("entity_id"):
-        try:
-            entity_id = uuid.UUID(params["entity_id"])
-        except ValueError:
-            raise ValidationFailed(summary="entity_id") from None
+    entity_id = parse_uuid(params.get("entity_id"), field="entity_id")
     tz = who.hospital.timezone
-    first, last = _day(params.get("date_from", "")), _day(params.get("date_to", ""))
+    first, last = parse_date(params.get("date_from")), parse_date(params.get("date_to"))
     return audit_trail.AuditQuery(
         person=params.get("person", "")[:80],
         entity_type=params.get("entity_type", "")[:40],

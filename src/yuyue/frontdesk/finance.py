@@ -33,6 +33,7 @@ from yuyue.portal import formatting
 from yuyue.staff import service as staff_service
 from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor
+from yuyue.web.pagekit import parse_date, uuid_or_none
 
 router = APIRouter(include_in_schema=False)
 FINANCE_ROLES = (Role.FINANCE,)
@@ -153,15 +154,6 @@ i18n.register(
 )
 
 
-def _parse_day(value: str | None) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise ValidationFailed(summary="date") from None
-
-
 def _choice(kind: Any, value: str | None) -> Any:
     if not value:
         return None
@@ -247,8 +239,8 @@ async def _search(
     who: FloorVisitor, actor: Actor, params: dict[str, str]
 ) -> list[payments.FoundOrder]:
     tz = who.hospital.timezone
-    day_from = _parse_day(params.get("date_from"))
-    day_to = _parse_day(params.get("date_to"))
+    day_from = parse_date(params.get("date_from"))
+    day_to = parse_date(params.get("date_to"))
     search = payments.OrderSearch(
         voucher=params.get("voucher") or None,
         phone=params.get("phone") or None,
@@ -380,8 +372,8 @@ async def runs(request: Request, who: StaffDep) -> Response:
     status = 200
     found: Sequence[ReconciliationRun] = []
     try:
-        day_from = _parse_day(params.get("date_from")) or who.today - timedelta(days=30)
-        day_to = _parse_day(params.get("date_to"))
+        day_from = parse_date(params.get("date_from")) or who.today - timedelta(days=30)
+        day_to = parse_date(params.get("date_to"))
         provider = _choice(Provider, params.get("provider"))
         async with who.ctx.db.read() as session:
             found = await reconciliation.list_runs(
@@ -452,7 +444,7 @@ async def run_page(request: Request, who: StaffDep, run_id: uuid.UUID) -> Respon
 async def mark_handled(request: Request, who: StaffDep, item_id: uuid.UUID) -> Response:
     actor = who.require(request, *FINANCE_ROLES)
     form = await form_of(request, who)
-    run_id = _run_id(form.get("run_id"))
+    run_id = uuid_or_none(form.get("run_id"))
 
     async def work(session: AsyncSession) -> uuid.UUID:
         item = await reconciliation.mark_handled(
@@ -469,10 +461,3 @@ async def mark_handled(request: Request, who: StaffDep, item_id: uuid.UUID) -> R
             request, who, run_id, status=refusal.status, error=refusal.detail(who.locale)
         )
     return redirect(f"/finance/reconciliation/{done_run}?done=1#handled")
-
-
-def _run_id(value: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None

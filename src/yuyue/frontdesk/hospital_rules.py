@@ -13,7 +13,6 @@ changes nothing."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -42,6 +41,7 @@ from yuyue.scheduling.models import Department
 from yuyue.visits import service as visits
 from yuyue.visits.schemas import VisitPolicyUpdate
 from yuyue.visits.states import PriorityClass
+from yuyue.web.pagekit import uuid_or_none
 
 router = APIRouter(include_in_schema=False)
 VISIT_PATH = "/scheduling/visit-rules"
@@ -328,13 +328,6 @@ class BadField(Exception):
     def __init__(self, field: str) -> None:
         super().__init__(field)
         self.field = field
-
-
-def _uuid(text: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(text) if text else None
-    except ValueError:
-        return None
 
 
 def _with(path: str, **query: object) -> str:
@@ -647,7 +640,7 @@ async def _department(
     """The hospital's departments and the one asked for (None: the hospital). An unknown
     one, or another hospital's, is refused when `strict`, else means the hospital."""
     departments = await scheduling.active_departments(session, hospital_id=who.hospital.id)
-    wanted = _uuid(text)
+    wanted = uuid_or_none(text)
     for department in departments:
         if department.id == wanted:
             return departments, department

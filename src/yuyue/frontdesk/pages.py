@@ -58,6 +58,7 @@ from yuyue.visits.live import board_channel, queue_channel
 from yuyue.visits.models import Visit
 from yuyue.visits.states import IN_LINE, PriorityClass
 from yuyue.web.deps import read_source
+from yuyue.web.pagekit import is_htmx, uuid_or_none
 from yuyue.web.sse import event_stream
 
 router = APIRouter(include_in_schema=False)
@@ -80,17 +81,6 @@ async def _announce(who: FloorVisitor, event: QueueEvent | None) -> None:
     """After the commit: screens, queues and phones re-read what they show."""
     if event is not None:
         await events.publish(who.ctx, event)
-
-
-def _uuid(value: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
-
-
-def _is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"
 
 
 # --- notices (公告) --------------------------------------------------------------------------
@@ -326,7 +316,7 @@ class DeskFilter:
     def of(cls, values: Mapping[str, str]) -> DeskFilter:
         period = values.get("period", "")
         return cls(
-            department_id=_uuid(values.get("department") or None),
+            department_id=uuid_or_none(values.get("department") or None),
             period=Period(period) if period in set(Period) else None,
         )
 
@@ -468,7 +458,7 @@ async def desk_check_in(request: Request, who: StaffDep) -> Response:
     form = await form_of(request, who)
     query = form.get("q", "")
     chosen = DeskFilter.of(form)
-    appointment_id = _uuid(form.get("appointment"))
+    appointment_id = uuid_or_none(form.get("appointment"))
     if appointment_id is None:
         raise NotFound(what="appointment")
 
@@ -515,7 +505,7 @@ async def desk_walk_in(request: Request, who: StaffDep) -> Response:
         id_type = patient_rules.IdType(values["id_type"] or patient_rules.IdType.RESIDENT_ID)
     except ValueError:
         return await refuse(who.t("page.field.id_type_invalid"))
-    session_id = _uuid(values["session"])
+    session_id = uuid_or_none(values["session"])
     if session_id is None:
         return await refuse(who.t("floor.choose_session"))
     priority: PriorityClass | None = None
@@ -613,7 +603,7 @@ async def desk_queue(request: Request, who: StaffDep, session_id: uuid.UUID) -> 
 async def desk_priority(request: Request, who: StaffDep, session_id: uuid.UUID) -> Response:
     actor = who.require(request, *TRIAGE_ROLES)
     form = await form_of(request, who)
-    visit_id = _uuid(form.get("visit"))
+    visit_id = uuid_or_none(form.get("visit"))
     reason = form.get("reason", "").strip()[:200]
     choice = form.get("priority", "")
     if visit_id is None:
@@ -642,8 +632,8 @@ async def desk_priority(request: Request, who: StaffDep, session_id: uuid.UUID) 
 async def desk_move(request: Request, who: StaffDep, session_id: uuid.UUID) -> Response:
     actor = who.require(request, *TRIAGE_ROLES)
     form = await form_of(request, who)
-    visit_id = _uuid(form.get("visit"))
-    other = _uuid(form.get("other"))
+    visit_id = uuid_or_none(form.get("visit"))
+    other = uuid_or_none(form.get("other"))
     where = form.get("where", "before")
     reason = form.get("reason", "").strip()[:200]
     if visit_id is None:
@@ -755,7 +745,7 @@ async def _doctor_panel(
 
 @router.get("/doctor", response_class=HTMLResponse)
 async def doctor(request: Request, who: StaffDep) -> Response:
-    clinic = await _doctor_session(request, who, _uuid(request.query_params.get("session")))
+    clinic = await _doctor_session(request, who, uuid_or_none(request.query_params.get("session")))
     if clinic is None:
         message = "doctor.not_linked" if who.user and who.user.doctor_id is None else None
         return render(request, who, "doctor.html", clinic=None, message=message)
@@ -777,7 +767,7 @@ async def doctor_action(
         raise NotFound(what="session")
     actor = _actor(who)
     form = await form_of(request, who)
-    visit_id = _uuid(form.get("visit"))
+    visit_id = uuid_or_none(form.get("visit"))
     if action != "call-next" and (action not in DOCTOR_ACTIONS or visit_id is None):
         raise NotFound(what="visit")
 
@@ -818,13 +808,13 @@ async def doctor_action(
         error, status = refused.detail(who.locale), refused.status
     else:
         await _announce(who, event)
-    if not _is_htmx(request) and error is None:
+    if not is_htmx(request) and error is None:
         return redirect(f"/doctor?session={clinic.id}")
     panel = await _doctor_panel(request, who, clinic, error=error)
-    template = "_doctor_panel.html" if _is_htmx(request) else "doctor.html"
+    template = "_doctor_panel.html" if is_htmx(request) else "doctor.html"
     # htmx swaps only 2xx answers by default: a refusal is a panel with its sentence.
     return render(
-        request, who, template, status=200 if _is_htmx(request) else status, message=None, **panel
+        request, who, template, status=200 if is_htmx(request) else status, message=None, **panel
     )
 
 

@@ -34,12 +34,12 @@ from yuyue.frontdesk.web import (
 )
 from yuyue.kit import i18n
 from yuyue.kit.errors import YuyueError
-from yuyue.portal.web import safe_next
 from yuyue.staff import access
 from yuyue.staff.enums import Role
 from yuyue.staff.errors import InvalidChallenge, MfaRequired, RetryLater
 from yuyue.staff.rules import STAFF_CHANNEL, AccessLimit, Actor, ActorKind
 from yuyue.staff.service import Client, Granted
+from yuyue.web.pagekit import safe_next
 
 router = APIRouter(include_in_schema=False)
 StaffDep = Annotated[FloorVisitor, Depends(staff_visitor)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -25,6 +25,7 @@ from yuyue.patients import service as patients
 from yuyue.scheduling import service as scheduling
 from yuyue.scheduling.enums import SessionStatus
 from yuyue.staff.enums import Role
+from yuyue.web.pagekit import date_or_none, uuid_or_none
 
 router = APIRouter(include_in_schema=False)
 PATH = "/desk/stop-clinic"
@@ -107,25 +108,11 @@ class Row:
     cancelled: bool
 
 
-def _day(text: str | None, who: FloorVisitor) -> date:
-    try:
-        return date.fromisoformat(text) if text else who.today
-    except ValueError:
-        return who.today
-
-
-def _uuid(text: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(text) if text else None
-    except ValueError:
-        return None
-
-
 @router.get(PATH, response_class=HTMLResponse)
 async def stop_clinic_list(request: Request, who: StaffDep) -> Response:
     actor = who.require(request, Role.SCHEDULER)
-    day = _day(request.query_params.get("day"), who)
-    department_id = _uuid(request.query_params.get("department"))
+    day = date_or_none(request.query_params.get("day")) or who.today
+    department_id = uuid_or_none(request.query_params.get("department"))
     async with who.ctx.db.read() as session:
         sessions = await booking.day_sessions(
             session, actor=actor, day=day, department_id=department_id
@@ -223,7 +210,7 @@ def _choice(form: dict[str, str], who: FloorVisitor) -> tuple[str, uuid.UUID | N
     substitute = form.get("substitute", "")
     if substitute in ("", "none"):
         return reason, None
-    chosen = _uuid(substitute)
+    chosen = uuid_or_none(substitute)
     if chosen is None:
         raise _BadForm(who.t("stop.bad_reason"))
     return reason, chosen

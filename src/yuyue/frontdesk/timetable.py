@@ -45,6 +45,8 @@ from yuyue.scheduling.schemas import (
 )
 from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor
+from yuyue.web.pagekit import date_or_none as _date_or_none
+from yuyue.web.pagekit import uuid_or_none as _uuid
 
 router = APIRouter(include_in_schema=False)
 # The administrator's channel keys sit among the scheduling pages (the console's settings).
@@ -365,13 +367,6 @@ class BadForm(Exception):
         self.message = message
 
 
-def _uuid(text: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(text) if text else None
-    except ValueError:
-        return None
-
-
 def monday_of(text: str | None, today: date) -> date:
     """The Monday of the week a date (or an ISO week, 2026-W48) falls in; this week's for
     anything else."""
@@ -613,13 +608,6 @@ def _done_sentence(request: Request, who: FloorVisitor) -> str | None:
             "sched.done.template_removed", withdrawn=numbers["withdrawn"], kept=numbers["kept"]
         )
     return None
-
-
-def _date_or_none(text: str | None) -> date | None:
-    try:
-        return date.fromisoformat(text) if text else None
-    except ValueError:
-        return None
 
 
 @router.get(WEEK_PATH, response_class=HTMLResponse)

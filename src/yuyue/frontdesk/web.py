@@ -8,6 +8,10 @@ kept in an HttpOnly, SameSite=Lax cookie, and dies with its session: signed out,
 A kiosk is a device, not a person: staff set it up once by entering a kiosk-channel API
 key, which the device keeps in a cookie of its own; the same key lets a
 device in the waiting room show a department's screen.
+
+Rendering, the CSRF check, forms and redirects are the shared page layer's
+(`yuyue.web.pagekit`); this module says who the floor visitor is and which credential
+their CSRF token is derived from.
 """
 
 from __future__ import annotations
@@ -15,27 +19,37 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
-from urllib.parse import quote
+from typing import ClassVar
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
+from fastapi.responses import RedirectResponse, Response
 
-from yuyue.kit import crypto, i18n
+from yuyue.kit import crypto
 from yuyue.kit.errors import Forbidden, Unauthorized
-from yuyue.kit.localtime import local_today
-from yuyue.portal import formatting
-from yuyue.portal.web import CsrfFailed, page_locale, portal_hospital
 from yuyue.scheduling.enums import Channel
-from yuyue.scheduling.models import Hospital
 from yuyue.staff import access as staff_access
 from yuyue.staff import service as staff_service
 from yuyue.staff.enums import Role
 from yuyue.staff.models import StaffUser
 from yuyue.staff.rules import Actor
 from yuyue.web.context import AppContext
+from yuyue.web.pagekit import (
+    CsrfFailed,
+    NeedsSignIn,
+    PageTemplates,
+    PageVisitor,
+    form_of,
+    page_locale,
+    portal_hospital,
+    redirect,
+    redirect_with_next,
+)
+
+# Re-exported: the page modules import these from here.
+__all__ = [
+    "form_of",
+    "redirect",
+]
 
 STAFF_COOKIE = "yuyue_staff"
 # The sign-in form's CSRF token travels in this cookie and in the form; the two must match
@@ -47,22 +61,13 @@ KIOSK_PATH = "/kiosk"
 KIOSK_COOKIE_SECONDS = 365 * 24 * 3600
 
 # Frontdesk templates first; the patient pages' macros are shared.
-templates = Environment(
-    loader=ChoiceLoader(
-        [PackageLoader("yuyue.frontdesk", "templates"), PackageLoader("yuyue.portal", "templates")]
-    ),
-    autoescape=select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+templates = PageTemplates("yuyue.frontdesk", "yuyue.portal")
+render = templates.render
+fragment = templates.fragment
 
 
-class StaffSignInRequired(Exception):
+class StaffSignInRequired(NeedsSignIn):
     """A staff page opened without a (valid) staff cookie: answered with the sign-in page."""
-
-    def __init__(self, next_path: str) -> None:
-        super().__init__(next_path)
-        self.next_path = next_path
 
 
 class KioskSetupRequired(Exception):
@@ -70,44 +75,21 @@ class KioskSetupRequired(Exception):
 
 
 @dataclass
-class FloorVisitor:
+class FloorVisitor(PageVisitor):
     """Whoever uses a hospital-floor page: staff (actor + user), a kiosk, or nobody yet."""
 
-    ctx: AppContext
-    hospital: Hospital
-    locale: str
-    now: datetime
     actor: Actor | None = None
     user: StaffUser | None = None
     # The credential the cookie carries; the CSRF token is derived from it.
     credential: str | None = None
 
-    def t(self, key: str, /, **values: object) -> str:
-        return i18n.translate(key, self.locale, **values)
-
-    def pick(self, zh: str, en: str | None) -> str:
-        return en if self.locale == "en" and en else zh
+    csrf_purpose: ClassVar[str] = "floor-csrf"
+    # The floor's htmx posts may carry the token in a header.
+    csrf_header: ClassVar[str | None] = "x-csrf-token"
 
     @property
-    def csrf(self) -> str:
-        if self.credential is None:
-            return ""
-        return self.ctx.cipher.blind_index(self.credential, purpose="floor-csrf")[:32]
-
-    @property
-    def csrf_accepted(self) -> list[str]:
-        """The form token under every configured secret: a page rendered just before the
-        master secret changed still submits."""
-        if self.credential is None:
-            return []
-        return [
-            index[:32]
-            for index in self.ctx.cipher.blind_indexes(self.credential, purpose="floor-csrf")
-        ]
-
-    @property
-    def today(self) -> date:
-        return local_today(self.now, self.hospital.timezone)
+    def csrf_subject(self) -> str | None:
+        return self.credential
 
     def require(self, request: Request, *roles: Role) -> Actor:
         """The signed-in staff member, who must hold one of `roles` (admin holds all).
@@ -183,45 +165,8 @@ async def kiosk_actor(who: FloorVisitor, key: str) -> Actor | None:
     return actor
 
 
-def render(
-    request: Request, who: FloorVisitor, template: str, *, status: int = 200, **context: Any
-) -> HTMLResponse:
-    return HTMLResponse(fragment(request, who, template, **context), status_code=status)
-
-
-def fragment(request: Request, who: FloorVisitor, template: str, **context: Any) -> str:
-    locale, timezone = who.locale, who.hospital.timezone
-    return templates.get_template(template).render(
-        request=request,
-        v=who,
-        t=who.t,
-        pick=who.pick,
-        demo=who.ctx.settings.demo_mode,
-        day=lambda value: formatting.day(value, locale),
-        clock=formatting.clock,
-        local=lambda instant: formatting.local(instant, timezone, locale),
-        **context,
-    )
-
-
-async def form_of(request: Request, who: FloorVisitor) -> dict[str, str]:
-    """The submitted form, after checking it came from our own page."""
-    form = await request.form()
-    values = {key: value for key, value in form.items() if isinstance(value, str)}
-    sent = values.get("csrf") or request.headers.get("x-csrf-token")
-    if who.credential is not None and not any(
-        crypto.same_secret(sent, accepted) for accepted in who.csrf_accepted
-    ):
-        raise CsrfFailed()
-    return values
-
-
-def redirect(path: str) -> RedirectResponse:
-    return RedirectResponse(path, status_code=303)
-
-
 def staff_sign_in_redirect(next_path: str) -> RedirectResponse:
-    return redirect(f"/staff/signin?next={quote(next_path, safe='/')}")
+    return redirect_with_next("/staff/signin", next_path)
 
 
 def secure_cookies(who: FloorVisitor) -> bool:

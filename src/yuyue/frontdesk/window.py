@@ -54,6 +54,7 @@ from yuyue.staff.errors import UnmaskReasonRequired
 from yuyue.staff.rules import STAFF_CHANNEL, Actor, ReadKind
 from yuyue.staff.service import record_audit, record_read
 from yuyue.web.deps import read_source
+from yuyue.web.pagekit import uuid_or_none as _uuid
 
 router = APIRouter(include_in_schema=False)
 PATH = "/desk/window"
@@ -297,13 +298,6 @@ class Picker:
     day: date
     department_id: uuid.UUID | None = None
     session_id: uuid.UUID | None = None
-
-
-def _uuid(text: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(text) if text else None
-    except ValueError:
-        return None
 
 
 def _day(text: str | None, who: FloorVisitor) -> date | None:

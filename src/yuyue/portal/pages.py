@@ -50,16 +50,15 @@ from yuyue.portal.web import (
     SIZE_COOKIE,
     Visitor,
     form_of,
-    page_locale,
     redirect,
     render,
     safe_next,
-    templates,
     visitor,
 )
 from yuyue.scheduling import service as scheduling_service
 from yuyue.scheduling.models import Campus, ClinicSession, Department, Doctor
 from yuyue.scheduling.rules import pools_for_channel
+from yuyue.web.pagekit import is_htmx
 
 router = APIRouter(include_in_schema=False)
 VisitorDep = Annotated[Visitor, Depends(visitor)]
@@ -311,7 +310,7 @@ async def departments(request: Request, who: VisitorDep, q: str = "") -> Respons
             groups.setdefault(who.pick(department.category, department.category_en), []).append(
                 department
             )
-    template = "_department_list.html" if request.headers.get("hx-request") else "departments.html"
+    template = "_department_list.html" if is_htmx(request) else "departments.html"
     return render(request, who, template, groups=groups, doctors=doctors, q=query)
 
 
@@ -1062,28 +1061,3 @@ async def rules_page(request: Request, who: VisitorDep) -> Response:
 def request_delivery(who: Visitor) -> None:
     """Asks the worker to deliver what this request queued, right away."""
     jobs.request_delivery(who.ctx)
-
-
-def page_error(request: Request, error: YuyueError) -> Response:
-    """Errors on a page are a page, in the visitor's language."""
-    locale = page_locale(request)
-    body = templates.get_template("error.html").render(
-        t=lambda key, **values: i18n.translate(key, locale, **values),
-        locale=locale,
-        large=request.cookies.get(SIZE_COOKIE) == "large",
-        title=error.title(locale),
-        message=error.detail(locale),
-        status=error.status,
-    )
-    return HTMLResponse(body, status_code=error.status)
-
-
-def is_page(request: Request) -> bool:
-    """Whether an error answers a person in a browser (a page) or a client (problem+json):
-    API paths, and any request carrying an API credential, get problem+json."""
-    path = request.url.path
-    return not (
-        path.startswith(("/api/", "/static/", "/openapi", "/docs", "/redoc"))
-        or path == "/healthz"
-        or "authorization" in request.headers
-    )

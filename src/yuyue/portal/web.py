@@ -1,87 +1,82 @@
-"""What every patient page needs: the visitor (language, text size, signed-in account),
-rendering through the one translation layer, the web-channel actor and CSRF checks."""
+"""What every patient page needs beyond the shared page layer (`yuyue.web.pagekit`): the
+visitor (text size, signed-in account, unread messages, notices in force), the web-channel
+actor, and the patient's sign-in redirect. The CSRF token is derived from the web session."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any
-from urllib.parse import quote
+from datetime import date
+from typing import Any, ClassVar
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse
-from jinja2 import Environment, PackageLoader, select_autoescape
-from sqlalchemy import select
+from fastapi.responses import RedirectResponse
 
 from yuyue.accounts import service as accounts_service
-from yuyue.kit import i18n
-from yuyue.kit.crypto import InvalidToken, same_secret
-from yuyue.kit.errors import NotFound, YuyueError
+from yuyue.kit.crypto import InvalidToken
 from yuyue.notifications import service as notifications
 from yuyue.operations.announcements import rules as announcement_rules
 from yuyue.operations.announcements import service as announcements
 from yuyue.patients.models import Account
 from yuyue.portal import formatting
 from yuyue.scheduling.enums import Channel
-from yuyue.scheduling.models import Hospital
 from yuyue.staff.rules import Actor, ActorKind
 from yuyue.web.context import AppContext
+from yuyue.web.pagekit import (
+    LANG_COOKIE,
+    SIZE_COOKIE,
+    CsrfFailed,
+    NeedsSignIn,
+    PageTemplates,
+    PageVisitor,
+    form_of,
+    page_locale,
+    portal_hospital,
+    redirect,
+    redirect_with_next,
+    safe_next,
+)
+
+# Re-exported: the page modules import these from here.
+__all__ = [
+    "LANG_COOKIE",
+    "SIZE_COOKIE",
+    "CsrfFailed",
+    "form_of",
+    "page_locale",
+    "portal_hospital",
+    "redirect",
+    "safe_next",
+]
 
 SESSION_COOKIE = "yuyue_session"
-LANG_COOKIE = "yuyue_lang"
-SIZE_COOKIE = "yuyue_size"
 # The patient pages are the hospital's own website channel: they book from its pools.
 PORTAL_CHANNEL = Channel.WEB
 
-templates = Environment(
-    loader=PackageLoader("yuyue.portal", "templates"),
-    autoescape=select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+templates = PageTemplates("yuyue.portal")
+render = templates.render
+render_fragment = templates.fragment
+page_error = templates.error_page
 
 
-class SignInRequired(Exception):
+class SignInRequired(NeedsSignIn):
     """Raised by pages that need an account; answered with a redirect to sign-in."""
-
-    def __init__(self, next_path: str) -> None:
-        super().__init__(next_path)
-        self.next_path = next_path
 
 
 @dataclass
-class Visitor:
-    ctx: AppContext
-    hospital: Hospital
-    locale: str
+class Visitor(PageVisitor):
     large_text: bool
     account: Account | None
     web_session_id: uuid.UUID | None
-    now: datetime
     unread: int = 0
     # The hospital's notices not over yet; each page shows those that cover it.
     in_force: list[announcement_rules.Posted] = field(default_factory=list)
 
-    def t(self, key: str, /, **values: object) -> str:
-        return i18n.translate(key, self.locale, **values)
+    csrf_purpose: ClassVar[str] = "csrf"
 
     @property
-    def csrf(self) -> str:
-        if self.web_session_id is None:
-            return ""
-        return self.ctx.cipher.blind_index(str(self.web_session_id), purpose="csrf")[:32]
-
-    @property
-    def csrf_accepted(self) -> list[str]:
-        """The form token under every configured secret: a page rendered just before the
-        master secret changed still submits."""
-        if self.web_session_id is None:
-            return []
-        return [
-            index[:32]
-            for index in self.ctx.cipher.blind_indexes(str(self.web_session_id), purpose="csrf")
-        ]
+    def csrf_subject(self) -> str | None:
+        return None if self.web_session_id is None else str(self.web_session_id)
 
     @property
     def actor(self) -> Actor:
@@ -100,29 +95,16 @@ class Visitor:
             raise SignInRequired(request.url.path)
         return self.account
 
-    def pick(self, zh: str, en: str) -> str:
-        return en if self.locale == "en" and en else zh
-
-
-async def portal_hospital(request: Request, ctx: AppContext) -> Hospital:
-    cached: Hospital | None = getattr(request.app.state, "portal_hospital", None)
-    if cached is not None:
-        return cached
-    async with ctx.db.read() as session:
-        hospital = await session.scalar(
-            select(Hospital).where(Hospital.code == ctx.settings.hospital_code)
-        )
-    if hospital is None:
-        raise NotFound(what="hospital")
-    request.app.state.portal_hospital = hospital
-    return hospital
-
-
-def page_locale(request: Request) -> str:
-    chosen = request.cookies.get(LANG_COOKIE)
-    if chosen in i18n.LOCALES:
-        return chosen
-    return i18n.negotiate(request.headers.get("accept-language"))
+    def page_context(self, context: dict[str, Any]) -> dict[str, Any]:
+        locale = self.locale
+        # A page names what it is about (`notice_place`); every page shows hospital-wide ones.
+        place = context.pop("notice_place", None) or announcement_rules.HOSPITAL_WIDE
+        return {
+            "notices": announcement_rules.shown_on(self.in_force, place, now=self.now),
+            "unread": self.unread,
+            "money": lambda fen: formatting.money(fen, locale),
+            "iso_day": lambda text: formatting.day(date.fromisoformat(text), locale),
+        }
 
 
 async def visitor(request: Request) -> Visitor:
@@ -159,77 +141,5 @@ async def visitor(request: Request) -> Visitor:
     )
 
 
-def _page_context(request: Request, who: Visitor, context: dict[str, Any]) -> dict[str, Any]:
-    locale, timezone = who.locale, who.hospital.timezone
-    # A page names what it is about (`notice_place`); every page shows hospital-wide ones.
-    place = context.pop("notice_place", None) or announcement_rules.HOSPITAL_WIDE
-    return {
-        "notices": announcement_rules.shown_on(who.in_force, place, now=who.now),
-        "request": request,
-        "v": who,
-        "t": who.t,
-        "pick": who.pick,
-        "demo": who.ctx.settings.demo_mode,
-        "unread": who.unread,
-        "money": lambda fen: formatting.money(fen, locale),
-        "day": lambda value: formatting.day(value, locale),
-        "iso_day": lambda text: formatting.day(date.fromisoformat(text), locale),
-        "clock": formatting.clock,
-        "local": lambda instant: formatting.local(instant, timezone, locale),
-        **context,
-    }
-
-
-def render_fragment(request: Request, who: Visitor, template: str, **context: Any) -> str:
-    """A piece of a page (for htmx swaps and live updates), in the visitor's language."""
-    return templates.get_template(template).render(_page_context(request, who, context))
-
-
-def render(
-    request: Request, who: Visitor, template: str, *, status: int = 200, **context: Any
-) -> HTMLResponse:
-    return HTMLResponse(render_fragment(request, who, template, **context), status_code=status)
-
-
-def redirect(path: str) -> RedirectResponse:
-    # 303: a POST that succeeded is followed by a GET, so reloading never repeats it.
-    return RedirectResponse(path, status_code=303)
-
-
 def sign_in_redirect(next_path: str) -> RedirectResponse:
-    return redirect(f"/signin?next={quote(next_path, safe='/')}")
-
-
-def safe_next(value: str | None) -> str:
-    """Only paths on this site: an open redirect would make phishing links look like ours."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
-        return "/"
-    return value
-
-
-class CsrfFailed(YuyueError):
-    code = "csrf_failed"
-    status = 403
-
-
-i18n.register(
-    {
-        "title.csrf_failed": ("页面已过期", "Page expired"),
-        "error.csrf_failed": (
-            "页面已过期，请返回刷新后重试。",
-            "This page has expired; please go back, reload it and try again.",
-        ),
-    }
-)
-
-
-async def form_of(request: Request, who: Visitor) -> dict[str, str]:
-    """The submitted form, after checking it came from our own page."""
-    form = await request.form()
-    values = {key: value for key, value in form.items() if isinstance(value, str)}
-    sent = values.get("csrf")
-    if who.web_session_id is not None and not any(
-        same_secret(sent, accepted) for accepted in who.csrf_accepted
-    ):
-        raise CsrfFailed()
-    return values
+    return redirect_with_next("/signin", next_path)

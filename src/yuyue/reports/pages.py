@@ -7,13 +7,11 @@ a sentence on the page (422) and nothing else happens."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.frontdesk.pages import StaffDep
@@ -28,41 +26,14 @@ from yuyue.reports.quota import texts as quota_texts
 from yuyue.reports.rules import ReportFilters, ReportName, ReportTable, busiest, check_range
 from yuyue.scheduling.enums import Channel
 from yuyue.staff.enums import Role
+from yuyue.web.pagekit import PageTemplates, parse_date, parse_uuid
 
 router = APIRouter(include_in_schema=False)
-templates = Environment(
-    loader=ChoiceLoader(
-        [
-            PackageLoader("yuyue.reports", "templates"),
-            PackageLoader("yuyue.frontdesk", "templates"),
-            PackageLoader("yuyue.portal", "templates"),
-        ]
-    ),
-    autoescape=select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+templates = PageTemplates("yuyue.reports", "yuyue.frontdesk", "yuyue.portal")
+render = templates.render
 # Reports whose figures do not depend on how a place was booked: no channel menu.
 NO_CHANNEL_FILTER = (ReportName.WAITS, ReportName.SELL_OUTS)
 FILTER_KEYS = ("date_from", "date_to", "campus_id", "department_id", "doctor_id", "channel")
-
-
-def _day(value: str | None) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValidationFailed(summary="date") from None
-
-
-def _id(value: str | None) -> uuid.UUID | None:
-    if not value:
-        return None
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise ValidationFailed(summary="id") from None
 
 
 def _channel(value: str | None) -> Channel | None:
@@ -75,15 +46,15 @@ def _channel(value: str | None) -> Channel | None:
 
 
 def filters_of(params: dict[str, str], today: date) -> ReportFilters:
-    date_to = _day(params.get("date_to")) or today
-    date_from = _day(params.get("date_from")) or date_to - timedelta(days=DEFAULT_DAYS - 1)
+    date_to = parse_date(params.get("date_to")) or today
+    date_from = parse_date(params.get("date_from")) or date_to - timedelta(days=DEFAULT_DAYS - 1)
     check_range(date_from, date_to)
     return ReportFilters(
         date_from=date_from,
         date_to=date_to,
-        campus_id=_id(params.get("campus_id")),
-        department_id=_id(params.get("department_id")),
-        doctor_id=_id(params.get("doctor_id")),
+        campus_id=parse_uuid(params.get("campus_id")),
+        department_id=parse_uuid(params.get("department_id")),
+        doctor_id=parse_uuid(params.get("doctor_id")),
         channel=_channel(params.get("channel")),
     )
 
@@ -91,7 +62,7 @@ def filters_of(params: dict[str, str], today: date) -> ReportFilters:
 @router.get("/reports", response_class=HTMLResponse)
 async def reports_home(request: Request, who: StaffDep) -> Response:
     who.require(request, *service.REPORT_ROLES)
-    return RedirectResponse(f"/reports/{ReportName.BOOKINGS_BY_CHANNEL.value}", status_code=303)
+    return redirect(f"/reports/{ReportName.BOOKINGS_BY_CHANNEL.value}")
 
 
 # --- quota advice (before /reports/{name}, which would take it for a report's name) ---------
@@ -133,7 +104,7 @@ async def _quota_page(
     actor = who.require(request, *service.REPORT_ROLES)
     try:
         period = quota.period_of(who.today, _weeks(weeks))
-        department_id = _id(department)
+        department_id = parse_uuid(department)
     except ValidationFailed:
         error, status = who.t("reports.bad_filter"), 422
         period, department_id = quota.period_of(who.today), None
@@ -183,8 +154,8 @@ async def accept_quota_advice(request: Request, who: StaffDep) -> Response:
     values = await form_of(request, who)
     weeks, department = values.get("weeks"), values.get("department_id")
     try:
-        department_id = _id(department)
-        doctor_id = _id(values.get("doctor_id"))
+        department_id = parse_uuid(department)
+        doctor_id = parse_uuid(values.get("doctor_id"))
         period = quota.period_of(who.today, _weeks(weeks))
         ratios: dict[str, int] = {}
         for key, value in values.items():
@@ -303,19 +274,3 @@ async def report_page(request: Request, who: StaffDep, name: str) -> Response:
         channels=list(Channel),
         channel_label=lambda value: _texts.label("channel", value, who.locale),
     )
-
-
-def render(
-    request: Request, who: FloorVisitor, template: str, *, status: int = 200, **context: object
-) -> HTMLResponse:
-    locale = who.locale
-    body = templates.get_template(template).render(
-        request=request,
-        v=who,
-        t=who.t,
-        pick=who.pick,
-        demo=who.ctx.settings.demo_mode,
-        day=lambda value: formatting.day(value, locale),
-        **context,
-    )
-    return HTMLResponse(body, status_code=status)

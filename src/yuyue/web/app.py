@@ -188,7 +188,8 @@ def _install_pages(app: FastAPI) -> None:
     """The patient pages, their static files, and errors answered as pages."""
     from yuyue.guidance import pages as guidance_pages
     from yuyue.portal import bans, inbox, live, pages, paying, waitlist
-    from yuyue.portal.web import SignInRequired, sign_in_redirect
+    from yuyue.portal.web import SignInRequired, page_error, sign_in_redirect
+    from yuyue.web.pagekit import is_page
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in (
@@ -201,7 +202,7 @@ def _install_pages(app: FastAPI) -> None:
     ):
         app.include_router(router)
     app.include_router(guidance_pages.router)
-    problems.register_page_renderer(app, pages.is_page, pages.page_error)
+    problems.register_page_renderer(app, is_page, page_error)
 
     async def on_sign_in_required(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignInRequired)
