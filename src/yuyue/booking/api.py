@@ -194,9 +194,7 @@ async def book_request(
         await ctx.known_keys.add(scope, key)
 
     def render(booked: service.Booked) -> dict[str, Any]:
-        return views.render_booked(
-            booked, voucher_signer=ctx.voucher_signer, locale=locale
-        ).model_dump(mode="json")
+        return views.booked_answer(booked, voucher_signer=ctx.voucher_signer, locale=locale)
 
     remember = (
         service.IdempotentRequest(scope, key, request_hash, render) if key is not None else None
