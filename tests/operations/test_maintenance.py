@@ -158,3 +158,56 @@ def test_the_command_line_pauses_and_resumes_bookings(
     assert runner.invoke(cli, ["maintenance", "on", "   "]).exit_code == 2
     assert "resumed" in runner.invoke(cli, ["maintenance", "off"]).output
     assert "were not paused" in runner.invoke(cli, ["maintenance", "off"]).output
+
+
+async def test_bookings_in_flight_ask_the_database_once_when_the_memory_goes_stale(
+    ctx: AppContext, world: World
+) -> None:
+    """At the release peak every booking in flight finds the memory stale at the same
+    moment; one of them asks, the others wait for its answer."""
+    import asyncio
+    from contextlib import asynccontextmanager
+
+    asked = 0
+
+    @asynccontextmanager
+    async def counting_read():  # type: ignore[no-untyped-def]
+        nonlocal asked
+        asked += 1
+        async with ctx.db.read() as session:
+            await asyncio.sleep(0.05)
+            yield session
+
+    service.forget(world.hospital.id)
+    await asyncio.gather(
+        *(service.ensure_bookable(counting_read, hospital_id=world.hospital.id) for _ in range(20))
+    )
+    assert asked == 1
+
+
+async def test_a_failed_look_up_leaves_the_others_to_ask_for_themselves(
+    ctx: AppContext, world: World
+) -> None:
+    import asyncio
+    from contextlib import asynccontextmanager
+
+    calls = 0
+
+    @asynccontextmanager
+    async def failing_first():  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        first = calls == 1
+        async with ctx.db.read() as session:
+            await asyncio.sleep(0.05)
+            if first:
+                raise ConnectionError("database went away")
+            yield session
+
+    service.forget(world.hospital.id)
+    results = await asyncio.gather(
+        *(service.ensure_bookable(failing_first, hospital_id=world.hospital.id) for _ in range(5)),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, ConnectionError) for r in results) == 1
+    assert results.count(None) == 4

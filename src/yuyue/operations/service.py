@@ -3,6 +3,7 @@ path through a short-lived cache (a change reaches every process within `NOTICE_
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -93,10 +94,14 @@ async def end(session: AsyncSession, *, actor: Actor, now: datetime) -> bool:
 # --- the booking paths' view -------------------------------------------------------------
 
 _cache: dict[uuid.UUID, tuple[float, rules.Notice | None]] = {}
+# The look-up under way per hospital: when the memory goes stale at the release peak, every
+# booking in flight would otherwise ask the database the same question at once.
+_asking: dict[uuid.UUID, asyncio.Future[rules.Notice | None]] = {}
 
 
 def forget(hospital_id: uuid.UUID) -> None:
     _cache.pop(hospital_id, None)
+    _asking.pop(hospital_id, None)
 
 
 def cached(hospital_id: uuid.UUID) -> tuple[bool, rules.Notice | None]:
@@ -114,8 +119,32 @@ async def ensure_bookable(
     hot path; the database is asked at most every `NOTICE_SECONDS` per process."""
     known, notice = cached(hospital_id)
     if not known:
+        notice = await _ask(read, hospital_id)
+    if notice is not None:
+        raise rules.UnderMaintenance(notice)
+
+
+async def _ask(
+    read: Callable[[], AbstractAsyncContextManager[AsyncSession]], hospital_id: uuid.UUID
+) -> rules.Notice | None:
+    """Reads the notice in force, once for all the callers that ask meanwhile. A caller
+    whose look-up failed or was abandoned leaves the others to ask for themselves."""
+    pending = _asking.get(hospital_id)
+    if pending is not None and pending.get_loop() is asyncio.get_running_loop():
+        await asyncio.wait({pending})
+        if not pending.cancelled() and pending.exception() is None:
+            return pending.result()
+    answer: asyncio.Future[rules.Notice | None] = asyncio.get_running_loop().create_future()
+    _asking[hospital_id] = answer
+    try:
         async with read() as session:
             notice = await current(session, hospital_id=hospital_id)
         _cache[hospital_id] = (time.monotonic(), notice)
-    if notice is not None:
-        raise rules.UnderMaintenance(notice)
+        answer.set_result(notice)
+        return notice
+    except BaseException:
+        answer.cancel()
+        raise
+    finally:
+        if _asking.get(hospital_id) is answer:
+            del _asking[hospital_id]

@@ -108,6 +108,10 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # yuyue keeps its own metrics (/metrics) and JSON logs with request ids; FastAPI's
+        # OpenTelemetry bridge, unconfigured, would still ask on every request whether a
+        # provider has appeared since.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         openapi_tags=[
             {
                 "name": "scheduling",
