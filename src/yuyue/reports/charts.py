@@ -144,11 +144,14 @@ def heatmap(
     value_name: str,
     mark_name: str,
     mark_legend: str | None = None,
+    shares: Sequence[Sequence[float | None]] | None = None,
+    share_name: str = "",
 ) -> Markup:
     """A weekday × hour grid shaded by `grid`; a cell where `marks` is non-zero (sell-outs)
     gets a ring whose width grows with the count (1.5 to 4 px, relative to the busiest
     cell's) and the count itself inside the ring, so "one sell-out" and "forty" differ at a
-    glance and the exact figure is there to read."""
+    glance and the exact figure is there to read. With `shares` (0..1, the attempts refused
+    as sold out), a cell gets an orange bar along its foot as long as its share."""
     cell, left, top_margin = 24, 60, 22
     width = left + 24 * cell + 10
     height = top_margin + 7 * cell + 40
@@ -173,13 +176,20 @@ def heatmap(
         )
         for hour in range(24):
             value, mark = grid[weekday][hour], marks[weekday][hour]
+            share = shares[weekday][hour] if shares is not None else None
             x = left + hour * cell
+            said = f" · {_text(share_name)} {share * 100:.0f}%" if share else ""
             parts.append(
                 f'<rect x="{x}" y="{y}" width="{cell - 1}" height="{cell - 1}" '
                 f'fill="{_heat_colour(value, top)}" stroke="#e5e7eb">'
                 f"<title>{_text(weekdays[weekday])} {hour:02d}:00 · {_text(value_name)} {value}"
-                f"{f' · {_text(mark_name)} {mark}' if mark else ''}</title></rect>"
+                f"{f' · {_text(mark_name)} {mark}' if mark else ''}{said}</title></rect>"
             )
+            if share:
+                parts.append(
+                    f'<rect x="{x}" y="{y + cell - 4}" width="{(cell - 1) * share:.1f}" '
+                    f'height="3" fill="{PALETTE[1]}" data-share="{share:.4f}"/>'
+                )
             if mark:
                 ring = ring_width(mark, top_mark)
                 parts.append(
@@ -199,6 +209,12 @@ def heatmap(
         f'stroke="{PALETTE[3]}" stroke-width="4"/><text x="{left + 256}" y="{legend_y + 10}" '
         f"{FONT}>{_text(mark_legend or mark_name)} (max {top_mark})</text>"
     )
+    if shares is not None:
+        parts.append(
+            f'<rect x="{left + 470}" y="{legend_y + 8}" width="16" height="3" '
+            f'fill="{PALETTE[1]}"/><text x="{left + 490}" y="{legend_y + 10}" {FONT}>'
+            f"{_text(share_name)}</text>"
+        )
     parts.append("</svg>")
     return Markup("".join(parts))
 
