@@ -58,10 +58,11 @@ class TestCounter:
             counter.count(hospital, clinic, "app", SOLD_OUT, NOW + timedelta(minutes=minutes))
         counter.count(hospital, clinic, "wechat", BOOKED, NOW)
         quarter = int(NOW.timestamp()) // demand.QUARTER
+        h, s = hospital.int, clinic.int
         assert counter.pending() == {
-            (hospital, clinic, "app", quarter, SOLD_OUT): 3,
-            (hospital, clinic, "app", quarter + 1, SOLD_OUT): 1,
-            (hospital, clinic, "wechat", quarter, BOOKED): 1,
+            (h, s, "app", quarter, SOLD_OUT): 3,
+            (h, s, "app", quarter + 1, SOLD_OUT): 1,
+            (h, s, "wechat", quarter, BOOKED): 1,
         }
 
     def test_only_a_booking_rules_refusals_are_counted(self) -> None:

@@ -50,8 +50,9 @@ QUARTER = 900
 # Rows per upsert statement: well below SQLite's and asyncpg's parameter limits.
 _CHUNK = 500
 
-# (hospital, session, channel, epoch quarter-hour, outcome)
-CounterKey = tuple[uuid.UUID, uuid.UUID, str, int, str]
+# (hospital, session, channel, epoch quarter-hour, outcome); the ids as their 128-bit ints,
+# since hashing a UUID runs Python code and an int's hash does not.
+CounterKey = tuple[int, int, str, int, str]
 
 
 def refusal_outcome(refusal: YuyueError) -> str | None:
@@ -81,7 +82,7 @@ class DemandCounter:
         now: datetime,
     ) -> None:
         """One attempt. On the booking hot path: a dict increment, nothing else."""
-        key = (hospital_id, session_id, channel, int(now.timestamp()) // QUARTER, outcome)
+        key = (hospital_id.int, session_id.int, channel, int(now.timestamp()) // QUARTER, outcome)
         counts = self._counts
         counts[key] = counts.get(key, 0) + 1
 
@@ -150,10 +151,13 @@ async def _timezones(session: AsyncSession, hospital_ids: set[uuid.UUID]) -> dic
 async def add_attempts(session: AsyncSession, counts: Mapping[CounterKey, int]) -> None:
     """Adds counted attempts to `booking_demand` (never overwrites: each process adds its
     own). Quarter-hours become the hospital's local day and hour here."""
-    zones = await _timezones(session, {key[0] for key in counts})
+    if not counts:
+        return
+    zones = await _timezones(session, {uuid.UUID(int=key[0]) for key in counts})
     tz_cache: dict[str, ZoneInfo] = {}
     rows: dict[tuple[uuid.UUID, uuid.UUID, str, date, int, str], int] = {}
-    for (hospital_id, session_id, channel, quarter, outcome), n in counts.items():
+    for (hospital, clinic, channel, quarter, outcome), n in counts.items():
+        hospital_id, session_id = uuid.UUID(int=hospital), uuid.UUID(int=clinic)
         name = zones.get(hospital_id, "Asia/Shanghai")
         tz = tz_cache.get(name) or tz_cache.setdefault(name, ZoneInfo(name))
         local = datetime.fromtimestamp(quarter * QUARTER, tz)
