@@ -179,14 +179,10 @@ async def book_request(
     except YuyueError as refusal:
         refused = demand.refusal_outcome(refusal)
         if refused is not None:
-            ctx.demand.count(
-                actor.hospital_id, body.session_id, actor.channel, refused, ctx.clock.now()
-            )
+            ctx.demand.count(actor.hospital_id, body.session_id, actor.channel, refused)
         raise
     if outcome is not None:
-        ctx.demand.count(
-            actor.hospital_id, body.session_id, actor.channel, outcome, ctx.clock.now()
-        )
+        ctx.demand.count(actor.hospital_id, body.session_id, actor.channel, outcome)
     return response
 
 

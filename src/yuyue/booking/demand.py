@@ -24,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import cast
@@ -68,7 +69,9 @@ def refusal_outcome(refusal: YuyueError) -> str | None:
 class DemandCounter:
     """One process's booking attempts not yet written to `booking_demand`."""
 
-    def __init__(self) -> None:
+    def __init__(self, seconds: Callable[[], float] = time.time) -> None:
+        # The clock, as epoch seconds (`kit.clock.epoch_seconds`): `time.time` when serving.
+        self._seconds = seconds
         self._counts: dict[CounterKey, int] = {}
         self._flushing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -79,10 +82,12 @@ class DemandCounter:
         session_id: uuid.UUID,
         channel: str,
         outcome: str,
-        now: datetime,
+        at: datetime | None = None,
     ) -> None:
-        """One attempt. On the booking hot path: a dict increment, nothing else."""
-        key = (hospital_id.int, session_id.int, channel, int(now.timestamp()) // QUARTER, outcome)
+        """One attempt, now (or `at`). On the booking hot path: a dict increment, nothing
+        else."""
+        seconds = self._seconds() if at is None else at.timestamp()
+        key = (hospital_id.int, session_id.int, channel, int(seconds) // QUARTER, outcome)
         counts = self._counts
         counts[key] = counts.get(key, 0) + 1
 

@@ -165,9 +165,7 @@ class SoldOutFastPath:
                 return None
         locale = i18n.negotiate(headers.get(b"accept-language", b"").decode("latin-1") or None)
         # Counted like the route's refusals (booking/demand.py): a dict increment.
-        self.ctx.demand.count(
-            actor.hospital_id, request[0], actor.channel, SOLD_OUT, self.ctx.clock.now()
-        )
+        self.ctx.demand.count(actor.hospital_id, request[0], actor.channel, SOLD_OUT)
         return sold_out_body(entry, locale, PATH)
 
 

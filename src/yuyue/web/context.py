@@ -23,7 +23,7 @@ from yuyue.booking.facts import PolicyCache, SessionInfoCache, warm_session_info
 from yuyue.booking.readpath import ReadCache
 from yuyue.booking.service import Caches, NeedsTransaction, recent_idempotency_keys
 from yuyue.config import Settings
-from yuyue.kit.clock import Clock, SystemClock
+from yuyue.kit.clock import Clock, SystemClock, epoch_seconds
 from yuyue.kit.crypto import FieldCipher, MasterSecrets, TokenSigner
 from yuyue.kit.db import Database
 from yuyue.kit.errors import YuyueError
@@ -217,6 +217,7 @@ class AppContext:
             gateways=gateways_from_settings(settings),
             insurance=insurance_gateway_from_settings(settings),
         )
+        ctx.demand = DemandCounter(epoch_seconds(ctx.clock))
         database = ctx.db
         ctx.booking_group = GroupCommit(
             # Looked up at each use, so that whatever wraps the database's methods (a test
