@@ -151,10 +151,10 @@ def heatmap(
     gets a ring whose width grows with the count (1.5 to 4 px, relative to the busiest
     cell's) and the count itself inside the ring, so "one sell-out" and "forty" differ at a
     glance and the exact figure is there to read. With `shares` (0..1, the attempts refused
-    as sold out), a cell gets an orange bar along its foot as long as its share."""
+    as sold out), a cell gets a purple bar along its foot as long as its share."""
     cell, left, top_margin = 24, 60, 22
     width = left + 24 * cell + 10
-    height = top_margin + 7 * cell + 40
+    height = top_margin + 7 * cell + (58 if shares is not None else 40)
     top = max((max(row) for row in grid), default=0)
     top_mark = max((max(row) for row in marks), default=0)
     parts = [
@@ -185,11 +185,6 @@ def heatmap(
                 f"<title>{_text(weekdays[weekday])} {hour:02d}:00 · {_text(value_name)} {value}"
                 f"{f' · {_text(mark_name)} {mark}' if mark else ''}{said}</title></rect>"
             )
-            if share:
-                parts.append(
-                    f'<rect x="{x}" y="{y + cell - 4}" width="{(cell - 1) * share:.1f}" '
-                    f'height="3" fill="{PALETTE[1]}" data-share="{share:.4f}"/>'
-                )
             if mark:
                 ring = ring_width(mark, top_mark)
                 parts.append(
@@ -199,6 +194,12 @@ def heatmap(
                     f'<text x="{x + cell / 2 - 0.5}" y="{y + cell / 2 + 3}" '
                     f'text-anchor="middle" font-family="system-ui, sans-serif" font-size="9" '
                     f'font-weight="700" fill="{_mark_ink(value, top)}">{mark}</text>'
+                )
+            # Over the ring, so that a sold-out hour still shows its share.
+            if share:
+                parts.append(
+                    f'<rect x="{x}" y="{y + cell - 5}" width="{(cell - 1) * share:.1f}" '
+                    f'height="4" fill="{PALETTE[4]}" data-share="{share:.4f}"/>'
                 )
     legend_y = top_margin + 7 * cell + 12
     parts.append(
@@ -211,8 +212,8 @@ def heatmap(
     )
     if shares is not None:
         parts.append(
-            f'<rect x="{left + 470}" y="{legend_y + 8}" width="16" height="3" '
-            f'fill="{PALETTE[1]}"/><text x="{left + 490}" y="{legend_y + 10}" {FONT}>'
+            f'<rect x="{left}" y="{legend_y + 25}" width="16" height="4" '
+            f'fill="{PALETTE[4]}"/><text x="{left + 20}" y="{legend_y + 30}" {FONT}>'
             f"{_text(share_name)}</text>"
         )
     parts.append("</svg>")

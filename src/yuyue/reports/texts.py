@@ -33,11 +33,11 @@ i18n.register(
             "患者在星期几、几点尝试挂号：挂号尝试 = 成功 + 被拒"
             "（已约满、超出限额、未到放号时间等），"
             "约满拒绝占比 = 因已约满被拒 ÷ 尝试；另列已记录的预约与候补登记。"
-            "圆圈为号源约满的时刻，格子下沿的橙色条为约满拒绝占比。按请求日期筛选。",
+            "圆圈为号源约满的时刻，格子下沿的紫色条为约满拒绝占比。按请求日期筛选。",
             "When patients tried to book, by weekday and hour: attempts = booked + refused "
             "(sold out, limits, outside the window…), and the sold-out share = refused as "
             "sold out ÷ attempts; beside them the bookings made and waitlist joins recorded. "
-            "Rings mark when sessions sold out, the orange bar along a cell's foot its "
+            "Rings mark when sessions sold out, the purple bar along a cell's foot its "
             "sold-out share. Filtered by the request's date.",
         ),
         "reports.about.utilisation": (
