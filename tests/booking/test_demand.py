@@ -185,6 +185,20 @@ class TestFlush:
             (s, "kiosk", TODAY, 10, BOOKED): 1,
         }
 
+    async def test_two_processes_flushing_at_once_both_add(
+        self, ctx: AppContext, world: World
+    ) -> None:
+        first, second = DemandCounter(), DemandCounter()
+        sessions = [uuid.uuid4() for _ in range(40)]
+        for clinic in sessions:
+            first.count(world.hospital.id, clinic, "app", SOLD_OUT, NOW)
+        for clinic in reversed(sessions):  # the same rows, counted in the other order
+            second.count(world.hospital.id, clinic, "app", SOLD_OUT, NOW)
+            second.count(world.hospital.id, clinic, "app", SOLD_OUT, NOW)
+        assert await asyncio.gather(first.flush(ctx.db), second.flush(ctx.db)) == [40, 80]
+        found = await written(ctx, world, *sessions)
+        assert found == {(clinic, "app", TODAY, 10, SOLD_OUT): 3 for clinic in sessions}
+
     async def test_serving_ends_with_a_last_flush(self, db: Database, world: World) -> None:
         settings = Settings(database_url=db.url, secret_key=SECRET, worker_in_process=False)
         app = create_app(settings, clock=FixedClock(NOW), database=db, run_worker=False)

@@ -185,7 +185,9 @@ async def add_attempts(session: AsyncSession, counts: Mapping[CounterKey, int]) 
             "outcome": o,
             "attempts": n,
         }
-        for (h, s, c, d, hour, o), n in rows.items()
+        # In key order: two processes flushing the same keys at once lock the rows in the
+        # same order, so one waits for the other instead of deadlocking.
+        for (h, s, c, d, hour, o), n in sorted(rows.items(), key=lambda item: item[0])
     ]
     for start in range(0, len(values), _CHUNK):
         await session.execute(statement, values[start : start + _CHUNK])
