@@ -1,10 +1,11 @@
 """How fast the reports answer over a year of a large hospital, on PostgreSQL.
 
 Generates a year of visit days' facts (sessions, appointments in every state, visits with
-waits, payments and refunds) for a hospital of 40 departments and 200 doctors, turns each day
-into summary rows with the same pure function the refresh uses (`reports.rules.summarise_day`),
-loads them with COPY into a schema of their own, and times every report over the whole year
-and over a month, printing milliseconds (median of the runs).
+waits, payments and refunds, booking attempts booked and refused) for a hospital of 40
+departments and 200 doctors, turns each day into summary rows with the same pure function
+the refresh uses (`reports.rules.summarise_day`), loads them with COPY into a schema of
+their own, and times every report over the whole year and over a month, printing
+milliseconds (median of the runs).
 
     PYTHONPATH=src .venv/bin/python bench/reports.py                   # ~3 million appointments
     PYTHONPATH=src .venv/bin/python bench/reports.py --appointments 300000   # a quick look
@@ -38,6 +39,7 @@ from yuyue.reports.models import (
 )
 from yuyue.reports.rules import (
     AppointmentFact,
+    AttemptFact,
     DayFacts,
     MoneyFact,
     ReportFilters,
@@ -77,6 +79,14 @@ def one_day(
     visits: list[VisitFact] = []
     money: list[MoneyFact] = []
     waitlist: list[WaitlistFact] = []
+    # Booking attempts as booking writes them: per session, channel, local hour and outcome.
+    attempts: dict[tuple[uuid.UUID, str, date, int, str], int] = {}
+
+    def attempt(session_id: uuid.UUID, channel: str, at: datetime, outcome: str, n: int) -> None:
+        local = at + TZ_SHIFT
+        key = (session_id, channel, local.date(), local.hour, outcome)
+        attempts[key] = attempts.get(key, 0) + n
+
     per_doctor = max(1, per_day // len(doctors))
     for department, doctor, level in doctors:
         session_id = uuid.uuid4()
@@ -109,6 +119,8 @@ def one_day(
                     session_id, channel, status, made, back, expires, channel != "window"
                 )
             )
+            if channel != "window":
+                attempt(session_id, channel, made, "booked", 1)
             if status in ("completed", "checked_in"):
                 checked_in = at_local(day, rng.randint(7, 16), rng.randint(0, 59))
                 called = checked_in + timedelta(minutes=rng.randint(2, 90))
@@ -127,6 +139,13 @@ def one_day(
                 )
                 if status == "cancelled" and back is not None:
                     money.append(MoneyFact(session_id, channel, provider, back, 5000, True))
+        # A popular session: after its 08:00 release sells out, the refusals keep coming.
+        if rng.random() < 0.3:
+            released = at_local(day - timedelta(days=7), 8, 0)
+            for channel in rng.sample(CHANNELS[:-1], 4):
+                attempt(session_id, channel, released, "sold_out", rng.randint(5, 200))
+                attempt(session_id, channel, released + timedelta(hours=1), "sold_out", 10)
+            attempt(session_id, "app", released, "limit_exceeded", rng.randint(0, 5))
         if rng.random() < 0.2:
             for _ in range(rng.randint(1, 5)):
                 made = at_local(day - timedelta(days=rng.randint(0, 6)), rng.randint(8, 20), 0)
@@ -138,7 +157,8 @@ def one_day(
                         made,
                     )
                 )
-    return DayFacts(day, sessions, appointments, waitlist, visits, money)
+    facts = [AttemptFact(*key, n) for key, n in attempts.items()]
+    return DayFacts(day, sessions, appointments, waitlist, visits, money, facts)
 
 
 async def load(

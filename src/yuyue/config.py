@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     # again. A place given back clears it at once: in this process, and with Redis in every
     # process; without Redis other processes see it within this.
     sold_out_cache_seconds: float = 2.0
+    # How often each serving process adds its counted booking attempts (booked, sold out,
+    # refused) to the database for the demand heat map (`booking/demand.py`); also on
+    # shutdown. A process that dies without shutting down loses at most this much.
+    demand_flush_seconds: float = Field(default=30.0, gt=0.0)
     # How long a finished session or slot list may be served before it is built again
     # (0 turns the cache off). Places taken or given back drop it at once: in this
     # process, and with Redis in every process; without Redis other processes' changes

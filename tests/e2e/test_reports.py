@@ -25,6 +25,7 @@ from yuyue.reports.models import (
 )
 from yuyue.reports.rules import (
     AppointmentFact,
+    AttemptFact,
     DayFacts,
     MoneyFact,
     ReportName,
@@ -55,6 +56,7 @@ async def history(ctx: AppContext) -> None:
         for offset in range(WEEKS * 7):
             day = TODAY - timedelta(days=offset + 1)
             sessions, appointments, visits, money, waitlist = [], [], [], [], []
+            attempts: list[AttemptFact] = []
             for department, doctor, level in doctors[:24]:
                 sid = uuid.uuid4()
                 sessions.append(
@@ -68,6 +70,8 @@ async def history(ctx: AppContext) -> None:
                         rng.randint(0, 59),
                     )
                     back = made + timedelta(hours=5) if status == "cancelled" else None
+                    local = made + timedelta(hours=8)
+                    attempts.append(AttemptFact(sid, "app", local.date(), local.hour, "booked", 1))
                     appointments.append(
                         AppointmentFact(
                             sid,
@@ -101,6 +105,16 @@ async def history(ctx: AppContext) -> None:
                     if status == "cancelled" and rng.random() < 0.3:
                         money.append(MoneyFact(sid, "app", "wechatpay", made, 5000, False))
                         money.append(MoneyFact(sid, "app", "wechatpay", back or made, 5000, True))
+                if rng.random() < 0.4:
+                    # Sold out soon after the 08:00 release: the refusals keep coming.
+                    release_day = day - timedelta(days=7)
+                    for hour, refused in ((8, rng.randint(20, 90)), (9, rng.randint(0, 15))):
+                        attempts.append(
+                            AttemptFact(sid, "wechat", release_day, hour, "sold_out", refused)
+                        )
+                    attempts.append(
+                        AttemptFact(sid, "app", release_day, 7, "outside_release_window", 3)
+                    )
                 if rng.random() < 0.3:
                     waitlist.append(
                         WaitlistFact(
@@ -112,7 +126,7 @@ async def history(ctx: AppContext) -> None:
                     )
             session.add(ReportRefresh(hospital_id=hospital.id, day=day, refreshed_at=NOW))
             summary = rules.summarise_day(
-                DayFacts(day, sessions, appointments, waitlist, visits, money),
+                DayFacts(day, sessions, appointments, waitlist, visits, money, attempts),
                 hospital_id=hospital.id,
                 timezone=hospital.timezone,
             )
@@ -163,6 +177,9 @@ class TestReports:
                 await expect(page.get_by_test_id("heat-note")).to_be_visible()
                 rings = page.locator("[data-sellouts]")
                 assert await rings.count() > 0
+                # Shaded by attempts, with the sold-out share along the cells' foot.
+                await expect(chart).to_contain_text("挂号尝试")
+                assert await page.locator("[data-share]").count() > 0
             if name is ReportName.SELL_OUTS:
                 await expect(chart).to_contain_text("分钟")
                 await expect(chart).to_contain_text("约满场次 / 出诊场次")

@@ -17,6 +17,14 @@ Session B (fee level 80.00, 2 places: 1 appointment pool, 1 on-site):
                        Alipay 20:01, cancelled 21:00, refunded Thu 11-19 09:00
   7 app     booked     made Thu 11-19 08:00, paid by WeChat Pay 08:01
   waitlist on B: app accepted (Thu 09:00), wechat waiting (Thu 10:00)
+Booking attempts (booking's counts of the booking POST, written by a DemandCounter flush):
+  A  app     booked                  Mon 11-16 08:05, 08:20            (2)
+  A  app     already_booked          Sun 11-22 10:00                   (1)
+  B  wechat  booked                  Wed 11-18 20:00                   (1)
+  B  app     sold_out                Wed 11-18 20:05, 20:20, 20:40     (3)
+  B  wechat  sold_out                Wed 11-18 20:50                   (1)
+  B  app     booked                  Thu 11-19 08:00                   (1)
+  B  app     limit_exceeded          Thu 11-19 08:30                   (1)
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests import factories as f
 from tests.conftest import NOW, VISIT_DAY, World
+from yuyue.booking.demand import DemandCounter
 from yuyue.booking.models import Appointment
 from yuyue.booking.waitlist.models import WaitlistEntry
 from yuyue.payments.models import PaymentOrder, Refund
@@ -308,6 +317,21 @@ async def build(ctx: AppContext, world: World) -> Fixture:
                     updated_at=at,
                 )
             )
+    counter = DemandCounter()
+    for clinic, channel, outcome, at in (
+        (world.session.id, "app", "booked", local(16, 8, 5)),
+        (world.session.id, "app", "booked", local(16, 8, 20)),
+        (world.session.id, "app", "already_booked", local(22, 10)),
+        (fee.id, "wechat", "booked", local(18, 20)),
+        (fee.id, "app", "sold_out", local(18, 20, 5)),
+        (fee.id, "app", "sold_out", local(18, 20, 20)),
+        (fee.id, "app", "sold_out", local(18, 20, 40)),
+        (fee.id, "wechat", "sold_out", local(18, 20, 50)),
+        (fee.id, "app", "booked", local(19, 8)),
+        (fee.id, "app", "limit_exceeded", local(19, 8, 30)),
+    ):
+        counter.count(world.hospital.id, clinic, channel, outcome, at)
+    await counter.flush(ctx.db)
     return Fixture(world, fee, ids)
 
 

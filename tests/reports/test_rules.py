@@ -12,6 +12,7 @@ from yuyue.reports.rules import (
     HEAT_TABLE_ROWS,
     AppointmentFact,
     busiest,
+    demand_heatmap,
     rate,
     sell_outs,
     sellout_instant,
@@ -93,33 +94,92 @@ def test_sell_out_rings_grow_with_the_count_and_carry_it() -> None:
     assert "(max 4)" in svg
 
 
+def test_the_sold_out_share_is_a_bar_along_the_cells_foot() -> None:
+    grid = [[0] * 24 for _ in range(7)]
+    marks = [[0] * 24 for _ in range(7)]
+    shares: list[list[float | None]] = [[None] * 24 for _ in range(7)]
+    grid[0][8], shares[0][8] = 40, 0.75
+    svg = str(
+        charts.heatmap(
+            grid,
+            marks,
+            weekdays=list("1234567"),
+            title="T",
+            value_name="a",
+            mark_name="s",
+            shares=shares,
+            share_name="share",
+        )
+    )
+    assert svg.count("data-share=") == 1 and 'data-share="0.7500"' in svg
+    assert 'width="17.2"' in svg  # 75 % of the 23 px cell
+    assert "a 40 · share 75%" in svg
+
+
 def test_the_heat_tables_busiest_cells() -> None:
     rows = [
         {
             "department": d,
             "weekday": w,
             "hour": h,
+            "attempts": a,
             "requests": r,
             "waitlist_joins": j,
             "sellouts": s,
         }
-        for d, w, h, r, j, s in (
-            ("内科", 0, 8, 5, 0, 0),
-            ("外科", 0, 8, 9, 0, 0),
-            ("内科", 1, 9, 5, 0, 2),
-            ("内科", 2, 9, 5, 1, 0),
-            ("眼科", 3, 7, 1, 0, 0),
+        for d, w, h, a, r, j, s in (
+            ("内科", 0, 8, 0, 5, 0, 0),
+            ("外科", 0, 8, 0, 9, 0, 0),
+            ("内科", 1, 9, 0, 5, 0, 2),
+            ("内科", 2, 9, 0, 5, 1, 0),
+            ("眼科", 3, 7, 0, 1, 0, 0),
+            ("儿科", 4, 8, 40, 2, 0, 1),
         )
     ]
-    top = busiest(rows, limit=4)
-    # Most requests first; at equal requests, sell-outs, then waitlist joins.
+    top = busiest(rows, limit=5)
+    # Most attempts first; then requests; at equal requests, sell-outs, then waitlist joins.
     assert [(r["department"], r["weekday"]) for r in top] == [
+        ("儿科", 4),
         ("外科", 0),
         ("内科", 1),
         ("内科", 2),
         ("内科", 0),
     ]
     assert len(busiest(rows * 10)) == HEAT_TABLE_ROWS
+
+
+def test_the_heat_map_counts_attempts_and_the_sold_out_share() -> None:
+    table = demand_heatmap(
+        [
+            {
+                "department": "儿科",
+                "weekday": 0,
+                "hour": 8,
+                "attempts": 40,
+                "sold_out_refusals": 30,
+                "other_refusals": 2,
+                "requests": 9,
+                "waitlist_joins": 3,
+                "sellouts": 1,
+            },
+            {
+                "department": "儿科",
+                "weekday": 0,
+                "hour": 9,
+                "attempts": 0,
+                "sold_out_refusals": 0,
+                "other_refusals": 0,
+                "requests": 1,
+                "waitlist_joins": 0,
+                "sellouts": 0,
+            },
+        ]
+    )
+    first, second = table.rows
+    assert (first["booked_attempts"], first["sold_out_share"]) == (8, 0.75)
+    assert (second["attempts"], second["sold_out_share"]) == (0, None)
+    assert table.totals["attempts"] == 40 and table.totals["sold_out_share"] == 0.75
+    assert table.totals["booked_attempts"] == 8 and table.totals["requests"] == 10
 
 
 def test_sell_outs_from_a_histogram() -> None:

@@ -100,7 +100,7 @@ class TestFigures:
             (r["weekday"], r["hour"]): (r["requests"], r["waitlist_joins"], r["sellouts"])
             for r in table.rows
         }
-        # Monday 0 … Friday 4; the hour of the request on the hospital's clock.
+        # Monday 0 … Sunday 6; the hour of the request on the hospital's clock.
         assert cells == {
             (0, 8): (2, 0, 0),
             (1, 9): (2, 0, 0),
@@ -110,8 +110,43 @@ class TestFigures:
             (3, 9): (0, 1, 0),
             (3, 10): (0, 1, 0),
             (4, 10): (1, 0, 0),
+            (6, 10): (0, 0, 0),  # only a refused attempt
         }
-        assert table.totals == {"requests": 8, "waitlist_joins": 2, "sellouts": 1}
+        assert table.totals == {
+            "attempts": 10,
+            "booked_attempts": 4,
+            "sold_out_refusals": 4,
+            "other_refusals": 2,
+            "sold_out_share": 0.4,
+            "requests": 8,
+            "waitlist_joins": 2,
+            "sellouts": 1,
+        }
+
+    async def test_demand_heatmap_counts_attempts_booked_and_refused(
+        self, ctx: AppContext, books: Fixture
+    ) -> None:
+        await rebuild(ctx)
+        table = await run(ctx, books, ReportName.DEMAND_HEATMAP)
+        attempts = {
+            (r["weekday"], r["hour"]): (
+                r["attempts"],
+                r["booked_attempts"],
+                r["sold_out_refusals"],
+                r["other_refusals"],
+                r["sold_out_share"],
+            )
+            for r in table.rows
+            if r["attempts"]
+        }
+        # The conftest's attempts, counted by hand: the four quarter-hours after B sold out
+        # at Wed 20:00 land in one local hour.
+        assert attempts == {
+            (0, 8): (2, 2, 0, 0, 0.0),
+            (2, 20): (5, 1, 4, 0, 0.8),
+            (3, 8): (2, 1, 0, 1, 0.0),
+            (6, 10): (1, 0, 0, 1, 0.0),
+        }
 
     async def test_demand_filters_on_the_request_day(self, ctx: AppContext, books: Fixture) -> None:
         await rebuild(ctx)
@@ -124,7 +159,9 @@ class TestFigures:
                 filters=filters,
                 locale="en",
             )
-        assert table.totals == {"requests": 1, "waitlist_joins": 2, "sellouts": 0}
+        assert (table.totals["requests"], table.totals["waitlist_joins"]) == (1, 2)
+        assert (table.totals["sellouts"], table.totals["attempts"]) == (0, 2)
+        assert table.totals["other_refusals"] == 1
 
     async def test_utilisation(self, ctx: AppContext, books: Fixture) -> None:
         await rebuild(ctx)
@@ -231,7 +268,17 @@ class TestFilters:
         assert table.totals["made"] == 3
         heat = await run(ctx, books, ReportName.DEMAND_HEATMAP, channel=Channel.WECHAT)
         # A sell-out is the session's, whatever the channel: kept under a channel filter.
-        assert heat.totals == {"requests": 3, "waitlist_joins": 1, "sellouts": 1}
+        # WeChat's attempts: one booked and one refused as sold out, both Wed 20:00.
+        assert heat.totals == {
+            "attempts": 2,
+            "booked_attempts": 1,
+            "sold_out_refusals": 1,
+            "other_refusals": 0,
+            "sold_out_share": 0.5,
+            "requests": 3,
+            "waitlist_joins": 1,
+            "sellouts": 1,
+        }
         places = await run(ctx, books, ReportName.UTILISATION, channel=Channel.WECHAT)
         assert places.rows[0]["places"] is None and places.rows[0]["used"] == 1
 
@@ -243,6 +290,11 @@ class TestFilters:
         assert (await run(ctx, books, ReportName.NO_SHOWS, department_id=other)).rows == []
         mine = await run(ctx, books, ReportName.NO_SHOWS, doctor_id=books.world.doctor.id)
         assert mine.totals["made"] == 8
+        # The heat map narrows to a doctor too (its rows carry the session's doctor).
+        heat = await run(ctx, books, ReportName.DEMAND_HEATMAP, doctor_id=books.world.doctor.id)
+        assert (heat.totals["requests"], heat.totals["attempts"]) == (8, 10)
+        nobody = await run(ctx, books, ReportName.DEMAND_HEATMAP, doctor_id=other)
+        assert nobody.rows == []
         filters = ReportFilters(date_from=date(2026, 11, 24), date_to=date(2026, 11, 30))
         async with ctx.db.read() as session:
             later = await service.report(

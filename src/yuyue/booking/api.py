@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking import approvals, rules, service, store, views
+from yuyue.booking import approvals, demand, rules, service, store, views
 from yuyue.booking.availability import SoldOutEntry
 from yuyue.booking.models import ChangeRequest
 from yuyue.booking.schemas import (
@@ -168,14 +168,44 @@ async def book_request(
     locale: str,
     path: str,
 ) -> Response:
-    """The booking POST, answered by the route or in front of the router (`fastpath`)."""
+    """The booking POST, answered by the route or in front of the router (`fastpath`).
+    Every attempt a booking rule answered is counted for the demand heat map
+    (`booking.demand`: booked, sold out, or the refusal's code); a retry answered from its
+    idempotency record is not a new attempt and is not counted."""
+    try:
+        response, outcome = await _book_request(
+            ctx, actor=actor, body=body, key=key, locale=locale, path=path
+        )
+    except YuyueError as refusal:
+        refused = demand.refusal_outcome(refusal)
+        if refused is not None:
+            ctx.demand.count(actor.hospital_id, body.session_id, actor.channel, refused)
+        raise
+    if outcome is not None:
+        ctx.demand.count(actor.hospital_id, body.session_id, actor.channel, outcome)
+    return response
+
+
+async def _book_request(
+    ctx: AppContext,
+    *,
+    actor: Actor,
+    body: AppointmentCreate,
+    key: str | None,
+    locale: str,
+    path: str,
+) -> tuple[Response, str | None]:
+    """The answer, and the outcome to count (None: a replayed answer)."""
     scope = scope_of(actor)
     request_hash = _request_hash(body)
     if key is not None and await ctx.known_keys.may_have_answer(scope, key):
         async with ctx.db.read() as session:
             record = await service.find_idempotent(session, scope=scope, key=key)
         if record is not None:
-            return _replay(record.request_hash, request_hash, record.status_code, record.response)
+            replayed = _replay(
+                record.request_hash, request_hash, record.status_code, record.response
+            )
+            return replayed, None
 
     # A retry above still gets its first answer; a new booking waits out maintenance.
     await operations_service.ensure_bookable(ctx.db.read, hospital_id=actor.hospital_id)
@@ -188,7 +218,7 @@ async def book_request(
             sold_out_body(cached, locale, path),
             status_code=409,
             media_type=PROBLEM_JSON,
-        )
+        ), demand.SOLD_OUT
 
     if key is not None:
         await ctx.known_keys.add(scope, key)
@@ -260,14 +290,14 @@ async def book_request(
         await asyncio.shield(pending)
         answer_from_memory = sold_out_answer()
         if answer_from_memory is not None:
-            return answer_from_memory
+            return answer_from_memory, demand.SOLD_OUT
     # One booking transaction per session at a time in this process (kit/turns.py): the
     # others wait here, without a database connection, and are answered from memory once
     # the session is known to be full.
     async with ctx.booking_turns.turn(body.session_id):
         answer_from_memory = sold_out_answer()
         if answer_from_memory is not None:
-            return answer_from_memory
+            return answer_from_memory, demand.SOLD_OUT
         owned: asyncio.Future[None] | None = None
         try:
             try:
@@ -294,7 +324,7 @@ async def book_request(
                         await asyncio.shield(pending)
                         answer_from_memory = sold_out_answer()
                         if answer_from_memory is not None:
-                            return answer_from_memory
+                            return answer_from_memory, demand.SOLD_OUT
                     answer = await ctx.db.transact(work)
             except YuyueError as refusal:
                 if key is not None:
@@ -303,9 +333,10 @@ async def book_request(
                     async with ctx.db.read() as session:
                         record = await service.find_idempotent(session, scope=scope, key=key)
                     if record is not None:
-                        return _replay(
+                        replayed = _replay(
                             record.request_hash, request_hash, record.status_code, record.response
                         )
+                        return replayed, None
                 if isinstance(refusal, rules.SoldOut):
 
                     async def compute() -> list[dict[str, Any]]:
@@ -334,7 +365,7 @@ async def book_request(
     ctx.places_taken(actor.hospital_id, body.session_id)
     request_delivery(ctx)
     BOOKINGS.labels(actor.channel.value).inc()
-    return Response(answer.encode(), status_code=201, media_type="application/json")
+    return Response(answer.encode(), status_code=201, media_type="application/json"), demand.BOOKED
 
 
 def sold_out_body(entry: SoldOutEntry, locale: str, path: str) -> bytes:

@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from yuyue.booking.api import book_request, check_idempotency_key, scope_of, sold_out_body
+from yuyue.booking.demand import SOLD_OUT
 from yuyue.booking.schemas import AppointmentCreate
 from yuyue.kit import crypto, i18n
 from yuyue.kit.observability import REFUSALS
@@ -163,6 +164,8 @@ class SoldOutFastPath:
             if entry is None:
                 return None
         locale = i18n.negotiate(headers.get(b"accept-language", b"").decode("latin-1") or None)
+        # Counted like the route's refusals (booking/demand.py): a dict increment.
+        self.ctx.demand.count(actor.hospital_id, request[0], actor.channel, SOLD_OUT)
         return sold_out_body(entry, locale, PATH)
 
 

@@ -160,3 +160,22 @@ class ChangeRequest(Base):
     decision_note: Mapped[str | None] = mapped_column(Text)
     # What approval did: the new appointment of a move.
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class BookingDemand(Base):
+    """Booking attempts (the booking POST) per session, channel, local hour of the attempt
+    and outcome: `booked`, `sold_out` or another refusal's code. Each serving process counts
+    in memory and adds its counts here now and then (`booking.demand`): rows only grow, by
+    an additive upsert, so several processes each add their own. Read by the demand heat
+    map through `booking.demand.session_attempts`."""
+
+    __tablename__ = "booking_demand"
+
+    hospital_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # The attempt's local day and hour on the hospital's clock.
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    hour: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(32), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)

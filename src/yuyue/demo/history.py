@@ -1,7 +1,9 @@
 """Past weeks for the demo hospital, so that every report and the quota advice show something
 real: clinic sessions before today with appointments in the states a past day leaves
 (completed, no-show, cancelled, expired unpaid holds), check-in, call and end times, waitlist
-joins (some of them given a returned place), and payments for the levels with a fee.
+joins (some of them given a returned place), payments for the levels with a fee, and the
+booking attempts the booking POST would have counted (booked, and for sessions that sold
+out the refusals that kept coming after the last place went).
 
 Generated, not recorded: each session's figures come from a random generator seeded with the
 session's template and day, so the history is the same on every machine. Departments and
@@ -21,13 +23,15 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.booking import demand as booking_demand
+from yuyue.booking.demand import BOOKED, QUARTER, SOLD_OUT, CounterKey
 from yuyue.booking.models import Appointment
 from yuyue.booking.waitlist.models import WaitlistEntry
 from yuyue.kit.crypto import FieldCipher
@@ -152,6 +156,20 @@ class _Rows:
     visits: list[dict[str, Any]]
     waitlist: list[dict[str, Any]]
     payments: list[dict[str, Any]]
+    # Booking attempts as the booking POST counts them (booking.demand), written through
+    # booking's own additive upsert.
+    attempts: dict[CounterKey, int] = field(default_factory=dict)
+
+    def attempt(
+        self,
+        hospital_id: uuid.UUID,
+        session_id: uuid.UUID,
+        channel: str,
+        outcome: str,
+        at: datetime,
+    ) -> None:
+        key = (hospital_id.int, session_id.int, channel, int(at.timestamp()) // QUARTER, outcome)
+        self.attempts[key] = self.attempts.get(key, 0) + 1
 
 
 def _channel(rng: random.Random) -> str:
@@ -379,9 +397,15 @@ def _session_history(
         released_at + window + timedelta(minutes=rng.randint(1, 3 * 24 * 60)) for _ in range(joins)
     ]
     waiting.sort()
+    last_booked = released_at
     for place, share in zip(remote_places[:booked], spread, strict=False):
         made = released_at + window * share
         channel = _channel(rng)
+        rows.attempt(hospital_id, session_id, channel, BOOKED, made)
+        last_booked = max(last_booked, made)
+        if rng.random() < 0.03:  # a second booking the same day, or the same one twice
+            code = "limit_exceeded" if rng.random() < 0.6 else "already_booked"
+            rows.attempt(hospital_id, session_id, _channel(rng), code, made)
         if fee_fen and rng.random() < 0.05:
             appointment(place, channel=channel, status="expired", made=made)
             made += timedelta(minutes=16)  # the place came back and went again
@@ -424,6 +448,21 @@ def _session_history(
                     offer=None,
                 )
             )
+    if sold_out:
+        # Refused attempts: those who came after the last place went try again and again,
+        # most within the hour after the sell-out (an 08:00 release sells out in minutes),
+        # some later hoping for a returned place; the eager ask before the release opens.
+        for _ in range(round((demand - len(remote_places)) * rng.uniform(1.5, 3.0))):
+            late = timedelta(minutes=rng.expovariate(1 / 25))
+            if rng.random() < 0.15:
+                late = timedelta(hours=rng.uniform(1, 48))
+            rows.attempt(
+                hospital_id, session_id, _channel(rng), SOLD_OUT, min(last_booked + late, start)
+            )
+        for _ in range(round(demand * rng.uniform(0.02, 0.08))):
+            early = timedelta(minutes=rng.uniform(1, 30))
+            code = "outside_release_window"
+            rows.attempt(hospital_id, session_id, _channel(rng), code, released_at - early)
     morning = local_instant(day, time(7, 0), timezone)
     for place in local_places[: min(len(local_places), round(walk_ins))]:
         made = morning + (start + timedelta(hours=1) - morning) * rng.random()
@@ -577,6 +616,7 @@ async def seed_history(
     ):
         for start in range(0, len(items), _CHUNK):
             await session.execute(insert(table), items[start : start + _CHUNK])
+    await booking_demand.add_attempts(session, rows.attempts)
     await session.flush()
     days = sorted(day for _, day in due)
     return HistorySummary((days[0], days[-1]), len(rows.sessions), len(rows.appointments))

@@ -144,14 +144,17 @@ def heatmap(
     value_name: str,
     mark_name: str,
     mark_legend: str | None = None,
+    shares: Sequence[Sequence[float | None]] | None = None,
+    share_name: str = "",
 ) -> Markup:
     """A weekday × hour grid shaded by `grid`; a cell where `marks` is non-zero (sell-outs)
     gets a ring whose width grows with the count (1.5 to 4 px, relative to the busiest
     cell's) and the count itself inside the ring, so "one sell-out" and "forty" differ at a
-    glance and the exact figure is there to read."""
+    glance and the exact figure is there to read. With `shares` (0..1, the attempts refused
+    as sold out), a cell gets a purple bar along its foot as long as its share."""
     cell, left, top_margin = 24, 60, 22
     width = left + 24 * cell + 10
-    height = top_margin + 7 * cell + 40
+    height = top_margin + 7 * cell + (58 if shares is not None else 40)
     top = max((max(row) for row in grid), default=0)
     top_mark = max((max(row) for row in marks), default=0)
     parts = [
@@ -173,12 +176,14 @@ def heatmap(
         )
         for hour in range(24):
             value, mark = grid[weekday][hour], marks[weekday][hour]
+            share = shares[weekday][hour] if shares is not None else None
             x = left + hour * cell
+            said = f" · {_text(share_name)} {share * 100:.0f}%" if share else ""
             parts.append(
                 f'<rect x="{x}" y="{y}" width="{cell - 1}" height="{cell - 1}" '
                 f'fill="{_heat_colour(value, top)}" stroke="#e5e7eb">'
                 f"<title>{_text(weekdays[weekday])} {hour:02d}:00 · {_text(value_name)} {value}"
-                f"{f' · {_text(mark_name)} {mark}' if mark else ''}</title></rect>"
+                f"{f' · {_text(mark_name)} {mark}' if mark else ''}{said}</title></rect>"
             )
             if mark:
                 ring = ring_width(mark, top_mark)
@@ -190,6 +195,12 @@ def heatmap(
                     f'text-anchor="middle" font-family="system-ui, sans-serif" font-size="9" '
                     f'font-weight="700" fill="{_mark_ink(value, top)}">{mark}</text>'
                 )
+            # Over the ring, so that a sold-out hour still shows its share.
+            if share:
+                parts.append(
+                    f'<rect x="{x}" y="{y + cell - 5}" width="{(cell - 1) * share:.1f}" '
+                    f'height="4" fill="{PALETTE[4]}" data-share="{share:.4f}"/>'
+                )
     legend_y = top_margin + 7 * cell + 12
     parts.append(
         f'<rect x="{left}" y="{legend_y}" width="12" height="12" fill="{_heat_colour(1, 1)}"/>'
@@ -199,6 +210,12 @@ def heatmap(
         f'stroke="{PALETTE[3]}" stroke-width="4"/><text x="{left + 256}" y="{legend_y + 10}" '
         f"{FONT}>{_text(mark_legend or mark_name)} (max {top_mark})</text>"
     )
+    if shares is not None:
+        parts.append(
+            f'<rect x="{left}" y="{legend_y + 25}" width="16" height="4" '
+            f'fill="{PALETTE[4]}"/><text x="{left + 20}" y="{legend_y + 30}" {FONT}>'
+            f"{_text(share_name)}</text>"
+        )
     parts.append("</svg>")
     return Markup("".join(parts))
 

@@ -68,8 +68,10 @@ class ReportPlaces(_Row, Base):
 
 class ReportDemand(_Row, Base):
     """When the requests for a visit day's places came: per local day and hour of the
-    request, department and channel. `day` is the visit day (the partition); reports filter
-    on `request_day`. Sell-outs are the session's, on rows with the channel ''."""
+    request, department, doctor and channel. `day` is the visit day (the partition); reports
+    filter on `request_day`. Sell-outs are the session's, on rows with the channel ''.
+    Attempts are booking's counts of the booking POST (`booking.demand`): every attempt,
+    and of those the ones refused as sold out and refused otherwise."""
 
     __tablename__ = "report_demand"
     __table_args__ = (
@@ -84,6 +86,9 @@ class ReportDemand(_Row, Base):
     requests: Mapped[int] = _count()
     waitlist_joins: Mapped[int] = _count()
     sellouts: Mapped[int] = _count()
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sold_out_refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    other_refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ReportWaits(_Row, Base):

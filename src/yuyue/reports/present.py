@@ -21,7 +21,14 @@ from openpyxl.styles import Font  # type: ignore[import-untyped]
 from yuyue.kit import i18n
 from yuyue.payments.export import fen_to_yuan, guard_text
 from yuyue.reports import charts, texts
-from yuyue.reports.rules import ColumnKind, ReportName, ReportTable, heat_grid, revenue_by_period
+from yuyue.reports.rules import (
+    ColumnKind,
+    ReportName,
+    ReportTable,
+    heat_grid,
+    rate,
+    revenue_by_period,
+)
 from yuyue.reports.rules import waits_by_hour as _waits_by_hour
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -163,14 +170,25 @@ def chart(table: ReportTable, locale: str) -> Markup:
         return charts.bars(rows, series, title=name, stacked=True, empty=empty)
 
     if table.name is ReportName.DEMAND_HEATMAP:
+        # Shaded by booking attempts (booked + refused); a range from before attempts were
+        # counted has none, and is shaded by the requests recorded (bookings made).
+        counted = int(table.totals.get("attempts") or 0) > 0
+        attempts = heat_grid(table.rows, "attempts")
+        refused = heat_grid(table.rows, "sold_out_refusals")
+        shares: list[list[float | None]] = [
+            [rate(refused[day][hour], attempts[day][hour]) for hour in range(24)]
+            for day in range(7)
+        ]
         return charts.heatmap(
-            heat_grid(table.rows),
+            attempts if counted else heat_grid(table.rows),
             heat_grid(table.rows, "sellouts"),
             weekdays=[texts.weekday(day, locale) for day in range(7)],
             title=name,
-            value_name=t("chart.requests"),
+            value_name=t("chart.attempts") if counted else t("chart.requests"),
             mark_name=t("chart.sellouts"),
             mark_legend=t("chart.sellouts_legend"),
+            shares=shares if counted else None,
+            share_name=t("chart.sold_out_refused"),
         )
 
     if table.name is ReportName.UTILISATION:

@@ -113,6 +113,20 @@ class WaitlistFact:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptFact:
+    """Booking attempts (booking's counts of the booking POST) for one session from one
+    channel in one local hour of the hospital's clock, with one outcome: `booked`,
+    `sold_out` or another refusal's code."""
+
+    session_id: uuid.UUID
+    channel: str
+    day: date
+    hour: int
+    outcome: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
 class VisitFact:
     session_id: uuid.UUID
     checked_in_at: datetime
@@ -140,6 +154,7 @@ class DayFacts:
     waitlist: Sequence[WaitlistFact] = ()
     visits: Sequence[VisitFact] = ()
     money: Sequence[MoneyFact] = ()
+    attempts: Sequence[AttemptFact] = ()
 
 
 # --- the summary rows ---------------------------------------------------------------------
@@ -157,7 +172,18 @@ DAY_COUNTS = (
     "waitlist_accepted",
 )
 PLACE_COUNTS = ("sessions", "stopped_sessions", "capacity", "remote_capacity")
-DEMAND_COUNTS = ("requests", "waitlist_joins", "sellouts")
+DEMAND_COUNTS = (
+    "requests",
+    "waitlist_joins",
+    "sellouts",
+    "attempts",
+    "sold_out_refusals",
+    "other_refusals",
+)
+# An attempt's outcomes (booking.demand): a place taken, or refused as sold out; any other
+# outcome is another refusal's code (limits, closed, already booked…).
+ATTEMPT_BOOKED = "booked"
+ATTEMPT_SOLD_OUT = "sold_out"
 WAIT_COUNTS = ("visits", "called", "wait_seconds", "finished", "consult_seconds")
 MONEY_COUNTS = ("payments", "paid_fen", "refunds", "refund_fen")
 
@@ -305,18 +331,32 @@ def summarise_day(facts: DayFacts, *, hospital_id: uuid.UUID, timezone: str) -> 
     day_keys = ("campus_id", "department_id", "doctor_id", "level_id", "channel")
     days = _counter(DAY_COUNTS)
     demand = _counter(DEMAND_COUNTS)
-    demand_keys = ("request_day", "weekday", "hour", "campus_id", "department_id", "channel")
+    demand_keys = (
+        "request_day",
+        "weekday",
+        "hour",
+        "campus_id",
+        "department_id",
+        "doctor_id",
+        "channel",
+    )
     by_session: defaultdict[uuid.UUID, list[AppointmentFact]] = defaultdict(list)
     waiting: defaultdict[uuid.UUID, list[WaitlistFact]] = defaultdict(list)
 
     def demand_key(session: SessionFact, at: datetime, channel: str) -> tuple[Any, ...]:
         request_day, hour = local_hour(at, tz)
+        return local_demand_key(session, request_day, hour, channel)
+
+    def local_demand_key(
+        session: SessionFact, request_day: date, hour: int, channel: str
+    ) -> tuple[Any, ...]:
         return (
             request_day,
             request_day.weekday(),
             hour,
             session.campus_id,
             session.department_id,
+            session.doctor_id,
             channel,
         )
 
@@ -349,6 +389,18 @@ def summarise_day(facts: DayFacts, *, hospital_id: uuid.UUID, timezone: str) -> 
         sold_out = sellout_instant(session.remote_capacity, appointments)
         if sold_out is not None:
             demand[demand_key(session, sold_out, NO_CHANNEL)]["sellouts"] += 1
+
+    # Attempts are counted by booking per local hour already.
+    for attempt in facts.attempts:
+        session = sessions.get(attempt.session_id)
+        if session is None:
+            continue
+        counts = demand[local_demand_key(session, attempt.day, attempt.hour, attempt.channel)]
+        counts["attempts"] += attempt.attempts
+        if attempt.outcome == ATTEMPT_SOLD_OUT:
+            counts["sold_out_refusals"] += attempt.attempts
+        elif attempt.outcome != ATTEMPT_BOOKED:
+            counts["other_refusals"] += attempt.attempts
 
     out.day_rows = _rows(days, day_keys, base)
     out.session_rows = [
@@ -491,30 +543,66 @@ def bookings_by_channel(grouped: Sequence[Mapping[str, Any]]) -> ReportTable:
     return ReportTable(ReportName.BOOKINGS_BY_CHANNEL, columns, rows, totals)
 
 
+HEAT_COUNTS = (
+    "attempts",
+    "sold_out_refusals",
+    "other_refusals",
+    "requests",
+    "waitlist_joins",
+    "sellouts",
+)
+
+
+def _heat_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    counts = {key: int(row[key]) for key in HEAT_COUNTS}
+    return {
+        "department": row["department"],
+        "weekday": int(row["weekday"]),
+        "hour": int(row["hour"]),
+        "attempts": counts["attempts"],
+        "booked_attempts": counts["attempts"]
+        - counts["sold_out_refusals"]
+        - counts["other_refusals"],
+        "sold_out_refusals": counts["sold_out_refusals"],
+        "other_refusals": counts["other_refusals"],
+        "sold_out_share": rate(counts["sold_out_refusals"], counts["attempts"]),
+        "requests": counts["requests"],
+        "waitlist_joins": counts["waitlist_joins"],
+        "sellouts": counts["sellouts"],
+    }
+
+
 def demand_heatmap(grouped: Sequence[Mapping[str, Any]]) -> ReportTable:
-    """`grouped`: per department, weekday (0 = Monday) and hour, the sums of requests,
-    waitlist_joins and sellouts (report_demand)."""
-    rows = [
-        {
-            "department": row["department"],
-            "weekday": int(row["weekday"]),
-            "hour": int(row["hour"]),
-            "requests": int(row["requests"]),
-            "waitlist_joins": int(row["waitlist_joins"]),
-            "sellouts": int(row["sellouts"]),
-        }
-        for row in grouped
-    ]
+    """`grouped`: per department, weekday (0 = Monday) and hour, the sums of attempts,
+    sold_out_refusals, other_refusals, requests, waitlist_joins and sellouts
+    (report_demand). An attempt is a booking POST a booking rule answered: booked (a place
+    taken) or refused; the sell-out share is the attempts refused as sold out ÷ attempts."""
+    rows = [_heat_row(row) for row in grouped]
     rows.sort(key=lambda r: (r["department"], r["weekday"], r["hour"]))
     columns = (
         ReportColumn("department", ColumnKind.TEXT),
         ReportColumn("weekday"),
         ReportColumn("hour"),
+        ReportColumn("attempts"),
+        ReportColumn("booked_attempts"),
+        ReportColumn("sold_out_refusals"),
+        ReportColumn("other_refusals"),
+        ReportColumn("sold_out_share", ColumnKind.RATE),
         ReportColumn("requests"),
         ReportColumn("waitlist_joins"),
         ReportColumn("sellouts"),
     )
-    totals = _sum(rows, ("requests", "waitlist_joins", "sellouts"))
+    summed = _sum(rows, ("booked_attempts", *HEAT_COUNTS))
+    totals: dict[str, Any] = {
+        "attempts": summed["attempts"],
+        "booked_attempts": summed["booked_attempts"],
+        "sold_out_refusals": summed["sold_out_refusals"],
+        "other_refusals": summed["other_refusals"],
+        "sold_out_share": rate(summed["sold_out_refusals"], summed["attempts"]),
+        "requests": summed["requests"],
+        "waitlist_joins": summed["waitlist_joins"],
+        "sellouts": summed["sellouts"],
+    }
     return ReportTable(ReportName.DEMAND_HEATMAP, columns, rows, totals)
 
 
@@ -721,12 +809,13 @@ def revenue_by_period(rows: Sequence[Mapping[str, Any]]) -> list[tuple[date, int
 
 
 def busiest(rows: Sequence[dict[str, Any]], limit: int = HEAT_TABLE_ROWS) -> list[dict[str, Any]]:
-    """The heat map's `limit` busiest cells (department × weekday × hour): most requests
-    first, then most sell-outs and waitlist joins. A page shows these; a year of a large
-    hospital has thousands of cells, which only the files hold whole."""
+    """The heat map's `limit` busiest cells (department × weekday × hour): most attempts
+    first, then most requests, sell-outs and waitlist joins. A page shows these; a year of a
+    large hospital has thousands of cells, which only the files hold whole."""
     ordered = sorted(
         rows,
         key=lambda r: (
+            -int(r["attempts"]),
             -int(r["requests"]),
             -int(r["sellouts"]),
             -int(r["waitlist_joins"]),

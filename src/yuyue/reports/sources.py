@@ -15,12 +15,14 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.booking import demand as booking_demand
 from yuyue.booking.models import Appointment
 from yuyue.booking.waitlist.models import WaitlistEntry
 from yuyue.payments.models import PaymentOrder, Refund
 from yuyue.payments.states import RefundState
 from yuyue.reports.rules import (
     AppointmentFact,
+    AttemptFact,
     DayFacts,
     MoneyFact,
     SessionFact,
@@ -139,6 +141,13 @@ async def day_facts(session: AsyncSession, *, hospital_id: uuid.UUID, day: date)
     waitlist: list[WaitlistFact] = []
     visits: list[VisitFact] = []
     money: list[MoneyFact] = []
+    # Booking attempts through booking's public read (it owns the counts and their table).
+    attempts = [
+        AttemptFact(a.session_id, a.channel, a.day, a.hour, a.outcome, a.attempts)
+        for a in await booking_demand.session_attempts(
+            session, hospital_id=hospital_id, session_ids=[item.id for item in sessions]
+        )
+    ]
     for ids in _chunks([item.id for item in sessions]):
         for a in await session.execute(
             select(
@@ -170,7 +179,7 @@ async def day_facts(session: AsyncSession, *, hospital_id: uuid.UUID, day: date)
         ):
             visits.append(VisitFact(*v))
         money.extend(await _money(session, ids))
-    return DayFacts(day, sessions, appointments, waitlist, visits, money)
+    return DayFacts(day, sessions, appointments, waitlist, visits, money, attempts)
 
 
 async def _money(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[MoneyFact]:

@@ -30,9 +30,15 @@ i18n.register(
             "made, still kept, cancelled, expired unpaid, attended, no-show.",
         ),
         "reports.about.demand-heatmap": (
-            "预约请求（成功预约与候补登记）发生在星期几、几点；圆圈为号源约满的时刻。按请求日期筛选。",
-            "When requests came (bookings made and waitlist joins), by weekday and hour of "
-            "the request; rings mark when sessions sold out. Filtered by the request's date.",
+            "患者在星期几、几点尝试挂号：挂号尝试 = 成功 + 被拒"
+            "（已约满、超出限额、未到放号时间等），"
+            "约满拒绝占比 = 因已约满被拒 ÷ 尝试；另列已记录的预约与候补登记。"
+            "圆圈为号源约满的时刻，格子下沿的紫色条为约满拒绝占比。按请求日期筛选。",
+            "When patients tried to book, by weekday and hour: attempts = booked + refused "
+            "(sold out, limits, outside the window…), and the sold-out share = refused as "
+            "sold out ÷ attempts; beside them the bookings made and waitlist joins recorded. "
+            "Rings mark when sessions sold out, the purple bar along a cell's foot its "
+            "sold-out share. Filtered by the request's date.",
         ),
         "reports.about.utilisation": (
             "按就诊日期：放出的号源、被占用（含待支付）、仍待支付、未使用、退回（取消或超时）。",
@@ -106,6 +112,11 @@ i18n.register(
         "reports.col.requests": ("预约请求", "Requests"),
         "reports.col.waitlist_joins": ("候补登记", "Waitlist joins"),
         "reports.col.sellouts": ("约满场次", "Sell-outs"),
+        "reports.col.attempts": ("挂号尝试", "Attempts"),
+        "reports.col.booked_attempts": ("尝试成功", "Booked"),
+        "reports.col.sold_out_refusals": ("约满被拒", "Refused: sold out"),
+        "reports.col.other_refusals": ("其他被拒", "Refused: other"),
+        "reports.col.sold_out_share": ("约满拒绝占比", "Sold-out share"),
         "reports.col.places": ("放号数", "Places"),
         "reports.col.used": ("已占用", "Used"),
         "reports.col.held": ("待支付", "Held"),
@@ -156,6 +167,8 @@ i18n.register(
         "reports.chart.paid": ("收款", "Taken"),
         "reports.chart.refunded": ("退款", "Refunded"),
         "reports.chart.requests": ("预约请求", "Requests"),
+        "reports.chart.attempts": ("挂号尝试", "Attempts"),
+        "reports.chart.sold_out_refused": ("约满拒绝占比", "Sold-out share of attempts"),
         "reports.chart.sellouts": ("约满", "Sold out"),
         "reports.chart.sellouts_legend": (
             "约满场次（圈越粗越多，圈内为场次数）",

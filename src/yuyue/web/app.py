@@ -89,12 +89,17 @@ def create_app(
             )
             attach(ctx, jobs)
             jobs.start_doorbell()
+            # This process's booking attempts, added to the database now and then.
+            ctx.demand.start(ctx.db, every=settings.demand_flush_seconds)
             if worker_enabled:
                 jobs.start_consumer()
             settle_garbage_collector()
         try:
             yield
         finally:
+            # What is still counted is written before the database goes (also without
+            # the periodic flush: tests and scripts serve too).
+            await ctx.demand.stop(ctx.db)
             if jobs is not None:
                 detach(ctx)
                 await asyncio.to_thread(jobs.close)

@@ -18,11 +18,12 @@ from yuyue.booking.availability import (
     SharedSoldOut,
     SoldOutCache,
 )
+from yuyue.booking.demand import DemandCounter
 from yuyue.booking.facts import PolicyCache, SessionInfoCache, warm_session_infos
 from yuyue.booking.readpath import ReadCache
 from yuyue.booking.service import Caches, NeedsTransaction, recent_idempotency_keys
 from yuyue.config import Settings
-from yuyue.kit.clock import Clock, SystemClock
+from yuyue.kit.clock import Clock, SystemClock, epoch_seconds
 from yuyue.kit.crypto import FieldCipher, MasterSecrets, TokenSigner
 from yuyue.kit.db import Database
 from yuyue.kit.errors import YuyueError
@@ -75,6 +76,9 @@ class AppContext:
     # Requests finding out, on the full path, that a session has no place left for them;
     # others asking the same wait for that answer (booking/api.py).
     last_places: dict[Any, asyncio.Future[None]] = field(default_factory=dict)
+    # Booking attempts and their outcomes, counted in memory and written now and then
+    # (booking/demand.py), for the demand heat map.
+    demand: DemandCounter = field(default_factory=DemandCounter)
     # Booking transactions take turns per clinic session (booking/api.py).
     booking_turns: Turns = field(default_factory=Turns)
     # Booking transactions that arrive together, committed together.
@@ -213,6 +217,7 @@ class AppContext:
             gateways=gateways_from_settings(settings),
             insurance=insurance_gateway_from_settings(settings),
         )
+        ctx.demand = DemandCounter(epoch_seconds(ctx.clock))
         database = ctx.db
         ctx.booking_group = GroupCommit(
             # Looked up at each use, so that whatever wraps the database's methods (a test
