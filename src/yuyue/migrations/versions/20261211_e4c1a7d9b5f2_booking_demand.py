@@ -2,7 +2,7 @@
 refused attempts); reports: attempts, refusals and the doctor in report_demand
 
 Revision ID: e4c1a7d9b5f2
-Revises: d2b6f1a9c3e8
+Revises: e1c7a3f5b9d2
 Create Date: 2026-12-11 08:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "e4c1a7d9b5f2"
-down_revision: str | None = "d2b6f1a9c3e8"
+down_revision: str | None = "e1c7a3f5b9d2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
