@@ -69,7 +69,10 @@ class SoldOutFastPath:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        answer = await self._answer(scope, body)
+        # The caller is looked up once (the key's digest is an HMAC) for both paths below.
+        headers = dict(scope["headers"])
+        actor = self._actor(headers)
+        answer = await self._answer(headers, actor, body) if actor is not None else None
         if answer is not None:
             REFUSALS.labels("sold_out").inc()
             await send({"type": "http.response.start", "status": 409, "headers": _HEADERS})
@@ -84,21 +87,26 @@ class SoldOutFastPath:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        response = await self._book(scope, body, replay)
+        response = (
+            await self._book(scope, headers, actor, body, replay) if actor is not None else None
+        )
         if response is not None:
             await response(scope, replay, send)
             return
         await self.app(scope, replay, send)
 
-    async def _book(self, scope: Scope, body: bytes, receive: Receive) -> Response | None:
+    async def _book(
+        self,
+        scope: Scope,
+        headers: dict[bytes, bytes],
+        actor: Actor,
+        body: bytes,
+        receive: Receive,
+    ) -> Response | None:
         """Books a well-formed request from a known API key without the router, dependency
         resolution and a second validation: the same `book_request` the route calls, and
         its refusals answered by the application's own handlers. Anything else (an unknown
         caller, a body the route would refuse) goes through the router as usual."""
-        headers = dict(scope["headers"])
-        actor = self._actor(headers)
-        if actor is None:
-            return None
         try:
             request = AppointmentCreate.model_validate_json(body)
         except ValidationError:
@@ -138,11 +146,7 @@ class SoldOutFastPath:
         actor = self.ctx.actors.get(crypto.api_key_digest(token.strip()))
         return actor if isinstance(actor, Actor) else None
 
-    async def _answer(self, scope: Scope, body: bytes) -> bytes | None:
-        headers = dict(scope["headers"])
-        actor = self._actor(headers)
-        if actor is None:
-            return None
+    async def _answer(self, headers: dict[bytes, bytes], actor: Actor, body: bytes) -> bytes | None:
         request = _booking_request(body)
         if request is None:
             return None
