@@ -58,6 +58,7 @@ from yuyue.portal.web import (
 from yuyue.scheduling import service as scheduling_service
 from yuyue.scheduling.models import Campus, ClinicSession, Department, Doctor
 from yuyue.scheduling.rules import pools_for_channel
+from yuyue.visits import service as visits_service
 from yuyue.web.pagekit import is_htmx
 
 router = APIRouter(include_in_schema=False)
@@ -654,6 +655,14 @@ async def appointments(request: Request, who: VisitorDep) -> Response:
     rows = await _account_appointments(who)
     async with who.ctx.db.read() as session:
         names = {p.id: p.name for p in await account_patients(session, who)}
+        walk_ins = await visits_service.walk_in_numbers(
+            session, appointment_ids=[a.id for a in rows]
+        )
+    # A booked appointment shows its booked number; a walk-in its walk-in number (现1).
+    numbers = {
+        a.id: visits_service.number_label(a.sequence_number, walk_ins.get(a.id), locale=who.locale)
+        for a in rows
+    }
     upcoming = sorted(
         (
             a
@@ -665,7 +674,15 @@ async def appointments(request: Request, who: VisitorDep) -> Response:
         key=lambda a: (a.session.date, a.slot.start),
     )
     past = [a for a in rows if a not in upcoming]
-    return render(request, who, "appointments.html", upcoming=upcoming, past=past, names=names)
+    return render(
+        request,
+        who,
+        "appointments.html",
+        upcoming=upcoming,
+        past=past,
+        names=names,
+        numbers=numbers,
+    )
 
 
 async def own_appointment(
@@ -744,6 +761,12 @@ async def appointment_page(
         reminders = await notifications.pending_reminders(session, appointment_id=appointment.id)
         panel = await live.live_panel(session, who, appointment)
         payment = await money_of(session, appointment.id)
+        number = await visits_service.patient_number(
+            session,
+            appointment_id=appointment.id,
+            sequence_number=appointment.sequence_number,
+            locale=who.locale,
+        )
     fee_note = request.query_params.get("fee")
     return render(
         request,
@@ -760,6 +783,7 @@ async def appointment_page(
         fee_note=fee_note if fee_note in ("carried", "refunded") else None,
         reminders=reminders,
         a=view,
+        number=number,
         patient=patient,
         department=department,
         campus=campus,
