@@ -445,6 +445,10 @@ async def session_page(
         campuses = await scheduling_service.department_campuses(
             session, hospital_id=who.hospital.id, department_ids=[listed.department.id]
         )
+        # 加号: places added beyond the timetable, marked as such on their slot.
+        extra_places = await scheduling_service.extra_places_left(
+            session, session_id=session_id, pools=pools_for_channel(PORTAL_CHANNEL)
+        )
     alternatives: list[dict[str, Any]] = []
     if listed.bookability.state is booking_rules.BookableState.FULL:
         alternatives = await _alternatives(who, session_id, None)
@@ -460,6 +464,7 @@ async def session_page(
         ),
         s=listed,
         slots=slots,
+        extra_places=extra_places,
         patients=patients,
         chosen_slot=slot,
         chosen_patient=patient or (patients[0].id if len(patients) == 1 else None),
@@ -767,6 +772,7 @@ async def appointment_page(
             sequence_number=appointment.sequence_number,
             locale=who.locale,
         )
+        extra_place = await scheduling_service.is_extra_place(session, pool_id=appointment.pool_id)
     fee_note = request.query_params.get("fee")
     return render(
         request,
@@ -784,6 +790,7 @@ async def appointment_page(
         reminders=reminders,
         a=view,
         number=number,
+        extra_place=extra_place,
         patient=patient,
         department=department,
         campus=campus,
