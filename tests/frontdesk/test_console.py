@@ -149,8 +149,15 @@ class TestHome:
             "finance_orders",
             "finance_reconciliation",
             "password",
+            "sessions",
         ]
-        assert hidden_keys(found.text) == ["reports", "quota_advice", "finance_orders", "password"]
+        assert hidden_keys(found.text) == [
+            "reports",
+            "quota_advice",
+            "finance_orders",
+            "password",
+            "sessions",
+        ]
         assert 'data-testid="menu-none" hidden' in found.text
         nothing = await browser.page("/staff", params={"q": "排班"})
         assert set(hidden_keys(nothing.text)) == set(menu_keys(nothing.text))
@@ -663,4 +670,137 @@ class TestAuditViewer:
         before = await row_counts(ctx.db)
         assert (await browser.page("/staff/audit")).status_code == 403
         assert (await browser.page("/staff/audit", params={"format": "csv"})).status_code == 403
+        assert await row_counts(ctx.db) == before
+
+
+async def live_sessions(ctx: AppContext, username: str) -> int:
+    found = await user(ctx, username)
+    async with ctx.db.read() as s:
+        rows = await staff_service.user_sessions(s, user_id=found.id, now=NOW + timedelta(days=3))
+    return sum(1 for row, _ in rows if row.ended_at is None)
+
+
+def session_ids(html: str) -> list[str]:
+    return re.findall(r'action="/staff/sessions/([0-9a-f-]{36})/end"', html)
+
+
+class TestSignIns:
+    async def test_a_nurse_sees_their_sign_ins_and_ends_another_browsers(
+        self, open_browser: Opener, ctx: AppContext
+    ) -> None:
+        elsewhere = await open_browser("nurse")
+        here = await open_browser("nurse")
+        page = await here.page("/staff/sessions")
+        assert page.status_code == 200
+        assert page.text.count('data-testid="session"') == 2
+        assert page.text.count('data-current="yes"') == 1
+        # The other browser's is the one not marked current.
+        current = re.search(
+            r'data-current="yes">.*?action="/staff/sessions/([0-9a-f-]{36})/end"', page.text, re.S
+        )
+        assert current is not None
+        [other] = [sid for sid in session_ids(page.text) if sid != current.group(1)]
+        ended = await here.submit(f"/staff/sessions/{other}/end")
+        assert ended.status_code == 303 and ended.headers["location"].endswith("?done=ended")
+        assert (await elsewhere.page("/desk")).status_code == 303  # sent to sign in
+        assert (await here.page("/desk")).status_code == 200
+        shown = await here.page(ended.headers["location"])
+        assert "该登录已结束" in shown.text and "本人结束" in shown.text
+
+    async def test_ending_the_one_in_use_signs_this_browser_out(
+        self, open_browser: Opener, ctx: AppContext
+    ) -> None:
+        here = await open_browser("doc")
+        page = await here.page("/staff/sessions")
+        [mine] = session_ids(page.text)
+        ended = await here.submit(f"/staff/sessions/{mine}/end")
+        assert ended.headers["location"] == "/staff/signin"
+        assert (await here.page("/doctor")).status_code == 303
+
+    async def test_someone_elses_sign_in_cannot_be_ended_and_nothing_changes(
+        self, open_browser: Opener, ctx: AppContext
+    ) -> None:
+        victim = await open_browser("fin")
+        [theirs] = session_ids((await victim.page("/staff/sessions")).text)
+        other = await open_browser("nurse")
+        await other.page("/staff/sessions")
+        before = await row_counts(ctx.db)
+        refused = await other.submit(f"/staff/sessions/{theirs}/end")
+        assert refused.status_code == 404
+        forged = await other.http.post(f"/staff/sessions/{theirs}/end", data={"csrf": "x"})
+        assert forged.status_code == 403
+        assert await row_counts(ctx.db) == before
+        assert (await victim.page("/finance")).status_code == 200
+
+    async def test_an_administrator_ends_every_sign_in_of_a_member(
+        self, open_browser: Opener, ctx: AppContext
+    ) -> None:
+        first, second = await open_browser("reg"), await open_browser("reg")
+        admin = await open_browser("adm")
+        registrar = await user(ctx, "reg")
+        page = await admin.page(f"/staff/accounts/{registrar.id}")
+        assert page.text.count('data-live="yes"') == 2
+        ended = await admin.submit(f"/staff/accounts/{registrar.id}/end-sessions")
+        assert ended.headers["location"] == f"/staff/accounts/{registrar.id}?done=sessions_ended"
+        shown = await admin.page(ended.headers["location"])
+        assert "其全部登录已结束" in shown.text and 'data-live="yes"' not in shown.text
+        assert "管理员结束" in shown.text
+        for browser in (first, second):
+            assert (await browser.page("/desk/window")).status_code == 303
+        [entry] = await audit(ctx, "staff.sessions_ended")
+        assert entry.after == {"sessions_ended": 2}
+        assert (await admin.page("/staff")).status_code == 200
+
+    async def test_only_an_administrator_ends_a_members_sign_ins(
+        self, open_browser: Opener, ctx: AppContext
+    ) -> None:
+        nurse_browser = await open_browser("nurse")
+        scheduler = await open_browser("sched")
+        nurse = await user(ctx, "nurse")
+        await scheduler.page("/staff")
+        before = await row_counts(ctx.db)
+        refused = await scheduler.submit(f"/staff/accounts/{nurse.id}/end-sessions")
+        assert refused.status_code == 403
+        assert await row_counts(ctx.db) == before
+        assert (await nurse_browser.page("/desk")).status_code == 200
+
+
+class TestSecondFactorRoles:
+    async def test_the_administrator_chooses_the_roles_and_a_nurse_must_then_set_it_up(
+        self, open_browser: Opener, ctx: AppContext, staffed: World
+    ) -> None:
+        admin = await open_browser("adm")
+        page = await admin.page("/staff/accounts")
+        assert 'data-testid="second-factor-roles"' in page.text
+        assert 'value="nurse" checked' not in page.text
+        saved = await admin.submit("/staff/second-factor-roles", {"second_factor_roles": "nurse"})
+        assert saved.status_code == 303
+        shown = await admin.page(saved.headers["location"])
+        assert "已保存必须使用动态验证码的角色" in shown.text
+        assert re.search(r'value="nurse" checked', shown.text)
+        async with ctx.db.read() as s:
+            required = await staff_service.second_factor_roles(s, staffed.hospital.id)
+        assert required == frozenset({Role.NURSE})
+        [entry] = await audit(ctx, "staff.second_factor_roles")
+        assert entry.after == {"second_factor_roles": ["nurse"]}
+        # A nurse without a factor now reaches only its set-up; a doctor is not asked.
+        nurse = await open_browser(None)
+        signed = await sign_in_form(nurse.http, {"username": "nurse", "password": PASSWORD})
+        assert signed.headers["location"] == "/staff/second-factor"
+        assert (await nurse.page("/desk")).status_code == 303
+        doctor = await open_browser("doc")
+        assert (await doctor.page("/doctor")).status_code == 200
+
+    async def test_an_unknown_role_or_another_role_changes_nothing(
+        self, open_browser: Opener, ctx: AppContext, staffed: World
+    ) -> None:
+        admin = await open_browser("adm")
+        await admin.page("/staff/accounts")
+        scheduler = await open_browser("sched")
+        await scheduler.page("/staff")
+        before = await row_counts(ctx.db)
+        refused = await admin.submit("/staff/second-factor-roles", {"second_factor_roles": "kiosk"})
+        assert refused.status_code == 422
+        other = await scheduler.submit("/staff/second-factor-roles", {"second_factor_roles": ""})
+        assert other.status_code == 403
         assert await row_counts(ctx.db) == before

@@ -290,7 +290,9 @@ class TestDesk:
     ) -> None:
         appointment = await book(floor)
         nurse = await staff(http, "nurse")
-        found = await nurse.page(f"/desk?q={appointment.voucher_code}")
+        await nurse.page("/desk")
+        found = await nurse.submit("/desk/find", {"q": appointment.voucher_code})
+        assert found.status_code == 200, found.text
         assert found.text.count('data-testid="match"') == 1
         assert floor.world.patient.name in found.text
         done = await nurse.submit("/desk/check-in", {"appointment": str(appointment.id)})
@@ -300,7 +302,31 @@ class TestDesk:
 
     async def test_nothing_found_is_said(self, http: httpx.AsyncClient) -> None:
         nurse = await staff(http, "nurse")
-        assert "没有找到今天的预约" in (await nurse.page("/desk?q=99999999")).text
+        await nurse.page("/desk")
+        assert "没有找到今天的预约" in (await nurse.submit("/desk/find", {"q": "99999999"})).text
+
+    async def test_the_search_form_posts_and_an_address_search_is_ignored(
+        self, http: httpx.AsyncClient, floor: Floor
+    ) -> None:
+        appointment = await book(floor)
+        nurse = await staff(http, "nurse")
+        page = await nurse.page(f"/desk?q={appointment.voucher_code}")
+        # The page carries a POST search with its token; an address never searches.
+        assert 'method="post" action="/desk/find"' in page.text
+        assert 'method="get" action="/desk" class="card" role="search"' not in page.text
+        assert 'data-testid="match"' not in page.text
+        assert 'data-testid="none-found"' not in page.text
+
+    async def test_a_search_without_the_forms_token_is_refused_and_not_logged(
+        self, http: httpx.AsyncClient, floor: Floor
+    ) -> None:
+        appointment = await book(floor)
+        await staff(http, "nurse")
+        before = await row_counts(floor.ctx.db)
+        refused = await http.post("/desk/find", data={"q": appointment.voucher_code})
+        assert refused.status_code == 403
+        assert floor.world.patient.name not in refused.text
+        assert await row_counts(floor.ctx.db) == before
 
     async def test_walk_in_registers_and_checks_in(
         self, http: httpx.AsyncClient, floor: Floor

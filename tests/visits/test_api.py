@@ -11,8 +11,11 @@ from tests import factories as f
 from tests.conftest import NOW, World
 from tests.helpers import assert_problem, row_counts, staff_auth
 from tests.visits import support as v
+from yuyue.booking import service as booking_service
 from yuyue.kit.clock import FixedClock
+from yuyue.patients import service as patient_service
 from yuyue.patients.models import Patient
+from yuyue.patients.rules import IdType
 from yuyue.scheduling.enums import Channel
 from yuyue.staff.enums import Role
 from yuyue.visits.events import QueueEvent
@@ -140,6 +143,85 @@ class TestCheckInApi:
         assert_problem(response, 422, "validation_error")
 
 
+async def book_known(ctx: AppContext, world: World) -> tuple[str, str]:
+    """A patient with an identity and a phone number the test knows, booked for the visit
+    day; returns the two numbers."""
+    id_number, phone = f.resident_id(), f.phone()
+    async with ctx.db.session_scope() as s:
+        patient = await patient_service.register_patient(
+            s,
+            hospital_id=world.hospital.id,
+            cipher=ctx.cipher,
+            name="周九",
+            id_type=IdType.RESIDENT_ID,
+            id_number=id_number,
+            phone=phone,
+            account_phone=None,
+            birth_date=None,
+            sex=None,
+            account_patients_max=5,
+            today=NOW.date(),
+            now=NOW,
+        )
+        await booking_service.book(
+            s,
+            actor=v.app_actor(world),
+            patient_id=patient.id,
+            session_id=world.session.id,
+            slot_id=None,
+            now=NOW,
+        )
+    return id_number, phone
+
+
+class TestDeskLookupKeepsNumbersOutOfAddresses:
+    async def test_identity_and_phone_numbers_are_looked_up_in_the_body(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World, clock: FixedClock
+    ) -> None:
+        id_number, phone = await book_known(ctx, world)
+        clock.set(v.local(7, 30))
+        nurse = await staff_auth(client, ctx, world, Role.NURSE)
+        for query in (id_number, phone, f"{phone[:3]} {phone[3:7]} {phone[7:]}"):
+            found = await client.post("/api/v1/desk/lookup", json={"q": query}, headers=nurse)
+            assert found.status_code == 200, found.text
+            assert [m["patient_name"] for m in found.json()] == ["周九"], query
+
+    async def test_an_identity_or_phone_number_in_the_address_is_refused_unsearched_unlogged(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World, clock: FixedClock
+    ) -> None:
+        id_number, phone = await book_known(ctx, world)
+        clock.set(v.local(7, 30))
+        nurse = await staff_auth(client, ctx, world, Role.NURSE)
+        before = await row_counts(ctx.db)
+        for query in (id_number, phone, "a.voucher.token"):
+            refused = await client.get("/api/v1/desk/lookup", params={"q": query}, headers=nurse)
+            body = assert_problem(refused, 422, "lookup_in_url")
+            assert id_number not in body["detail"] and phone not in body["detail"]
+        # Not even the read log: nothing was searched.
+        assert await row_counts(ctx.db) == before
+
+    async def test_a_short_code_may_still_be_looked_up_in_the_address(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World, clock: FixedClock
+    ) -> None:
+        booked = await v.book(ctx, world, ordinal=0)
+        clock.set(v.local(7, 30))
+        nurse = await staff_auth(client, ctx, world, Role.NURSE)
+        code = booked.voucher_code
+        found = await client.get(
+            "/api/v1/desk/lookup", params={"q": f"{code[:4]} {code[4:]}"}, headers=nurse
+        )
+        assert found.status_code == 200, found.text
+        assert [m["appointment_id"] for m in found.json()] == [str(booked.id)]
+
+    async def test_a_short_or_missing_query_is_a_validation_problem(
+        self, client: httpx.AsyncClient, ctx: AppContext, world: World
+    ) -> None:
+        nurse = await staff_auth(client, ctx, world, Role.NURSE)
+        for body in ({}, {"q": "12"}, {"q": "1" * 2001}):
+            answer = await client.post("/api/v1/desk/lookup", json=body, headers=nurse)
+            assert_problem(answer, 422, "validation_error")
+
+
 class TestDeskAndCallingApi:
     async def test_desk_walk_in_then_doctor_calls_and_nurse_moves(
         self, client: httpx.AsyncClient, ctx: AppContext, world: World, clock: FixedClock
@@ -148,8 +230,8 @@ class TestDeskAndCallingApi:
         clock.set(v.local(7, 30))
         nurse = await staff_auth(client, ctx, world, Role.NURSE)
         doctor = await staff_auth(client, ctx, world, Role.DOCTOR, doctor=world.doctor)
-        found = await client.get(
-            "/api/v1/desk/lookup", params={"q": booked.voucher_code}, headers=nurse
+        found = await client.post(
+            "/api/v1/desk/lookup", json={"q": booked.voucher_code}, headers=nurse
         )
         assert found.status_code == 200, found.text
         assert [m["appointment_id"] for m in found.json()] == [str(booked.id)]

@@ -82,6 +82,20 @@ class TestHeadersOnEveryAnswer:
         ]
         assert offenders == []
 
+    async def test_no_form_or_link_puts_a_security_token_in_an_address(self) -> None:
+        """A GET form sends its fields in the address, which access logs, proxies and the
+        browser's history keep: a CSRF token (or any token) must never be one of them."""
+        get_form = re.compile(r"<form\b[^>]*method=\"get\"[^>]*>(.*?)</form>", re.I | re.S)
+        offenders = []
+        for path in TEMPLATES.rglob("*.html"):
+            text = path.read_text(encoding="utf-8")
+            for form in get_form.findall(text):
+                if re.search(r"name=\"(csrf|token)\"|v\.csrf", form):
+                    offenders.append(str(path.relative_to(TEMPLATES)))
+            if re.search(r"[?&](csrf|token)=", text):
+                offenders.append(f"{path.relative_to(TEMPLATES)} (link)")
+        assert offenders == []
+
     async def test_api_docs_get_a_policy_that_lets_swagger_ui_load(
         self, client: httpx.AsyncClient
     ) -> None:

@@ -34,16 +34,19 @@ from yuyue.payments import export as tables
 from yuyue.scheduling import service as scheduling
 from yuyue.staff import accounts
 from yuyue.staff import audit as audit_trail
+from yuyue.staff import service as staff_service
 from yuyue.staff.api import StaffAccountCreate
 from yuyue.staff.enums import Role
-from yuyue.staff.models import AuditEntry, StaffUser
-from yuyue.staff.rules import Actor
+from yuyue.staff.models import AuditEntry, StaffSession, StaffUser
+from yuyue.staff.rules import Actor, SessionEnd
 from yuyue.web.pagekit import done_notice, parse_date, parse_uuid
 
 router = APIRouter(include_in_schema=False)
 HOME_PATH = "/staff"
 ACCOUNTS_PATH = "/staff/accounts"
 AUDIT_PATH = "/staff/audit"
+SESSIONS_PATH = "/staff/sessions"
+SECOND_FACTOR_ROLES_PATH = "/staff/second-factor-roles"
 NO_STORE = {"Cache-Control": "no-store"}
 
 i18n.register(
@@ -141,6 +144,11 @@ i18n.register(
         "console.entry.password_hint": (
             "设置新的登录密码。",
             "Set a new password for signing in.",
+        ),
+        "console.entry.sessions": ("我的登录", "My sign-ins"),
+        "console.entry.sessions_hint": (
+            "查看在哪些设备上登录过，结束不再使用或不认识的登录。",
+            "See where you are signed in and end sign-ins you no longer use or do not know.",
         ),
         "role.admin": ("管理员", "Administrator"),
         "role.scheduler": ("排班员", "Scheduler"),
@@ -368,6 +376,7 @@ async def _accounts_page(
     async with who.ctx.db.read() as session:
         users = await accounts.accounts(session, actor=actor)
         places = await _places(session, who)
+        required = await staff_service.second_factor_roles(session, actor.hospital_id)
     return render(
         request,
         who,
@@ -379,6 +388,8 @@ async def _accounts_page(
         all_roles=list(Role),
         error=error,
         form=form or {"roles": []},
+        second_factor_roles={role.value for role in required},
+        done_text=done_notice(request, who, "accounts.done.{done}", ("second_factor_roles",)),
     )
 
 
@@ -505,7 +516,7 @@ def _temporary_password(
 
 
 # What an account page says after a change (`?done=`).
-ACCOUNT_DONE = ("changed", "disabled", "enabled", "second_factor_reset")
+ACCOUNT_DONE = ("changed", "disabled", "enabled", "second_factor_reset", "sessions_ended")
 
 
 async def _account_page(
@@ -520,6 +531,7 @@ async def _account_page(
     async with who.ctx.db.read() as session:
         user = await accounts.account(session, actor=actor, user_id=user_id)
         places = await _places(session, who)
+        signed_in = await staff_service.user_sessions(session, user_id=user.id, now=who.now)
     return render(
         request,
         who,
@@ -534,6 +546,7 @@ async def _account_page(
         audit_link=AUDIT_PATH
         + "?"
         + urlencode({"entity_type": "staff_user", "entity_id": user.id}),
+        sessions=_session_rows(signed_in, actor.session_id),
     )
 
 
@@ -609,7 +622,8 @@ async def _account_change(
 async def account_action(
     request: Request, who: StaffDep, user_id: uuid.UUID, action: str
 ) -> Response:
-    """Disable, enable, reset the password (shown once) or reset the second factor."""
+    """Disable, enable, reset the password (shown once), reset the second factor, or end
+    every sign-in of the person."""
     actor = _accounts_require(request, who)
     await form_of(request, who)
     if action == "password-reset":
@@ -630,6 +644,12 @@ async def account_action(
         return await _account_change(
             request, who, user_id, work, done="enabled" if active else "disabled"
         )
+    if action == "end-sessions":
+
+        async def end_all(session: AsyncSession) -> None:
+            await accounts.end_user_sessions(session, actor=actor, user_id=user_id, now=who.now)
+
+        return await _account_change(request, who, user_id, end_all, done="sessions_ended")
     if action == "second-factor-reset":
 
         async def reset_factor(session: AsyncSession) -> None:
@@ -639,6 +659,141 @@ async def account_action(
             request, who, user_id, reset_factor, done="second_factor_reset"
         )
     raise NotFound(what="page")
+
+
+@router.post(SECOND_FACTOR_ROLES_PATH, response_class=HTMLResponse)
+async def set_second_factor_roles(request: Request, who: StaffDep) -> Response:
+    """Which roles must sign in with a second factor (the hospital's decision); a member of
+    such a role without one is sent to set it up at their next sign-in."""
+    actor = _accounts_require(request, who)
+    await form_of(request, who)
+    chosen = list((await request.form()).getlist("second_factor_roles"))
+    try:
+        roles = [Role(value) for value in chosen if isinstance(value, str)]
+    except ValueError:
+        return await _accounts_page(
+            request, who, status=422, error=_refusal(ValidationFailed(summary="roles"), who)
+        )
+
+    async def work(session: AsyncSession) -> None:
+        await staff_service.set_second_factor_roles(session, actor=actor, roles=roles, now=who.now)
+
+    await who.ctx.db.transact(work)
+    return redirect(f"{ACCOUNTS_PATH}?done=second_factor_roles#second-factor")
+
+
+# --- one's own sign-ins ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """One sign-in as the sessions tables show it."""
+
+    row: StaffSession
+    live: bool
+    current: bool
+
+
+def _session_rows(rows: list[tuple[StaffSession, bool]], current: uuid.UUID | None) -> list[SignIn]:
+    return [SignIn(row, live, row.id == current) for row, live in rows]
+
+
+@router.get(SESSIONS_PATH, response_class=HTMLResponse)
+async def my_sessions(request: Request, who: StaffDep) -> Response:
+    """The signed-in person's sign-ins (live ones and those ended in the last day), each
+    with where from; any of them can be ended here (a browser left signed in elsewhere)."""
+    actor = who.require(request, *Role)
+    async with who.ctx.db.read() as session:
+        rows = await staff_service.user_sessions(session, user_id=uuid.UUID(actor.id), now=who.now)
+    return render(
+        request,
+        who,
+        "console_sessions.html",
+        sessions=_session_rows(rows, actor.session_id),
+        done_text=done_notice(request, who, "sessions.done.{done}", ("ended",)),
+    )
+
+
+@router.post(SESSIONS_PATH + "/{session_id}/end", response_class=HTMLResponse)
+async def end_my_session(request: Request, who: StaffDep, session_id: uuid.UUID) -> Response:
+    """Ends one of one's own sign-ins; its cookie or token stops working at once. Ending
+    the one in use signs this browser out."""
+    actor = who.require(request, *Role)
+    await form_of(request, who)
+
+    async def work(session: AsyncSession) -> None:
+        ended = await staff_service.end_sessions(
+            session,
+            user_id=uuid.UUID(actor.id),
+            reason=SessionEnd.ENDED_BY_USER,
+            now=who.now,
+            session_id=session_id,
+        )
+        if not ended:
+            # Someone else's, unknown, or already ended: the same answer.
+            raise NotFound(what="staff_session")
+
+    await who.ctx.db.transact(work)
+    if session_id == actor.session_id:
+        return redirect("/staff/signin")
+    return redirect(f"{SESSIONS_PATH}?done=ended")
+
+
+i18n.register(
+    {
+        "sessions.title": ("我的登录", "My sign-ins"),
+        "sessions.link": ("我的登录设备", "My sign-ins"),
+        "sessions.hint": (
+            "这里列出您仍有效的登录和最近一天结束的登录。如有不认识的地点或设备，请结束它并修改密码。",
+            "Your live sign-ins and those ended in the last day. If you do not recognise a "
+            "place or device, end it and change your password.",
+        ),
+        "sessions.started": ("登录时间", "Signed in"),
+        "sessions.last_seen": ("最近使用", "Last used"),
+        "sessions.from": ("地址与浏览器", "Address and browser"),
+        "sessions.state": ("状态", "State"),
+        "sessions.live": ("有效", "Live"),
+        "sessions.current": ("当前使用", "This browser"),
+        "sessions.ended": ("已结束", "Ended"),
+        "sessions.end": ("结束", "End"),
+        "sessions.end_all": ("结束其全部登录", "End every sign-in"),
+        "sessions.end_all_hint": (
+            "该员工所有设备上的登录立即失效（例如交接班后忘记退出）；账号本身不受影响。",
+            "Every sign-in of the person stops working at once (a shared computer left "
+            "signed in, say); the account itself is unchanged.",
+        ),
+        "sessions.none": ("没有登录记录。", "No sign-ins."),
+        "sessions.done.ended": ("该登录已结束。", "That sign-in is ended."),
+        "sessions.reason.signed_out": ("已退出", "signed out"),
+        "sessions.reason.password_changed": ("修改密码", "password changed"),
+        "sessions.reason.password_reset": ("重置密码", "password reset"),
+        "sessions.reason.second_factor_reset": ("重置动态验证码", "second factor reset"),
+        "sessions.reason.disabled": ("账号停用", "account disabled"),
+        "sessions.reason.ended_by_user": ("本人结束", "ended by the person"),
+        "sessions.reason.ended_by_admin": ("管理员结束", "ended by an administrator"),
+        "accounts.sessions": ("登录", "Sign-ins"),
+        "accounts.done.sessions_ended": (
+            "其全部登录已结束。",
+            "Every sign-in of the person is ended.",
+        ),
+        "accounts.second_factor_roles": (
+            "必须使用动态验证码的角色",
+            "Roles that must use a second factor",
+        ),
+        "accounts.second_factor_roles_hint": (
+            "所选角色的员工必须用验证器应用的动态验证码登录；尚未设置的，下次登录时只能先完成设置。"
+            "自助机和候诊屏使用设备密钥，不受影响。",
+            "Staff in the chosen roles sign in with an authenticator app's code; one without "
+            "it can only set it up at the next sign-in. Kiosks and screens use device keys "
+            "and are not affected.",
+        ),
+        "accounts.second_factor_roles_save": ("保存", "Save"),
+        "accounts.done.second_factor_roles": (
+            "已保存必须使用动态验证码的角色。",
+            "The roles that must use a second factor are saved.",
+        ),
+    }
+)
 
 
 # --- the audit viewer -------------------------------------------------------------------------

@@ -443,12 +443,21 @@ async def desk(request: Request, who: StaffDep) -> Response:
     if done in ("checked_in", "already", "walk_in") and number.isdigit() and len(number) < 6:
         label = visit_rules.queue_label(int(number), walk_in=done == "walk_in", locale=who.locale)
         done_text = who.t(f"desk.{done}_ok", number=label)
+    # Never a search from the address (`?q=`): an identity or phone number there would be
+    # kept in access logs and the browser's history. The search form posts to /desk/find.
     return await _desk_page(
-        request,
-        who,
-        query=request.query_params.get("q", "").strip(),
-        done_text=done_text,
-        chosen=DeskFilter.of(request.query_params),
+        request, who, done_text=done_text, chosen=DeskFilter.of(request.query_params)
+    )
+
+
+@router.post("/desk/find", response_class=HTMLResponse)
+async def desk_find(request: Request, who: StaffDep) -> Response:
+    """The desk's search: what was typed travels in the form's body (with its token) and
+    the answer is the page itself, so the number is in no address."""
+    who.require(request, *DESK_ROLES)
+    form = await form_of(request, who)
+    return await _desk_page(
+        request, who, query=form.get("q", "").strip(), chosen=DeskFilter.of(form)
     )
 
 

@@ -248,6 +248,15 @@ CONSOLE: tuple[ConsoleEntry, ...] = (
         EVERY_ROLE,
         ("密码", "password"),
     ),
+    ConsoleEntry(
+        "sessions",
+        "/staff/sessions",
+        "console.entry.sessions",
+        "console.entry.sessions_hint",
+        "console.group.me",
+        EVERY_ROLE,
+        ("登录", "设备", "退出", "sessions", "sign-ins", "devices"),
+    ),
 )
 
 

@@ -53,6 +53,7 @@ from yuyue.staff.enums import Role
 from yuyue.staff.errors import UnmaskReasonRequired
 from yuyue.staff.rules import STAFF_CHANNEL, Actor, ReadKind
 from yuyue.staff.service import record_audit, record_read
+from yuyue.visits import service as visit_service
 from yuyue.web.deps import read_source
 from yuyue.web.pagekit import uuid_or_none as _uuid
 
@@ -289,6 +290,8 @@ class Visit:
 
     view: AppointmentRead
     payment: payments.PaymentShown | None
+    # The number the patient goes by: the booked one, or a walk-in's 现N.
+    number: str = ""
 
 
 @dataclass(frozen=True)
@@ -343,6 +346,9 @@ async def _visits(session: AsyncSession, who: FloorVisitor, patient: Patient) ->
         session, hospital_id=who.hospital.id, patient_id=patient.id
     )
     found: list[Visit] = []
+    walk_ins = await visit_service.walk_in_numbers(
+        session, appointment_ids=[row.id for row in rows[:HISTORY_LIMIT]]
+    )
     for row in rows[:HISTORY_LIMIT]:
         view = await views.appointment_view(
             session,
@@ -351,7 +357,10 @@ async def _visits(session: AsyncSession, who: FloorVisitor, patient: Patient) ->
             locale=who.locale,
             caches=who.ctx.caches,
         )
-        found.append(Visit(view, await _money_of(session, row.id)))
+        number = visit_service.number_label(
+            row.sequence_number, walk_ins.get(row.id), locale=who.locale
+        )
+        found.append(Visit(view, await _money_of(session, row.id), number))
     return found
 
 
@@ -779,6 +788,12 @@ async def _slip(
             caches=who.ctx.caches,
         )
         payment = await _money_of(session, appointment.id)
+        number = await visit_service.patient_number(
+            session,
+            appointment_id=appointment.id,
+            sequence_number=appointment.sequence_number,
+            locale=who.locale,
+        )
         targets = (
             await _move_targets(session, who, appointment.session_id, view.session.department.id)
             if view.status is AppointmentStatus.BOOKED
@@ -812,6 +827,7 @@ async def _slip(
         "desk_window_slip.html",
         status=status,
         a=view,
+        number=number,
         patient=patient,
         payment=payment,
         refund_state=refund_state,

@@ -70,6 +70,7 @@ from yuyue.notifications.templates import format_date
 from yuyue.patients.models import Account, Patient
 from yuyue.patients.rules import mask_phone
 from yuyue.scheduling.models import ClinicSession, Department, Hospital, TimeSlot
+from yuyue.visits import service as visits_service
 
 log = logging.getLogger(__name__)
 
@@ -207,12 +208,18 @@ async def _fan_out(
 
 
 async def _still_booked(session: AsyncSession, message: OutboxMessage) -> bool:
+    return await _in_status(session, message, AppointmentStatus.BOOKED)
+
+
+async def _in_status(
+    session: AsyncSession, message: OutboxMessage, wanted: AppointmentStatus
+) -> bool:
     if message.appointment_id is None:
         return False
     status = await session.scalar(
         select(Appointment.status).where(Appointment.id == message.appointment_id)
     )
-    return status == AppointmentStatus.BOOKED
+    return status == wanted
 
 
 # --- rendering ----------------------------------------------------------------------------
@@ -324,7 +331,13 @@ async def compose(
                 (info.location_en if english else "") or info.location, room
             ),
             room=room,
-            sequence_number=str(appointment.sequence_number),
+            # A walk-in is told their walk-in number (现1), the one they are called by.
+            sequence_number=await visits_service.patient_number(
+                session,
+                appointment_id=appointment.id,
+                sequence_number=appointment.sequence_number,
+                locale=locale,
+            ),
             voucher_code=appointment.voucher_code,
             fee=f"{appointment.fee_fen / 100:.2f}",
             what_to_bring=(
@@ -529,7 +542,12 @@ async def _prepare(
     )
     assert message is not None
     item.kind = MessageKind(message.kind)
-    if item.kind is MessageKind.REMINDER and not await _still_booked(session, message):
+    if (item.kind is MessageKind.REMINDER and not await _still_booked(session, message)) or (
+        item.kind is MessageKind.BOOKING_HELD
+        and not await _in_status(session, message, AppointmentStatus.HELD)
+    ):
+        # A reminder of a visit no longer booked; a "please pay" for a place already paid
+        # for (a walk-in pays at the desk in the same moment) or already let go.
         await _finish(session, item, status=D.WITHDRAWN, now=now)
         report.withdrawn += 1
         return False

@@ -58,6 +58,7 @@ from yuyue.portal.web import (
 from yuyue.scheduling import service as scheduling_service
 from yuyue.scheduling.models import Campus, ClinicSession, Department, Doctor
 from yuyue.scheduling.rules import pools_for_channel
+from yuyue.visits import service as visits_service
 from yuyue.web.pagekit import is_htmx
 
 router = APIRouter(include_in_schema=False)
@@ -444,6 +445,10 @@ async def session_page(
         campuses = await scheduling_service.department_campuses(
             session, hospital_id=who.hospital.id, department_ids=[listed.department.id]
         )
+        # 加号: places added beyond the timetable, marked as such on their slot.
+        extra_places = await scheduling_service.extra_places_left(
+            session, session_id=session_id, pools=pools_for_channel(PORTAL_CHANNEL)
+        )
     alternatives: list[dict[str, Any]] = []
     if listed.bookability.state is booking_rules.BookableState.FULL:
         alternatives = await _alternatives(who, session_id, None)
@@ -459,6 +464,7 @@ async def session_page(
         ),
         s=listed,
         slots=slots,
+        extra_places=extra_places,
         patients=patients,
         chosen_slot=slot,
         chosen_patient=patient or (patients[0].id if len(patients) == 1 else None),
@@ -654,6 +660,14 @@ async def appointments(request: Request, who: VisitorDep) -> Response:
     rows = await _account_appointments(who)
     async with who.ctx.db.read() as session:
         names = {p.id: p.name for p in await account_patients(session, who)}
+        walk_ins = await visits_service.walk_in_numbers(
+            session, appointment_ids=[a.id for a in rows]
+        )
+    # A booked appointment shows its booked number; a walk-in its walk-in number (现1).
+    numbers = {
+        a.id: visits_service.number_label(a.sequence_number, walk_ins.get(a.id), locale=who.locale)
+        for a in rows
+    }
     upcoming = sorted(
         (
             a
@@ -665,7 +679,15 @@ async def appointments(request: Request, who: VisitorDep) -> Response:
         key=lambda a: (a.session.date, a.slot.start),
     )
     past = [a for a in rows if a not in upcoming]
-    return render(request, who, "appointments.html", upcoming=upcoming, past=past, names=names)
+    return render(
+        request,
+        who,
+        "appointments.html",
+        upcoming=upcoming,
+        past=past,
+        names=names,
+        numbers=numbers,
+    )
 
 
 async def own_appointment(
@@ -744,6 +766,13 @@ async def appointment_page(
         reminders = await notifications.pending_reminders(session, appointment_id=appointment.id)
         panel = await live.live_panel(session, who, appointment)
         payment = await money_of(session, appointment.id)
+        number = await visits_service.patient_number(
+            session,
+            appointment_id=appointment.id,
+            sequence_number=appointment.sequence_number,
+            locale=who.locale,
+        )
+        extra_place = await scheduling_service.is_extra_place(session, pool_id=appointment.pool_id)
     fee_note = request.query_params.get("fee")
     return render(
         request,
@@ -760,6 +789,8 @@ async def appointment_page(
         fee_note=fee_note if fee_note in ("carried", "refunded") else None,
         reminders=reminders,
         a=view,
+        number=number,
+        extra_place=extra_place,
         patient=patient,
         department=department,
         campus=campus,

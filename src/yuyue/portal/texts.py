@@ -71,6 +71,8 @@ i18n.register(
         "page.schedule": ("出诊安排", "Clinic sessions"),
         "page.no_sessions": ("近期没有出诊安排。", "No clinic sessions in the coming days."),
         "page.extra_session": ("加诊", "Extra session"),
+        "page.extra_places": ("含加号 {n} 个", "incl. {n} extra"),
+        "page.extra_place": ("加号", "Extra place"),
         "page.stopped": ("停诊", "Stopped"),
         "page.opens_at": ("{at} 开放预约", "Opens at {at}"),
         "page.closed": ("已截止", "Closed"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -407,6 +407,29 @@ class ExtraPlaces:
     # The new pool row holding the places.
     pool_id: uuid.UUID
     count: int
+
+
+async def extra_places_left(
+    session: AsyncSession, *, session_id: uuid.UUID, pools: Collection[str]
+) -> dict[uuid.UUID, int]:
+    """The free 加号 places of a session in the given pools (a channel's), by time slot:
+    what the booking pages mark as extra places. Slots without any are left out."""
+    rows = await session.execute(
+        select(SlotPool.slot_id, func.sum(SlotPool.capacity - SlotPool.taken))
+        .where(
+            SlotPool.session_id == session_id,
+            SlotPool.is_extra.is_(True),
+            SlotPool.is_open.is_(True),
+            SlotPool.pool.in_(list(pools)),
+        )
+        .group_by(SlotPool.slot_id)
+    )
+    return {slot_id: int(free) for slot_id, free in rows if free and int(free) > 0}
+
+
+async def is_extra_place(session: AsyncSession, *, pool_id: uuid.UUID) -> bool:
+    """Whether a place (its pool) was added as 加号."""
+    return bool(await session.scalar(select(SlotPool.is_extra).where(SlotPool.id == pool_id)))
 
 
 async def add_extra_places(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.kit.localtime import local_today
 from yuyue.staff.rules import Actor
+from yuyue.staff.service import ReadSource
 from yuyue.visits import events, rules, service
 from yuyue.visits.events import QueueEventKind
 from yuyue.visits.models import Visit
@@ -26,6 +27,7 @@ from yuyue.visits.schemas import (
     CheckInCreate,
     CheckInRead,
     DeskCheckIn,
+    DeskLookup,
     DeskMatchRead,
     MoveRequest,
     PriorityUpdate,
@@ -149,25 +151,16 @@ async def desk_check_in(body: DeskCheckIn, ctx: CtxDep, actor: ActorDep) -> JSON
     return await _answer_check_in(ctx, await ctx.db.transact(work))
 
 
-@router.get(
-    "/desk/lookup",
-    response_model=list[DeskMatchRead],
-    responses=_AUTH,
-    summary="Today's appointments by voucher, short code, ID number or mobile number",
-)
-async def desk_lookup(
-    ctx: CtxDep,
-    actor: ActorDep,
-    source: ReadSourceDep,
-    q: Annotated[str, Query(min_length=4, max_length=2000)],
+async def _desk_lookup(
+    ctx: AppContext, actor: Actor, source: ReadSource, query: str
 ) -> list[DeskMatchRead]:
-    """Each look-up is logged with the patients found (never `q`)."""
+    """Each look-up is logged with the patients found (never what was typed)."""
 
     async def work(session: AsyncSession) -> list[service.DeskMatch]:
         return await service.find_for_desk(
             session,
             actor=actor,
-            query=q,
+            query=query,
             cipher=ctx.cipher,
             signer=ctx.voucher_signer,
             now=ctx.clock.now(),
@@ -176,6 +169,43 @@ async def desk_lookup(
 
     matches = await ctx.db.transact(work)
     return [DeskMatchRead.model_validate(m) for m in matches]
+
+
+@router.post(
+    "/desk/lookup",
+    response_model=list[DeskMatchRead],
+    responses=_AUTH,
+    summary="Today's appointments by voucher, short code, ID number or mobile number",
+)
+async def desk_lookup(
+    body: DeskLookup, ctx: CtxDep, actor: ActorDep, source: ReadSourceDep
+) -> list[DeskMatchRead]:
+    """The query travels in the body, so an identity or phone number never reaches an
+    address (access logs, proxies, browser history). Logged with the patients found."""
+    return await _desk_lookup(ctx, actor, source, body.q)
+
+
+@router.get(
+    "/desk/lookup",
+    response_model=list[DeskMatchRead],
+    responses={
+        **_AUTH,
+        422: {"description": "`lookup_in_url`: anything but an 8-digit short code"},
+    },
+    summary="Today's appointments by 8-digit short code only (use POST for anything else)",
+    deprecated=True,
+)
+async def desk_lookup_by_code(
+    ctx: CtxDep,
+    actor: ActorDep,
+    source: ReadSourceDep,
+    q: Annotated[str, Query(min_length=4, max_length=2000)],
+) -> list[DeskMatchRead]:
+    """Kept for clients that look up a printed short code; an identity number, phone number
+    or voucher token in the address is refused before anything is searched or logged."""
+    if not rules.may_travel_in_url(q):
+        raise rules.LookupInUrl()
+    return await _desk_lookup(ctx, actor, source, q)
 
 
 @router.post(

@@ -16,6 +16,7 @@ another; later arrivals still never jump ahead of a visit whose key is smaller t
 
 from __future__ import annotations
 
+import re
 import statistics
 import uuid
 from collections.abc import Iterable, Sequence
@@ -92,6 +93,21 @@ class CodeLocked(YuyueError):
 
     def extensions(self) -> dict[str, int]:
         return {"retry_after": int(self.values["retry_after"])}
+
+
+class LookupInUrl(YuyueError):
+    """A desk look-up by identity number, phone or voucher token sent in a URL: addresses end
+    up in access logs, proxies and browser history, so only the printed 8-digit short code
+    may travel there; the rest goes in the body of `POST /api/v1/desk/lookup`."""
+
+    code = "lookup_in_url"
+    status = 422
+
+
+def may_travel_in_url(query: str) -> bool:
+    """Whether a desk look-up may be sent in a URL: only an 8-digit short code (printed on
+    the slip, naming no one by itself). Spaces and dashes people type are ignored."""
+    return re.fullmatch(r"\d{8}", re.sub(r"[\s\-]", "", query)) is not None
 
 
 class QueueEmpty(YuyueError):
@@ -174,6 +190,13 @@ i18n.register(
             "到分诊台报到。",
             "Too many wrong phone digits for this code; try again in {minutes} minutes, "
             "scan the QR code, or check in at the triage desk.",
+        ),
+        "title.lookup_in_url": ("请勿在网址中查询", "Not in the address"),
+        "error.lookup_in_url": (
+            "网址中只能查询 8 位预约码；身份证号、手机号和凭证请用 POST /api/v1/desk/lookup "
+            "放在请求正文中查询。",
+            "Only an 8-digit short code may be looked up in the address; send ID numbers, "
+            "phone numbers and voucher tokens in the body of POST /api/v1/desk/lookup.",
         ),
         "title.queue_empty": ("无人候诊", "Nobody waiting"),
         "error.queue_empty": ("当前没有候诊的患者。", "Nobody is waiting in this queue."),

@@ -38,6 +38,15 @@ class CheckInCreate(Input):
         return self
 
 
+class DeskLookup(Input):
+    """What the triage desk looks up: a voucher token, an 8-digit short code, an ID number
+    or a mobile number. In the body, never in the address (logs and history keep those)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"q": "110101199003074514"}]})
+
+    q: Annotated[str, Field(min_length=4, max_length=2000)]
+
+
 class DeskCheckIn(Input):
     appointment_id: uuid.UUID
 

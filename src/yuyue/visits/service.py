@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -26,6 +26,7 @@ from yuyue.booking import rules as booking_rules
 from yuyue.booking import service as booking_service
 from yuyue.booking.models import Appointment
 from yuyue.booking.states import AppointmentStatus
+from yuyue.kit import i18n
 from yuyue.kit.crypto import FieldCipher, InvalidToken, TokenSigner
 from yuyue.kit.errors import Forbidden, NotFound, ValidationFailed, YuyueError
 from yuyue.kit.localtime import local_instant, local_today
@@ -275,6 +276,47 @@ def event_of(visit: Visit, kind: QueueEventKind, *, at: datetime) -> QueueEvent:
         queue_number=visit.queue_number,
         at=at,
     )
+
+
+# --- the number a patient is shown ---------------------------------------------------------
+
+
+async def walk_in_numbers(
+    session: AsyncSession, *, appointment_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """The walk-in queue numbers (现1, 现2…) of those appointments that are walk-ins, by
+    appointment. A walk-in's appointment keeps the sequence number its place was given, but
+    the patient is called, and must be told, by the walk-in series; pages, slips and
+    messages show `number_label` of what this returns."""
+    if not appointment_ids:
+        return {}
+    rows = await session.execute(
+        select(Visit.appointment_id, Visit.queue_number).where(
+            Visit.appointment_id.in_(list(appointment_ids)), Visit.walk_in.is_(True)
+        )
+    )
+    return {row.appointment_id: row.queue_number for row in rows}
+
+
+def number_label(
+    sequence_number: int,
+    walk_in_number: int | None,
+    *,
+    locale: str = i18n.DEFAULT_LOCALE,
+) -> str:
+    """What the patient is shown as their number: the booked sequence number, or a walk-in's
+    own number marked as such (`rules.queue_label`)."""
+    if walk_in_number is None:
+        return str(sequence_number)
+    return rules.queue_label(walk_in_number, walk_in=True, locale=locale)
+
+
+async def patient_number(
+    session: AsyncSession, *, appointment_id: uuid.UUID, sequence_number: int, locale: str
+) -> str:
+    """`number_label` of one appointment."""
+    walk_ins = await walk_in_numbers(session, appointment_ids=[appointment_id])
+    return number_label(sequence_number, walk_ins.get(appointment_id), locale=locale)
 
 
 # --- the ticket ---------------------------------------------------------------------------

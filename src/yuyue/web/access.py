@@ -194,7 +194,18 @@ ACCESS: tuple[RouteAccess, ...] = (
     # --- the visit day ---
     route("POST /api/v1/check-ins", KIOSK, NURSE, REGISTRAR),
     route("POST /api/v1/desk/check-ins", NURSE, REGISTRAR),
-    route("GET /api/v1/desk/lookup", NURSE, REGISTRAR),
+    route(
+        "POST /api/v1/desk/lookup",
+        NURSE,
+        REGISTRAR,
+        note="the query in the body: ID and phone numbers never in an address; logged",
+    ),
+    route(
+        "GET /api/v1/desk/lookup",
+        NURSE,
+        REGISTRAR,
+        note="8-digit short code only (`lookup_in_url` otherwise); deprecated",
+    ),
     route("POST /api/v1/walk-ins", NURSE, REGISTRAR),
     route(
         "GET /api/v1/sessions/{session_id}/queue",
@@ -333,6 +344,9 @@ ACCESS: tuple[RouteAccess, ...] = (
     route("GET /kiosk/pay", KIOSK),
     route("GET /kiosk/tickets/{visit_id}", KIOSK),
     route("GET /desk", NURSE, REGISTRAR),
+    route(
+        "POST /desk/find", NURSE, REGISTRAR, note="the search in the form's body, never the address"
+    ),
     route("POST /desk/check-in", NURSE, REGISTRAR),
     route("POST /desk/walk-in", NURSE, REGISTRAR),
     route("GET /desk/queues/{session_id}", NURSE, REGISTRAR),
@@ -368,6 +382,9 @@ ACCESS: tuple[RouteAccess, ...] = (
     route("POST /staff/accounts/{user_id}", ADMIN),
     route("POST /staff/accounts/{user_id}/{action}", ADMIN),
     route("GET /staff/audit", ADMIN),
+    route("POST /staff/second-factor-roles", ADMIN, note="the roles that must use a second factor"),
+    route("GET /staff/sessions", *STAFF, note="the caller's own sign-ins"),
+    route("POST /staff/sessions/{session_id}/end", *STAFF, note="the caller's own sign-ins"),
     route("GET /reports", FINANCE, SCHEDULER),
     route("GET /reports/quota-advice", FINANCE, SCHEDULER),
     route("POST /reports/quota-advice/accept", SCHEDULER),
