@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     # Database connections kept open per serving process (PostgreSQL); several processes
     # together must stay under the server's max_connections.
     db_pool_size: int = 40
+    # Group commit on PostgreSQL (kit/groupcommit.py): how many booking transactions run at
+    # once, and how many bookings one of them carries. More in flight than the machine has
+    # cores only makes them contend, and fewer, fuller groups spend less on BEGIN and
+    # COMMIT; raise the first with the database server's cores.
+    booking_groups_in_flight: int = Field(default=4, ge=1, le=64)
+    booking_group_size: int = Field(default=6, ge=1, le=64)
     sql_echo: bool = False
     # The demo hospital: messages also land on a demo phone page and the console, and
     # the sign-in page links to it. Never on in production.

@@ -228,12 +228,14 @@ class AppContext:
             reads=booking_store.LANE_READS,
             takes={booking_store.FACTS_AND_CLAIM: booking_store.places_taken},
             gives_back=booking_store.RETURN_PLACE,
-            # PostgreSQL: as many groups in flight as the lane has connections, each of a
-            # few bookings (one group's statements go one after another, so several small
-            # groups keep the database busier than one large one). SQLite: one writer, so
-            # one group at a time, and larger.
-            width=database.hot_lane.size if database.hot_lane is not None else 1,
-            most=4 if database.hot_lane is not None else 16,
+            # PostgreSQL: a few groups in flight (at most one per lane connection), each of
+            # a few bookings; one group's statements go one after another, so several small
+            # groups keep the database busier than one large one (docs/performance.md).
+            # SQLite: one writer, so one group at a time, and larger.
+            width=min(database.hot_lane.size, settings.booking_groups_in_flight)
+            if database.hot_lane is not None
+            else 1,
+            most=settings.booking_group_size if database.hot_lane is not None else 16,
         )
         ctx.places.subscribe(ctx.sold_out.on_places_changed)
         ctx.watch_places(ctx.reads)
