@@ -448,16 +448,7 @@ async def _book(
     try:
         rules.check_session_open(facts)
         rules.check_window(policy, facts, channel=actor.channel, now=now)
-        rules.check_demographics(
-            department_name=info.department_name,
-            min_age=info.min_age,
-            max_age=info.max_age,
-            sex_restriction=info.sex_restriction,
-            birth_date=patient.birth_date,
-            sex=patient.sex,
-            visit_date=facts.date,
-        )
-        rules.check_not_blacklisted(blacklist, channel=actor.channel, now=now, tz=facts.timezone)
+        _check_patient_fits(info, patient, blacklist, channel=actor.channel, now=now)
         rules.check_limits(
             policy,
             facts,
@@ -540,6 +531,28 @@ async def _book(
         remember=remember if idempotency is not None else None,
     )
     return booked
+
+
+def _check_patient_fits(
+    info: SessionInfo,
+    patient: store.PatientFacts,
+    blacklist: Sequence[rules.BlacklistFacts],
+    *,
+    channel: Channel,
+    now: datetime,
+) -> None:
+    """Whether the clinic sees this patient (age, sex) and they may book by `channel` now
+    (no ban in force): asked of whoever takes a place, a new booking or a change of patient."""
+    rules.check_demographics(
+        department_name=info.department_name,
+        min_age=info.min_age,
+        max_age=info.max_age,
+        sex_restriction=info.sex_restriction,
+        birth_date=patient.birth_date,
+        sex=patient.sex,
+        visit_date=info.date,
+    )
+    rules.check_not_blacklisted(blacklist, channel=channel, now=now, tz=info.timezone)
 
 
 async def lock_appointment(
@@ -752,17 +765,7 @@ async def change_patient(
         now=now,
         since=_recent_since(now),
     )
-    facts = info.facts
-    rules.check_demographics(
-        department_name=info.department_name,
-        min_age=info.min_age,
-        max_age=info.max_age,
-        sex_restriction=info.sex_restriction,
-        birth_date=patient.birth_date,
-        sex=patient.sex,
-        visit_date=facts.date,
-    )
-    rules.check_not_blacklisted(blacklist, channel=actor.channel, now=now, tz=facts.timezone)
+    _check_patient_fits(info, patient, blacklist, channel=actor.channel, now=now)
     if any(
         b.session_id == appointment.session_id and b.status in ACTIVE_STATUSES for b in existing
     ):
@@ -817,7 +820,7 @@ async def change_patient(
         appointment_id=None,
         payload={
             "reason": note,
-            "date": facts.date.isoformat(),
+            "date": info.date.isoformat(),
             "department": info.department_name,
             "department_en": info.department_name_en,
             "doctor": info.doctor_name or "",
