@@ -1215,16 +1215,7 @@ async def check_may_book(
     line and again before offering a place: whoever cannot take a place must not wait for
     one, nor be offered one. The caller holds the patient's lock (`lock_patient`)."""
     facts = info.facts
-    rules.check_demographics(
-        department_name=info.department_name,
-        min_age=info.min_age,
-        max_age=info.max_age,
-        sex_restriction=info.sex_restriction,
-        birth_date=patient.birth_date,
-        sex=patient.sex,
-        visit_date=facts.date,
-    )
-    rules.check_not_blacklisted(blacklist, channel=channel, now=now, tz=facts.timezone)
+    _check_patient_fits(info, patient, blacklist, channel=channel, now=now)
     rules.check_limits(
         policy,
         facts,
