@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import rules, service
-from yuyue.booking.facts import session_info
+from yuyue.booking.facts import SessionInfo, session_info
 from yuyue.booking.models import Appointment, ChangeRequest
 from yuyue.booking.rules import ChangeKind, RequestState
 from yuyue.booking.states import AppointmentStatus
@@ -294,18 +294,22 @@ async def requests(
     names = await patients.masked_names(
         session, hospital_id=actor.hospital_id, patient_ids=list(people)
     )
+    known: dict[uuid.UUID, SessionInfo] = {}
+
+    async def info_of(session_id: uuid.UUID) -> SessionInfo:
+        # A page of requests names the same few sessions again and again.
+        if session_id not in known:
+            known[session_id] = await session_info(
+                session, hospital_id=actor.hospital_id, session_id=session_id
+            )
+        return known[session_id]
+
     found: list[RequestView] = []
     for request, appointment, slot_start in rows:
-        info = await session_info(
-            session, hospital_id=actor.hospital_id, session_id=appointment.session_id
-        )
+        info = await info_of(appointment.session_id)
         target: str | None = None
         if "session_id" in request.details:
-            moved_to = await session_info(
-                session,
-                hospital_id=actor.hospital_id,
-                session_id=uuid.UUID(request.details["session_id"]),
-            )
+            moved_to = await info_of(uuid.UUID(request.details["session_id"]))
             target = (
                 f"{moved_to.date.isoformat()} {moved_to.start_time.strftime('%H:%M')} "
                 f"{moved_to.department_name} {moved_to.doctor_name or ''}".strip()
