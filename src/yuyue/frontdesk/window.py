@@ -240,8 +240,8 @@ i18n.register(
             "No session of the department with places to move to soon.",
         ),
         "window.new_patient": (
-            "新就诊人的证件号码或手机号",
-            "The new patient's ID number or mobile number",
+            "新就诊人的证件号码、手机号或病历号",
+            "The new patient's ID number, mobile number or medical record number",
         ),
         "window.change_reason": (
             "原因（必填，至少 2 个字）",
