@@ -25,14 +25,14 @@ from typing import Any, Protocol
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 from cpu import CpuSnapshot, process_tree
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from yuyue.config import normalise_database_url
 from yuyue.kit.crypto import FieldCipher, load_master_secret
 from yuyue.kit.ids import new_id
 from yuyue.patients import rules as patient_rules
-from yuyue.patients.models import Account, Patient
+from yuyue.patients.models import Account, Patient, RecordNumberSequence
 from yuyue.patients.service import identity_index, phone_index
 from yuyue.scheduling.models import Hospital
 
@@ -142,6 +142,14 @@ async def register_patients_in_bulk(
             )
             if hospital_id is None:
                 raise SetupError(f"no hospital {hospital_code!r} to register patients in")
+            # Medical record numbers carry on from the hospital's last one (the bench is
+            # the only writer while it sets up, so no other registration takes one).
+            last = await connection.scalar(
+                select(RecordNumberSequence.last_number).where(
+                    RecordNumberSequence.hospital_id == hospital_id
+                )
+            )
+            taken = last or 0
             n_children = round(count * children)
             for first in range(0, count, chunk):
                 accounts: list[dict[str, Any]] = []
@@ -182,6 +190,7 @@ async def register_patients_in_bulk(
                             "phone_cipher": cipher.encrypt(mobile),
                             "phone_index": phone_index(cipher, mobile),
                             "phone_masked": patient_rules.mask_phone(mobile),
+                            "record_number": patient_rules.record_number(taken + n + 1),
                             "created_at": now,
                         }
                     )
@@ -190,6 +199,18 @@ async def register_patients_in_bulk(
                     )
                 await connection.execute(insert(Account.__table__), accounts)
                 await connection.execute(insert(Patient.__table__), rows)
+            if last is None:
+                await connection.execute(
+                    insert(RecordNumberSequence.__table__).values(
+                        hospital_id=hospital_id, last_number=taken + count
+                    )
+                )
+            else:
+                await connection.execute(
+                    update(RecordNumberSequence.__table__)
+                    .where(RecordNumberSequence.hospital_id == hospital_id)
+                    .values(last_number=taken + count)
+                )
     finally:
         await engine.dispose()
     return patients

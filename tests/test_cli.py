@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from yuyue.cli import app
 from yuyue.config import Settings
+from yuyue.demo import catalogue
 from yuyue.demo.history import HISTORY_PATIENTS
 from yuyue.kit.crypto import api_key_digest, generate_master_secret
 from yuyue.web.app import create_app
@@ -69,9 +70,12 @@ class TestSeedDemo:
         # Past weeks with appointments, and the reports' summary rows of those days.
         assert loaded["appointment"] > 10_000
         assert loaded["report_session"] > 1_000
-        assert loaded["staff_user"] == 8
+        assert loaded["staff_user"] == 9
         with sqlite3.connect(env) as connection:
             names = {r[0] for r in connection.execute("SELECT name FROM department")}
+            records = [r[0] for r in connection.execute("SELECT record_number FROM patient")]
+        # Every demo patient has a medical record number, the hospital's 1 … n.
+        assert sorted(records) == [f"MR{n:08d}" for n in range(1, loaded["patient"] + 1)]
         assert {"内科", "外科", "儿科", "眼科", "口腔科", "急诊科", "心血管内科"} <= names
         again = runner.invoke(app, ["seed-demo"])
         assert again.exit_code == 0, again.output
@@ -111,6 +115,13 @@ class TestDemo:
         assert "http://127.0.0.1:8000/docs" in result.output
         assert "admin" in result.output
         assert "registrar" in result.output
+        # Every demo login, with its password and roles, e.g. the read-only auditor's.
+        for staff in catalogue.STAFF:
+            assert re.search(
+                rf"^    {staff.username} +{staff.password} +{', '.join(staff.roles)}",
+                result.output,
+                re.MULTILINE,
+            ), staff.username
         key = result.output.strip().splitlines()[-1]
         assert key.startswith("yk_")
         with sqlite3.connect(env) as connection:

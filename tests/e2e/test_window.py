@@ -6,6 +6,7 @@ Screenshots 70–75 illustrate docs/staff-guide.md."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 
@@ -69,7 +70,7 @@ class TestRegistrationWindow:
         await expect(page.get_by_role("heading", name="挂号窗口")).to_be_visible()
 
         # Not registered yet: the form starts from the number typed.
-        await page.get_by_label("证件号码或手机号").fill(number)
+        await page.get_by_label("证件号码、手机号或病历号").fill(number)
         await page.get_by_test_id("find").click()
         await expect(page.get_by_test_id("not-found")).to_be_visible()
         form = page.get_by_test_id("register-form")
@@ -85,6 +86,10 @@ class TestRegistrationWindow:
         await expect(page.get_by_text("已登记，可以为其挂号")).to_be_visible()
         await expect(page.get_by_test_id("patient-id")).to_have_text(
             number[:4] + "*" * 10 + number[-4:]
+        )
+        # The hospital's medical record number, given at registration.
+        await expect(page.get_by_test_id("patient-record-number")).to_have_text(
+            re.compile(r"^MR\d{8}$")
         )
         assert number not in await page.content()
         assert phone not in await page.content()

@@ -40,6 +40,7 @@ USERS: dict[str, list[Role]] = {
     "nurse": [Role.NURSE],
     "doc": [Role.DOCTOR],
     "fin": [Role.FINANCE],
+    "aud": [Role.AUDITOR],
 }
 ADMIN_NAME = "王管理员"
 
@@ -417,7 +418,7 @@ class TestAccounts:
         # The new role's page opens for them at once.
         assert (await (await open_browser("nurse")).page("/desk/appeals")).status_code == 200
 
-    @pytest.mark.parametrize("username", ["nurse", "fin", "sched", "doc", "reg"])
+    @pytest.mark.parametrize("username", ["nurse", "fin", "sched", "doc", "reg", "aud"])
     async def test_other_roles_are_refused_and_change_nothing(
         self, open_browser: Opener, ctx: AppContext, username: str
     ) -> None:
@@ -661,6 +662,48 @@ class TestAuditViewer:
             refused_csv = await admin.page("/staff/audit", params={**params, "format": "csv"})
             assert refused_csv.status_code == 422
         assert await row_counts(ctx.db) == before
+
+    async def test_an_auditor_reads_and_exports_it_and_changes_nothing_else(
+        self, open_browser: Opener, client: httpx.AsyncClient, ctx: AppContext, staffed: World
+    ) -> None:
+        await add_entries(ctx, staffed, 3, start=datetime(2026, 11, 10, 2, 0, tzinfo=UTC))
+        auditor = await open_browser("aud")
+        page = await auditor.page("/staff/audit", params={"action": "no_show"})
+        assert page.status_code == 200
+        assert page.text.count('data-testid="audit-entry"') == 3
+        exported = await auditor.page("/staff/audit", params={"format": "csv"})
+        assert exported.status_code == 200
+        assert exported.headers["content-type"].startswith("text/csv")
+        # The export is itself audited, under the auditor's name.
+        [entry] = await audit(ctx, "audit.exported")
+        assert ":aud:" in entry.actor
+        # Nothing that changes data admits the role: pages refuse, and so does the API.
+        before = await row_counts(ctx.db)
+        assert (await auditor.page("/desk/window")).status_code == 403
+        assert (await auditor.page("/staff/accounts")).status_code == 403
+        issued = await client.post(
+            "/api/v1/auth/token",
+            json={"hospital": staffed.hospital.code, "username": "aud", "password": PASSWORD},
+        )
+        assert issued.status_code == 200, issued.text
+        bearer = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+        registered = await client.post(
+            "/api/v1/patients",
+            json={"name": "赵六", "id_number": "11010519491231002X", "phone": "13912345678"},
+            headers=bearer,
+        )
+        assert registered.status_code == 403
+        assert registered.json()["code"] == "forbidden"
+        booked = await client.post(
+            "/api/v1/appointments",
+            json={"patient_id": str(staffed.patient.id), "session_id": str(staffed.session.id)},
+            headers=bearer,
+        )
+        assert booked.status_code == 403
+        after = await row_counts(ctx.db)
+        # Only the sign-in the token call made is new.
+        changed = {name for name in before if before[name] != after[name]}
+        assert changed <= {"staff_session", "audit_entry", "staff_user"}, changed
 
     @pytest.mark.parametrize("username", ["nurse", "fin", "sched", "doc", "reg"])
     async def test_other_roles_are_refused(

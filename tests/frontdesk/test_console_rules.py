@@ -56,6 +56,7 @@ EXPECTED_MENU: dict[frozenset[Role], list[str]] = {
     frozenset({Role.NURSE}): ["desk", "approvals", "password", "sessions"],
     frozenset({Role.SUPERVISOR}): ["approvals", "password", "sessions"],
     frozenset({Role.DOCTOR}): ["doctor", "password", "sessions"],
+    frozenset({Role.AUDITOR}): ["audit", "password", "sessions"],
     frozenset({Role.FINANCE}): [
         "reports",
         "quota_advice",
@@ -94,7 +95,8 @@ class TestMenu:
 
     def test_accounts_and_audit_follow_the_staff_context(self) -> None:
         assert {Role.ADMIN} == rules.ACCOUNTS_ROLES
-        assert {Role.ADMIN} == rules.AUDIT_ROLES
+        # Auditors read the audit trail (and administrators, who hold every role).
+        assert {Role.AUDITOR} == rules.AUDIT_ROLES
 
 
 class TestSearch:

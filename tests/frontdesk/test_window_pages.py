@@ -1,6 +1,7 @@
-"""The registration window (挂号窗口) over HTTP: a registrar finds a patient by ID number or
-phone (or registers one), registers them for tomorrow's clinic with a fee, takes the fee at
-the window with a receipt number, prints the slip, then cancels and hands the money back.
+"""The registration window (挂号窗口) over HTTP: a registrar finds a patient by ID number,
+phone or medical record number (or registers one), registers them for tomorrow's clinic
+with a fee, takes the fee at the window with a receipt number, prints the slip, then cancels
+and hands the money back.
 Every refusal is a sentence on the page and changes nothing; nobody else may use it."""
 
 from __future__ import annotations
@@ -268,7 +269,57 @@ class TestFindAPatient:
         for query in ("", "张三!", "?"):
             refused = await window.submit(f"{PAGE}/find", {"q": query})
             assert refused.status_code == 422
-            assert "请输入证件号码或11位手机号码" in refused.text
+            assert "请输入证件号码、11位手机号码或病历号" in refused.text
+
+    async def test_by_medical_record_number_opens_the_patient_and_logs_the_kind(
+        self,
+        http: httpx.AsyncClient,  # noqa: F811
+        registrar_floor: Floor,
+    ) -> None:
+        world = registrar_floor.world
+        record = world.patient.record_number
+        window = await registrar(http)
+        typed = f"mr-{int(record.removeprefix('MR'))}"
+        found = await window.submit(f"{PAGE}/find", {"q": typed})
+        assert found.status_code == 303, found.text
+        assert found.headers["location"] == f"{PAGE}?patient={world.patient.id}"
+        page = await window.page(found.headers["location"])
+        assert f'data-testid="patient-record-number">{record}<' in page.text
+        [looked_up] = await audit(registrar_floor, "read.lookup")
+        assert looked_up.entity_id == world.patient.id
+        assert looked_up.after is not None
+        assert (looked_up.after["by"], looked_up.after["found"]) == ("record_number", 1)
+        async with registrar_floor.ctx.db.read() as s:
+            logged = repr(
+                [(e.actor, e.after, e.before) for e in await s.scalars(select(AuditEntry))]
+            )
+        assert typed not in logged and record not in logged
+
+    async def test_a_record_number_nobody_has_is_not_found_and_not_offered_for_registering(
+        self,
+        http: httpx.AsyncClient,  # noqa: F811
+        registrar_floor: Floor,
+    ) -> None:
+        window = await registrar(http)
+        before = await row_counts(registrar_floor.ctx.db)
+        missing = await window.submit(f"{PAGE}/find", {"q": "MR99999999"})
+        assert missing.status_code == 200
+        assert 'data-testid="not-found"' in missing.text
+        # The hospital gives record numbers; the register form does not start from one.
+        assert 'value="MR99999999"' not in missing.text
+        assert await row_counts(registrar_floor.ctx.db) == before
+
+    async def test_a_malformed_record_number_is_refused(
+        self,
+        http: httpx.AsyncClient,  # noqa: F811
+        registrar_floor: Floor,
+    ) -> None:
+        window = await registrar(http)
+        before = await row_counts(registrar_floor.ctx.db)
+        refused = await window.submit(f"{PAGE}/find", {"q": "MR#00000001"})
+        assert refused.status_code == 422
+        assert "病历号（MR 开头）" in refused.text
+        assert await row_counts(registrar_floor.ctx.db) == before
 
     async def test_nobody_found_offers_the_register_form(
         self,
@@ -494,6 +545,8 @@ class TestRegisterTakeTheFeeCancelAndRefund:
         appointment_id = slip_id(booked)
         slip = await window.page(booked.headers["location"])
         assert "挂号成功" in slip.text and 'data-testid="voucher"' in slip.text
+        # The slip carries the patient's medical record number.
+        assert f'data-testid="slip-record-number">{world.patient.record_number}<' in slip.text
         assert 'data-testid="pay-form"' not in slip.text
         assert "尚未缴费，退号不涉及退款" in slip.text
         assert (

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from tests import factories as f
 from tests.conftest import NOW, VISIT_DAY
+from tests.patients.old_rows import insert_patient
 from yuyue.booking import service as booking_service
 from yuyue.kit import migrate
 from yuyue.kit.crypto import FieldCipher, generate_master_secret, load_master_secret
@@ -41,11 +42,11 @@ async def test_bookings_before_the_rule_carry_over_and_old_read_entries_are_rena
             clinic = await f.make_session(
                 s, hospital=hospital, department=department, level=level, day=VISIT_DAY, now=NOW
             )
-            by_app = await f.make_patient(s, hospital=hospital, cipher=cipher, now=NOW)
-            at_kiosk = await f.make_patient(
-                s, hospital=hospital, cipher=cipher, now=NOW, name="李四"
+            by_app = await insert_patient(s, hospital=hospital, cipher=cipher, created_at=NOW)
+            at_kiosk = await insert_patient(
+                s, hospital=hospital, cipher=cipher, created_at=NOW, name="李四"
             )
-        for patient_id, channel in ((by_app.id, Channel.APP), (at_kiosk.id, Channel.KIOSK)):
+        for patient_id, channel in ((by_app, Channel.APP), (at_kiosk, Channel.KIOSK)):
             actor = Actor(hospital_id=hospital.id, kind=ActorKind.CHANNEL, id="k", channel=channel)
             async with db.session_scope() as s:
                 await booking_service.book(
@@ -63,7 +64,7 @@ async def test_bookings_before_the_rule_carry_over_and_old_read_entries_are_rena
                     actor=system_actor(hospital.id),
                     action=action,
                     entity_type="patient",
-                    entity_id=by_app.id,
+                    entity_id=by_app,
                     before=None,
                     after=None,
                     now=NOW,
@@ -80,7 +81,7 @@ async def test_bookings_before_the_rule_carry_over_and_old_read_entries_are_rena
             actions = (await s.scalars(text("SELECT action FROM audit_entry"))).all()
     finally:
         await db.dispose()
-    assert [(uuid.UUID(str(p)), c) for p, c in known] == [(by_app.id, "app")]
+    assert [(uuid.UUID(str(p)), c) for p, c in known] == [(by_app, "app")]
     assert sorted(a for a in actions if not a.startswith("book")) == [
         "read.lookup",
         "read.record",

@@ -1600,6 +1600,13 @@ STAFF: Final = (
         roles=("supervisor",),
         password="supervisor123",
     ),
+    # Reads the audit trail and changes nothing.
+    StaffAccount(
+        username="auditor",
+        display_name="审计科 钟岚",
+        roles=("auditor",),
+        password="auditor123",
+    ),
     # An administrator who signs in with a second factor, as real staff do; its secret is
     # public (printed), so it protects nothing beyond showing how the sign-in works.
     StaffAccount(

@@ -157,6 +157,7 @@ i18n.register(
         "role.doctor": ("医生", "Doctor"),
         "role.finance": ("财务", "Finance"),
         "role.supervisor": ("值班主管", "Supervisor"),
+        "role.auditor": ("审计员", "Auditor"),
         # staff accounts
         "accounts.title": ("员工账号", "Staff accounts"),
         "accounts.add": ("新增员工", "Add a member of staff"),

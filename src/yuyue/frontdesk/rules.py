@@ -19,8 +19,8 @@ from yuyue.staff.enums import Role
 from yuyue.staff.rules import ACCOUNT_MANAGERS, AUDIT_READERS
 
 EVERY_ROLE: frozenset[Role] = frozenset(Role)
-# The staff context decides who manages accounts and who reads the audit trail
-# (administrators alone: there is no auditor role yet); the menu follows it.
+# The staff context decides who manages accounts (administrators) and who reads the audit
+# trail (auditors and administrators); the menu follows it.
 ACCOUNTS_ROLES: frozenset[Role] = frozenset(ACCOUNT_MANAGERS)
 AUDIT_ROLES: frozenset[Role] = frozenset(AUDIT_READERS)
 

@@ -10,9 +10,11 @@ renders; a refusal is the rule's sentence on the page and changes nothing. The r
 books as the window channel (`staff.rules.STAFF_CHANNEL`): the window's pools, the window's
 booking window (from the release until the session ends), the same limits and bans.
 
-There is no medical record number (病历号) here: the hospital's HIS assigns it. Patients are
-found by document number (a resident ID is checked, GB 11643, before it is looked up) or
-mobile number, through the blind indexes; the screen shows them masked. A registrar may show
+Every patient has a medical record number (病历号, ``MR00000042``), given by the patients
+context when they are registered and shown on the patient page and the slip. Patients are
+found by document number (a resident ID is checked, GB 11643, before it is looked up),
+mobile number or medical record number; document numbers and phones through the blind
+indexes, and the screen shows them masked. A registrar may show
 the full identity number or phone once, with a reason (unmasking). Look-ups (the patients
 found, never what was typed), patient pages, slips, unmaskings and registrations are written
 to the audit trail, each in the transaction of the request's own work."""
@@ -74,12 +76,18 @@ i18n.register(
         "window.title": ("挂号窗口", "Registration window"),
         "window.link": ("挂号窗口", "Registration window"),
         "window.find": ("查找患者", "Find a patient"),
-        "window.find_label": ("证件号码或手机号", "ID number or mobile number"),
-        "window.find_hint": (
-            "居民身份证号会先核对校验位；一个手机号可能找到一家人的几位就诊人。",
-            "A resident ID number is checked (its check digit) first; a mobile number may "
-            "find several people of one family.",
+        "window.find_label": (
+            "证件号码、手机号或病历号",
+            "ID number, mobile number or medical record number",
         ),
+        "window.find_hint": (
+            "居民身份证号会先核对校验位；一个手机号可能找到一家人的几位就诊人；"
+            "病历号以 MR 开头（如 MR00000042）。",
+            "A resident ID number is checked (its check digit) first; a mobile number may "
+            "find several people of one family; a medical record number starts MR "
+            "(MR00000042).",
+        ),
+        "window.record_number": ("病历号", "Medical record no."),
         "window.search": ("查找", "Find"),
         "window.not_found": (
             "没有找到该患者，请在下方登记。",
@@ -232,8 +240,8 @@ i18n.register(
             "No session of the department with places to move to soon.",
         ),
         "window.new_patient": (
-            "新就诊人的证件号码或手机号",
-            "The new patient's ID number or mobile number",
+            "新就诊人的证件号码、手机号或病历号",
+            "The new patient's ID number, mobile number or medical record number",
         ),
         "window.change_reason": (
             "原因（必填，至少 2 个字）",
@@ -508,10 +516,13 @@ async def find(request: Request, who: StaffDep) -> Response:
     if len(found) == 1:
         return redirect(f"{PATH}?patient={found[0].id}")
     if not found:
-        # The register form starts from what was typed (the registrar's own input).
+        # The register form starts from what was typed (the registrar's own input); a
+        # record number is the hospital's, not something to register a person with.
         register = (
             {"phone": query}
             if kind is patient_rules.LookupKind.PHONE
+            else {}
+            if kind is patient_rules.LookupKind.RECORD_NUMBER
             else {
                 "id_number": query,
                 "id_type": patient_rules.IdType.RESIDENT_ID.value

@@ -30,6 +30,7 @@ def patient_read(patient: Patient) -> PatientRead:
         birth_date=patient.birth_date,
         sex=Sex(patient.sex),
         phone=patient.phone_masked,
+        record_number=patient.record_number,
     )
 
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, PrimaryKeyConstraint, String, UniqueConstraint
+from sqlalchemy import (
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yuyue.kit.db import Base
@@ -36,6 +44,7 @@ class Patient(Base):
     __table_args__ = (
         UniqueConstraint("hospital_id", "id_type", "id_index", name="uq_patient_identity"),
         Index("ix_patient_phone_index", "hospital_id", "phone_index"),
+        UniqueConstraint("hospital_id", "record_number", name="uq_patient_record_number"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -51,7 +60,21 @@ class Patient(Base):
     phone_cipher: Mapped[str] = mapped_column(String(200))
     phone_index: Mapped[str] = mapped_column(String(64))
     phone_masked: Mapped[str] = mapped_column(String(20))
+    # The medical record number (病历号), unique in the hospital: `rules.record_number`.
+    record_number: Mapped[str] = mapped_column(String(24))
     created_at: Mapped[datetime]
+
+
+class RecordNumberSequence(Base):
+    """The last medical record number a hospital has given: registering a patient takes the
+    next one by incrementing this row, which serialises concurrent registrations of one
+    hospital on that row (PostgreSQL's row lock; SQLite has one writer at a time) until the
+    transaction ends. A rolled-back registration gives its number back."""
+
+    __tablename__ = "patient_record_sequence"
+
+    hospital_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hospital.id"), primary_key=True)
+    last_number: Mapped[int] = mapped_column(Integer)
 
 
 class PatientChannel(Base):

@@ -70,8 +70,8 @@ class InvalidName(YuyueError):
 
 
 class InvalidLookup(YuyueError):
-    """What a registrar typed to find a patient is neither a mobile number nor a document
-    number of any kind."""
+    """What a registrar typed to find a patient is neither a mobile number, a medical record
+    number nor a document number of any kind."""
 
     code = "invalid_lookup"
     status = 422
@@ -138,8 +138,9 @@ i18n.register(
         ),
         "title.invalid_lookup": ("无法查找", "Nothing to look up"),
         "error.invalid_lookup": (
-            "请输入证件号码或11位手机号码。",
-            "Enter an ID document number or an 11-digit mobile number.",
+            "请输入证件号码、11位手机号码或病历号（MR 开头）。",
+            "Enter an ID document number, an 11-digit mobile number or a medical record "
+            "number (starting MR).",
         ),
         "title.invalid_name": ("姓名有误", "Invalid name"),
         "error.invalid_name": (
@@ -242,13 +243,43 @@ def _parse_resident_id(number: str, *, today: date) -> ParsedIdentity:
 class LookupKind(StrEnum):
     PHONE = "phone"
     RESIDENT_ID = "resident_id"
+    RECORD_NUMBER = "record_number"
     OTHER_DOCUMENT = "other_document"
+
+
+# --- medical record numbers (病历号) -----------------------------------------------------------
+
+RECORD_PREFIX: Final = "MR"
+RECORD_DIGITS: Final = 8
+# What a registrar may type for one: the prefix and up to 12 digits (leading zeros optional).
+_RECORD_SHAPE: Final = re.compile(rf"{RECORD_PREFIX}([0-9]{{1,12}})")
+
+
+def record_number(sequence: int) -> str:
+    """A hospital's `sequence`-th patient's medical record number: ``MR`` and the sequence
+    padded to 8 digits (``MR00000042``); a hospital past 99,999,999 patients gets more
+    digits, never a repeated number."""
+    if sequence < 1:
+        raise ValueError("record numbers start at 1")
+    return f"{RECORD_PREFIX}{sequence:0{RECORD_DIGITS}d}"
+
+
+def parse_record_number(raw: str) -> str | None:
+    """The stored form of a typed medical record number (``mr 42``, ``MR-00000042`` and
+    full-width ``ＭＲ００００００４２`` all give ``MR00000042``), or None when the text is
+    not shaped like one."""
+    text = re.sub(r"[\s\-]", "", unicodedata.normalize("NFKC", raw)).upper()
+    found = _RECORD_SHAPE.fullmatch(text)
+    if found is None or int(found.group(1)) == 0:
+        return None
+    return record_number(int(found.group(1)))
 
 
 def lookup_kind(raw: str) -> LookupKind:
     """What a registrar's search text is: a mobile number, something shaped like a resident
     ID number (then it must be a valid one: a typo is explained, not silently not found),
-    or another document's number (passport, permits). Spaces and dashes are ignored."""
+    a medical record number (``MR`` and digits; a passport of that shape is found too), or
+    another document's number (passport, permits). Spaces and dashes are ignored."""
     text = re.sub(r"[\s\-]", "", unicodedata.normalize("NFKC", raw)).upper()
     if not text:
         raise InvalidLookup()
@@ -261,6 +292,8 @@ def lookup_kind(raw: str) -> LookupKind:
     # however mistyped; other documents never have that shape.
     if re.fullmatch(r"[0-9]{17}[0-9X]|[0-9]{15}", text):
         return LookupKind.RESIDENT_ID
+    if parse_record_number(text) is not None:
+        return LookupKind.RECORD_NUMBER
     if not _PASSPORT_CHARS.fullmatch(re.sub(r"[()]", "", text)):
         raise InvalidLookup()
     return LookupKind.OTHER_DOCUMENT

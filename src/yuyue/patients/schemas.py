@@ -49,6 +49,13 @@ class PatientRead(BaseModel):
     birth_date: date
     sex: Sex
     phone: Annotated[str, Field(description="masked, e.g. 138****8000")]
+    record_number: Annotated[
+        str,
+        Field(
+            description="the medical record number (病历号) the hospital gave the patient at "
+            "registration, e.g. MR00000042"
+        ),
+    ]
 
 
 class UnmaskRequest(Input):

@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +20,7 @@ from yuyue.kit.crypto import FieldCipher
 from yuyue.kit.errors import NotFound, ValidationFailed, YuyueError
 from yuyue.kit.rekey import SealedColumn
 from yuyue.patients import rules
-from yuyue.patients.models import Account, Patient, PatientChannel
+from yuyue.patients.models import Account, Patient, PatientChannel, RecordNumberSequence
 from yuyue.scheduling.enums import Channel
 from yuyue.staff import rules as staff_rules
 from yuyue.staff.errors import UnmaskReasonRequired
@@ -165,6 +167,10 @@ async def register_patient(
     patient = Patient(
         hospital_id=hospital_id,
         account_id=account.id,
+        # Taken last, so the hospital's number row stays locked for as short as can be.
+        record_number=rules.record_number(
+            await next_record_sequence(session, hospital_id=hospital_id)
+        ),
         name=clean_name,
         id_type=id_type.value,
         id_cipher=cipher.encrypt(identity.number),
@@ -186,6 +192,33 @@ async def register_patient(
             )
         )
     return patient
+
+
+async def next_record_sequence(session: AsyncSession, *, hospital_id: uuid.UUID) -> int:
+    """The hospital's next medical record sequence, taken in the caller's transaction.
+
+    Race-free: the increment is one UPDATE … RETURNING on the hospital's row, which a
+    concurrent registration waits for (PostgreSQL's row lock, held to the end of the
+    transaction; SQLite writes one transaction at a time), so no two commits get the same
+    number; `uq_patient_record_number` backs it. The row is created on first use (INSERT …
+    ON CONFLICT DO NOTHING: two first registrations both go on to the increment). A
+    transaction that rolls back gives its number back, so numbers have no gaps."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(RecordNumberSequence)
+        .values(hospital_id=hospital_id, last_number=0)
+        .on_conflict_do_nothing()
+    )
+    taken = await session.scalar(
+        update(RecordNumberSequence)
+        .where(RecordNumberSequence.hospital_id == hospital_id)
+        .values(last_number=RecordNumberSequence.last_number + 1)
+        .returning(RecordNumberSequence.last_number)
+        .execution_options(synchronize_session=False)
+    )
+    assert taken is not None
+    return taken
 
 
 async def remember_channel(
@@ -418,6 +451,20 @@ async def find_by_identity(
     )
 
 
+def _other_document_indexes(cipher: FieldCipher, query: str, *, today: date) -> list[str]:
+    """The blind indexes of `query` read as each document type but the resident ID."""
+    indexes: list[str] = []
+    for id_type in rules.IdType:
+        if id_type is rules.IdType.RESIDENT_ID:
+            continue
+        try:
+            number = rules.parse_identity(id_type, query, today=today).number
+        except rules.InvalidIdNumber:
+            continue  # not a number of this document type
+        indexes.extend(identity_indexes(cipher, id_type, number))
+    return indexes
+
+
 async def find_patients(
     session: AsyncSession,
     *,
@@ -429,8 +476,8 @@ async def find_patients(
 ) -> list[Patient]:
     """The patients a registrar's search finds: by mobile number (a family may share one,
     so several), by resident ID number (validated first: a wrong check digit is refused
-    with the reason, not "not found"), or by the number of any other document. Exact
-    matches through the blind indexes only; nothing is decrypted."""
+    with the reason, not "not found"), by medical record number, or by the number of any
+    other document. Exact matches through the blind indexes only; nothing is decrypted."""
     kind = rules.lookup_kind(query)
     condition: ColumnElement[bool]
     if kind is rules.LookupKind.PHONE:
@@ -445,18 +492,17 @@ async def find_patients(
             ),
         )
     else:
-        indexes: list[str] = []
-        for id_type in rules.IdType:
-            if id_type is rules.IdType.RESIDENT_ID:
-                continue
-            try:
-                number = rules.parse_identity(id_type, query, today=today).number
-            except rules.InvalidIdNumber:
-                continue  # not a number of this document type
-            indexes.extend(identity_indexes(cipher, id_type, number))
-        if not indexes:
+        indexes = _other_document_indexes(cipher, query, today=today)
+        if kind is rules.LookupKind.RECORD_NUMBER:
+            wanted = rules.parse_record_number(query)
+            assert wanted is not None
+            # A passport number may have the same shape: it is found too.
+            by_record = Patient.record_number == wanted
+            condition = or_(by_record, Patient.id_index.in_(indexes)) if indexes else by_record
+        elif not indexes:
             raise rules.InvalidLookup()
-        condition = Patient.id_index.in_(indexes)
+        else:
+            condition = Patient.id_index.in_(indexes)
     found = await session.scalars(
         select(Patient)
         .where(Patient.hospital_id == hospital_id, condition)

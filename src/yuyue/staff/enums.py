@@ -15,3 +15,6 @@ class Role(StrEnum):
     # The outpatient office's duty supervisor (门诊值班主管): approves staff changes to
     # confirmed bookings (cancel after the deadline, move, change the patient).
     SUPERVISOR = "supervisor"
+    # An auditor (审计员): reads the audit trail (the viewer and its CSV export), and changes
+    # nothing: every route that changes data refuses the role (`web.access`).
+    AUDITOR = "auditor"

@@ -53,9 +53,11 @@ class Actor:
         )
 
 
-# Who may read the audit trail. There is no auditor role yet, so administrators alone; a
-# hospital that wants separate auditors adds the role to `Role` and here.
-AUDIT_READERS: tuple[Role, ...] = (Role.ADMIN,)
+# Who may read the audit trail: auditors (and administrators, who hold every role).
+AUDIT_READERS: tuple[Role, ...] = (Role.AUDITOR,)
+# Roles that only read: they may use the pages and calls listed for them and their own
+# account's (password, second factor, sign-ins), and nothing that changes the hospital's data.
+READ_ONLY_ROLES: frozenset[Role] = frozenset({Role.AUDITOR})
 # Who manages staff accounts (staff.accounts).
 ACCOUNT_MANAGERS: tuple[Role, ...] = (Role.ADMIN,)
 # Who may see a patient's identity number or phone in full (unmask), once per request and

@@ -85,7 +85,12 @@ def route(spec: str, *who: Who, note: str = "") -> RouteAccess:
 ANYONE = (Caller.ANYONE,)
 # Any channel client, kiosks included.
 KEYS = (Caller.CHANNEL_KEY, Caller.KIOSK_KEY)
+# Any member of staff: only their own account's pages and calls (sign-ins, password, second
+# factor) and the console's menu admit every role.
 STAFF: tuple[Role, ...] = tuple(Role)
+# Staff at work: every role but the read-only ones (the auditor reads the audit trail and
+# changes nothing, `staff.rules.READ_ONLY_ROLES`).
+WORKING: tuple[Role, ...] = tuple(role for role in Role if role is not Role.AUDITOR)
 ADMIN = Role.ADMIN
 SCHEDULER = Role.SCHEDULER
 REGISTRAR = Role.REGISTRAR
@@ -93,6 +98,7 @@ NURSE = Role.NURSE
 DOCTOR = Role.DOCTOR
 FINANCE = Role.FINANCE
 SUPERVISOR = Role.SUPERVISOR
+AUDITOR = Role.AUDITOR
 KIOSK = Caller.KIOSK_KEY
 PATIENT = Caller.PATIENT
 
@@ -115,26 +121,26 @@ ACCESS: tuple[RouteAccess, ...] = (
     route("GET /readyz", *ANYONE),
     route("GET /metrics", *ANYONE, note="keep it on the internal network (docs/operations.md)"),
     # --- scheduling ---
-    route("GET /api/v1/departments", *KEYS, *STAFF),
-    route("GET /api/v1/doctors", *KEYS, *STAFF),
+    route("GET /api/v1/departments", *KEYS, *WORKING),
+    route("GET /api/v1/doctors", *KEYS, *WORKING),
     route("POST /api/v1/schedule-templates", SCHEDULER),
     route("POST /api/v1/sessions/generate", SCHEDULER),
     route("POST /api/v1/sessions", SCHEDULER, note="extra session (加诊)"),
     route("PUT /api/v1/pool-ratios", SCHEDULER),
-    route("GET /api/v1/booking-policy", *KEYS, *STAFF, note="published rules"),
+    route("GET /api/v1/booking-policy", *KEYS, *WORKING, note="published rules"),
     route("PUT /api/v1/booking-policy", SCHEDULER),
-    route("GET /api/v1/sessions", *KEYS, *STAFF, note="places left for the caller's channel"),
-    route("GET /api/v1/sessions/{session_id}/slots", *KEYS, *STAFF),
+    route("GET /api/v1/sessions", *KEYS, *WORKING, note="places left for the caller's channel"),
+    route("GET /api/v1/sessions/{session_id}/slots", *KEYS, *WORKING),
     route("POST /api/v1/sessions/{session_id}/extra-places", SCHEDULER, note="加号"),
     route("POST /api/v1/sessions/{session_id}/stop", SCHEDULER, note="停诊 / 替诊"),
     route("POST /api/v1/sessions/{session_id}/stop/preview", SCHEDULER),
     route("GET /api/v1/sessions/{session_id}/substitutes", SCHEDULER),
     # --- patients and appointments ---
-    route("POST /api/v1/patients", *KEYS, *STAFF),
+    route("POST /api/v1/patients", *KEYS, *WORKING),
     route(
         "GET /api/v1/patients/{patient_id}",
         *KEYS,
-        *STAFF,
+        *WORKING,
         note=PATIENT_READS,
     ),
     route(
@@ -142,12 +148,12 @@ ACCESS: tuple[RouteAccess, ...] = (
         REGISTRAR,
         note="the full identity number or phone, once, with a reason; logged",
     ),
-    route("POST /api/v1/appointments", *KEYS, *STAFF, note="staff book from the window's pools"),
-    route("GET /api/v1/appointments/{appointment_id}", *KEYS, *STAFF),
-    route("POST /api/v1/appointments/{appointment_id}/cancel", *KEYS, *STAFF),
-    route("POST /api/v1/appointments/{appointment_id}/reschedule", *KEYS, *STAFF),
+    route("POST /api/v1/appointments", *KEYS, *WORKING, note="staff book from the window's pools"),
+    route("GET /api/v1/appointments/{appointment_id}", *KEYS, *WORKING),
+    route("POST /api/v1/appointments/{appointment_id}/cancel", *KEYS, *WORKING),
+    route("POST /api/v1/appointments/{appointment_id}/reschedule", *KEYS, *WORKING),
     route("POST /api/v1/appointments/{appointment_id}/confirm-payment", FINANCE, REGISTRAR),
-    route("GET /api/v1/patients/{patient_id}/appointments", *KEYS, *STAFF, note=PATIENT_READS),
+    route("GET /api/v1/patients/{patient_id}/appointments", *KEYS, *WORKING, note=PATIENT_READS),
     route("POST /api/v1/blacklist", ADMIN),
     # --- staff sign-in, accounts and keys ---
     route("POST /api/v1/auth/token", *ANYONE, note="throttled per account and client address"),
@@ -176,18 +182,18 @@ ACCESS: tuple[RouteAccess, ...] = (
     route("POST /api/v1/api-keys", ADMIN),
     route("DELETE /api/v1/api-keys/{key_id}", ADMIN),
     # --- the waitlist ---
-    route("POST /api/v1/sessions/{session_id}/waitlist", *KEYS, *STAFF),
-    route("GET /api/v1/waitlist", *KEYS, *STAFF, note=PATIENT_READS),
-    route("DELETE /api/v1/waitlist/{entry_id}", *KEYS, *STAFF),
-    route("POST /api/v1/waitlist/{entry_id}/accept", *KEYS, *STAFF),
-    route("POST /api/v1/waitlist/{entry_id}/decline", *KEYS, *STAFF),
+    route("POST /api/v1/sessions/{session_id}/waitlist", *KEYS, *WORKING),
+    route("GET /api/v1/waitlist", *KEYS, *WORKING, note=PATIENT_READS),
+    route("DELETE /api/v1/waitlist/{entry_id}", *KEYS, *WORKING),
+    route("POST /api/v1/waitlist/{entry_id}/accept", *KEYS, *WORKING),
+    route("POST /api/v1/waitlist/{entry_id}/decline", *KEYS, *WORKING),
     # --- messages ---
     route("GET /api/v1/message-templates", SCHEDULER),
     route("PUT /api/v1/message-templates", SCHEDULER),
     route("GET /api/v1/notification-settings", SCHEDULER),
     route("PUT /api/v1/notification-settings", SCHEDULER),
     # --- no-shows ---
-    route("GET /api/v1/no-show-policy", *KEYS, *STAFF, note="published rules"),
+    route("GET /api/v1/no-show-policy", *KEYS, *WORKING, note="published rules"),
     route("PUT /api/v1/no-show-policy", SCHEDULER),
     route("GET /api/v1/appeals", REGISTRAR),
     route("POST /api/v1/appeals/{appeal_id}/decide", REGISTRAR),
@@ -233,10 +239,10 @@ ACCESS: tuple[RouteAccess, ...] = (
     route("POST /api/v1/visits/{visit_id}/return-visit", NURSE, DOCTOR, note=OWN_SESSIONS),
     route("POST /api/v1/visits/{visit_id}/priority", NURSE),
     route("POST /api/v1/visits/{visit_id}/move", NURSE),
-    route("GET /api/v1/visit-policy", *KEYS, *STAFF, note="published rules"),
+    route("GET /api/v1/visit-policy", *KEYS, *WORKING, note="published rules"),
     route("PUT /api/v1/visit-policy", SCHEDULER),
     # --- payments ---
-    route("POST /api/v1/appointments/{appointment_id}/payments", *KEYS, *STAFF),
+    route("POST /api/v1/appointments/{appointment_id}/payments", *KEYS, *WORKING),
     route("POST /api/v1/payments/wechatpay/notify", *ANYONE, note=PROVIDER),
     route("POST /api/v1/payments/alipay/notify", *ANYONE, note=PROVIDER),
     route("POST /api/v1/payments/insurance/notify", *ANYONE, note=PROVIDER),
@@ -244,8 +250,10 @@ ACCESS: tuple[RouteAccess, ...] = (
     route("POST /api/v1/payment-orders/{order_id}/invoice", REGISTRAR, FINANCE),
     route("POST /api/v1/refunds/{refund_id}/window", REGISTRAR),
     route("GET /api/v1/payment-orders", FINANCE),
-    route("GET /api/v1/appointments/{appointment_id}/receipt", *KEYS, *STAFF),
-    route("GET /api/v1/payment-settings", *KEYS, *STAFF, note="which payments the hospital takes"),
+    route("GET /api/v1/appointments/{appointment_id}/receipt", *KEYS, *WORKING),
+    route(
+        "GET /api/v1/payment-settings", *KEYS, *WORKING, note="which payments the hospital takes"
+    ),
     route("PUT /api/v1/payment-settings", ADMIN),
     route("GET /api/v1/reconciliation", FINANCE),
     route("GET /api/v1/reconciliation/{run_id}/items", FINANCE),
@@ -256,7 +264,7 @@ ACCESS: tuple[RouteAccess, ...] = (
         *ANYONE,
         note="throttled per client address; naming a patient needs a key",
     ),
-    route("GET /api/v1/maintenance", *KEYS, *STAFF),
+    route("GET /api/v1/maintenance", *KEYS, *WORKING),
     route("PUT /api/v1/maintenance", ADMIN),
     route("DELETE /api/v1/maintenance", ADMIN),
     route("POST /api/v1/announcements", SCHEDULER),
@@ -381,7 +389,7 @@ ACCESS: tuple[RouteAccess, ...] = (
     route("GET /staff/accounts/{user_id}", ADMIN),
     route("POST /staff/accounts/{user_id}", ADMIN),
     route("POST /staff/accounts/{user_id}/{action}", ADMIN),
-    route("GET /staff/audit", ADMIN),
+    route("GET /staff/audit", AUDITOR, note="the viewer and its CSV export (format=csv)"),
     route("POST /staff/second-factor-roles", ADMIN, note="the roles that must use a second factor"),
     route("GET /staff/sessions", *STAFF, note="the caller's own sign-ins"),
     route("POST /staff/sessions/{session_id}/end", *STAFF, note="the caller's own sign-ins"),
@@ -471,6 +479,8 @@ def who_text(row: RouteAccess) -> str:
     names = [_CALLER_NAMES[caller] for caller in Caller if caller in row.callers]
     if row.roles >= frozenset(Role):
         names.append("any staff")
+    elif row.roles >= frozenset(WORKING):
+        names.append("any staff but auditor")
     else:
         names.extend(role.value for role in Role if role in row.roles)
     return ", ".join(names)
