@@ -70,6 +70,8 @@ i18n.register(
         "dept.max_age": ("最大年龄（周岁）", "Oldest (full years)"),
         "dept.any_age": ("不限", "Any"),
         "dept.age_range": ("{low}–{high} 岁", "{low}–{high}"),
+        "dept.age_from": ("{low} 岁及以上", "{low} and over"),
+        "dept.age_to": ("{high} 岁及以下", "up to {high}"),
         "dept.sex": ("性别限制", "Sex"),
         "dept.sex.any": ("不限", "Any"),
         "dept.sex.M": ("仅男性", "Men only"),
