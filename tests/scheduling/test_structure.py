@@ -3,12 +3,14 @@ deactivates departments and doctors, through the service and through the API."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import NOW, VISIT_DAY, World
 from tests.helpers import assert_problem, row_counts, staff_auth
@@ -321,6 +323,13 @@ class TestDepartmentsApi:
         gone = await client.post(f"/api/v1/departments/{department['id']}/deactivate", headers=auth)
         assert gone.status_code == 200 and gone.json()["active"] is False
         assert "DERM" not in codes(await client.get("/api/v1/departments", headers=world.auth))
+        # The doctors of a deactivated department are not offered either.
+        gone_world = await client.post(
+            f"/api/v1/departments/{world.department.id}/deactivate", headers=auth
+        )
+        assert gone_world.status_code == 200
+        doctors = await client.get("/api/v1/doctors", headers=world.auth)
+        assert str(world.doctor.id) not in [d["id"] for d in doctors.json()]
         async with ctx.db.read() as s:
             actions = (
                 await s.scalars(
@@ -521,3 +530,28 @@ class TestDoctorsApi:
         )
         assert_problem(refused, 409, "department_inactive")
         assert await row_counts(ctx.db) == before
+
+
+class TestCodesUnderConcurrency:
+    async def test_two_schedulers_saving_one_code_at_once_make_one_department(
+        self, ctx: AppContext, world: World
+    ) -> None:
+        """Both read the codes before either saves; the unique constraint turns the second
+        into `code_taken`, never a second department or an unexplained failure."""
+
+        async def add(name: str) -> None:
+            async def work(s: AsyncSession) -> None:
+                await scheduling.add_department(
+                    s,
+                    actor=scheduler_actor(world),
+                    facts=rules.DepartmentFacts(code="ICU", name=name),
+                    now=NOW,
+                )
+
+            await ctx.db.transact(work)
+
+        results = await asyncio.gather(add("重症医学科"), add("ICU"), return_exceptions=True)
+        assert sorted(type(r).__name__ for r in results) == ["CodeTaken", "NoneType"], results
+        async with ctx.db.read() as s:
+            saved = (await s.scalars(select(Department.name).where(Department.code == "ICU"))).all()
+        assert len(saved) == 1

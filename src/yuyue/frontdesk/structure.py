@@ -408,6 +408,10 @@ async def _doctor_page(
         if doctor is None or doctor.hospital_id != who.hospital.id:
             raise NotFound(what="doctor")
         departments = await scheduling.active_departments(session, hospital_id=who.hospital.id)
+        if doctor.department_id not in {d.id for d in departments}:
+            # A deactivated department's doctor is shown where they are.
+            own = await session.get(Department, doctor.department_id)
+            departments = [*departments, *([own] if own is not None else [])]
         levels = await scheduling.levels(session, hospital_id=who.hospital.id)
     level_code = next((level.code for level in levels if level.id == doctor.level_id), "")
     return render(

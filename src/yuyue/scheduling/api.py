@@ -104,7 +104,11 @@ async def list_doctors(
             select(Doctor, Department, RegistrationLevel)
             .join(Department, Department.id == Doctor.department_id)
             .join(RegistrationLevel, RegistrationLevel.id == Doctor.level_id)
-            .where(Doctor.hospital_id == actor.hospital_id, Doctor.active.is_(True))
+            .where(
+                Doctor.hospital_id == actor.hospital_id,
+                Doctor.active.is_(True),
+                Department.active.is_(True),
+            )
             .order_by(Department.sort_order, RegistrationLevel.rank.desc(), Doctor.code)
         )
         if department_id is not None:
