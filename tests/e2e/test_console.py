@@ -20,7 +20,7 @@ class TestConsole:
         await staff_sign_in(page, "admin", "admin123")
         # Administrators land on the console's menu: every page of every role.
         await expect(page.get_by_role("heading", name="我的工作台")).to_be_visible()
-        await expect(page.get_by_test_id("menu-entry")).to_have_count(24)
+        await expect(page.get_by_test_id("menu-entry")).to_have_count(25)
         await screenshot(page, "60-console-home.png", full_page=True)
 
         # The search narrows the menu as one types (a script of our own, no inline script).

@@ -153,6 +153,7 @@ async def _structure(session: AsyncSession, hospital: Hospital, now: datetime) -
             title_en=title.name_en,
             specialty=doc.specialty_zh,
             specialty_en=doc.specialty_en,
+            room=room,
         )
         session.add(doc_row)
         await session.flush()

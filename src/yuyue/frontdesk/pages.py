@@ -952,6 +952,7 @@ def install(app: FastAPI) -> None:
         finance,
         signin,
         stopclinic,
+        structure,
         timetable,
         window,
     )
@@ -964,6 +965,7 @@ def install(app: FastAPI) -> None:
     app.include_router(approvals.router)
     app.include_router(window.router)
     app.include_router(timetable.router)
+    app.include_router(structure.router)
     app.include_router(finance.router)
     app.include_router(console.router)
 

@@ -149,13 +149,22 @@ CONSOLE: tuple[ConsoleEntry, ...] = (
         ("消息模板", "短信", "措辞", "科室", "templates", "wording", "department", "sms"),
     ),
     ConsoleEntry(
+        "departments",
+        "/scheduling/departments",
+        "console.entry.departments",
+        "console.entry.departments_hint",
+        "console.group.scheduling",
+        frozenset({Role.SCHEDULER}),
+        ("科室", "新增科室", "停用", "年龄", "departments", "add department", "deactivate"),
+    ),
+    ConsoleEntry(
         "doctors",
         "/scheduling/doctors",
         "console.entry.doctors",
         "console.entry.doctors_hint",
         "console.group.scheduling",
         frozenset({Role.SCHEDULER}),
-        ("科室", "医生", "号别", "诊室", "departments", "doctors", "level", "room"),
+        ("科室", "医生", "新增医生", "号别", "诊室", "departments", "doctors", "level", "room"),
     ),
     ConsoleEntry(
         "stop_clinic",

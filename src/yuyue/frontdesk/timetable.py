@@ -95,9 +95,15 @@ i18n.register(
         ),
         "console.entry.doctors": ("科室与医生", "Departments and doctors"),
         "console.entry.doctors_hint": (
-            "各科室的医生、号别、职称和诊室；调整医生号别和诊室。",
-            "Each department's doctors with level, title and room; change a doctor's level "
-            "and room.",
+            "各科室的医生、号别、职称和诊室；新增医生，调整号别和诊室，停用医生。",
+            "Each department's doctors with level, title and room; add a doctor, change "
+            "their level and room, deactivate them.",
+        ),
+        "console.entry.departments": ("科室管理", "Departments"),
+        "console.entry.departments_hint": (
+            "新增科室，修改名称、位置、年龄和性别限制及就诊须带，停用科室。",
+            "Add a department; change its name, location, age and sex rules and what to "
+            "bring; deactivate it.",
         ),
         "sched.area": ("排班", "Scheduling"),
         "sched.nav.week": ("周视图", "Week"),
@@ -1276,21 +1282,34 @@ async def save_policy(request: Request, who: StaffDep) -> Response:
 # --- departments and doctors ---------------------------------------------------------------
 
 
-async def _doctors_page(
-    request: Request, who: FloorVisitor, *, error: str | None = None, status: int = 200
+async def doctors_page(
+    request: Request,
+    who: FloorVisitor,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    form: Mapping[str, str] | None = None,
 ) -> Response:
+    """The departments' doctors with level and room, the form to add one (`form`: what was
+    typed, shown again after a refusal) and the deactivated doctors (frontdesk/structure.py
+    handles adding, editing and deactivating)."""
     who.require(request, *ROLES)
     async with who.ctx.db.read() as session:
         departments = await scheduling.active_departments(session, hospital_id=who.hospital.id)
-        doctors = await scheduling.department_doctors(session, hospital_id=who.hospital.id)
+        doctors = await scheduling.all_doctors(session, hospital_id=who.hospital.id)
         rooms = await scheduling.doctor_rooms(session, hospital_id=who.hospital.id)
         levels = await scheduling.levels(session, hospital_id=who.hospital.id)
     by_department: dict[uuid.UUID, list[Any]] = {}
     for doctor, level in doctors:
-        by_department.setdefault(doctor.department_id, []).append((doctor, level))
+        if doctor.active:
+            by_department.setdefault(doctor.department_id, []).append((doctor, level))
     done = None
-    if request.query_params.get("done") == "doctor":
-        done = who.t("sched.done.doctor", name=request.query_params.get("name", "")[:50])
+    name = request.query_params.get("name", "")[:50]
+    outcome = request.query_params.get("done")
+    if outcome == "doctor":
+        done = who.t("sched.done.doctor", name=name)
+    elif outcome in ("added", "saved", "deactivated", "reactivated"):
+        done = who.t(f"doc.done.{outcome}", name=name)
     return render(
         request,
         who,
@@ -1300,15 +1319,17 @@ async def _doctors_page(
         done=done,
         departments=departments,
         by_department=by_department,
+        inactive=[(doctor, level) for doctor, level in doctors if not doctor.active],
         rooms=rooms,
         levels=levels,
+        form=form or {},
         nav="doctors",
     )
 
 
 @router.get(DOCTORS_PATH, response_class=HTMLResponse)
 async def doctors_view(request: Request, who: StaffDep) -> Response:
-    return await _doctors_page(request, who)
+    return await doctors_page(request, who)
 
 
 @router.post(DOCTORS_PATH + "/{doctor_id}", response_class=HTMLResponse)
@@ -1318,7 +1339,7 @@ async def change_doctor(request: Request, who: StaffDep, doctor_id: uuid.UUID) -
     try:
         body = DoctorUpdate.model_validate(_filled(form, "level_code", "room"))
     except ValidationError as invalid:
-        return await _doctors_page(request, who, error=_invalid(invalid, who), status=422)
+        return await doctors_page(request, who, error=_invalid(invalid, who), status=422)
 
     async def work(session: AsyncSession) -> str:
         doctor = await scheduling.update_doctor(
@@ -1336,5 +1357,5 @@ async def change_doctor(request: Request, who: StaffDep, doctor_id: uuid.UUID) -
     try:
         name = await who.ctx.db.transact(work)
     except YuyueError as error:
-        return await _doctors_page(request, who, error=_refusal(error, who), status=error.status)
+        return await doctors_page(request, who, error=_refusal(error, who), status=error.status)
     return redirect(_with(DOCTORS_PATH, done="doctor", name=name))

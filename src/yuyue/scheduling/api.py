@@ -5,12 +5,15 @@ slot lists, extra places and stop-clinic touch bookings, so their routes live in
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.kit.clock import Clock
+from yuyue.kit.db import Database
 from yuyue.kit.errors import ValidationFailed
 from yuyue.kit.localtime import local_today
 from yuyue.scheduling import rules, service
@@ -24,7 +27,13 @@ from yuyue.scheduling.models import (
 from yuyue.scheduling.schemas import (
     BookingPolicyRead,
     BookingPolicyUpdate,
+    DepartmentAdminRead,
+    DepartmentCreate,
     DepartmentRead,
+    DepartmentUpdate,
+    DoctorAdminRead,
+    DoctorCreate,
+    DoctorEdit,
     DoctorRead,
     ExtraSessionCreate,
     GenerateReport,
@@ -41,6 +50,20 @@ from yuyue.staff.rules import Actor, require_staff
 from yuyue.web.deps import ActorDep, CtxDep, LocaleDep
 
 router = APIRouter(prefix="/api/v1", tags=["scheduling"])
+_T = TypeVar("_T")
+
+
+class StructureContext(Protocol):
+    """What a change to the hospital's structure needs of the application: its database
+    and the caches to forget (scheduling knows nothing of who keeps them)."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def structure_changed(self) -> None: ...
 
 
 @router.get("/departments", response_model=list[DepartmentRead])
@@ -81,7 +104,11 @@ async def list_doctors(
             select(Doctor, Department, RegistrationLevel)
             .join(Department, Department.id == Doctor.department_id)
             .join(RegistrationLevel, RegistrationLevel.id == Doctor.level_id)
-            .where(Doctor.hospital_id == actor.hospital_id, Doctor.active.is_(True))
+            .where(
+                Doctor.hospital_id == actor.hospital_id,
+                Doctor.active.is_(True),
+                Department.active.is_(True),
+            )
             .order_by(Department.sort_order, RegistrationLevel.rank.desc(), Doctor.code)
         )
         if department_id is not None:
@@ -295,3 +322,232 @@ async def put_booking_policy(
     # The windows changed: every kept session and slot list with them.
     ctx.reads.changed(None)
     return result
+
+
+# --- the hospital's structure: departments and doctors ------------------------------------
+
+
+def _department_admin(department: Department) -> DepartmentAdminRead:
+    return DepartmentAdminRead(
+        id=department.id,
+        code=department.code,
+        name=department.name,
+        name_en=department.name_en,
+        location=department.location,
+        location_en=department.location_en,
+        what_to_bring=department.what_to_bring,
+        what_to_bring_en=department.what_to_bring_en,
+        min_age_years=department.min_age_years,
+        max_age_years=department.max_age_years,
+        sex_restriction=department.sex_restriction,
+        campus_id=department.campus_id,
+        active=department.active,
+    )
+
+
+async def _structure_change(
+    ctx: StructureContext, work: Callable[[AsyncSession], Awaitable[_T]]
+) -> _T:
+    """Runs the change in one transaction; after the commit every cache of names, rooms
+    and lists here forgets what it kept."""
+    result = await ctx.db.transact(work)
+    ctx.structure_changed()
+    return result
+
+
+@router.post(
+    "/departments",
+    status_code=201,
+    response_model=DepartmentAdminRead,
+    tags=["scheduler"],
+    summary="Add a department",
+)
+async def create_department(
+    body: DepartmentCreate, ctx: CtxDep, actor: ActorDep
+) -> DepartmentAdminRead:
+    require_staff(actor, Role.SCHEDULER)
+
+    async def work(session: AsyncSession) -> DepartmentAdminRead:
+        department = await service.add_department(
+            session,
+            actor=actor,
+            facts=rules.DepartmentFacts(**body.model_dump()),
+            now=ctx.clock.now(),
+        )
+        return _department_admin(department)
+
+    return await _structure_change(ctx, work)
+
+
+# Fields a null clears; a null anywhere else keeps the value.
+_CLEARABLE = frozenset({"min_age_years", "max_age_years", "sex_restriction", "campus_id"})
+
+
+@router.patch(
+    "/departments/{department_id}",
+    response_model=DepartmentAdminRead,
+    tags=["scheduler"],
+    summary="Rename or edit a department",
+)
+async def update_department(
+    department_id: uuid.UUID, body: DepartmentUpdate, ctx: CtxDep, actor: ActorDep
+) -> DepartmentAdminRead:
+    require_staff(actor, Role.SCHEDULER)
+    changes = {
+        name: value
+        for name, value in body.model_dump(exclude_unset=True).items()
+        if value is not None or name in _CLEARABLE
+    }
+
+    async def work(session: AsyncSession) -> DepartmentAdminRead:
+        department = await service.update_department(
+            session,
+            actor=actor,
+            department_id=department_id,
+            changes=changes,
+            now=ctx.clock.now(),
+        )
+        return _department_admin(department)
+
+    return await _structure_change(ctx, work)
+
+
+async def _department_active(
+    ctx: StructureContext, actor: Actor, department_id: uuid.UUID, *, active: bool
+) -> DepartmentAdminRead:
+    require_staff(actor, Role.SCHEDULER)
+
+    async def work(session: AsyncSession) -> DepartmentAdminRead:
+        department = await service.set_department_active(
+            session, actor=actor, department_id=department_id, active=active, now=ctx.clock.now()
+        )
+        return _department_admin(department)
+
+    return await _structure_change(ctx, work)
+
+
+@router.post(
+    "/departments/{department_id}/deactivate",
+    response_model=DepartmentAdminRead,
+    tags=["scheduler"],
+    summary="Deactivate a department: hidden from patients, no new rows or sessions",
+)
+async def deactivate_department(
+    department_id: uuid.UUID, ctx: CtxDep, actor: ActorDep
+) -> DepartmentAdminRead:
+    return await _department_active(ctx, actor, department_id, active=False)
+
+
+@router.post(
+    "/departments/{department_id}/reactivate",
+    response_model=DepartmentAdminRead,
+    tags=["scheduler"],
+    summary="Bring a deactivated department back",
+)
+async def reactivate_department(
+    department_id: uuid.UUID, ctx: CtxDep, actor: ActorDep
+) -> DepartmentAdminRead:
+    return await _department_active(ctx, actor, department_id, active=True)
+
+
+async def _doctor_admin(session: AsyncSession, doctor: Doctor) -> DoctorAdminRead:
+    level = await session.get(RegistrationLevel, doctor.level_id)
+    return DoctorAdminRead(
+        id=doctor.id,
+        code=doctor.code,
+        name=doctor.name,
+        title=doctor.title,
+        title_en=doctor.title_en,
+        room=doctor.room,
+        department_id=doctor.department_id,
+        level_code=level.code if level is not None else "",
+        active=doctor.active,
+    )
+
+
+@router.post(
+    "/doctors",
+    status_code=201,
+    response_model=DoctorAdminRead,
+    tags=["scheduler"],
+    summary="Add a doctor to a department",
+)
+async def create_doctor(body: DoctorCreate, ctx: CtxDep, actor: ActorDep) -> DoctorAdminRead:
+    require_staff(actor, Role.SCHEDULER)
+
+    async def work(session: AsyncSession) -> DoctorAdminRead:
+        doctor = await service.add_doctor(
+            session,
+            actor=actor,
+            facts=rules.DoctorFacts(
+                code=body.code,
+                name=body.name,
+                title=body.title,
+                title_en=body.title_en,
+                room=body.room,
+            ),
+            department_id=body.department_id,
+            level_id=await _level_id(session, actor, body.level_code, None),
+            now=ctx.clock.now(),
+        )
+        return await _doctor_admin(session, doctor)
+
+    return await _structure_change(ctx, work)
+
+
+@router.patch(
+    "/doctors/{doctor_id}",
+    response_model=DoctorAdminRead,
+    tags=["scheduler"],
+    summary="Edit a doctor: name, title, department, level, room",
+)
+async def edit_doctor(
+    doctor_id: uuid.UUID, body: DoctorEdit, ctx: CtxDep, actor: ActorDep
+) -> DoctorAdminRead:
+    require_staff(actor, Role.SCHEDULER)
+    sent = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+
+    async def work(session: AsyncSession) -> DoctorAdminRead:
+        changes = {k: v for k, v in sent.items() if k != "level_code"}
+        if "level_code" in sent:
+            changes["level_id"] = await _level_id(session, actor, sent["level_code"], None)
+        doctor = await service.edit_doctor(
+            session, actor=actor, doctor_id=doctor_id, changes=changes, now=ctx.clock.now()
+        )
+        return await _doctor_admin(session, doctor)
+
+    return await _structure_change(ctx, work)
+
+
+async def _doctor_active(
+    ctx: StructureContext, actor: Actor, doctor_id: uuid.UUID, *, active: bool
+) -> DoctorAdminRead:
+    require_staff(actor, Role.SCHEDULER)
+
+    async def work(session: AsyncSession) -> DoctorAdminRead:
+        doctor = await service.set_doctor_active(
+            session, actor=actor, doctor_id=doctor_id, active=active, now=ctx.clock.now()
+        )
+        return await _doctor_admin(session, doctor)
+
+    return await _structure_change(ctx, work)
+
+
+@router.post(
+    "/doctors/{doctor_id}/deactivate",
+    response_model=DoctorAdminRead,
+    tags=["scheduler"],
+    summary="Deactivate a doctor: no new rows or sessions, bookings untouched",
+)
+async def deactivate_doctor(doctor_id: uuid.UUID, ctx: CtxDep, actor: ActorDep) -> DoctorAdminRead:
+    return await _doctor_active(ctx, actor, doctor_id, active=False)
+
+
+@router.post(
+    "/doctors/{doctor_id}/reactivate",
+    response_model=DoctorAdminRead,
+    tags=["scheduler"],
+    summary="Bring a deactivated doctor back",
+)
+async def reactivate_doctor(doctor_id: uuid.UUID, ctx: CtxDep, actor: ActorDep) -> DoctorAdminRead:
+    return await _doctor_active(ctx, actor, doctor_id, active=True)

@@ -116,6 +116,8 @@ class Doctor(Base):
     title_en: Mapped[str] = mapped_column(String(80), default="")
     specialty: Mapped[str] = mapped_column(Text, default="")
     specialty_en: Mapped[str] = mapped_column(Text, default="")
+    # The room (诊室) new timetable rows of the doctor start with; each row keeps its own.
+    room: Mapped[str] = mapped_column(String(100), default="", server_default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 

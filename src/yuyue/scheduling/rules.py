@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -210,3 +210,236 @@ def reserved_release_due(release_time: time | None, *, day: date, now: datetime,
     if release_time is None:
         return False
     return now >= datetime.combine(day, release_time, tzinfo=ZoneInfo(tz))
+
+
+# --- the hospital's structure: departments and doctors -------------------------------------
+
+CODE_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+CODE_MAX = 32
+OLDEST_AGE = 150
+SEXES = ("M", "F")
+
+
+class InvalidStructure(YuyueError):
+    """A department or doctor a person described wrongly; `field` names the input and
+    `problem` stays English in the API's document, like `InvalidSchedule`."""
+
+    code = "invalid_structure"
+    status = 422
+
+    def sentence_values(self, locale: str) -> dict[str, Any]:
+        values = dict(super().sentence_values(locale))
+        if locale != "en":
+            values["problem"] = _STRUCTURE_ZH.get(str(values.get("problem", "")), "")
+            values["field"] = _FIELDS_ZH.get(str(values.get("field", "")), "")
+        return values
+
+    def extensions(self) -> dict[str, Any]:
+        return {"field": self.values.get("field"), "problem": self.values.get("problem")}
+
+
+class CodeTaken(YuyueError):
+    """Department codes and doctor codes are unique in a hospital (letters compared without
+    case, so PED and ped cannot both exist)."""
+
+    code = "code_taken"
+    status = 409
+
+    def extensions(self) -> dict[str, Any]:
+        return {"field": "code", "value": self.values.get("value")}
+
+
+class DepartmentInactive(YuyueError):
+    """A deactivated department takes no new timetable rows, sessions or doctors."""
+
+    code = "department_inactive"
+    status = 409
+
+
+class DoctorInactive(YuyueError):
+    """A deactivated doctor gets no new timetable rows or sessions."""
+
+    code = "doctor_inactive"
+    status = 409
+
+
+_STRUCTURE_ZH: Mapping[str, str] = {
+    "a name is required": "名称不能为空",
+    "the name is too long": "名称过长",
+    "the code must be 1 to 32 letters, digits, - or _": "编码须为 1–32 位字母、数字、- 或 _",
+    "ages must be whole years from 0 to 150": "年龄须为 0 到 150 的整数",
+    "the youngest age must not be above the oldest": "最小年龄不能大于最大年龄",
+    "sex must be M or F": "性别限制只能是男（M）或女（F）",
+    "the text is too long": "内容过长",
+    "the campus is not one of the hospital's": "院区不存在",
+    "a doctor with timetable rows stays in their department; remove the rows first": (
+        "该医生还有排班，不能调到其他科室；请先删除其排班"
+    ),
+}
+
+_FIELDS_ZH: Mapping[str, str] = {
+    "code": "编码",
+    "name": "名称",
+    "name_en": "英文名称",
+    "title": "职称",
+    "title_en": "英文职称",
+    "room": "诊室",
+    "location": "位置",
+    "location_en": "英文位置",
+    "what_to_bring": "就诊须带",
+    "what_to_bring_en": "英文就诊须带",
+    "min_age_years": "最小年龄",
+    "max_age_years": "最大年龄",
+    "sex_restriction": "性别限制",
+    "campus_id": "院区",
+    "department_id": "科室",
+}
+
+i18n.register(
+    {
+        "title.invalid_structure": ("科室或医生信息有误", "Invalid department or doctor"),
+        "error.invalid_structure": ("{problem}（{field}）", "{field}: {problem}"),
+        "title.code_taken": ("编码已被使用", "Code already in use"),
+        "error.code_taken": (
+            "编码 {value} 已被本院其他{what_zh}使用。",
+            "The code {value} is already used by another {what} of the hospital.",
+        ),
+        "title.department_inactive": ("科室已停用", "Department deactivated"),
+        "error.department_inactive": (
+            "该科室已停用，不能再增加排班、出诊或医生。",
+            "The department is deactivated: it takes no new timetable rows, sessions or doctors.",
+        ),
+        "title.doctor_inactive": ("医生已停诊", "Doctor deactivated"),
+        "error.doctor_inactive": (
+            "该医生已停用，不能再增加排班或出诊。",
+            "The doctor is deactivated: no new timetable rows or sessions.",
+        ),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DepartmentFacts:
+    """What a scheduler says about a department; `check_department` returns it tidied."""
+
+    code: str
+    name: str
+    name_en: str = ""
+    location: str = ""
+    location_en: str = ""
+    what_to_bring: str = ""
+    what_to_bring_en: str = ""
+    min_age_years: int | None = None
+    max_age_years: int | None = None
+    sex_restriction: str | None = None
+    campus_id: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class DoctorFacts:
+    code: str
+    name: str
+    title: str = ""
+    title_en: str = ""
+    room: str = ""
+
+
+def _text(value: str, *, field: str, limit: int, required: bool = False) -> str:
+    tidy = value.strip()
+    if required and not tidy:
+        raise InvalidStructure(field=field, problem="a name is required")
+    if len(tidy) > limit:
+        problem = "the name is too long" if required else "the text is too long"
+        raise InvalidStructure(field=field, problem=problem)
+    return tidy
+
+
+def check_code(code: str) -> str:
+    tidy = code.strip()
+    if not tidy or len(tidy) > CODE_MAX or not set(tidy) <= CODE_ALPHABET:
+        raise InvalidStructure(
+            field="code", problem="the code must be 1 to 32 letters, digits, - or _"
+        )
+    return tidy
+
+
+def check_code_free(code: str, taken: Collection[str], *, what: str) -> None:
+    """`taken`: the codes the hospital's other departments (or doctors) already use."""
+    if code.casefold() in {other.casefold() for other in taken}:
+        raise CodeTaken(value=code, what=what, what_zh="科室" if what == "department" else "医生")
+
+
+def check_department(facts: DepartmentFacts, *, taken_codes: Collection[str]) -> DepartmentFacts:
+    """A department as it may be saved: a code unique in the hospital, a name, sensible
+    ages (the youngest not above the oldest, both whole years 0–150) and M, F or no sex
+    restriction. Raises on the first problem; changes nothing."""
+    code = check_code(facts.code)
+    check_code_free(code, taken_codes, what="department")
+    for field, age in (
+        ("min_age_years", facts.min_age_years),
+        ("max_age_years", facts.max_age_years),
+    ):
+        if age is not None and not 0 <= age <= OLDEST_AGE:
+            raise InvalidStructure(field=field, problem="ages must be whole years from 0 to 150")
+    if (
+        facts.min_age_years is not None
+        and facts.max_age_years is not None
+        and facts.min_age_years > facts.max_age_years
+    ):
+        raise InvalidStructure(
+            field="max_age_years", problem="the youngest age must not be above the oldest"
+        )
+    sex = facts.sex_restriction or None
+    if sex is not None and sex not in SEXES:
+        raise InvalidStructure(field="sex_restriction", problem="sex must be M or F")
+    return DepartmentFacts(
+        code=code,
+        name=_text(facts.name, field="name", limit=100, required=True),
+        name_en=_text(facts.name_en, field="name_en", limit=150),
+        location=_text(facts.location, field="location", limit=200),
+        location_en=_text(facts.location_en, field="location_en", limit=200),
+        what_to_bring=_text(facts.what_to_bring, field="what_to_bring", limit=2000),
+        what_to_bring_en=_text(facts.what_to_bring_en, field="what_to_bring_en", limit=2000),
+        min_age_years=facts.min_age_years,
+        max_age_years=facts.max_age_years,
+        sex_restriction=sex,
+        campus_id=facts.campus_id,
+    )
+
+
+def check_doctor(facts: DoctorFacts, *, taken_codes: Collection[str]) -> DoctorFacts:
+    """A doctor as they may be saved: a code unique in the hospital and a name."""
+    code = check_code(facts.code)
+    check_code_free(code, taken_codes, what="doctor")
+    return DoctorFacts(
+        code=code,
+        name=_text(facts.name, field="name", limit=50, required=True),
+        title=_text(facts.title, field="title", limit=50),
+        title_en=_text(facts.title_en, field="title_en", limit=80),
+        room=_text(facts.room, field="room", limit=100),
+    )
+
+
+def check_schedulable(*, department_active: bool, doctor_active: bool | None) -> None:
+    """New timetable rows, sessions and doctors go only to active departments, and rows
+    and sessions only to active doctors (`doctor_active` None: a department clinic)."""
+    if not department_active:
+        raise DepartmentInactive()
+    if doctor_active is False:
+        raise DoctorInactive()
+
+
+def generates(*, department_active: bool, doctor_active: bool | None) -> bool:
+    """Whether generation makes new sessions from a timetable row: not for a deactivated
+    department or doctor (their sessions already made stay, bookings untouched)."""
+    return department_active and doctor_active is not False
+
+
+def check_department_move(*, moving: bool, timetable_rows: int) -> None:
+    """A doctor changes department only without timetable rows: a row belongs to its
+    department, and sessions already made keep theirs."""
+    if moving and timetable_rows:
+        raise InvalidStructure(
+            field="department_id",
+            problem="a doctor with timetable rows stays in their department; remove the rows first",
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, time
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -386,3 +386,94 @@ class BookingPolicyUpdate(Input):
         time | None,
         Field(description="visit-day time the reserved pool goes to on-site registration"),
     ] = None
+
+
+# --- the hospital's structure (the scheduler's) -------------------------------------------
+# Shapes only; what makes a department or doctor valid (a code unique in the hospital, a
+# name, a sensible age range) is scheduling.rules', answered as `invalid_structure` or
+# `code_taken`.
+
+_Text = Annotated[str, Field(max_length=2000)]
+_Age = Annotated[int, Field(ge=0, le=150)]
+
+
+class DepartmentCreate(Input):
+    code: Annotated[str, Field(max_length=32, description="unique in the hospital")]
+    name: Annotated[str, Field(max_length=100)]
+    name_en: _Text = ""
+    location: _Text = ""
+    location_en: _Text = ""
+    what_to_bring: _Text = ""
+    what_to_bring_en: _Text = ""
+    min_age_years: _Age | None = None
+    max_age_years: _Age | None = Field(
+        None, description="the last age in full years the department sees"
+    )
+    sex_restriction: Literal["M", "F"] | None = None
+    campus_id: uuid.UUID | None = None
+
+
+class DepartmentUpdate(Input):
+    """Only the fields sent change; send null to clear an age, sex or campus."""
+
+    code: Annotated[str, Field(max_length=32)] | None = None
+    name: Annotated[str, Field(max_length=100)] | None = None
+    name_en: _Text | None = None
+    location: _Text | None = None
+    location_en: _Text | None = None
+    what_to_bring: _Text | None = None
+    what_to_bring_en: _Text | None = None
+    min_age_years: _Age | None = None
+    max_age_years: _Age | None = None
+    sex_restriction: Literal["M", "F"] | None = None
+    campus_id: uuid.UUID | None = None
+
+
+class DepartmentAdminRead(BaseModel):
+    id: uuid.UUID
+    code: str
+    name: str
+    name_en: str
+    location: str
+    location_en: str
+    what_to_bring: str
+    what_to_bring_en: str
+    min_age_years: int | None
+    max_age_years: int | None
+    sex_restriction: str | None
+    campus_id: uuid.UUID | None
+    active: bool
+
+
+class DoctorCreate(Input):
+    code: Annotated[str, Field(max_length=32, description="empty: one is given")] = ""
+    name: Annotated[str, Field(max_length=50)]
+    title: Annotated[str, Field(max_length=50)] = ""
+    title_en: Annotated[str, Field(max_length=80)] = ""
+    department_id: uuid.UUID
+    level_code: Annotated[str, Field(min_length=1, max_length=32)]
+    room: Annotated[str, Field(max_length=100, description="诊室 of new rows")] = ""
+
+
+class DoctorEdit(Input):
+    """Only the fields sent change."""
+
+    code: Annotated[str, Field(max_length=32)] | None = None
+    name: Annotated[str, Field(max_length=50)] | None = None
+    title: Annotated[str, Field(max_length=50)] | None = None
+    title_en: Annotated[str, Field(max_length=80)] | None = None
+    department_id: uuid.UUID | None = None
+    level_code: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    room: Annotated[str, Field(max_length=100)] | None = None
+
+
+class DoctorAdminRead(BaseModel):
+    id: uuid.UUID
+    code: str
+    name: str
+    title: str
+    title_en: str
+    room: str
+    department_id: uuid.UUID
+    level_code: str
+    active: bool

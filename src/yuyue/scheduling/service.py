@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from dataclasses import replace as dataclass_replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -274,13 +275,16 @@ async def generate_sessions(
     keeps) or was stopped.
     """
     report = GenerationReport()
-    templates = (
-        await session.scalars(
-            select(ScheduleTemplate).where(
-                ScheduleTemplate.hospital_id == hospital_id, ScheduleTemplate.active.is_(True)
-            )
+    templates = [
+        template
+        for template, department_active, doctor_active in await session.execute(
+            select(ScheduleTemplate, Department.active, Doctor.active)
+            .join(Department, Department.id == ScheduleTemplate.department_id)
+            .outerjoin(Doctor, Doctor.id == ScheduleTemplate.doctor_id)
+            .where(ScheduleTemplate.hospital_id == hospital_id, ScheduleTemplate.active.is_(True))
         )
-    ).all()
+        if rules.generates(department_active=department_active, doctor_active=doctor_active)
+    ]
     end = start + timedelta(days=days)
     existing = {
         (c.template_id, c.date): c
@@ -362,6 +366,26 @@ async def _rebuild(session: AsyncSession, clinic: ClinicSession, shape: SessionS
     return True
 
 
+async def _schedulable(
+    session: AsyncSession, actor: Actor, department_id: uuid.UUID, doctor_id: uuid.UUID | None
+) -> Doctor | None:
+    """The department (and doctor) a new row or session names, which must be the
+    hospital's and active."""
+    department = await session.get(Department, department_id)
+    if department is None or department.hospital_id != actor.hospital_id:
+        raise NotFound(what="department")
+    doctor = None
+    if doctor_id is not None:
+        doctor = await session.get(Doctor, doctor_id)
+        if doctor is None or doctor.department_id != department_id:
+            raise NotFound(what="doctor")
+    rules.check_schedulable(
+        department_active=department.active,
+        doctor_active=None if doctor is None else doctor.active,
+    )
+    return doctor
+
+
 async def add_extra_session(
     session: AsyncSession, *, actor: Actor, shape: SessionShape, today: date, now: datetime
 ) -> ClinicSession:
@@ -369,13 +393,7 @@ async def add_extra_session(
     require_staff(actor, Role.SCHEDULER)
     if shape.date < today:
         raise rules.InvalidSchedule(problem="an extra session cannot be in the past")
-    department = await session.get(Department, shape.department_id)
-    if department is None or department.hospital_id != actor.hospital_id:
-        raise NotFound(what="department")
-    if shape.doctor_id is not None:
-        doctor = await session.get(Doctor, shape.doctor_id)
-        if doctor is None or doctor.department_id != shape.department_id:
-            raise NotFound(what="doctor")
+    await _schedulable(session, actor, shape.department_id, shape.doctor_id)
     clinic = await create_session(
         session,
         hospital_id=actor.hospital_id,
@@ -791,13 +809,7 @@ async def add_template(
 ) -> ScheduleTemplate:
     """A new row of the weekly timetable; sessions follow at the next generation."""
     require_staff(actor, Role.SCHEDULER)
-    department = await session.get(Department, shape.department_id)
-    if department is None or department.hospital_id != actor.hospital_id:
-        raise NotFound(what="department")
-    if shape.doctor_id is not None:
-        doctor = await session.get(Doctor, shape.doctor_id)
-        if doctor is None or doctor.department_id != shape.department_id:
-            raise NotFound(what="doctor")
+    doctor = await _schedulable(session, actor, shape.department_id, shape.doctor_id)
     await _check_level(session, actor.hospital_id, shape.level_id)
     if shape.start_time >= shape.end_time:
         raise rules.InvalidSchedule(problem="a session must end after it starts")
@@ -812,7 +824,8 @@ async def add_template(
         end_time=shape.end_time,
         capacity=shape.capacity,
         slot_minutes=shape.slot_minutes,
-        room=shape.room,
+        # A row without a room of its own is held in the doctor's room.
+        room=shape.room or (doctor.room if doctor is not None else ""),
         valid_from=shape.valid_from,
         valid_until=shape.valid_until,
     )
@@ -986,6 +999,8 @@ async def department_templates(
             ScheduleTemplate.hospital_id == hospital_id,
             ScheduleTemplate.department_id == department_id,
             ScheduleTemplate.active.is_(True),
+            # A deactivated doctor's rows rest until they are active again.
+            Doctor.id.is_(None) | Doctor.active.is_(True),
         )
         .order_by(ScheduleTemplate.weekday, ScheduleTemplate.start_time, Doctor.name)
     )
@@ -1146,6 +1161,8 @@ async def update_doctor(
         if room is not None:
             template.room = room
     doctor.level_id = level_id
+    if room is not None:
+        doctor.room = room
     await session.flush()
     record_audit(
         session,
@@ -1205,3 +1222,420 @@ async def session_places(
         days=1,
     )
     return next((item for item in found if item.clinic.id == session_id), None)
+
+
+# --- the hospital's structure: departments and doctors -------------------------------------
+# The only writer of the department and doctor tables. Nothing here deletes: a department or
+# doctor with any history is deactivated, which stops new rows and sessions and hides them
+# from patients, and leaves every session and booking already made as it was.
+
+
+async def all_departments(session: AsyncSession, *, hospital_id: uuid.UUID) -> list[Department]:
+    """Every department of the hospital, deactivated ones too, in the patients' order."""
+    return list(
+        (
+            await session.scalars(
+                select(Department)
+                .where(Department.hospital_id == hospital_id)
+                .order_by(Department.active.desc(), Department.sort_order, Department.code)
+            )
+        ).all()
+    )
+
+
+def department_facts(department: Department) -> rules.DepartmentFacts:
+    return rules.DepartmentFacts(
+        code=department.code,
+        name=department.name,
+        name_en=department.name_en,
+        location=department.location,
+        location_en=department.location_en,
+        what_to_bring=department.what_to_bring,
+        what_to_bring_en=department.what_to_bring_en,
+        min_age_years=department.min_age_years,
+        max_age_years=department.max_age_years,
+        sex_restriction=department.sex_restriction,
+        campus_id=department.campus_id,
+    )
+
+
+def _department_audit(department: Department) -> dict[str, Any]:
+    facts = department_facts(department)
+    return {
+        **{
+            name: getattr(facts, name)
+            for name in rules.DepartmentFacts.__dataclass_fields__
+            if name != "campus_id"
+        },
+        "campus_id": str(facts.campus_id) if facts.campus_id else None,
+        "active": department.active,
+    }
+
+
+async def _codes(
+    session: AsyncSession,
+    column: Any,
+    id_column: Any,
+    hospital_column: Any,
+    *,
+    hospital_id: uuid.UUID,
+    but: uuid.UUID | None,
+) -> list[str]:
+    query = select(column).where(hospital_column == hospital_id)
+    if but is not None:
+        query = query.where(id_column != but)
+    return list((await session.scalars(query)).all())
+
+
+async def _department_codes(
+    session: AsyncSession, hospital_id: uuid.UUID, but: uuid.UUID | None = None
+) -> list[str]:
+    return await _codes(
+        session,
+        Department.code,
+        Department.id,
+        Department.hospital_id,
+        hospital_id=hospital_id,
+        but=but,
+    )
+
+
+async def _doctor_codes(
+    session: AsyncSession, hospital_id: uuid.UUID, but: uuid.UUID | None = None
+) -> list[str]:
+    return await _codes(
+        session, Doctor.code, Doctor.id, Doctor.hospital_id, hospital_id=hospital_id, but=but
+    )
+
+
+async def _flush_unique(session: AsyncSession, *, code: str, what: str) -> None:
+    """Flushes; two people saving the same code at once meet the unique constraint, and the
+    second is told the code is taken."""
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as error:
+        raise rules.CodeTaken(
+            value=code, what=what, what_zh="科室" if what == "department" else "医生"
+        ) from error
+
+
+async def _checked_campus(session: AsyncSession, actor: Actor, campus_id: Any) -> None:
+    if campus_id is not None and not await campus_in_hospital(
+        session, hospital_id=actor.hospital_id, campus_id=campus_id
+    ):
+        raise rules.InvalidStructure(
+            field="campus_id", problem="the campus is not one of the hospital's"
+        )
+
+
+def _apply_department(department: Department, facts: rules.DepartmentFacts) -> None:
+    for name in rules.DepartmentFacts.__dataclass_fields__:
+        setattr(department, name, getattr(facts, name))
+
+
+async def add_department(
+    session: AsyncSession, *, actor: Actor, facts: rules.DepartmentFacts, now: datetime
+) -> Department:
+    """A new department, active and shown to patients (last in their list)."""
+    require_staff(actor, Role.SCHEDULER)
+    checked = rules.check_department(
+        facts, taken_codes=await _department_codes(session, actor.hospital_id)
+    )
+    await _checked_campus(session, actor, checked.campus_id)
+    last = await session.scalar(
+        select(func.max(Department.sort_order)).where(Department.hospital_id == actor.hospital_id)
+    )
+    department = Department(hospital_id=actor.hospital_id, sort_order=(last or 0) + 1)
+    _apply_department(department, checked)
+    session.add(department)
+    await _flush_unique(session, code=checked.code, what="department")
+    record_audit(
+        session,
+        actor=actor,
+        action="add_department",
+        entity_type="department",
+        entity_id=department.id,
+        before=None,
+        after=_department_audit(department),
+        now=now,
+    )
+    return department
+
+
+async def _department_for_update(
+    session: AsyncSession, actor: Actor, department_id: uuid.UUID
+) -> Department:
+    department = await session.scalar(
+        select(Department)
+        .where(Department.id == department_id, Department.hospital_id == actor.hospital_id)
+        .with_for_update()
+    )
+    if department is None:
+        raise NotFound(what="department")
+    return department
+
+
+async def update_department(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    department_id: uuid.UUID,
+    changes: dict[str, Any],
+    now: datetime,
+) -> Department:
+    """Renames or edits a department; `changes` names DepartmentFacts fields. Sessions
+    already made show the new name, location and restrictions at once (they read them
+    from the department)."""
+    require_staff(actor, Role.SCHEDULER)
+    department = await _department_for_update(session, actor, department_id)
+    unknown = set(changes) - set(rules.DepartmentFacts.__dataclass_fields__)
+    if unknown:
+        raise ValidationFailed(
+            errors=[{"field": name, "message": "unknown field"} for name in sorted(unknown)],
+            summary=sorted(unknown)[0],
+        )
+    before = _department_audit(department)
+    wanted = dataclass_replace(department_facts(department), **changes)
+    checked = rules.check_department(
+        wanted, taken_codes=await _department_codes(session, actor.hospital_id, department.id)
+    )
+    await _checked_campus(session, actor, checked.campus_id)
+    _apply_department(department, checked)
+    await _flush_unique(session, code=checked.code, what="department")
+    record_audit(
+        session,
+        actor=actor,
+        action="update_department",
+        entity_type="department",
+        entity_id=department.id,
+        before=before,
+        after=_department_audit(department),
+        now=now,
+    )
+    return department
+
+
+async def set_department_active(
+    session: AsyncSession, *, actor: Actor, department_id: uuid.UUID, active: bool, now: datetime
+) -> Department:
+    """Deactivates (or brings back) a department. Deactivated, it is hidden from patients'
+    department lists and takes no new rows, sessions or doctors; generation skips its
+    timetable; sessions already made and their bookings stay as they are (stop them to
+    cancel). Nothing is deleted, so its history stays whole."""
+    require_staff(actor, Role.SCHEDULER)
+    department = await _department_for_update(session, actor, department_id)
+    if department.active == active:
+        return department
+    before = _department_audit(department)
+    department.active = active
+    await session.flush()
+    record_audit(
+        session,
+        actor=actor,
+        action="activate_department" if active else "deactivate_department",
+        entity_type="department",
+        entity_id=department.id,
+        before=before,
+        after=_department_audit(department),
+        now=now,
+    )
+    return department
+
+
+async def all_doctors(
+    session: AsyncSession, *, hospital_id: uuid.UUID
+) -> list[tuple[Doctor, RegistrationLevel]]:
+    """Every doctor of the hospital with their level, deactivated ones too."""
+    rows = await session.execute(
+        select(Doctor, RegistrationLevel)
+        .join(RegistrationLevel, RegistrationLevel.id == Doctor.level_id)
+        .where(Doctor.hospital_id == hospital_id)
+        .order_by(Doctor.active.desc(), RegistrationLevel.rank.desc(), Doctor.code)
+    )
+    return [(doctor, level) for doctor, level in rows.all()]
+
+
+def _doctor_audit(doctor: Doctor) -> dict[str, Any]:
+    return {
+        "code": doctor.code,
+        "name": doctor.name,
+        "title": doctor.title,
+        "title_en": doctor.title_en,
+        "room": doctor.room,
+        "department_id": str(doctor.department_id),
+        "level_id": str(doctor.level_id),
+        "active": doctor.active,
+    }
+
+
+async def _active_department(
+    session: AsyncSession, actor: Actor, department_id: uuid.UUID
+) -> Department:
+    department = await session.get(Department, department_id)
+    if department is None or department.hospital_id != actor.hospital_id:
+        raise NotFound(what="department")
+    rules.check_schedulable(department_active=department.active, doctor_active=None)
+    return department
+
+
+async def add_doctor(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    facts: rules.DoctorFacts,
+    department_id: uuid.UUID,
+    level_id: uuid.UUID,
+    now: datetime,
+) -> Doctor:
+    """A new doctor of an active department at one of the hospital's levels. Without a
+    code they get one (DR and six letters or digits). They see patients once a timetable
+    row names them."""
+    require_staff(actor, Role.SCHEDULER)
+    if not facts.code.strip():
+        facts = dataclass_replace(facts, code="DR" + new_id().hex[-6:].upper())
+    checked = rules.check_doctor(facts, taken_codes=await _doctor_codes(session, actor.hospital_id))
+    await _active_department(session, actor, department_id)
+    await _check_level(session, actor.hospital_id, level_id)
+    doctor = Doctor(
+        hospital_id=actor.hospital_id,
+        department_id=department_id,
+        level_id=level_id,
+        code=checked.code,
+        name=checked.name,
+        title=checked.title,
+        title_en=checked.title_en,
+        room=checked.room,
+        active=True,
+    )
+    session.add(doctor)
+    await _flush_unique(session, code=checked.code, what="doctor")
+    record_audit(
+        session,
+        actor=actor,
+        action="add_doctor",
+        entity_type="doctor",
+        entity_id=doctor.id,
+        before=None,
+        after=_doctor_audit(doctor),
+        now=now,
+    )
+    return doctor
+
+
+DOCTOR_FIELDS = ("code", "name", "title", "title_en", "room", "department_id", "level_id")
+
+
+async def edit_doctor(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    doctor_id: uuid.UUID,
+    changes: dict[str, Any],
+    now: datetime,
+) -> Doctor:
+    """Edits a doctor; `changes` names DOCTOR_FIELDS. As in `update_doctor`, a new level
+    moves their rows of the old level with it and a new room becomes the room of all their
+    rows; sessions follow at the next generation unless already booked, so no booked
+    patient's fee or room changes. A doctor with timetable rows keeps their department."""
+    require_staff(actor, Role.SCHEDULER)
+    unknown = set(changes) - set(DOCTOR_FIELDS)
+    if unknown:
+        raise ValidationFailed(
+            errors=[{"field": name, "message": "unknown field"} for name in sorted(unknown)],
+            summary=sorted(unknown)[0],
+        )
+    doctor = await session.scalar(
+        select(Doctor)
+        .where(Doctor.id == doctor_id, Doctor.hospital_id == actor.hospital_id)
+        .with_for_update()
+    )
+    if doctor is None:
+        raise NotFound(what="doctor")
+    current = rules.DoctorFacts(
+        code=doctor.code,
+        name=doctor.name,
+        title=doctor.title,
+        title_en=doctor.title_en,
+        room=doctor.room,
+    )
+    checked = rules.check_doctor(
+        dataclass_replace(
+            current,
+            **{k: v for k, v in changes.items() if k in rules.DoctorFacts.__dataclass_fields__},
+        ),
+        taken_codes=await _doctor_codes(session, actor.hospital_id, doctor.id),
+    )
+    templates = (
+        await session.scalars(
+            select(ScheduleTemplate).where(
+                ScheduleTemplate.doctor_id == doctor.id, ScheduleTemplate.active.is_(True)
+            )
+        )
+    ).all()
+    department_id = changes.get("department_id", doctor.department_id)
+    if department_id != doctor.department_id:
+        rules.check_department_move(moving=True, timetable_rows=len(templates))
+        await _active_department(session, actor, department_id)
+    level_id = changes.get("level_id", doctor.level_id)
+    await _check_level(session, actor.hospital_id, level_id)
+    before = _doctor_audit(doctor)
+    for template in templates:
+        if template.level_id == doctor.level_id:
+            template.level_id = level_id
+        if checked.room != doctor.room:
+            template.room = checked.room
+    doctor.code = checked.code
+    doctor.name = checked.name
+    doctor.title = checked.title
+    doctor.title_en = checked.title_en
+    doctor.room = checked.room
+    doctor.department_id = department_id
+    doctor.level_id = level_id
+    await _flush_unique(session, code=checked.code, what="doctor")
+    record_audit(
+        session,
+        actor=actor,
+        action="edit_doctor",
+        entity_type="doctor",
+        entity_id=doctor.id,
+        before=before,
+        after=_doctor_audit(doctor),
+        now=now,
+    )
+    return doctor
+
+
+async def set_doctor_active(
+    session: AsyncSession, *, actor: Actor, doctor_id: uuid.UUID, active: bool, now: datetime
+) -> Doctor:
+    """Deactivates (or brings back) a doctor. Deactivated, they are hidden from patients
+    and from the timetable, get no new rows or sessions and generation skips their rows;
+    sessions already made and their bookings stay as they are (stop them to cancel).
+    Bringing back a doctor of a deactivated department is refused."""
+    require_staff(actor, Role.SCHEDULER)
+    doctor = await session.scalar(
+        select(Doctor)
+        .where(Doctor.id == doctor_id, Doctor.hospital_id == actor.hospital_id)
+        .with_for_update()
+    )
+    if doctor is None:
+        raise NotFound(what="doctor")
+    if doctor.active == active:
+        return doctor
+    if active:
+        await _active_department(session, actor, doctor.department_id)
+    before = _doctor_audit(doctor)
+    doctor.active = active
+    await session.flush()
+    record_audit(
+        session,
+        actor=actor,
+        action="activate_doctor" if active else "deactivate_doctor",
+        entity_type="doctor",
+        entity_id=doctor.id,
+        before=before,
+        after=_doctor_audit(doctor),
+        now=now,
+    )
+    return doctor

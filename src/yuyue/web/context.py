@@ -109,6 +109,14 @@ class AppContext:
     def caches(self) -> Caches:
         return Caches(sessions=self.session_infos, policies=self.policies)
 
+    def structure_changed(self) -> None:
+        """After a commit that added, edited or deactivated a department or doctor: names,
+        rooms, age and sex rules and who is listed show anew here at once. The session
+        facts other processes keep expire within seconds (SESSION_FACTS_SECONDS), and the
+        claim re-checks what could overbook."""
+        self.session_infos.clear()
+        self.reads.changed(None)
+
     async def places_returned(self, hospital_id: uuid.UUID, *session_ids: uuid.UUID) -> None:
         """After a commit that gave places back (cancel, expiry, extra places, a declined
         offer, a stopped clinic): "sold out" ends here and, before this returns, in every
