@@ -237,3 +237,30 @@ class TestServe:
         while not lines.empty():
             seen.append(lines.get())
         assert sum("yuyue is serving" in line for line in seen) == 1, seen
+
+
+async def test_the_printed_key_reads_the_printed_demo_patients(env: Path) -> None:
+    """A new user tries `GET /api/v1/patients/{id}` with the demo's key and a printed
+    patient id: the demo's app channel registered them, so it may read them."""
+    result = await asyncio.to_thread(runner.invoke, app, ["demo", "--no-serve"])
+    assert result.exit_code == 0, result.output
+    key = result.output.strip().splitlines()[-1]
+    printed = re.findall(r"^    ([0-9a-f-]{36})  ", result.output, re.MULTILINE)
+    assert len(printed) == len(catalogue.DEMO_PATIENTS)
+    settings = Settings(
+        database_url=f"sqlite:///{env}",
+        secret_key=os.environ["YUYUE_SECRET_KEY"],
+        worker_in_process=False,
+    )
+    served = create_app(settings, run_worker=False)
+    async with (
+        served.router.lifespan_context(served),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=served), base_url="http://demo"
+        ) as http,
+    ):
+        for patient_id in printed:
+            answer = await http.get(
+                f"/api/v1/patients/{patient_id}", headers={"Authorization": f"Bearer {key}"}
+            )
+            assert answer.status_code == 200, answer.text

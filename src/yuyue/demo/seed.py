@@ -15,7 +15,7 @@ from yuyue.kit.crypto import FieldCipher
 from yuyue.patients import service as patient_service
 from yuyue.patients.rules import IdType
 from yuyue.scheduling import service as scheduling_service
-from yuyue.scheduling.enums import Period
+from yuyue.scheduling.enums import Channel, Period
 from yuyue.scheduling.models import (
     BookingPolicy,
     Campus,
@@ -271,6 +271,11 @@ async def seed_demo(
                 today=today,
                 now=now,
             )
+        # The demo prints an app-channel key and these patients to try it with: the app
+        # registered them, so the key may read them back (docs/api.md, reading a patient).
+        await patient_service.remember_channel(
+            session, hospital_id=hospital.id, patient_id=found.id, channel=Channel.APP, now=now
+        )
         patients[demo.name_zh] = found.id
     return DemoSummary(
         hospital_id=hospital.id,
