@@ -101,13 +101,13 @@ class TestDepartmentPages:
         before = await row_counts(floor.ctx.db)
         code = floor.world.department.code
         refused = await office.submit("/scheduling/departments", department_form(code=code))
-        assert refused.status_code == 409 and f"编码 {code} 已被本院其他科室使用" in refused.text
+        assert refused.status_code == 409 and f"编码 {code} 已在本院使用" in refused.text
         english = await http.post(
             "/scheduling/departments",
             data={"csrf": office.csrf, **department_form(code=code)},
             headers={"Accept-Language": "en"},
         )
-        assert f"The code {code} is already used by another department" in english.text
+        assert f"The code {code} is already used in the hospital" in english.text
         assert await row_counts(floor.ctx.db) == before
 
 

@@ -301,8 +301,8 @@ i18n.register(
         "error.invalid_structure": ("{problem}（{field}）", "{field}: {problem}"),
         "title.code_taken": ("编码已被使用", "Code already in use"),
         "error.code_taken": (
-            "编码 {value} 已被本院其他{what_zh}使用。",
-            "The code {value} is already used by another {what} of the hospital.",
+            "编码 {value} 已在本院使用，请换一个。",
+            "The code {value} is already used in the hospital; choose another.",
         ),
         "title.department_inactive": ("科室已停用", "Department deactivated"),
         "error.department_inactive": (
