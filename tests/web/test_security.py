@@ -96,6 +96,19 @@ class TestHeadersOnEveryAnswer:
                 offenders.append(f"{path.relative_to(TEMPLATES)} (link)")
         assert offenders == []
 
+    async def test_no_get_form_posts_without_its_token(self) -> None:
+        """A GET form carries no token, so a button in it that posts the form
+        (`formmethod="post"`) would always be refused as a stale page: posting needs a POST
+        form with the token."""
+        get_form = re.compile(r"<form\b[^>]*method=\"get\"[^>]*>(.*?)</form>", re.I | re.S)
+        offenders = [
+            str(path.relative_to(TEMPLATES))
+            for path in TEMPLATES.rglob("*.html")
+            for form in get_form.findall(path.read_text(encoding="utf-8"))
+            if re.search(r"formmethod=\"post\"", form, re.I)
+        ]
+        assert offenders == []
+
     async def test_api_docs_get_a_policy_that_lets_swagger_ui_load(
         self, client: httpx.AsyncClient
     ) -> None:
