@@ -187,6 +187,14 @@ PAGE_LAYER_NAMES = frozenset(
         "_uuid",
         "_date_or_none",
         "_parse_day",
+        "with_query",
+        "_with",
+        "filled",
+        "_filled",
+        "FormRefused",
+        "FormFields",
+        "_labels",
+        "_invalid",
     }
 )
 # Calls that build what the page layer builds: a template environment, a redirect.

@@ -10,15 +10,17 @@ from typing import Any, cast
 
 import pytest
 from fastapi import Request
+from pydantic import BaseModel, Field, model_validator
 
 from yuyue.frontdesk.web import FloorVisitor
+from yuyue.kit import i18n
 from yuyue.kit.crypto import FieldCipher
-from yuyue.kit.errors import ValidationFailed
+from yuyue.kit.errors import Conflict, ValidationFailed, YuyueError
 from yuyue.portal.web import Visitor
 from yuyue.scheduling.models import Hospital
 from yuyue.web import pagekit
 from yuyue.web.context import AppContext
-from yuyue.web.pagekit import CsrfFailed
+from yuyue.web.pagekit import CsrfFailed, FormFields, FormRefused
 
 OLD = bytes(range(32))
 NEW = bytes(range(100, 132))
@@ -196,3 +198,116 @@ class TestRequests:
         assert said == "Page expired"
         for query in ("done=evil", ""):
             assert pagekit.done_notice(request(query=query), who, key, known) is None
+
+
+# --- a form that changes something -----------------------------------------------------------
+
+i18n.register(
+    {
+        "test.field.capacity": ("号源数", "places"),
+        "test.field.start": ("开始", "start"),
+        "test.field.end": ("结束", "end"),
+    }
+)
+FIELDS = FormFields("test.field", whole_form="end")
+
+
+class Shape(BaseModel):
+    capacity: int = Field(ge=1)
+    start: int = 0
+    end: int = 1
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> Shape:
+        if self.end <= self.start:
+            raise ValueError("ends before it starts")
+        return self
+
+
+class FakeDatabase:
+    def __init__(self, outcome: object) -> None:
+        self.outcome = outcome
+
+    async def transact(self, work: Any) -> object:
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return await work(None)
+
+
+def floor_with(database: FakeDatabase, locale: str = "en") -> FloorVisitor:
+    ctx = cast(AppContext, SimpleNamespace(cipher=FieldCipher(NEW), db=database))
+    return FloorVisitor(ctx=ctx, hospital=HOSPITAL, locale=locale, now=NOW, credential="t")
+
+
+class TestForms:
+    def test_with_query_leaves_out_empty_values(self) -> None:
+        assert pagekit.with_query("/x") == "/x"
+        assert pagekit.with_query("/x", a=None, b="", c=0) == "/x?c=0"
+        assert pagekit.with_query("/x", name="张 三", n=2) == "/x?name=%E5%BC%A0+%E4%B8%89&n=2"
+
+    def test_filled_keeps_only_what_was_typed(self) -> None:
+        form = {"a": " 1 ", "b": "  ", "c": "x", "d": ""}
+        assert pagekit.filled(form, ("a", "b", "d", "missing")) == {"a": "1"}
+
+    def test_valid_values_come_back_in_the_models_shape(self) -> None:
+        shape = FIELDS.validated(floor_with(FakeDatabase(None)), Shape, {"capacity": "3"})
+        assert shape == Shape(capacity=3)
+
+    @pytest.mark.parametrize(
+        ("values", "locale", "sentence"),
+        [
+            ({"capacity": "0"}, "en", "places"),
+            ({"capacity": "x", "start": "y"}, "en", "places, start"),
+            ({"capacity": "2", "start": "5", "end": "3"}, "en", "end"),
+            ({"capacity": "0"}, "zh-CN", "号源数"),
+            ({"capacity": "x", "start": "y"}, "zh-CN", "号源数、开始"),
+        ],
+    )
+    def test_invalid_values_are_refused_naming_each_field_once(
+        self, values: dict[str, str], locale: str, sentence: str
+    ) -> None:
+        who = floor_with(FakeDatabase(None), locale)
+        with pytest.raises(FormRefused) as refused:
+            FIELDS.validated(who, Shape, values)
+        assert refused.value.status == 422
+        assert refused.value.sentence == who.t("error.validation_error", summary=sentence)
+
+    def test_without_a_whole_form_name_a_cross_field_problem_names_nothing(self) -> None:
+        who = floor_with(FakeDatabase(None))
+        with pytest.raises(FormRefused) as refused:
+            FormFields("test.field").validated(who, Shape, {"capacity": "1", "end": "0"})
+        assert refused.value.sentence == who.t("error.validation_error", summary="")
+
+    async def test_saved_answers_what_the_work_returned(self) -> None:
+        async def work(session: object) -> str:
+            return "done"
+
+        assert await FIELDS.saved(floor_with(FakeDatabase(None)), work) == "done"
+
+    @pytest.mark.parametrize(
+        ("error", "status", "sentence"),
+        [
+            (ValidationFailed(summary="capacity"), 422, "places"),
+            # A field this form does not know is not named by a made-up label.
+            (ValidationFailed(summary="elsewhere"), 422, None),
+            (Conflict(), 409, None),
+        ],
+    )
+    async def test_a_refused_save_keeps_the_services_reason_and_status(
+        self, error: YuyueError, status: int, sentence: str | None
+    ) -> None:
+        who = floor_with(FakeDatabase(error))
+
+        async def work(session: object) -> None:
+            raise AssertionError("the transaction was refused before the work ran")
+
+        with pytest.raises(FormRefused) as refused:
+            await FIELDS.saved(who, work)
+        assert refused.value.status == status
+        expected = (
+            error.detail("en")
+            if sentence is None
+            else who.t("error.validation_error", summary=sentence)
+        )
+        assert refused.value.sentence == expected
+        assert "test.field." not in refused.value.sentence

@@ -39,7 +39,7 @@ from yuyue.staff.api import StaffAccountCreate
 from yuyue.staff.enums import Role
 from yuyue.staff.models import AuditEntry, StaffSession, StaffUser
 from yuyue.staff.rules import Actor, SessionEnd
-from yuyue.web.pagekit import done_notice, parse_date, parse_uuid
+from yuyue.web.pagekit import FormFields, FormRefused, done_notice, parse_date, parse_uuid
 
 router = APIRouter(include_in_schema=False)
 HOME_PATH = "/staff"
@@ -399,9 +399,8 @@ async def accounts_page(request: Request, who: StaffDep) -> Response:
     return await _accounts_page(request, who)
 
 
-def _labels(fields: list[str], who: FloorVisitor) -> str:
-    separator = "、" if who.locale != "en" else ", "
-    return separator.join(dict.fromkeys(who.t(f"console.field.{name}") for name in fields))
+# The console's account pages name a field in an error by `console.field.*`.
+FIELDS = FormFields("console.field")
 
 
 def _one_of(value: str, rows: list[Any], field: str) -> uuid.UUID | None:
@@ -435,15 +434,7 @@ async def _account_input(
 
 
 def _refusal(error: YuyueError, who: FloorVisitor) -> str:
-    if isinstance(error, ValidationFailed) and "summary" in error.values:
-        fields = [str(error.values["summary"])]
-        return who.t("error.validation_error", summary=_labels(fields, who))
-    return error.detail(who.locale)
-
-
-def _invalid(error: ValidationError, who: FloorVisitor) -> str:
-    fields = [str(problem["loc"][0]) for problem in error.errors() if problem.get("loc")]
-    return who.t("error.validation_error", summary=_labels(fields, who))
+    return FIELDS.refused(who, error).sentence
 
 
 @router.post(ACCOUNTS_PATH, response_class=HTMLResponse)
@@ -467,7 +458,7 @@ async def create_account(request: Request, who: StaffDep) -> Response:
         )
     except ValidationError as invalid:
         return await _accounts_page(
-            request, who, status=422, error=_invalid(invalid, who), form=_kept(data)
+            request, who, status=422, error=FIELDS.invalid(who, invalid).sentence, form=_kept(data)
         )
     except YuyueError as error:
         return await _accounts_page(
@@ -488,10 +479,10 @@ async def create_account(request: Request, who: StaffDep) -> Response:
         )
 
     try:
-        user, password = await who.ctx.db.transact(work)
-    except YuyueError as error:
+        user, password = await FIELDS.saved(who, work)
+    except FormRefused as refused:
         return await _accounts_page(
-            request, who, status=error.status, error=_refusal(error, who), form=_kept(data)
+            request, who, status=refused.status, error=refused.sentence, form=_kept(data)
         )
     return _temporary_password(request, who, user, password, done="created")
 

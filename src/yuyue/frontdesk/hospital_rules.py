@@ -13,14 +13,12 @@ changes nothing."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.attendance import rules as attendance_rules
@@ -41,7 +39,7 @@ from yuyue.scheduling.models import Department
 from yuyue.visits import service as visits
 from yuyue.visits.schemas import VisitPolicyUpdate
 from yuyue.visits.states import PriorityClass
-from yuyue.web.pagekit import uuid_or_none
+from yuyue.web.pagekit import FormFields, FormRefused, filled, uuid_or_none, with_query
 
 router = APIRouter(include_in_schema=False)
 VISIT_PATH = "/scheduling/visit-rules"
@@ -101,10 +99,6 @@ i18n.register(
         "cfg.from.custom": ("本院已保存的设置", "The hospital's saved settings"),
         "cfg.from.default": ("系统默认（尚未保存过）", "The defaults (never saved)"),
         "cfg.save": ("保存", "Save"),
-        "cfg.field_error": (
-            "提交的内容有误，请检查后重试：{summary}",
-            "Some of the input is not valid; please check it and try again: {summary}",
-        ),
         # visit-day rules
         "cfg.visit.title": ("就诊规则", "Visit-day rules"),
         "cfg.visit.hint": (
@@ -330,14 +324,9 @@ class BadField(Exception):
         self.field = field
 
 
-def _with(path: str, **query: object) -> str:
-    shown = {k: str(v) for k, v in query.items() if v is not None and v != ""}
-    return f"{path}?{urlencode(shown)}" if shown else path
-
-
-def _filled(form: Mapping[str, str], names: Sequence[str]) -> dict[str, str]:
-    """The named fields the person filled in; an empty one keeps its value."""
-    return {name: form[name].strip() for name in names if form.get(name, "").strip()}
+# The settings pages name a field in an error by `cfg.field.*`; a problem of a form as a
+# whole is said of its text (a template's placeholders).
+FIELDS = FormFields("cfg.field", whole_form="body")
 
 
 def whole_numbers(text: str, field: str) -> list[int]:
@@ -348,17 +337,12 @@ def whole_numbers(text: str, field: str) -> list[int]:
     return [int(p) for p in parts]
 
 
-def _labels(fields: Sequence[str], who: FloorVisitor) -> str:
-    separator = "、" if who.locale != "en" else ", "
-    return separator.join(dict.fromkeys(who.t(f"cfg.field.{name}") for name in fields))
-
-
-def _field_error(fields: Sequence[str], who: FloorVisitor) -> str:
-    return who.t("cfg.field_error", summary=_labels(fields, who))
-
-
-def _invalid(error: ValidationError, who: FloorVisitor) -> str:
-    return _field_error([str(p["loc"][0]) if p.get("loc") else "body" for p in error.errors()], who)
+def _numbers_of(who: FloorVisitor, text: str, field: str) -> list[int]:
+    """`whole_numbers` for a form: `FormRefused` naming the field otherwise."""
+    try:
+        return whole_numbers(text, field)
+    except BadField as bad:
+        raise FormRefused(FIELDS.sentence(who, [bad.field])) from bad
 
 
 def _done(request: Request, who: FloorVisitor, key: str) -> str | None:
@@ -403,6 +387,15 @@ async def visit_rules_view(request: Request, who: StaffDep) -> Response:
     return await _visit_page(request, who)
 
 
+def _priority_classes(who: FloorVisitor, form: Mapping[str, str]) -> list[PriorityClass]:
+    """`priority_order` for the form: `FormRefused` saying which rank is wrong otherwise."""
+    try:
+        return priority_order(form)
+    except BadField as bad:
+        name = who.t(f"priority.{bad.field}")
+        raise FormRefused(who.t("cfg.visit.bad_rank", count=len(PriorityClass), name=name)) from bad
+
+
 def priority_order(form: Mapping[str, str]) -> list[PriorityClass]:
     """The classes in force from their order fields (1 first; empty: not in force). An
     order that is not a distinct whole number from 1 to the number of classes is refused."""
@@ -425,33 +418,25 @@ async def save_visit_rules(request: Request, who: StaffDep) -> Response:
     actor = who.require(request, *visits.POLICY_ROLES)
     form = await form_of(request, who)
     try:
-        classes = priority_order(form)
-    except BadField as bad:
-        name = who.t(f"priority.{bad.field}")
-        error = who.t("cfg.visit.bad_rank", count=len(PriorityClass), name=name)
-        return await _visit_page(request, who, error=error, status=422, form=form)
-    try:
-        body = VisitPolicyUpdate.model_validate(
-            _filled(form, VISIT_NUMBERS) | {"priority_classes": classes}
-        )
-    except ValidationError as invalid:
-        return await _visit_page(request, who, error=_invalid(invalid, who), status=422, form=form)
-
-    async def work(session: AsyncSession) -> None:
-        await visits.update_policy(
-            session,
-            actor=actor,
-            changes=body.model_dump(exclude_none=True),
-            now=who.ctx.clock.now(),
+        classes = _priority_classes(who, form)
+        body = FIELDS.validated(
+            who, VisitPolicyUpdate, filled(form, VISIT_NUMBERS) | {"priority_classes": classes}
         )
 
-    try:
-        await who.ctx.db.transact(work)
-    except YuyueError as error:
+        async def work(session: AsyncSession) -> None:
+            await visits.update_policy(
+                session,
+                actor=actor,
+                changes=body.model_dump(exclude_none=True),
+                now=who.ctx.clock.now(),
+            )
+
+        await FIELDS.saved(who, work)
+    except FormRefused as refused:
         return await _visit_page(
-            request, who, error=error.detail(who.locale), status=error.status, form=form
+            request, who, error=refused.sentence, status=refused.status, form=form
         )
-    return redirect(_with(VISIT_PATH, done=1))
+    return redirect(with_query(VISIT_PATH, done=1))
 
 
 # --- the no-show rules -------------------------------------------------------------------------
@@ -494,35 +479,26 @@ async def no_show_rules_view(request: Request, who: StaffDep) -> Response:
 async def save_no_show_rules(request: Request, who: StaffDep) -> Response:
     actor = who.require(request, *attendance.POLICY_ROLES)
     form = await form_of(request, who)
-    values: dict[str, Any] = _filled(form, NO_SHOW_NUMBERS)
+    values: dict[str, Any] = filled(form, NO_SHOW_NUMBERS)
     try:
         if form.get("ban_days", "").strip():
-            values["ban_days"] = whole_numbers(form["ban_days"], "ban_days")
-        body = NoShowPolicyUpdate.model_validate(values)
-    except BadField as bad:
-        return await _no_show_page(
-            request, who, error=_field_error([bad.field], who), status=422, form=form
-        )
-    except ValidationError as invalid:
-        return await _no_show_page(
-            request, who, error=_invalid(invalid, who), status=422, form=form
-        )
+            values["ban_days"] = _numbers_of(who, form["ban_days"], "ban_days")
+        body = FIELDS.validated(who, NoShowPolicyUpdate, values)
 
-    async def work(session: AsyncSession) -> None:
-        await attendance.update_policy(
-            session,
-            actor=actor,
-            changes=body.model_dump(exclude_none=True),
-            now=who.ctx.clock.now(),
-        )
+        async def work(session: AsyncSession) -> None:
+            await attendance.update_policy(
+                session,
+                actor=actor,
+                changes=body.model_dump(exclude_none=True),
+                now=who.ctx.clock.now(),
+            )
 
-    try:
-        await who.ctx.db.transact(work)
-    except YuyueError as error:
+        await FIELDS.saved(who, work)
+    except FormRefused as refused:
         return await _no_show_page(
-            request, who, error=error.detail(who.locale), status=error.status, form=form
+            request, who, error=refused.sentence, status=refused.status, form=form
         )
-    return redirect(_with(NO_SHOW_PATH, done=1))
+    return redirect(with_query(NO_SHOW_PATH, done=1))
 
 
 def no_show_summary(policy: attendance_rules.Policy, who: FloorVisitor) -> str:
@@ -584,40 +560,33 @@ async def save_messages(request: Request, who: StaffDep) -> Response:
     try:
         offsets_text = form.get("reminder_offsets_hours", "").strip()
         # No reminders at all is a choice: an empty field says so.
-        offsets = whole_numbers(offsets_text, "reminder_offsets_hours") if offsets_text else []
-        body = NotificationSettingsUpdate.model_validate(
+        offsets = _numbers_of(who, offsets_text, "reminder_offsets_hours") if offsets_text else []
+        body = FIELDS.validated(
+            who,
+            NotificationSettingsUpdate,
             {
                 "reminder_offsets_hours": offsets,
                 "quiet_hours_start": form.get("quiet_hours_start", "").strip(),
                 "quiet_hours_end": form.get("quiet_hours_end", "").strip(),
-            }
-        )
-    except BadField as bad:
-        return await _messages_page(
-            request, who, error=_field_error([bad.field], who), status=422, form=form
-        )
-    except ValidationError as invalid:
-        return await _messages_page(
-            request, who, error=_invalid(invalid, who), status=422, form=form
+            },
         )
 
-    async def work(session: AsyncSession) -> None:
-        await notifications.save_notification_settings(
-            session,
-            actor=actor,
-            reminder_offsets_hours=body.reminder_offsets_hours,
-            quiet_hours_start=body.quiet_hours_start,
-            quiet_hours_end=body.quiet_hours_end,
-            now=who.ctx.clock.now(),
-        )
+        async def work(session: AsyncSession) -> None:
+            await notifications.save_notification_settings(
+                session,
+                actor=actor,
+                reminder_offsets_hours=body.reminder_offsets_hours,
+                quiet_hours_start=body.quiet_hours_start,
+                quiet_hours_end=body.quiet_hours_end,
+                now=who.ctx.clock.now(),
+            )
 
-    try:
-        await who.ctx.db.transact(work)
-    except YuyueError as error:
+        await FIELDS.saved(who, work)
+    except FormRefused as refused:
         return await _messages_page(
-            request, who, error=error.detail(who.locale), status=error.status, form=form
+            request, who, error=refused.sentence, status=refused.status, form=form
         )
-    return redirect(_with(MESSAGES_PATH, done=1))
+    return redirect(with_query(MESSAGES_PATH, done=1))
 
 
 # --- the wording of messages -------------------------------------------------------------------
@@ -753,6 +722,25 @@ async def message_templates_view(request: Request, who: StaffDep) -> Response:
     )
 
 
+async def _preview(
+    who: FloorVisitor, body: MessageTemplateUpdate, department_text: str | None
+) -> message_rules.Rendered:
+    """The wording checked and filled with sample values; nothing saved."""
+    try:
+        async with who.ctx.db.read() as session:
+            _, department = await _department(session, who, department_text, strict=True)
+        message_rules.check_locale(body.locale)
+        message_rules.check_template_scope(body.kind, for_department=department is not None)
+        return message_rules.preview(
+            body.kind,
+            subject=body.subject,
+            body=body.body,
+            values=_samples(who, body.locale, department),
+        )
+    except YuyueError as error:
+        raise FIELDS.refused(who, error) from error
+
+
 @router.post(TEMPLATES_PATH, response_class=HTMLResponse)
 async def save_message_template(request: Request, who: StaffDep) -> Response:
     """Previews (action=preview: checked and filled with sample values, nothing saved) or
@@ -769,56 +757,40 @@ async def save_message_template(request: Request, who: StaffDep) -> Response:
         "form": form,
     }
     try:
-        body = MessageTemplateUpdate.model_validate(
+        body = FIELDS.validated(
+            who,
+            MessageTemplateUpdate,
             {
                 "kind": form.get("kind", ""),
                 "locale": form.get("locale", ""),
                 "department_id": department_text,
                 "subject": form.get("subject", ""),
                 "body": form.get("body", ""),
-            }
+            },
         )
-    except ValidationError as invalid:
-        return await _templates_page(request, who, error=_invalid(invalid, who), status=422, **page)
+        if form.get("action") == "preview":
+            preview = await _preview(who, body, department_text)
+            return await _templates_page(request, who, preview=preview, **page)
 
-    if form.get("action") == "preview":
-        try:
-            async with who.ctx.db.read() as session:
-                _, department = await _department(session, who, department_text, strict=True)
-            message_rules.check_locale(body.locale)
-            message_rules.check_template_scope(body.kind, for_department=department is not None)
-            preview = message_rules.preview(
-                body.kind,
+        async def work(session: AsyncSession) -> None:
+            await notifications.save_template(
+                session,
+                actor=actor,
+                kind=body.kind,
+                locale=body.locale,
+                department_id=body.department_id,
                 subject=body.subject,
                 body=body.body,
-                values=_samples(who, body.locale, department),
+                now=who.ctx.clock.now(),
             )
-        except YuyueError as error:
-            return await _templates_page(
-                request, who, error=error.detail(who.locale), status=error.status, **page
-            )
-        return await _templates_page(request, who, preview=preview, **page)
 
-    async def work(session: AsyncSession) -> None:
-        await notifications.save_template(
-            session,
-            actor=actor,
-            kind=body.kind,
-            locale=body.locale,
-            department_id=body.department_id,
-            subject=body.subject,
-            body=body.body,
-            now=who.ctx.clock.now(),
-        )
-
-    try:
-        await who.ctx.db.transact(work)
-    except YuyueError as error:
+        await FIELDS.saved(who, work)
+    except FormRefused as refused:
         return await _templates_page(
-            request, who, error=error.detail(who.locale), status=error.status, **page
+            request, who, error=refused.sentence, status=refused.status, **page
         )
     return redirect(
-        _with(
+        with_query(
             TEMPLATES_PATH,
             department=body.department_id,
             kind=body.kind.value,
@@ -849,19 +821,19 @@ async def remove_message_template(request: Request, who: StaffDep) -> Response:
         )
 
     try:
-        removed = await who.ctx.db.transact(work)
-    except YuyueError as error:
+        removed = await FIELDS.saved(who, work)
+    except FormRefused as refused:
         return await _templates_page(
             request,
             who,
             department_text=None,
             kind=kind,
             locale=locale,
-            error=error.detail(who.locale),
-            status=error.status,
+            error=refused.sentence,
+            status=refused.status,
         )
     return redirect(
-        _with(
+        with_query(
             TEMPLATES_PATH,
             department=department_text,
             kind=kind.value,

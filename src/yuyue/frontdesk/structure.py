@@ -13,19 +13,18 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.frontdesk import timetable
 from yuyue.frontdesk.pages import StaffDep
 from yuyue.frontdesk.web import FloorVisitor, form_of, redirect, render
 from yuyue.kit import i18n
-from yuyue.kit.errors import NotFound, YuyueError
+from yuyue.kit.errors import NotFound
 from yuyue.scheduling import rules
 from yuyue.scheduling import service as scheduling
 from yuyue.scheduling.models import Department, Doctor
 from yuyue.scheduling.schemas import DepartmentCreate, DoctorCreate
-from yuyue.web.pagekit import done_notice
+from yuyue.web.pagekit import FormRefused, done_notice, with_query
 
 router = APIRouter(include_in_schema=False)
 DEPARTMENTS_PATH = timetable.PREFIX + "/departments"
@@ -45,6 +44,8 @@ DEPARTMENT_FIELDS = (
     "campus_id",
 )
 DOCTOR_FIELDS = ("code", "name", "title", "title_en", "department_id", "level_code", "room")
+# Named in errors as the other scheduling pages name them.
+FIELDS = timetable.FIELDS
 _T = TypeVar("_T")
 
 i18n.register(
@@ -144,18 +145,20 @@ i18n.register(
 
 
 async def _change(who: FloorVisitor, work: Callable[[AsyncSession], Awaitable[_T]]) -> _T:
-    result = await who.ctx.db.transact(work)
+    """`work` saved (or `FormRefused`), then every process's memory of departments and
+    doctors renewed."""
+    result = await FIELDS.saved(who, work)
     who.ctx.structure_changed()
     return result
 
 
-def _department_body(form: Mapping[str, str]) -> DepartmentCreate:
+def _department_body(who: FloorVisitor, form: Mapping[str, str]) -> DepartmentCreate:
     """The department form in the API's shape; an empty age, sex or campus is none."""
     values: dict[str, Any] = {name: form.get(name, "").strip() for name in DEPARTMENT_FIELDS}
     for name in ("min_age_years", "max_age_years", "sex_restriction", "campus_id"):
         if not values[name]:
             values[name] = None
-    return DepartmentCreate.model_validate(values)
+    return FIELDS.validated(who, DepartmentCreate, values)
 
 
 def _department_form(department: Department) -> dict[str, str]:
@@ -206,27 +209,22 @@ async def add_department(request: Request, who: StaffDep) -> Response:
     actor = who.require(request, *ROLES)
     form = await form_of(request, who)
     try:
-        body = _department_body(form)
-    except ValidationError as invalid:
-        return await _departments_page(
-            request, who, error=timetable._invalid(invalid, who), status=422, form=form
-        )
+        body = _department_body(who, form)
 
-    async def work(session: AsyncSession) -> None:
-        await scheduling.add_department(
-            session,
-            actor=actor,
-            facts=rules.DepartmentFacts(**body.model_dump()),
-            now=who.ctx.clock.now(),
-        )
+        async def work(session: AsyncSession) -> None:
+            await scheduling.add_department(
+                session,
+                actor=actor,
+                facts=rules.DepartmentFacts(**body.model_dump()),
+                now=who.ctx.clock.now(),
+            )
 
-    try:
         await _change(who, work)
-    except YuyueError as error:
+    except FormRefused as refused:
         return await _departments_page(
-            request, who, error=timetable._refusal(error, who), status=error.status, form=form
+            request, who, error=refused.sentence, status=refused.status, form=form
         )
-    return redirect(timetable._with(DEPARTMENTS_PATH, done="added"))
+    return redirect(with_query(DEPARTMENTS_PATH, done="added"))
 
 
 async def _department_page(
@@ -267,38 +265,23 @@ async def save_department(request: Request, who: StaffDep, department_id: uuid.U
     actor = who.require(request, *ROLES)
     form = await form_of(request, who)
     try:
-        body = _department_body(form)
-    except ValidationError as invalid:
-        return await _department_page(
-            request,
-            who,
-            department_id,
-            error=timetable._invalid(invalid, who),
-            status=422,
-            form=form,
-        )
+        body = _department_body(who, form)
 
-    async def work(session: AsyncSession) -> None:
-        await scheduling.update_department(
-            session,
-            actor=actor,
-            department_id=department_id,
-            changes=body.model_dump(),
-            now=who.ctx.clock.now(),
-        )
+        async def work(session: AsyncSession) -> None:
+            await scheduling.update_department(
+                session,
+                actor=actor,
+                department_id=department_id,
+                changes=body.model_dump(),
+                now=who.ctx.clock.now(),
+            )
 
-    try:
         await _change(who, work)
-    except YuyueError as error:
+    except FormRefused as refused:
         return await _department_page(
-            request,
-            who,
-            department_id,
-            error=timetable._refusal(error, who),
-            status=error.status,
-            form=form,
+            request, who, department_id, error=refused.sentence, status=refused.status, form=form
         )
-    return redirect(timetable._with(DEPARTMENTS_PATH, done="saved"))
+    return redirect(with_query(DEPARTMENTS_PATH, done="saved"))
 
 
 async def _department_active(
@@ -318,12 +301,10 @@ async def _department_active(
 
     try:
         await _change(who, work)
-    except YuyueError as error:
-        return await _departments_page(
-            request, who, error=timetable._refusal(error, who), status=error.status
-        )
+    except FormRefused as refused:
+        return await _departments_page(request, who, error=refused.sentence, status=refused.status)
     done = "reactivated" if active else "deactivated"
-    return redirect(timetable._with(DEPARTMENTS_PATH, done=done))
+    return redirect(with_query(DEPARTMENTS_PATH, done=done))
 
 
 @router.post(DEPARTMENTS_PATH + "/{department_id}/deactivate", response_class=HTMLResponse)
@@ -343,8 +324,9 @@ async def reactivate_department(
 # --- doctors -------------------------------------------------------------------------------
 
 
-def _doctor_body(form: Mapping[str, str]) -> DoctorCreate:
-    return DoctorCreate.model_validate({name: form.get(name, "").strip() for name in DOCTOR_FIELDS})
+def _doctor_body(who: FloorVisitor, form: Mapping[str, str]) -> DoctorCreate:
+    values = {name: form.get(name, "").strip() for name in DOCTOR_FIELDS}
+    return FIELDS.validated(who, DoctorCreate, values)
 
 
 def _doctor_done(request: Request, who: FloorVisitor) -> str | None:
@@ -359,38 +341,36 @@ async def add_doctor(request: Request, who: StaffDep) -> Response:
     actor = who.require(request, *ROLES)
     form = await form_of(request, who)
     try:
-        body = _doctor_body(form)
-    except ValidationError as invalid:
-        return await timetable.doctors_page(
-            request, who, error=timetable._invalid(invalid, who), status=422, form=form
-        )
+        body = _doctor_body(who, form)
 
-    async def work(session: AsyncSession) -> str:
-        doctor = await scheduling.add_doctor(
-            session,
-            actor=actor,
-            facts=rules.DoctorFacts(
-                code=body.code,
-                name=body.name,
-                title=body.title,
-                title_en=body.title_en,
-                room=body.room,
-            ),
-            department_id=body.department_id,
-            level_id=await scheduling.resolve_level(
-                session, hospital_id=actor.hospital_id, level_code=body.level_code, doctor_id=None
-            ),
-            now=who.ctx.clock.now(),
-        )
-        return doctor.name
+        async def work(session: AsyncSession) -> str:
+            doctor = await scheduling.add_doctor(
+                session,
+                actor=actor,
+                facts=rules.DoctorFacts(
+                    code=body.code,
+                    name=body.name,
+                    title=body.title,
+                    title_en=body.title_en,
+                    room=body.room,
+                ),
+                department_id=body.department_id,
+                level_id=await scheduling.resolve_level(
+                    session,
+                    hospital_id=actor.hospital_id,
+                    level_code=body.level_code,
+                    doctor_id=None,
+                ),
+                now=who.ctx.clock.now(),
+            )
+            return doctor.name
 
-    try:
         name = await _change(who, work)
-    except YuyueError as error:
+    except FormRefused as refused:
         return await timetable.doctors_page(
-            request, who, error=timetable._refusal(error, who), status=error.status, form=form
+            request, who, error=refused.sentence, status=refused.status, form=form
         )
-    return redirect(timetable._with(DOCTORS_PATH, done="added", name=name))
+    return redirect(with_query(DOCTORS_PATH, done="added", name=name))
 
 
 async def _doctor_page(
@@ -448,47 +428,37 @@ async def edit_doctor(request: Request, who: StaffDep, doctor_id: uuid.UUID) -> 
     actor = who.require(request, *ROLES)
     form = await form_of(request, who)
     try:
-        body = _doctor_body(form)
-    except ValidationError as invalid:
-        return await _doctor_page(
-            request, who, doctor_id, error=timetable._invalid(invalid, who), status=422, form=form
-        )
+        body = _doctor_body(who, form)
 
-    async def work(session: AsyncSession) -> str:
-        doctor = await scheduling.edit_doctor(
-            session,
-            actor=actor,
-            doctor_id=doctor_id,
-            changes={
-                "code": body.code,
-                "name": body.name,
-                "title": body.title,
-                "title_en": body.title_en,
-                "room": body.room,
-                "department_id": body.department_id,
-                "level_id": await scheduling.resolve_level(
-                    session,
-                    hospital_id=actor.hospital_id,
-                    level_code=body.level_code,
-                    doctor_id=None,
-                ),
-            },
-            now=who.ctx.clock.now(),
-        )
-        return doctor.name
+        async def work(session: AsyncSession) -> str:
+            doctor = await scheduling.edit_doctor(
+                session,
+                actor=actor,
+                doctor_id=doctor_id,
+                changes={
+                    "code": body.code,
+                    "name": body.name,
+                    "title": body.title,
+                    "title_en": body.title_en,
+                    "room": body.room,
+                    "department_id": body.department_id,
+                    "level_id": await scheduling.resolve_level(
+                        session,
+                        hospital_id=actor.hospital_id,
+                        level_code=body.level_code,
+                        doctor_id=None,
+                    ),
+                },
+                now=who.ctx.clock.now(),
+            )
+            return doctor.name
 
-    try:
         name = await _change(who, work)
-    except YuyueError as error:
+    except FormRefused as refused:
         return await _doctor_page(
-            request,
-            who,
-            doctor_id,
-            error=timetable._refusal(error, who),
-            status=error.status,
-            form=form,
+            request, who, doctor_id, error=refused.sentence, status=refused.status, form=form
         )
-    return redirect(timetable._with(DOCTORS_PATH, done="saved", name=name))
+    return redirect(with_query(DOCTORS_PATH, done="saved", name=name))
 
 
 async def _doctor_active(
@@ -505,12 +475,12 @@ async def _doctor_active(
 
     try:
         name = await _change(who, work)
-    except YuyueError as error:
+    except FormRefused as refused:
         return await timetable.doctors_page(
-            request, who, error=timetable._refusal(error, who), status=error.status
+            request, who, error=refused.sentence, status=refused.status
         )
     done = "reactivated" if active else "deactivated"
-    return redirect(timetable._with(DOCTORS_PATH, done=done, name=name))
+    return redirect(with_query(DOCTORS_PATH, done=done, name=name))
 
 
 @router.post(DOCTORS_PATH + "/{doctor_id}/deactivate", response_class=HTMLResponse)

@@ -16,11 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import service as booking
@@ -29,7 +27,7 @@ from yuyue.frontdesk.pages import StaffDep
 from yuyue.frontdesk.web import FloorVisitor, form_of, redirect, render
 from yuyue.jobs import request_delivery
 from yuyue.kit import i18n
-from yuyue.kit.errors import NotFound, ValidationFailed, YuyueError
+from yuyue.kit.errors import NotFound
 from yuyue.scheduling import rules
 from yuyue.scheduling import service as scheduling
 from yuyue.scheduling.enums import Channel, Period
@@ -45,6 +43,7 @@ from yuyue.scheduling.schemas import (
 )
 from yuyue.staff.enums import Role
 from yuyue.staff.rules import Actor
+from yuyue.web.pagekit import FormFields, FormRefused, filled, with_query
 from yuyue.web.pagekit import date_or_none as _date_or_none
 from yuyue.web.pagekit import uuid_or_none as _uuid
 
@@ -389,25 +388,9 @@ def monday_of(text: str | None, today: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def _labels(fields: Sequence[str], who: FloorVisitor) -> str:
-    separator = "、" if who.locale != "en" else ", "
-    return separator.join(dict.fromkeys(who.t(f"sched.field.{name}") for name in fields))
-
-
-def _invalid(error: ValidationError, who: FloorVisitor) -> str:
-    fields = [str(problem["loc"][0]) if problem.get("loc") else "end" for problem in error.errors()]
-    return who.t("error.validation_error", summary=_labels(fields, who))
-
-
-def _refusal(error: YuyueError, who: FloorVisitor) -> str:
-    if isinstance(error, ValidationFailed) and "summary" in error.values:
-        return who.t("error.validation_error", summary=_labels([str(error.values["summary"])], who))
-    return error.detail(who.locale)
-
-
-def _filled(form: Mapping[str, str], *names: str) -> dict[str, str]:
-    """The named fields the person filled in (an empty field takes the schema's default)."""
-    return {name: form[name].strip() for name in names if form.get(name, "").strip()}
+# The scheduling pages name a field in an error by `sched.field.*`; a problem of the form as
+# a whole is the times' (an end before the start).
+FIELDS = FormFields("sched.field", whole_form="end")
 
 
 async def _departments(
@@ -421,11 +404,6 @@ async def _departments(
         if department.id == wanted:
             return departments, department
     return departments, departments[0] if departments else None
-
-
-def _with(path: str, **query: object) -> str:
-    shown = {k: str(v) for k, v in query.items() if v is not None and v != ""}
-    return f"{path}?{urlencode(shown)}" if shown else path
 
 
 # --- the week view -------------------------------------------------------------------------
@@ -580,7 +558,7 @@ async def _week_page(
         hhmm=_hhmm,
         stop_path=STOP_CLINIC_PATH,
         timedelta_week=timedelta(weeks=1),
-        week_link=lambda d: _with(
+        week_link=lambda d: with_query(
             WEEK_PATH, department=department.id if department else None, week=d.isoformat()
         ),
     )
@@ -634,65 +612,56 @@ async def add_extra_session(request: Request, who: StaffDep) -> Response:
     form = await form_of(request, who)
     department_text, week_text = form.get("department"), form.get("week")
     try:
-        body = ExtraSessionCreate.model_validate(
+        body = FIELDS.validated(
+            who,
+            ExtraSessionCreate,
             {
                 "department_id": form.get("department", ""),
-                **_filled(form, "doctor_id", "level_code", "date", "period", "start", "end"),
-                **_filled(form, "capacity", "slot_minutes", "room"),
-            }
+                **filled(form, ("doctor_id", "level_code", "date", "period", "start", "end")),
+                **filled(form, ("capacity", "slot_minutes", "room")),
+            },
         )
-    except ValidationError as invalid:
-        return await _week_page(
-            request,
-            who,
-            department_text=department_text,
-            week_text=week_text,
-            error=_invalid(invalid, who),
-            status=422,
-            form=form,
-        )
-    default_start, default_end = rules.DEFAULT_PERIOD_HOURS[body.period]
+        default_start, default_end = rules.DEFAULT_PERIOD_HOURS[body.period]
 
-    async def work(session: AsyncSession) -> None:
-        level_id = await scheduling.resolve_level(
-            session,
-            hospital_id=actor.hospital_id,
-            level_code=body.level_code,
-            doctor_id=body.doctor_id,
-        )
-        await scheduling.add_extra_session(
-            session,
-            actor=actor,
-            shape=scheduling.SessionShape(
-                department_id=body.department_id,
+        async def work(session: AsyncSession) -> None:
+            level_id = await scheduling.resolve_level(
+                session,
+                hospital_id=actor.hospital_id,
+                level_code=body.level_code,
                 doctor_id=body.doctor_id,
-                level_id=level_id,
-                date=body.date,
-                period=body.period,
-                start_time=body.start or default_start,
-                end_time=body.end or default_end,
-                capacity=body.capacity,
-                slot_minutes=body.slot_minutes,
-                room=body.room,
-            ),
-            today=who.today,
-            now=who.ctx.clock.now(),
-        )
+            )
+            await scheduling.add_extra_session(
+                session,
+                actor=actor,
+                shape=scheduling.SessionShape(
+                    department_id=body.department_id,
+                    doctor_id=body.doctor_id,
+                    level_id=level_id,
+                    date=body.date,
+                    period=body.period,
+                    start_time=body.start or default_start,
+                    end_time=body.end or default_end,
+                    capacity=body.capacity,
+                    slot_minutes=body.slot_minutes,
+                    room=body.room,
+                ),
+                today=who.today,
+                now=who.ctx.clock.now(),
+            )
 
-    try:
-        await who.ctx.db.transact(work)
-    except YuyueError as error:
+        await FIELDS.saved(who, work)
+    except FormRefused as refused:
         return await _week_page(
             request,
             who,
             department_text=department_text,
             week_text=week_text,
-            error=_refusal(error, who),
-            status=error.status,
+            error=refused.sentence,
+            status=refused.status,
             form=form,
         )
     return redirect(
-        _with(
+        with_query(
             WEEK_PATH,
             department=body.department_id,
             week=body.date.isoformat(),
@@ -740,7 +709,7 @@ async def _session_page(
         nav="week",
         hhmm=_hhmm,
         stop_path=STOP_CLINIC_PATH,
-        week_path=_with(
+        week_path=with_query(
             WEEK_PATH,
             department=item.clinic.department_id,
             week=item.clinic.date.isoformat(),
@@ -759,33 +728,30 @@ async def add_extra_places(request: Request, who: StaffDep, session_id: uuid.UUI
     actor = who.require(request, *ROLES)
     form = await form_of(request, who)
     try:
-        body = ExtraPlacesCreate.model_validate(_filled(form, "count", "pool", "slot_id"))
-    except ValidationError as invalid:
-        return await _session_page(
-            request, who, session_id, error=_invalid(invalid, who), status=422, form=form
-        )
+        body = FIELDS.validated(who, ExtraPlacesCreate, filled(form, ("count", "pool", "slot_id")))
 
-    async def work(session: AsyncSession) -> None:
-        await booking.add_extra_places(
-            session,
-            actor=actor,
-            session_id=session_id,
-            count=body.count,
-            pool=body.pool,
-            slot_id=body.slot_id,
-            now=who.ctx.clock.now(),
-        )
+        async def work(session: AsyncSession) -> None:
+            await booking.add_extra_places(
+                session,
+                actor=actor,
+                session_id=session_id,
+                count=body.count,
+                pool=body.pool,
+                slot_id=body.slot_id,
+                now=who.ctx.clock.now(),
+            )
 
-    try:
-        await who.ctx.db.transact(work)
-    except YuyueError as error:
+        await FIELDS.saved(who, work)
+    except FormRefused as refused:
         return await _session_page(
-            request, who, session_id, error=_refusal(error, who), status=error.status, form=form
+            request, who, session_id, error=refused.sentence, status=refused.status, form=form
         )
     # As the API does: sold-out answers end, and offers to the waitlist go out now.
     await who.ctx.places_returned(who.hospital.id, session_id)
     request_delivery(who.ctx)
-    return redirect(_with(f"{SESSIONS_PATH}/{session_id}", done="extra_places", count=body.count))
+    return redirect(
+        with_query(f"{SESSIONS_PATH}/{session_id}", done="extra_places", count=body.count)
+    )
 
 
 # --- the weekly timetable and generating sessions ------------------------------------------
@@ -867,7 +833,7 @@ async def _templates_page(
         nav="templates",
         hhmm=_hhmm,
         six_days=timedelta(days=6),
-        week_link=lambda d: _with(
+        week_link=lambda d: with_query(
             WEEK_PATH, department=department.id if department else None, week=d.isoformat()
         ),
     )
@@ -886,61 +852,55 @@ async def add_template(request: Request, who: StaffDep) -> Response:
     form = await form_of(request, who)
     department_text = form.get("department")
     try:
-        body = TemplateCreate.model_validate(
+        body = FIELDS.validated(
+            who,
+            TemplateCreate,
             {
                 "department_id": form.get("department", ""),
                 "weekday": form.get("weekday", ""),
-                **_filled(form, "doctor_id", "level_code", "period", "start", "end"),
-                **_filled(form, "capacity", "slot_minutes", "room"),
-            }
+                **filled(form, ("doctor_id", "level_code", "period", "start", "end")),
+                **filled(form, ("capacity", "slot_minutes", "room")),
+            },
         )
-    except ValidationError as invalid:
-        return await _templates_page(
-            request,
-            who,
-            department_text=department_text,
-            error=_invalid(invalid, who),
-            status=422,
-            form=form,
-        )
-    default_start, default_end = rules.DEFAULT_PERIOD_HOURS[body.period]
+        default_start, default_end = rules.DEFAULT_PERIOD_HOURS[body.period]
 
-    async def work(session: AsyncSession) -> None:
-        await scheduling.add_template(
-            session,
-            actor=actor,
-            shape=scheduling.TemplateShape(
-                department_id=body.department_id,
-                doctor_id=body.doctor_id,
-                level_id=await scheduling.resolve_level(
-                    session,
-                    hospital_id=actor.hospital_id,
-                    level_code=body.level_code,
+        async def work(session: AsyncSession) -> None:
+            await scheduling.add_template(
+                session,
+                actor=actor,
+                shape=scheduling.TemplateShape(
+                    department_id=body.department_id,
                     doctor_id=body.doctor_id,
+                    level_id=await scheduling.resolve_level(
+                        session,
+                        hospital_id=actor.hospital_id,
+                        level_code=body.level_code,
+                        doctor_id=body.doctor_id,
+                    ),
+                    weekday=body.weekday,
+                    period=body.period,
+                    start_time=body.start or default_start,
+                    end_time=body.end or default_end,
+                    capacity=body.capacity,
+                    slot_minutes=body.slot_minutes,
+                    room=body.room,
                 ),
-                weekday=body.weekday,
-                period=body.period,
-                start_time=body.start or default_start,
-                end_time=body.end or default_end,
-                capacity=body.capacity,
-                slot_minutes=body.slot_minutes,
-                room=body.room,
-            ),
-            now=who.ctx.clock.now(),
-        )
+                now=who.ctx.clock.now(),
+            )
 
-    try:
-        await who.ctx.db.transact(work)
-    except YuyueError as error:
+        await FIELDS.saved(who, work)
+    except FormRefused as refused:
         return await _templates_page(
             request,
             who,
             department_text=department_text,
-            error=_refusal(error, who),
-            status=error.status,
+            error=refused.sentence,
+            status=refused.status,
             form=form,
         )
-    return redirect(_with(TEMPLATES_PATH, department=body.department_id, done="template_added"))
+    return redirect(
+        with_query(TEMPLATES_PATH, department=body.department_id, done="template_added")
+    )
 
 
 @router.post(TEMPLATES_PATH + "/{template_id}", response_class=HTMLResponse)
@@ -949,55 +909,47 @@ async def change_template(request: Request, who: StaffDep, template_id: uuid.UUI
     form = await form_of(request, who)
     department_text = form.get("department")
     try:
-        body = TemplateUpdate.model_validate(
-            _filled(form, "level_code", "period", "start", "end", "capacity", "slot_minutes")
-            | {"room": form.get("room", "").strip()}
-        )
-    except ValidationError as invalid:
-        return await _templates_page(
-            request,
+        body = FIELDS.validated(
             who,
-            department_text=department_text,
-            error=_invalid(invalid, who),
-            status=422,
-            failed_row=template_id,
+            TemplateUpdate,
+            filled(form, ("level_code", "period", "start", "end", "capacity", "slot_minutes"))
+            | {"room": form.get("room", "").strip()},
         )
-    default_start, default_end = rules.DEFAULT_PERIOD_HOURS[body.period]
+        default_start, default_end = rules.DEFAULT_PERIOD_HOURS[body.period]
 
-    async def work(session: AsyncSession) -> None:
-        await scheduling.update_template(
-            session,
-            actor=actor,
-            template_id=template_id,
-            change=scheduling.TemplateChange(
-                level_id=await scheduling.resolve_level(
-                    session,
-                    hospital_id=actor.hospital_id,
-                    level_code=body.level_code,
-                    doctor_id=None,
+        async def work(session: AsyncSession) -> None:
+            await scheduling.update_template(
+                session,
+                actor=actor,
+                template_id=template_id,
+                change=scheduling.TemplateChange(
+                    level_id=await scheduling.resolve_level(
+                        session,
+                        hospital_id=actor.hospital_id,
+                        level_code=body.level_code,
+                        doctor_id=None,
+                    ),
+                    period=body.period,
+                    start_time=body.start or default_start,
+                    end_time=body.end or default_end,
+                    capacity=body.capacity,
+                    slot_minutes=body.slot_minutes,
+                    room=body.room,
                 ),
-                period=body.period,
-                start_time=body.start or default_start,
-                end_time=body.end or default_end,
-                capacity=body.capacity,
-                slot_minutes=body.slot_minutes,
-                room=body.room,
-            ),
-            now=who.ctx.clock.now(),
-        )
+                now=who.ctx.clock.now(),
+            )
 
-    try:
-        await who.ctx.db.transact(work)
-    except YuyueError as error:
+        await FIELDS.saved(who, work)
+    except FormRefused as refused:
         return await _templates_page(
             request,
             who,
             department_text=department_text,
-            error=_refusal(error, who),
-            status=error.status,
+            error=refused.sentence,
+            status=refused.status,
             failed_row=template_id,
         )
-    return redirect(_with(TEMPLATES_PATH, department=department_text, done="template_changed"))
+    return redirect(with_query(TEMPLATES_PATH, department=department_text, done="template_changed"))
 
 
 @router.post(TEMPLATES_PATH + "/{template_id}/remove", response_class=HTMLResponse)
@@ -1016,17 +968,17 @@ async def remove_template(request: Request, who: StaffDep, template_id: uuid.UUI
         )
 
     try:
-        withdrawal = await who.ctx.db.transact(work)
-    except YuyueError as error:
+        withdrawal = await FIELDS.saved(who, work)
+    except FormRefused as refused:
         return await _templates_page(
             request,
             who,
             department_text=department_text,
-            error=_refusal(error, who),
-            status=error.status,
+            error=refused.sentence,
+            status=refused.status,
         )
     return redirect(
-        _with(
+        with_query(
             TEMPLATES_PATH,
             department=department_text,
             done="template_removed",
@@ -1048,7 +1000,7 @@ async def generate(request: Request, who: StaffDep) -> Response:
             request,
             who,
             department_text=department_text,
-            error=who.t("error.validation_error", summary=_labels(["week"], who)),
+            error=FIELDS.sentence(who, ["week"]),
             status=422,
         )
     monday = monday_of(week.isoformat(), who.today)
@@ -1066,17 +1018,17 @@ async def generate(request: Request, who: StaffDep) -> Response:
         )
 
     try:
-        report = await who.ctx.db.transact(work)
-    except YuyueError as error:
+        report = await FIELDS.saved(who, work)
+    except FormRefused as refused:
         return await _templates_page(
             request,
             who,
             department_text=department_text,
-            error=_refusal(error, who),
-            status=error.status,
+            error=refused.sentence,
+            status=refused.status,
         )
     return redirect(
-        _with(
+        with_query(
             TEMPLATES_PATH,
             department=department_text,
             done="generated",
@@ -1192,38 +1144,28 @@ async def save_ratios(request: Request, who: StaffDep) -> Response:
         if int(text):
             ratios[pool] = int(text)
     try:
-        body = PoolRatiosUpdate.model_validate({"ratios": ratios})
-    except ValidationError as invalid:
+        body = FIELDS.validated(who, PoolRatiosUpdate, {"ratios": ratios})
+
+        async def work(session: AsyncSession) -> None:
+            await scheduling.set_pool_ratios(
+                session,
+                actor=actor,
+                ratios=body.ratios,
+                department_id=await _scope(session, who, department_text),
+                now=who.ctx.clock.now(),
+            )
+
+        await FIELDS.saved(who, work)
+    except FormRefused as refused:
         return await _settings_page(
             request,
             who,
             department_text=department_text,
-            error=_invalid(invalid, who),
-            status=422,
+            error=refused.sentence,
+            status=refused.status,
             ratio_form=form,
         )
-
-    async def work(session: AsyncSession) -> None:
-        await scheduling.set_pool_ratios(
-            session,
-            actor=actor,
-            ratios=body.ratios,
-            department_id=await _scope(session, who, department_text),
-            now=who.ctx.clock.now(),
-        )
-
-    try:
-        await who.ctx.db.transact(work)
-    except YuyueError as error:
-        return await _settings_page(
-            request,
-            who,
-            department_text=department_text,
-            error=_refusal(error, who),
-            status=error.status,
-            ratio_form=form,
-        )
-    return redirect(_with(SETTINGS_PATH, department=department_text, done="ratios"))
+    return redirect(with_query(SETTINGS_PATH, department=department_text, done="ratios"))
 
 
 BOOLEAN_POLICY_FIELDS = ("same_day_booking", "waitlist_enabled")
@@ -1234,49 +1176,39 @@ async def save_policy(request: Request, who: StaffDep) -> Response:
     actor = who.require(request, *ROLES)
     form = await form_of(request, who)
     department_text = form.get("department")
-    values: dict[str, Any] = _filled(
-        form, *(f for f in scheduling.POLICY_FIELDS if f not in BOOLEAN_POLICY_FIELDS)
+    values: dict[str, Any] = filled(
+        form, (f for f in scheduling.POLICY_FIELDS if f not in BOOLEAN_POLICY_FIELDS)
     )
     # An unticked box is not sent: the form always carries the boxes, so absent means off.
     for name in BOOLEAN_POLICY_FIELDS:
         values[name] = form.get(name) == "on"
     try:
-        body = BookingPolicyUpdate.model_validate(values)
-    except ValidationError as invalid:
+        body = FIELDS.validated(who, BookingPolicyUpdate, values)
+
+        async def work(session: AsyncSession) -> None:
+            await scheduling.update_policy(
+                session,
+                actor=actor,
+                department_id=await _scope(session, who, department_text),
+                changes=body.model_dump(exclude={"department_id"}, exclude_none=True),
+                now=who.ctx.clock.now(),
+            )
+
+        await FIELDS.saved(who, work)
+    except FormRefused as refused:
         return await _settings_page(
             request,
             who,
             department_text=department_text,
-            error=_invalid(invalid, who),
-            status=422,
-            policy_form=form,
-        )
-
-    async def work(session: AsyncSession) -> None:
-        await scheduling.update_policy(
-            session,
-            actor=actor,
-            department_id=await _scope(session, who, department_text),
-            changes=body.model_dump(exclude={"department_id"}, exclude_none=True),
-            now=who.ctx.clock.now(),
-        )
-
-    try:
-        await who.ctx.db.transact(work)
-    except YuyueError as error:
-        return await _settings_page(
-            request,
-            who,
-            department_text=department_text,
-            error=_refusal(error, who),
-            status=error.status,
+            error=refused.sentence,
+            status=refused.status,
             policy_form=form,
         )
     # As the API does: the windows changed, and every kept answer with them.
     who.ctx.sold_out.clear()
     who.ctx.policies.clear()
     who.ctx.reads.changed(None)
-    return redirect(_with(SETTINGS_PATH, department=department_text, done="policy"))
+    return redirect(with_query(SETTINGS_PATH, department=department_text, done="policy"))
 
 
 # --- departments and doctors ---------------------------------------------------------------
@@ -1337,25 +1269,25 @@ async def change_doctor(request: Request, who: StaffDep, doctor_id: uuid.UUID) -
     actor: Actor = who.require(request, *ROLES)
     form = await form_of(request, who)
     try:
-        body = DoctorUpdate.model_validate(_filled(form, "level_code", "room"))
-    except ValidationError as invalid:
-        return await doctors_page(request, who, error=_invalid(invalid, who), status=422)
+        body = FIELDS.validated(who, DoctorUpdate, filled(form, ("level_code", "room")))
 
-    async def work(session: AsyncSession) -> str:
-        doctor = await scheduling.update_doctor(
-            session,
-            actor=actor,
-            doctor_id=doctor_id,
-            level_id=await scheduling.resolve_level(
-                session, hospital_id=actor.hospital_id, level_code=body.level_code, doctor_id=None
-            ),
-            room=body.room,
-            now=who.ctx.clock.now(),
-        )
-        return doctor.name
+        async def work(session: AsyncSession) -> str:
+            doctor = await scheduling.update_doctor(
+                session,
+                actor=actor,
+                doctor_id=doctor_id,
+                level_id=await scheduling.resolve_level(
+                    session,
+                    hospital_id=actor.hospital_id,
+                    level_code=body.level_code,
+                    doctor_id=None,
+                ),
+                room=body.room,
+                now=who.ctx.clock.now(),
+            )
+            return doctor.name
 
-    try:
-        name = await who.ctx.db.transact(work)
-    except YuyueError as error:
-        return await doctors_page(request, who, error=_refusal(error, who), status=error.status)
-    return redirect(_with(DOCTORS_PATH, done="doctor", name=name))
+        name = await FIELDS.saved(who, work)
+    except FormRefused as refused:
+        return await doctors_page(request, who, error=refused.sentence, status=refused.status)
+    return redirect(with_query(DOCTORS_PATH, done="doctor", name=name))

@@ -11,16 +11,18 @@ or from here, and define none of this again (`tests/web/test_pagekit.py` checks)
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, ClassVar
-from urllib.parse import quote
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote, urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import ChoiceLoader, Environment, PackageLoader, Template, select_autoescape
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.kit import i18n
 from yuyue.kit.crypto import same_secret
@@ -259,6 +261,13 @@ def safe_next(value: str | None) -> str:
     return value
 
 
+def with_query(path: str, **query: object) -> str:
+    """`path` with the given query values, leaving out the empty ones (where a redirect
+    after a POST goes, with what the next page says was done)."""
+    shown = {key: str(value) for key, value in query.items() if value is not None and value != ""}
+    return f"{path}?{urlencode(shown)}" if shown else path
+
+
 def done_notice(request: Request, who: PageVisitor, key: str, known: Sequence[str]) -> str | None:
     """The sentence for the `?done=` that a redirect after a POST carried, when it is one of
     `known`: `key` names the text, with `{done}` where the value goes; None otherwise."""
@@ -280,6 +289,80 @@ async def form_of(request: Request, who: PageVisitor) -> dict[str, str]:
         sent = request.headers.get(who.csrf_header)
     who.check_csrf(sent)
     return values
+
+
+def filled(form: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
+    """The named fields the person filled in, trimmed; an empty one is left out, so the
+    schema's default (or the saved value) stands."""
+    return {name: form[name].strip() for name in names if form.get(name, "").strip()}
+
+
+# --- a form that changes something -----------------------------------------------------------
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_Result = TypeVar("_Result")
+
+
+class FormRefused(Exception):
+    """A submitted form that was not saved, and nothing changed: the sentence its page shows
+    above what the person typed (which the page keeps), and the answer's status."""
+
+    def __init__(self, sentence: str, status: int = 422) -> None:
+        super().__init__(sentence)
+        self.sentence = sentence
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class FormFields:
+    """How a group of form pages names its fields when it refuses a submission: the text
+    `{prefix}.{field}` for each field at fault, each once, in the order found, inside one
+    sentence. Every console form reads its values with `validated`, saves with `saved` and
+    answers a `FormRefused` by showing its page again with the sentence and what was typed.
+
+    `whole_form` names a problem of the form as a whole (a model check across fields, such as
+    an end before a start); None leaves such problems unnamed."""
+
+    prefix: str
+    whole_form: str | None = None
+
+    def named(self, who: PageVisitor, fields: Iterable[str]) -> str:
+        separator = ", " if who.locale == "en" else "、"
+        return separator.join(dict.fromkeys(who.t(f"{self.prefix}.{name}") for name in fields))
+
+    def sentence(self, who: PageVisitor, fields: Iterable[str]) -> str:
+        return who.t("error.validation_error", summary=self.named(who, fields))
+
+    def invalid(self, who: PageVisitor, error: ValidationError) -> FormRefused:
+        fields = [
+            str(problem["loc"][0]) if problem.get("loc") else self.whole_form
+            for problem in error.errors()
+        ]
+        return FormRefused(self.sentence(who, [f for f in fields if f is not None]))
+
+    def refused(self, who: PageVisitor, error: YuyueError) -> FormRefused:
+        """A service's refusal; one that names a field of this form says it by its label."""
+        field = error.values.get("summary") if isinstance(error, ValidationFailed) else None
+        if field is not None and who.t(f"{self.prefix}.{field}") != f"{self.prefix}.{field}":
+            return FormRefused(self.sentence(who, [str(field)]), error.status)
+        return FormRefused(error.detail(who.locale), error.status)
+
+    def validated(self, who: PageVisitor, model: type[_Model], values: Mapping[str, Any]) -> _Model:
+        """The form's values in the API's shape, or `FormRefused` naming the fields at fault."""
+        try:
+            return model.model_validate(values)
+        except ValidationError as invalid:
+            raise self.invalid(who, invalid) from invalid
+
+    async def saved(
+        self, who: PageVisitor, work: Callable[[AsyncSession], Awaitable[_Result]]
+    ) -> _Result:
+        """`work` done in one transaction, or `FormRefused` with the service's reason (the
+        transaction rolled back, nothing changed)."""
+        try:
+            return await who.ctx.db.transact(work)
+        except YuyueError as error:
+            raise self.refused(who, error) from error
 
 
 def uuid_or_none(text: str | None) -> uuid.UUID | None:
