@@ -159,12 +159,11 @@ async def add_attempts(session: AsyncSession, counts: Mapping[CounterKey, int]) 
     if not counts:
         return
     zones = await _timezones(session, {uuid.UUID(int=key[0]) for key in counts})
-    tz_cache: dict[str, ZoneInfo] = {}
     rows: dict[tuple[uuid.UUID, uuid.UUID, str, date, int, str], int] = {}
     for (hospital, clinic, channel, quarter, outcome), n in counts.items():
         hospital_id, session_id = uuid.UUID(int=hospital), uuid.UUID(int=clinic)
-        name = zones.get(hospital_id, "Asia/Shanghai")
-        tz = tz_cache.get(name) or tz_cache.setdefault(name, ZoneInfo(name))
+        # ZoneInfo keeps one instance per name: no cache of our own.
+        tz = ZoneInfo(zones.get(hospital_id, "Asia/Shanghai"))
         local = datetime.fromtimestamp(quarter * QUARTER, tz)
         key = (hospital_id, session_id, str(channel), local.date(), local.hour, outcome)
         rows[key] = rows.get(key, 0) + n

@@ -204,13 +204,14 @@ class AppContext:
             # Another process's keys are unknown here: with several, ask the database.
             known_keys = KnownKeys(authoritative=settings.serving_processes == 1)
             places = InProcessPlaceSignals()
+        clock = clock or SystemClock()
         ctx = cls(
             settings=settings,
             db=db
             or Database(
                 settings.async_database_url, echo=settings.sql_echo, pool_size=settings.db_pool_size
             ),
-            clock=clock or SystemClock(),
+            clock=clock,
             keys=keys,
             cipher=keys.cipher(),
             staff_signer=keys.signer("staff"),
@@ -224,8 +225,8 @@ class AppContext:
             reads=ReadCache(settings.availability_cache_seconds),
             gateways=gateways_from_settings(settings),
             insurance=insurance_gateway_from_settings(settings),
+            demand=DemandCounter(epoch_seconds(clock)),
         )
-        ctx.demand = DemandCounter(epoch_seconds(ctx.clock))
         database = ctx.db
         ctx.booking_group = GroupCommit(
             # Looked up at each use, so that whatever wraps the database's methods (a test
