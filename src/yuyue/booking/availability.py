@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from yuyue.kit.flights import Flights
 from yuyue.kit.redis import RedisLink, RedisUnavailable
 from yuyue.kit.signals import PlaceChange, PlacesChanged
 
@@ -54,7 +55,7 @@ class SoldOutCache:
         self.ttl = ttl
         self._now = monotonic
         self._entries: dict[SoldOutKey, SoldOutEntry] = {}
-        self._in_flight: dict[SoldOutKey, asyncio.Future[list[dict[str, Any]]]] = {}
+        self._computing: Flights[SoldOutKey, list[dict[str, Any]]] = Flights()
 
     async def remember(
         self, key: SoldOutKey, compute: Callable[[], Awaitable[list[dict[str, Any]]]]
@@ -64,22 +65,17 @@ class SoldOutCache:
         cached = self.get(key)
         if cached is not None:
             return cached
-        pending = self._in_flight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
-        try:
-            alternatives = await compute()
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # marks it retrieved when no one else waits
-            raise
-        finally:
-            self._in_flight.pop(key, None)
-        future.set_result(alternatives)
-        self.put(key, alternatives)
-        await self._learned(key, alternatives)
+        computed = False
+
+        async def first() -> list[dict[str, Any]]:
+            nonlocal computed
+            computed = True
+            return await compute()
+
+        alternatives = await self._computing.run(key, first)
+        if computed:
+            self.put(key, alternatives)
+            await self._learned(key, alternatives)
         return alternatives
 
     async def _learned(self, key: SoldOutKey, alternatives: list[dict[str, Any]]) -> None:

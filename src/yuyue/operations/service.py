@@ -3,7 +3,6 @@ path through a short-lived cache (a change reaches every process within `NOTICE_
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.kit.flights import Flights
 from yuyue.operations import rules
 from yuyue.operations.models import Maintenance
 from yuyue.staff.enums import Role
@@ -95,13 +95,14 @@ async def end(session: AsyncSession, *, actor: Actor, now: datetime) -> bool:
 
 _cache: dict[uuid.UUID, tuple[float, rules.Notice | None]] = {}
 # The look-up under way per hospital: when the memory goes stale at the release peak, every
-# booking in flight would otherwise ask the database the same question at once.
-_asking: dict[uuid.UUID, asyncio.Future[rules.Notice | None]] = {}
+# booking in flight would otherwise ask the database the same question at once. A failed
+# look-up is no answer: those who waited for it ask for themselves.
+_asking: Flights[uuid.UUID, rules.Notice | None] = Flights(share_failures=False)
 
 
 def forget(hospital_id: uuid.UUID) -> None:
     _cache.pop(hospital_id, None)
-    _asking.pop(hospital_id, None)
+    _asking.forget(hospital_id)
 
 
 def cached(hospital_id: uuid.UUID) -> tuple[bool, rules.Notice | None]:
@@ -129,22 +130,11 @@ async def _ask(
 ) -> rules.Notice | None:
     """Reads the notice in force, once for all the callers that ask meanwhile. A caller
     whose look-up failed or was abandoned leaves the others to ask for themselves."""
-    pending = _asking.get(hospital_id)
-    if pending is not None and pending.get_loop() is asyncio.get_running_loop():
-        await asyncio.wait({pending})
-        if not pending.cancelled() and pending.exception() is None:
-            return pending.result()
-    answer: asyncio.Future[rules.Notice | None] = asyncio.get_running_loop().create_future()
-    _asking[hospital_id] = answer
-    try:
+
+    async def look_up() -> rules.Notice | None:
         async with read() as session:
             notice = await current(session, hospital_id=hospital_id)
         _cache[hospital_id] = (time.monotonic(), notice)
-        answer.set_result(notice)
         return notice
-    except BaseException:
-        answer.cancel()
-        raise
-    finally:
-        if _asking.get(hospital_id) is answer:
-            del _asking[hospital_id]
+
+    return await _asking.run(hospital_id, look_up)
